@@ -1,0 +1,138 @@
+/*
+ * flightrec.h - an always-on flight recorder for task runtimes.
+ *
+ * A runtime calls the task hooks below; each thread writes compact binary
+ * events into its own fixed-size ring. A dump signal (SIGUSR1 by default), a
+ * crash, or fr_dump() flushes every ring, zstd-compressed, into one file that
+ * the `flightrec` command decodes offline.
+ *
+ * Conventions, stated once:
+ *  - Functions that can fail return 0 on success or a negative errno value.
+ *  - Task ids are any nonzero uint64_t unique among live tasks (a pointer or a
+ *    counter). An id reused after fr_drop() starts a new task instance.
+ *  - Strings passed to hooks are copied (interned) on first sight; the caller
+ *    may free or reuse them afterwards.
+ *  - Every hook is safe from any thread and from a signal handler. After a
+ *    thread's first event no hook allocates, locks, or makes a system call.
+ *    Hooks called before fr_init() or after fr_shutdown() do nothing.
+ *  - Compiling with -DFLIGHTREC_DISABLE turns the FR_* convenience macros
+ *    into nothing.
+ */
+#ifndef FLIGHTREC_H
+#define FLIGHTREC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FR_BUILDING_LIBRARY) && defined(__GNUC__)
+#define FR_API __attribute__((visibility("default")))
+#else
+#define FR_API
+#endif
+
+#define FR_VERSION_MAJOR 0
+#define FR_VERSION_MINOR 1
+#define FR_VERSION_PATCH 0
+#define FR_VERSION_STRING "0.1.0"
+
+/* fr_config.flags */
+#define FR_NO_CRASH_HANDLERS 0x1u /* do not install SIGSEGV/SIGBUS/... handlers */
+
+struct fr_config {
+    const char *dump_dir;    /* NULL: $FLIGHTREC_DIR, else the current directory */
+    size_t      ring_bytes;  /* per thread; 0: $FLIGHTREC_RING_KB KiB, else 1 MiB */
+    int         dump_signal; /* 0: SIGUSR1; -1: no dump signal */
+    unsigned    flags;       /* FR_NO_CRASH_HANDLERS, ... */
+    unsigned    max_dumps;   /* keep at most this many dumps in dump_dir; 0: 16 */
+};
+
+/*
+ * fr_init - start recording.
+ * @cfg: settings, or NULL for all defaults. Zero fields mean "default".
+ *
+ * Preallocates the compression workspace, opens the dump directory, starts the
+ * dumper thread and installs the dump-signal and crash handlers. The calling
+ * thread gets its ring and alternate signal stack now; other threads get
+ * theirs on their first event.
+ *
+ * Return: 0; -EALREADY if already initialised; -EINVAL for a bad setting
+ * (ring smaller than 16 KiB, signal out of range); -errno from the system.
+ */
+FR_API int fr_init(const struct fr_config *cfg);
+
+/*
+ * fr_shutdown - stop recording, stop the dumper thread, restore the signal
+ * handlers that were installed before fr_init(). Hooks become no-ops. Ring
+ * memory is kept so that threads still inside a hook never touch freed memory.
+ */
+FR_API void fr_shutdown(void);
+
+/*
+ * fr_dump - write a dump now, synchronously, from the calling thread.
+ * @reason: short text stored in the dump (NULL: "api").
+ * @path: if not NULL, receives the final file name (NUL-terminated).
+ * @path_size: size of @path.
+ *
+ * Return: 0; -ENOTCONN if not initialised; -EBUSY if another dump held the
+ * writer for over 10 s; -ENAMETOOLONG if @path is too small (the dump is still
+ * written); -errno from open/write/rename (no partial file is left behind).
+ */
+FR_API int fr_dump(const char *reason, char *path, size_t path_size);
+
+/* fr_thread_name - label the calling worker thread in dumps (first 31 bytes). */
+FR_API void fr_thread_name(const char *name);
+
+enum fr_poll_result { FR_PENDING = 0, FR_READY = 1 };
+
+FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name); /* parent 0: none */
+FR_API void fr_poll_begin(uint64_t task);
+FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result);
+FR_API void fr_await(uint64_t task, const char *label); /* where a pending task waits */
+FR_API void fr_wake(uint64_t task);        /* from any thread, or from a poll */
+FR_API void fr_waker_clone(uint64_t task); /* one more reference to its waker */
+FR_API void fr_waker_drop(uint64_t task);  /* one reference fewer */
+FR_API void fr_park(void);                 /* this worker goes idle */
+FR_API void fr_unpark(void);               /* this worker resumes */
+FR_API void fr_drop(uint64_t task);        /* task finished or cancelled */
+FR_API void fr_mark(uint64_t task, const char *label); /* a user annotation */
+
+/*
+ * Convenience macros. FR_AWAIT records the await point with its source
+ * location ("label (file:line)"); all of them vanish with -DFLIGHTREC_DISABLE.
+ */
+#define FR__STR2(x) #x
+#define FR__STR(x) FR__STR2(x)
+#ifndef FLIGHTREC_DISABLE
+#define FR_AWAIT(task, label) fr_await((task), label " (" __FILE__ ":" FR__STR(__LINE__) ")")
+#define FR_SPAWN(task, parent, name) fr_spawn((task), (parent), (name))
+#define FR_POLL_BEGIN(task) fr_poll_begin(task)
+#define FR_POLL_END(task, res) fr_poll_end((task), (res))
+#define FR_WAKE(task) fr_wake(task)
+#define FR_WAKER_CLONE(task) fr_waker_clone(task)
+#define FR_WAKER_DROP(task) fr_waker_drop(task)
+#define FR_PARK() fr_park()
+#define FR_UNPARK() fr_unpark()
+#define FR_DROP(task) fr_drop(task)
+#define FR_MARK(task, label) fr_mark((task), (label))
+#else
+#define FR_AWAIT(task, label) ((void)(task))
+#define FR_SPAWN(task, parent, name) ((void)(task), (void)(parent), (void)(name))
+#define FR_POLL_BEGIN(task) ((void)(task))
+#define FR_POLL_END(task, res) ((void)(task), (void)(res))
+#define FR_WAKE(task) ((void)(task))
+#define FR_WAKER_CLONE(task) ((void)(task))
+#define FR_WAKER_DROP(task) ((void)(task))
+#define FR_PARK() ((void)0)
+#define FR_UNPARK() ((void)0)
+#define FR_DROP(task) ((void)(task))
+#define FR_MARK(task, label) ((void)(task), (void)(label))
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FLIGHTREC_H */

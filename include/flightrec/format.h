@@ -1,0 +1,152 @@
+/*
+ * flightrec/format.h - the dump file format, version 1 (see docs/format.md).
+ *
+ * A dump is a valid zstd stream: one skippable frame holding the file header,
+ * then one zstd frame (with content checksum) per section. `zstd -t` accepts a
+ * whole dump, and a truncated dump still yields every whole frame before the
+ * cut. All integers are little-endian; a reader needs nothing but this file.
+ *
+ * The layouts below are byte offsets, not C structs: readers decode fields one
+ * by one with bounds checks, and writers serialise them explicitly, so padding
+ * and host byte order never leak into the file.
+ */
+#ifndef FLIGHTREC_FORMAT_H
+#define FLIGHTREC_FORMAT_H
+
+#include <stdint.h>
+
+#define FR_FORMAT_VERSION 1u
+
+/* ---- frame 0: zstd skippable frame carrying the file header ------------- */
+#define FR_SKIPPABLE_MAGIC 0x184D2A5Au /* in zstd's skippable range 0x184D2A5? */
+#define FR_FILE_MAGIC "FLIGHTRC"       /* 8 bytes, no NUL */
+#define FR_ENDIAN_MARK 0x01020304u     /* written as LE; reads 0x04030201 if swapped */
+
+/*
+ * File header (payload of the skippable frame), FR_HEADER_SIZE bytes:
+ *   0  char[8] magic          FR_FILE_MAGIC
+ *   8  u16     version        FR_FORMAT_VERSION
+ *  10  u16     header_size    FR_HEADER_SIZE; readers ignore bytes past what they know
+ *  12  u32     endian         FR_ENDIAN_MARK
+ *  16  u32     trigger        enum fr_trigger
+ *  20  u32     signo          crash or dump signal number, 0 for fr_dump()
+ *  24  u32     pid
+ *  28  u32     page_size      ring page size in bytes (header included)
+ *  32  u64     ring_bytes     per-thread ring size
+ *  40  u64     realtime_ns    CLOCK_REALTIME when the dump started
+ *  48  u64     dump_seq       dumps written by this process before this one
+ *  56  u32     max_threads    registry capacity
+ *  60  u32     flags          FR_HDR_*
+ *  64  char[64] reason        NUL-padded UTF-8
+ */
+#define FR_HEADER_SIZE 128u
+#define FR_REASON_MAX 64u
+
+enum fr_trigger {
+    FR_TRIGGER_API = 1,    /* fr_dump() */
+    FR_TRIGGER_SIGNAL = 2, /* the dump signal, via the dumper thread */
+    FR_TRIGGER_CRASH = 3,  /* a crash signal, written by the crashing thread */
+};
+
+#define FR_HDR_TSC 0x1u /* event ticks are TSC cycles (else CLOCK_MONOTONIC ns) */
+
+/* ---- sections: one zstd frame each -------------------------------------- */
+/*
+ * Every decompressed section starts with:
+ *   0  u32 kind      enum fr_section
+ *   4  u32 version   of this section's layout (1)
+ * and its body follows at offset 8. Unknown kinds are skipped by readers.
+ */
+#define FR_SECTION_HEADER_SIZE 8u
+
+enum fr_section {
+    FR_SEC_PROCESS = 1,
+    FR_SEC_CLOCK = 2,
+    FR_SEC_CRASH = 3,
+    FR_SEC_STRINGS = 4,
+    FR_SEC_MODULES = 5,
+    FR_SEC_THREAD = 6,
+    FR_SEC_END = 7,
+};
+
+/*
+ * PROCESS body:
+ *   0  u32 pid   4  u32 ppid   8  u64 start_realtime_ns (fr_init time)
+ *  16  then four blobs, each u32 length + bytes (no NUL):
+ *      executable path, command line (arguments separated by NUL bytes),
+ *      host name, flightrec version string
+ *
+ * CLOCK body:
+ *   0  u32 source (1 = TSC, 2 = CLOCK_MONOTONIC nanoseconds)
+ *   4  u32 npairs
+ *   8  npairs x { u64 ticks, u64 monotonic_ns, u64 realtime_ns }
+ *      taken at fr_init, ~50 ms later, and at the dump; ticks -> ns is the
+ *      slope between the widest-apart pairs.
+ *
+ * CRASH body:
+ *   0  u32 signo   4  i32 si_code   8  u64 fault_addr
+ *  16  u32 tid    20  u32 nframes  24  u64 task (polled on the crashing thread; 0 none)
+ *  32  u64 ticks (when the handler ran)   40  u64 ip   48  u64 sp
+ *  56  nframes x u64 return/fault addresses, innermost first; frame 0 is the
+ *      faulting instruction itself (signal frame)
+ *
+ * STRINGS body:
+ *   0  u32 count, then count x { u32 id, u32 len, len bytes (no NUL) }
+ *   Id 0 means "no string". Id 1 (FR_STRING_OVERFLOW) stands for any string
+ *   seen after the table filled up; it is not listed.
+ *
+ * MODULES body: the text of /proc/self/maps at dump time (to the end of the
+ *   section), used to map instruction pointers to file + offset offline.
+ *
+ * THREAD body:
+ *   0  u32 tid        4  u32 slot        8  u32 state (1 live, 2 exited)
+ *  12  u32 page_size 16  u64 current_task (being polled at dump time; 0 none)
+ *  24  u64 pages_started (page sequence numbers run 1..pages_started)
+ *  32  u64 events_overwritten (in pages recycled before the dump)
+ *  40  u64 events_dropped (hook re-entered from a signal handler on this thread)
+ *  48  char[32] name (NUL-padded)
+ *  80  u32 npages    84  u32 reserved
+ *  88  npages x page, each FR_PAGE_HEADER_SIZE + used bytes:
+ *        0 u64 seq   8 u64 base_ticks   16 u32 used   20 u32 count
+ *        24 used bytes of records
+ *      Pages are copied whole or not at all (a page torn by a concurrent
+ *      writer is dropped). Order in the file is unspecified: sort by seq.
+ *
+ * END body:
+ *   0  u32 sections written before this one   4  u32 flags (0)
+ *   A dump without END was cut short (disk full, second crash).
+ */
+#define FR_PAGE_HEADER_SIZE 24u
+#define FR_THREAD_NAME_MAX 32u
+#define FR_STRING_OVERFLOW 1u
+#define FR_CLOCK_TSC 1u
+#define FR_CLOCK_MONOTONIC 2u
+
+/* ---- records inside a page ---------------------------------------------- */
+/*
+ * Each record: u8 type, ULEB128 tick delta (from the previous record in the
+ * page, or from base_ticks for the first), then the arguments in order:
+ *   task   zigzag-LEB128 of (task - previous task argument in this page);
+ *          the "previous task" starts at 0 on each page
+ *   parent zigzag-LEB128 of (parent - task); does not move "previous task"
+ *   string ULEB128 string id (see STRINGS)
+ * A page holds exactly `count` records in exactly `used` bytes.
+ */
+enum fr_event {
+    FR_EV_SPAWN = 1,          /* task, parent, string name */
+    FR_EV_POLL_BEGIN = 2,     /* task */
+    FR_EV_POLL_PENDING = 3,   /* task: poll ended, returned FR_PENDING */
+    FR_EV_POLL_READY = 4,     /* task: poll ended, returned FR_READY */
+    FR_EV_AWAIT = 5,          /* task, string label */
+    FR_EV_WAKE = 6,           /* task */
+    FR_EV_WAKER_CLONE = 7,    /* task */
+    FR_EV_WAKER_DROP = 8,     /* task */
+    FR_EV_PARK = 9,           /* (no arguments) */
+    FR_EV_UNPARK = 10,        /* (no arguments) */
+    FR_EV_DROP = 11,          /* task */
+    FR_EV_MARK = 12,          /* task, string label */
+    FR_EV_THREAD_NAME = 13,   /* string name (fr_thread_name) */
+};
+#define FR_EV_MAX FR_EV_THREAD_NAME
+
+#endif /* FLIGHTREC_FORMAT_H */
