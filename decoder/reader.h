@@ -1,0 +1,223 @@
+/*
+ * decoder/reader.h - read and validate a flightrec dump (.frd) into memory.
+ *
+ * The reader is the first stage of the decoder (reader -> model -> analyses ->
+ * renderers) and the only part that touches dump bytes. It walks the zstd
+ * frames described in include/flightrec/format.h, decompresses each section
+ * with a hard size cap, checks every length, offset and count, and decodes the
+ * per-thread ring pages into events with absolute ticks and nanoseconds.
+ *
+ * Damage is not fatal: a truncated or corrupt dump yields every whole frame
+ * before (and, where the frame boundaries survive, after) the damage. Pages
+ * whose records do not fit their header are dropped and counted; the rest of
+ * the thread is kept. Each problem is recorded as one message of the form
+ *   "FILE: offset N: expected X, found Y"
+ * in frd_dump.errors, and frd_dump.damaged is set.
+ *
+ * Conventions: functions return 0 or a negative errno value. Everything a
+ * struct frd_dump points to is owned by it and freed by frd_close().
+ * Times: `ticks` are as recorded (TSC cycles or CLOCK_MONOTONIC ns, see
+ * FR_HDR_TSC); `ns` are CLOCK_MONOTONIC nanoseconds of the recording process,
+ * converted through the CLOCK section.
+ */
+#ifndef FRD_READER_H
+#define FRD_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <flightrec/format.h>
+
+/*
+ * Decompressed size cap for one section. A section larger than this is
+ * reported as corrupt instead of being inflated: it bounds the memory a
+ * hostile file can make the decoder allocate. 256 MiB holds a 64 MiB ring
+ * (pages plus headers) with a wide margin.
+ */
+#ifndef FRD_SECTION_MAX
+#define FRD_SECTION_MAX (256u << 20)
+#endif
+
+/* Error messages kept per dump; later ones are counted but not stored. */
+#ifndef FRD_MAX_ERRORS
+#define FRD_MAX_ERRORS 64u
+#endif
+
+/* File header fields (frame 0). */
+struct frd_header {
+    uint16_t version;
+    uint16_t header_size;
+    uint32_t trigger; /* enum fr_trigger */
+    uint32_t signo;
+    uint32_t pid;
+    uint32_t page_size;
+    uint64_t ring_bytes;
+    uint64_t realtime_ns;
+    uint64_t dump_seq;
+    uint32_t max_threads;
+    uint32_t flags;                 /* FR_HDR_* */
+    char reason[FR_REASON_MAX + 1]; /* NUL-terminated */
+};
+
+/* A length-delimited byte string inside the dump (not NUL-terminated). */
+struct frd_blob {
+    const char *p;
+    size_t len;
+};
+
+struct frd_process {
+    int present;
+    uint32_t pid, ppid;
+    uint64_t start_realtime_ns;
+    struct frd_blob exe;
+    struct frd_blob cmdline; /* arguments separated by NUL bytes */
+    struct frd_blob host;
+    struct frd_blob version;
+};
+
+struct frd_clock_pair {
+    uint64_t ticks, mono_ns, real_ns;
+};
+
+struct frd_clock {
+    int present;
+    uint32_t source; /* FR_CLOCK_TSC or FR_CLOCK_MONOTONIC */
+    uint32_t npairs;
+    struct frd_clock_pair *pairs;
+    /* Conversion: ns = ref_ns + (ticks - ref_ticks) * ns_per_tick. */
+    uint64_t ref_ticks;
+    int64_t ref_ns;
+    double ns_per_tick;
+    int calibrated; /* 0: no usable pairs, ticks are shown as if they were ns */
+};
+
+struct frd_crash {
+    int present;
+    uint32_t signo;
+    int32_t code;
+    uint64_t fault_addr;
+    uint32_t tid;
+    uint64_t task; /* polled on the crashing thread, 0 none */
+    uint64_t ticks;
+    int64_t ns;
+    uint64_t ip, sp;
+    uint32_t nframes;
+    uint64_t *frames; /* innermost first; frames[0] is the faulting ip */
+};
+
+struct frd_string {
+    uint32_t id;
+    uint32_t len;
+    const char *text; /* len bytes, not NUL-terminated, may hold any byte */
+};
+
+/* One decoded record. Fields a type does not carry are 0. */
+struct frd_event {
+    uint64_t ticks;  /* absolute */
+    int64_t ns;      /* CLOCK_MONOTONIC ns */
+    uint64_t task;   /* all task hooks */
+    uint64_t parent; /* FR_EV_SPAWN only */
+    uint32_t str;    /* string id: SPAWN name, AWAIT/MARK label, THREAD_NAME */
+    uint8_t type;    /* enum fr_event */
+};
+
+struct frd_thread {
+    uint32_t tid, slot, state; /* state: 1 live, 2 exited */
+    uint32_t page_size;
+    char name[FR_THREAD_NAME_MAX + 1]; /* header name, else last THREAD_NAME */
+    uint64_t current_task;
+    uint64_t pages_started;
+    uint64_t events_overwritten; /* as counted by the recorder */
+    uint64_t events_dropped;     /* as counted by the recorder */
+    uint64_t file_offset;        /* of this section's frame in the file */
+
+    uint32_t npages;        /* pages in the file (good and bad) */
+    uint32_t pages_bad;     /* dropped by the reader: records did not fit */
+    uint64_t pages_missing; /* seqs in 1..pages_started not held (overwritten, torn) */
+
+    struct frd_event *events; /* in recording order (page seq, then record) */
+    size_t nevents;
+
+    /*
+     * Coverage. first_ns/last_ns: the oldest and newest event still held.
+     * complete_head: the thread's history is whole from its first event
+     * (page 1 present, no hole); else every event at or after covered_from_ns
+     * is held. complete_tail: nothing is missing after the newest held event.
+     */
+    int64_t first_ns, last_ns;
+    int complete_head, complete_tail;
+    int64_t covered_from_ns; /* INT64_MIN if complete_head, INT64_MAX if none */
+    size_t first_whole;      /* events[first_whole..] have no hole among them */
+};
+
+struct frd_dump {
+    const char *path; /* as given to frd_open ("-" for stdin) */
+    uint64_t file_size;
+    struct frd_header hdr;
+    struct frd_process proc;
+    struct frd_clock clock;
+    struct frd_crash crash;
+    struct frd_string *strings; /* sorted by id, ids unique */
+    size_t nstrings;
+    struct frd_blob modules; /* /proc/self/maps text at dump time */
+    struct frd_thread *threads;
+    size_t nthreads;
+
+    int have_end;          /* END section seen: the dump is whole */
+    uint32_t end_sections; /* count stored in END */
+    uint32_t nsections;    /* sections decoded */
+
+    int damaged;       /* nonzero: cut short or corrupt somewhere; see errors */
+    char **errors;     /* nerrors messages, "FILE: offset N: ..." */
+    size_t nerrors;    /* stored */
+    size_t errors_all; /* including those not stored */
+    uint64_t stopped_at; /* file offset where decoding stopped (file_size if whole) */
+
+    struct frd_priv *priv; /* the reader's allocations */
+};
+
+/*
+ * frd_open - read the dump at @path ("-": standard input) and decode it.
+ * @path: file name; kept (not copied) for messages, must outlive the dump.
+ * @out:  receives the dump on success.
+ * @err, @errlen: receives a one-line message when nothing can be decoded.
+ *
+ * A damaged dump still opens: check (*out)->damaged and ->errors.
+ *
+ * Return: 0; -ENOMEM; -errno from open/read; -EBADMSG if the file is not a
+ * flightrec dump of a version this reader knows (no usable header).
+ */
+int frd_open(const char *path, struct frd_dump **out, char *err, size_t errlen);
+
+/*
+ * frd_open_mem - as frd_open, reading from @len bytes at @buf, which are
+ * copied. @name is used in messages. Return: as frd_open.
+ */
+int frd_open_mem(const void *buf, size_t len, const char *name, struct frd_dump **out,
+                 char *err, size_t errlen);
+
+/* frd_close - free the dump and everything it points to. NULL is fine. */
+void frd_close(struct frd_dump *d);
+
+/*
+ * frd_string - the text of string @id, or NULL for 0, FR_STRING_OVERFLOW
+ * and unknown ids. @len receives its length (the text is not NUL-terminated).
+ */
+const char *frd_string(const struct frd_dump *d, uint32_t id, size_t *len);
+
+/* frd_ticks_to_ns - convert recorded ticks to CLOCK_MONOTONIC ns. */
+int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks);
+
+/*
+ * frd_end_ns - the end of the recording: the dump-time clock pair if the
+ * CLOCK section has one at or after the newest event, else the newest event.
+ */
+int64_t frd_end_ns(const struct frd_dump *d);
+
+/* frd_event_name - "spawn", "poll_begin", ... or "unknown". */
+const char *frd_event_name(unsigned type);
+
+/* frd_trigger_name - "api", "signal", "crash" or "unknown". */
+const char *frd_trigger_name(uint32_t trigger);
+
+#endif /* FRD_READER_H */
