@@ -91,7 +91,10 @@ enum fr_section {
  *      faulting instruction itself (signal frame)
  *
  * STRINGS body:
- *   0  u32 count, then count x { u32 id, u32 len, len bytes (no NUL) }
+ *   entries to the end of the section, each { u32 id, u32 len, len bytes (no NUL) }.
+ *   A dump may hold several STRINGS sections (one before the threads, one
+ *   after with strings first seen during the dump); an id means the same
+ *   text in all of them.
  *   Id 0 means "no string". Id 1 (FR_STRING_OVERFLOW) stands for any string
  *   seen after the table filled up; it is not listed.
  *
@@ -105,8 +108,8 @@ enum fr_section {
  *  32  u64 events_overwritten (in pages recycled before the dump)
  *  40  u64 events_dropped (hook re-entered from a signal handler on this thread)
  *  48  char[32] name (NUL-padded)
- *  80  u32 npages    84  u32 reserved
- *  88  npages x page, each FR_PAGE_HEADER_SIZE + used bytes:
+ *  80  u32 gen (slot generation)   84  u32 reserved (0)
+ *  88  pages to the end of the section, each FR_PAGE_HEADER_SIZE + used bytes:
  *        0 u64 seq   8 u64 base_ticks   16 u32 used   20 u32 count
  *        24 used bytes of records
  *      Pages are copied whole or not at all (a page torn by a concurrent

@@ -1,0 +1,468 @@
+/*
+ * dump.c - the one dump writer behind all three triggers: fr_dump(), the
+ * dumper thread (dump signal) and the crash handler.
+ *
+ * It is async-signal-safe so that a crash handler can run it: the zstd
+ * context lives in a workspace mapped at fr_init (ZSTD_initStaticCCtx), output
+ * goes through a static staging buffer and write(2), pages are copied with the
+ * seqlock reader of ring.c into a static page buffer. Nothing allocates.
+ *
+ * There are two writer contexts: FR_CTX_NORMAL, shared by fr_dump() and the
+ * dumper thread under a try-lock, and FR_CTX_CRASH, owned by the first thread
+ * that crashes. A crash therefore never waits for a dump in progress.
+ *
+ * The file is a zstd stream (see flightrec/format.h): a skippable frame with
+ * the header, then one checksummed frame per section, crash info first so
+ * that a dump cut short still says what happened.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_initStaticCCtx: no malloc in a crash handler */
+#include <zstd.h>
+
+#include "internal.h"
+
+struct dump_ctx {
+    ZSTD_CCtx *cctx;
+    uint8_t *out; /* staging buffer of out_cap bytes; out_len are pending */
+    size_t out_cap, out_len;
+    struct fr_page_copy *page;
+    struct fr_dumpfile file;
+    int err; /* first error of this dump, 0 if none */
+    uint32_t sections;
+    _Atomic int active; /* a file is open: fr__dump_salvage may finish it */
+};
+
+static struct dump_ctx ctxs[FR_CTX_COUNT];
+static _Atomic uint64_t dump_seq;
+static _Atomic int normal_lock;
+static _Atomic int last_reported_err;
+
+/* ---- little-endian serialisation ---------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- output: staging buffer, zstd frames --------------------------------- */
+
+static void flush_out(struct dump_ctx *c)
+{
+    if (c->out_len && !c->err)
+        c->err = fr__dumpfile_write(&c->file, c->out, c->out_len);
+    c->out_len = 0;
+}
+
+static void put_raw(struct dump_ctx *c, const void *p, size_t n)
+{
+    if (n > c->out_cap - c->out_len)
+        flush_out(c);
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+}
+
+static void feed(struct dump_ctx *c, const void *p, size_t n)
+{
+    ZSTD_inBuffer in = { p, n, 0 };
+    while (in.pos < in.size && !c->err) {
+        ZSTD_outBuffer out = { c->out, c->out_cap, c->out_len };
+        size_t r = ZSTD_compressStream2(c->cctx, &out, &in, ZSTD_e_continue);
+        if (ZSTD_isError(r)) {
+            c->err = -EIO;
+            return;
+        }
+        c->out_len = out.pos;
+        if (c->out_len == c->out_cap)
+            flush_out(c);
+    }
+}
+
+static void section_begin(struct dump_ctx *c, enum fr_section kind)
+{
+    ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only); /* keeps level + checksum */
+    uint8_t h[FR_SECTION_HEADER_SIZE];
+    put32(h, (uint32_t)kind);
+    put32(h + 4, 1);
+    feed(c, h, sizeof h);
+}
+
+static void section_end(struct dump_ctx *c)
+{
+    for (int guard = 0; guard < 1 << 20 && !c->err; guard++) {
+        ZSTD_inBuffer in = { NULL, 0, 0 };
+        ZSTD_outBuffer out = { c->out, c->out_cap, c->out_len };
+        size_t left = ZSTD_compressStream2(c->cctx, &out, &in, ZSTD_e_end);
+        if (ZSTD_isError(left)) {
+            c->err = -EIO;
+            return;
+        }
+        c->out_len = out.pos;
+        if (left == 0)
+            break;
+        flush_out(c);
+    }
+    c->sections++;
+}
+
+/* ---- sections ----------------------------------------------------------- */
+
+static void write_header(struct dump_ctx *c, enum fr_trigger trigger, int signo,
+                         const char *reason, uint64_t real_ns, uint64_t seq)
+{
+    uint8_t b[8 + FR_HEADER_SIZE];
+    memset(b, 0, sizeof b);
+    put32(b, FR_SKIPPABLE_MAGIC);
+    put32(b + 4, FR_HEADER_SIZE);
+    uint8_t *h = b + 8;
+    memcpy(h, FR_FILE_MAGIC, 8);
+    put16(h + 8, FR_FORMAT_VERSION);
+    put16(h + 10, FR_HEADER_SIZE);
+    put32(h + 12, FR_ENDIAN_MARK);
+    put32(h + 16, (uint32_t)trigger);
+    put32(h + 20, (uint32_t)signo);
+    put32(h + 24, (uint32_t)getpid());
+    put32(h + 28, FR_PAGE_SIZE);
+    put64(h + 32, fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE);
+    put64(h + 40, real_ns);
+    put64(h + 48, seq);
+    put32(h + 56, FR_MAX_THREADS);
+    put32(h + 60, fr__clock_tsc ? FR_HDR_TSC : 0);
+    if (reason)
+        strncpy((char *)h + 64, reason, FR_REASON_MAX - 1);
+    put_raw(c, b, sizeof b);
+}
+
+static void feed_blob(struct dump_ctx *c, const char *p, uint32_t len)
+{
+    uint8_t l[4];
+    put32(l, len);
+    feed(c, l, 4);
+    feed(c, p, len);
+}
+
+static void write_process(struct dump_ctx *c)
+{
+    struct fr_blob exe, cmd, host;
+    uint64_t start;
+    fr__procinfo_get(&exe, &cmd, &host, &start);
+    uint8_t b[16];
+    put32(b, (uint32_t)getpid());
+    put32(b + 4, (uint32_t)getppid());
+    put64(b + 8, start);
+    section_begin(c, FR_SEC_PROCESS);
+    feed(c, b, sizeof b);
+    feed_blob(c, exe.p, exe.len);
+    feed_blob(c, cmd.p, cmd.len);
+    feed_blob(c, host.p, host.len);
+    feed_blob(c, FR_VERSION_STRING, (uint32_t)strlen(FR_VERSION_STRING));
+    section_end(c);
+}
+
+static void write_clock(struct dump_ctx *c)
+{
+    struct fr_clock_pair now;
+    fr__clock_pair_now(&now);
+    int n = atomic_load_explicit(&fr__clock_npairs, FR_ACQUIRE); /* pairs with clock.c/signal.c */
+    uint8_t b[8];
+    put32(b, fr__clock_tsc ? FR_CLOCK_TSC : FR_CLOCK_MONOTONIC);
+    put32(b + 4, (uint32_t)n + 1);
+    section_begin(c, FR_SEC_CLOCK);
+    feed(c, b, sizeof b);
+    for (int i = 0; i <= n; i++) {
+        const struct fr_clock_pair *p = i < n ? &fr__clock_pairs[i] : &now;
+        uint8_t e[24];
+        put64(e, p->ticks);
+        put64(e + 8, p->mono_ns);
+        put64(e + 16, p->real_ns);
+        feed(c, e, sizeof e);
+    }
+    section_end(c);
+}
+
+static void write_crash(struct dump_ctx *c, const struct fr_crash_info *ci)
+{
+    uint8_t b[56];
+    put32(b, (uint32_t)ci->signo);
+    put32(b + 4, (uint32_t)ci->code);
+    put64(b + 8, ci->addr);
+    put32(b + 16, ci->tid);
+    put32(b + 20, (uint32_t)ci->nframes);
+    put64(b + 24, ci->task);
+    put64(b + 32, ci->ticks);
+    put64(b + 40, ci->ip);
+    put64(b + 48, ci->sp);
+    section_begin(c, FR_SEC_CRASH);
+    feed(c, b, sizeof b);
+    for (int i = 0; i < ci->nframes; i++) {
+        uint8_t f[8];
+        put64(f, ci->frames[i]);
+        feed(c, f, 8);
+    }
+    section_end(c);
+}
+
+static int feed_string(void *arg, uint32_t id, const char *s, uint32_t len)
+{
+    struct dump_ctx *c = arg;
+    uint8_t b[8];
+    put32(b, id);
+    put32(b + 4, len);
+    feed(c, b, 8);
+    feed(c, s, len);
+    return c->err;
+}
+
+static uint32_t write_strings(struct dump_ctx *c, uint32_t from_off)
+{
+    section_begin(c, FR_SEC_STRINGS);
+    uint32_t mark = fr__intern_foreach(from_off, feed_string, c);
+    section_end(c);
+    return mark;
+}
+
+static void write_modules(struct dump_ctx *c)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    section_begin(c, FR_SEC_MODULES);
+    if (fd >= 0) {
+        for (;;) {
+            ssize_t n = read(fd, c->page->data, sizeof c->page->data);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            feed(c, c->page->data, (size_t)n);
+        }
+        close(fd);
+    }
+    section_end(c);
+}
+
+static void write_thread(struct dump_ctx *c, struct fr_slot *s)
+{
+    /* Pairs with the release store of LIVE in fr__writer_attach. */
+    uint32_t state = atomic_load_explicit(&s->state, FR_ACQUIRE);
+    if (state != FR_SLOT_LIVE && state != FR_SLOT_EXITED)
+        return;
+    uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED);
+    struct fr_ring *r = &s->ring;
+
+    uint8_t b[88];
+    memset(b, 0, sizeof b);
+    put32(b, atomic_load_explicit(&s->tid, FR_RELAXED));
+    put32(b + 4, (uint32_t)(s - fr__slots));
+    put32(b + 8, state == FR_SLOT_LIVE ? 1 : 2);
+    put32(b + 12, FR_PAGE_SIZE);
+    put64(b + 16, atomic_load_explicit(&r->current_task, FR_RELAXED));
+    put64(b + 24, atomic_load_explicit(&r->pages_started, FR_RELAXED));
+    put64(b + 32, atomic_load_explicit(&r->events_overwritten, FR_RELAXED));
+    put64(b + 40, atomic_load_explicit(&r->events_dropped, FR_RELAXED));
+    uint32_t nl = atomic_load_explicit(&s->name_len, FR_ACQUIRE); /* pairs with registry.c */
+    if (nl > FR_THREAD_NAME_MAX - 1)
+        nl = FR_THREAD_NAME_MAX - 1;
+    memcpy(b + 48, s->name, nl);
+    put32(b + 80, gen);
+
+    section_begin(c, FR_SEC_THREAD);
+    feed(c, b, sizeof b);
+    for (uint32_t i = 0; i < r->npages && !c->err; i++) {
+        struct fr_page_copy *pc = c->page;
+        if (!fr__ring_snapshot(r, i, gen, pc))
+            continue;
+        uint8_t h[FR_PAGE_HEADER_SIZE];
+        put64(h, pc->seq);
+        put64(h + 8, pc->base_ticks);
+        put32(h + 16, pc->used);
+        put32(h + 20, pc->count);
+        feed(c, h, sizeof h);
+        feed(c, pc->data, pc->used);
+    }
+    section_end(c);
+}
+
+static void write_end(struct dump_ctx *c)
+{
+    uint8_t b[8];
+    put32(b, c->sections);
+    put32(b + 4, 0);
+    section_begin(c, FR_SEC_END);
+    feed(c, b, sizeof b);
+    section_end(c);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* Map and prepare both writer contexts. Called by fr_init only. */
+int fr__dump_init(void)
+{
+    size_t ws = ZSTD_estimateCStreamSize(FR_ZSTD_LEVEL);
+    size_t out = ZSTD_CStreamOutSize();
+    size_t pg = (sizeof(struct fr_page_copy) + 63) & ~(size_t)63;
+    ws = (ws + 63) & ~(size_t)63;
+    for (int i = 0; i < FR_CTX_COUNT; i++) {
+        struct dump_ctx *c = &ctxs[i];
+        if (c->cctx)
+            continue; /* kept across fr_shutdown/fr_init */
+        uint8_t *mem = mmap(NULL, ws + out + pg, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (mem == MAP_FAILED)
+            return -errno;
+        c->cctx = ZSTD_initStaticCCtx(mem, ws);
+        if (!c->cctx)
+            return -ENOMEM;
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, FR_ZSTD_LEVEL)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 1)))
+            return -EINVAL;
+        c->page = (struct fr_page_copy *)(void *)(mem + ws);
+        c->out = mem + ws + pg;
+        c->out_cap = out;
+    }
+    return 0;
+}
+
+void fr__dump_reset_after_fork(void)
+{
+    atomic_store(&normal_lock, 0);
+    atomic_store(&dump_seq, 0);
+    for (int i = 0; i < FR_CTX_COUNT; i++)
+        atomic_store(&ctxs[i].active, 0);
+}
+
+int fr__dump_lock(unsigned timeout_ms)
+{
+    for (unsigned waited = 0;; waited++) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&normal_lock, &expect, 1))
+            return 0;
+        if (waited >= timeout_ms)
+            return -EBUSY;
+        fr__sleep_ms(1);
+    }
+}
+
+void fr__dump_unlock(void)
+{
+    atomic_store_explicit(&normal_lock, 0, FR_RELEASE);
+}
+
+static void report(int err, const char *what)
+{
+    /* Once per distinct failure: a signal storm at a full disk prints one line. */
+    if (atomic_exchange(&last_reported_err, err) != err)
+        fr__warn(what, fr__cfg.dump_dir, -err);
+}
+
+/*
+ * fr__dump_write - write one whole dump.
+ * @ctx: FR_CTX_NORMAL (caller holds fr__dump_lock) or FR_CTX_CRASH (caller
+ *       is the crash owner).
+ * @trigger, @signo, @reason: recorded in the header.
+ * @crash: crash details, or NULL.
+ * @path, @path_size: if @path is not NULL, receives "<dir>/<file>".
+ *
+ * Async-signal-safe. On any error the temporary file is removed, so a final
+ * name never names a partial dump; the error is printed once on stderr.
+ * Return: 0, -ENAMETOOLONG if @path is too small (the dump exists), or -errno.
+ */
+int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, const char *reason,
+                   const struct fr_crash_info *crash, char *path, size_t path_size)
+{
+    struct dump_ctx *c = &ctxs[ctx];
+    if (!c->cctx)
+        return -ENOTCONN;
+    uint64_t seq = atomic_fetch_add(&dump_seq, 1);
+    uint64_t real_ns = fr__realtime_ns();
+    int err = fr__dumpfile_open(&c->file, seq, real_ns);
+    if (err) {
+        report(err, "cannot create a dump in");
+        return err;
+    }
+    c->err = 0;
+    c->out_len = 0;
+    c->sections = 0;
+    atomic_store(&c->active, 1);
+
+    write_header(c, trigger, signo, reason, real_ns, seq);
+    if (crash)
+        write_crash(c, crash);
+    write_process(c);
+    write_clock(c);
+    uint32_t mark = write_strings(c, 0);
+    write_modules(c);
+    struct fr_slot *first = NULL;
+    if (crash) {
+        for (uint32_t i = 0; i < FR_MAX_THREADS; i++)
+            if (atomic_load_explicit(&fr__slots[i].tid, FR_RELAXED) == crash->tid &&
+                atomic_load_explicit(&fr__slots[i].state, FR_RELAXED) == FR_SLOT_LIVE)
+                first = &fr__slots[i];
+        if (first)
+            write_thread(c, first);
+    }
+    for (uint32_t i = 0; i < FR_MAX_THREADS && !c->err; i++)
+        if (&fr__slots[i] != first)
+            write_thread(c, &fr__slots[i]);
+    write_strings(c, mark);
+    write_end(c);
+    flush_out(c);
+
+    if (c->err) {
+        err = c->err;
+        fr__dumpfile_abort(&c->file);
+        atomic_store(&c->active, 0);
+        report(err, "cannot write a dump in");
+        return err;
+    }
+    err = fr__dumpfile_commit(&c->file, fr__cfg.max_dumps);
+    atomic_store(&c->active, 0);
+    if (err) {
+        report(err, "cannot finish a dump in");
+        return err;
+    }
+    atomic_store(&last_reported_err, 0);
+    if (path && path_size) {
+        size_t dl = strlen(fr__cfg.dump_dir), fl = strlen(c->file.final);
+        if (dl + 1 + fl + 1 > path_size) {
+            path[0] = '\0';
+            return -ENAMETOOLONG;
+        }
+        memcpy(path, fr__cfg.dump_dir, dl);
+        path[dl] = '/';
+        memcpy(path + dl + 1, c->file.final, fl + 1);
+    }
+    return 0;
+}
+
+/*
+ * fr__dump_salvage - a second fault hit the thread writing @ctx's dump. The
+ * frames already written are whole and checksummed; keep them under the final
+ * name (the dump lacks an END section, which the decoder reports) rather than
+ * lose the only record of the crash. Async-signal-safe.
+ */
+void fr__dump_salvage(enum fr_dump_ctx_id ctx)
+{
+    struct dump_ctx *c = &ctxs[ctx];
+    if (!atomic_exchange(&c->active, 0))
+        return;
+    if (c->out_len && !c->err)
+        fr__dumpfile_write(&c->file, c->out, c->out_len);
+    c->out_len = 0;
+    fr__dumpfile_commit(&c->file, 0);
+}

@@ -1,0 +1,193 @@
+/*
+ * init.c - the recorder's lifecycle: fr_init, fr_shutdown, fr_dump, and what
+ * a fork child needs.
+ *
+ * fr_init resolves the configuration (struct fr_config, then the environment,
+ * then defaults), prepares everything a crash handler will need (workspaces,
+ * process info, clock), starts the dumper thread, installs the handlers, and
+ * only then publishes a new epoch, which is what turns the hooks on.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct fr_settings fr__cfg;
+static pthread_mutex_t life_lock = PTHREAD_MUTEX_INITIALIZER; /* fr_init/fr_shutdown only */
+static int running;
+static uint32_t last_epoch;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static uint32_t next_epoch(void)
+{
+    uint32_t e = last_epoch + 1;
+    if (e == 0 || e == UINT32_MAX)
+        e = 1;
+    last_epoch = e;
+    return e;
+}
+
+/* fork: the child has one thread and fresh rings; its dumps are its own. */
+static void atfork_child(void)
+{
+    if (!running)
+        return;
+    fr__registry_reset();
+    fr__dump_reset_after_fork();
+    fr__crash_reset_after_fork();
+    fr__dumper_restart_in_child();
+    atomic_store_explicit(&fr__epoch, next_epoch(), FR_RELEASE);
+    life_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* The dump directory as an absolute path, so a later chdir() by the
+ * application does not move where dumps go. Environment input is checked:
+ * no empty path, nothing that does not fit PATH_MAX. */
+static int resolve_dir(const char *dir, char *out, size_t cap)
+{
+    if (!dir || !*dir) {
+        dir = getenv("FLIGHTREC_DIR");
+        if (!dir || !*dir)
+            dir = ".";
+    }
+    if (strlen(dir) >= cap - 1)
+        return -ENAMETOOLONG;
+    if (dir[0] == '/') {
+        fr__strlcpy(out, dir, cap);
+    } else {
+        if (!getcwd(out, cap))
+            return -errno;
+        size_t n = strlen(out);
+        if (n + 1 + strlen(dir) >= cap)
+            return -ENAMETOOLONG;
+        if (strcmp(dir, ".") != 0) {
+            out[n] = '/';
+            fr__strlcpy(out + n + 1, dir, cap - n - 1);
+        }
+    }
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return 0;
+}
+
+static int resolve_config(const struct fr_config *cfg)
+{
+    struct fr_config zero = { 0 };
+    if (!cfg)
+        cfg = &zero;
+    memset(&fr__cfg, 0, sizeof fr__cfg);
+    int err = resolve_dir(cfg->dump_dir, fr__cfg.dump_dir, sizeof fr__cfg.dump_dir);
+    if (err)
+        return err;
+
+    size_t ring = cfg->ring_bytes;
+    if (!ring) {
+        const char *kb = getenv("FLIGHTREC_RING_KB");
+        ring = FR_DEFAULT_RING_BYTES;
+        if (kb && *kb) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(kb, &end, 10);
+            if (errno || *end || v == 0 || v > (1ull << 22)) /* up to 4 GiB */
+                return -EINVAL;
+            ring = (size_t)v * 1024;
+        }
+    }
+    if (ring < FR_MIN_RING_BYTES)
+        return -EINVAL;
+    fr__cfg.ring_bytes = ring / FR_PAGE_SIZE * FR_PAGE_SIZE;
+
+    if (cfg->dump_signal == 0)
+        fr__cfg.dump_signal = SIGUSR1;
+    else if (cfg->dump_signal < 0)
+        fr__cfg.dump_signal = -1;
+    else if (cfg->dump_signal >= NSIG || cfg->dump_signal == SIGKILL ||
+             cfg->dump_signal == SIGSTOP || cfg->dump_signal == SIGSEGV ||
+             cfg->dump_signal == SIGBUS || cfg->dump_signal == SIGILL ||
+             cfg->dump_signal == SIGFPE || cfg->dump_signal == SIGABRT)
+        return -EINVAL;
+    else
+        fr__cfg.dump_signal = cfg->dump_signal;
+    fr__cfg.flags = cfg->flags;
+    fr__cfg.max_dumps = cfg->max_dumps ? cfg->max_dumps : FR_DEFAULT_MAX_DUMPS;
+    return 0;
+}
+
+FR_API int fr_init(const struct fr_config *cfg)
+{
+    pthread_mutex_lock(&life_lock);
+    int err = running ? -EALREADY : 0;
+    if (!err)
+        err = resolve_config(cfg);
+    if (!err)
+        err = fr__registry_init();
+    if (!err)
+        err = fr__dump_init();
+    if (err) {
+        pthread_mutex_unlock(&life_lock);
+        return err;
+    }
+    struct stat st;
+    if (stat(fr__cfg.dump_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        fr__warn("dump directory is not usable yet (dumps will fail until it is)",
+                 fr__cfg.dump_dir, errno);
+
+    fr__clock_init();
+    fr__procinfo_init();
+    fr__registry_reset();
+    fr__intern_reset();
+    pthread_once(&atfork_once, atfork_register);
+
+    err = fr__dumper_start();
+    if (!err)
+        err = fr__crash_install();
+    if (err) {
+        fr__dumper_stop();
+        pthread_mutex_unlock(&life_lock);
+        return err;
+    }
+    running = 1;
+    /* Turn the hooks on: pairs with the acquire load in fr__writer_attach. */
+    atomic_store_explicit(&fr__epoch, next_epoch(), FR_RELEASE);
+    fr__writer_attach(&fr__w); /* the calling thread: ring and altstack now */
+    pthread_mutex_unlock(&life_lock);
+    return 0;
+}
+
+FR_API void fr_shutdown(void)
+{
+    pthread_mutex_lock(&life_lock);
+    if (running) {
+        atomic_store_explicit(&fr__epoch, 0, FR_RELEASE);
+        fr__crash_uninstall();
+        fr__dumper_stop();
+        running = 0;
+    }
+    pthread_mutex_unlock(&life_lock);
+}
+
+FR_API int fr_dump(const char *reason, char *path, size_t path_size)
+{
+    if (atomic_load_explicit(&fr__epoch, FR_ACQUIRE) == 0)
+        return -ENOTCONN;
+    if (path && path_size)
+        path[0] = '\0';
+    int err = fr__dump_lock(10000);
+    if (err)
+        return err;
+    err = fr__dump_write(FR_CTX_NORMAL, FR_TRIGGER_API, 0, reason ? reason : "api", NULL, path,
+                         path_size);
+    fr__dump_unlock();
+    return err;
+}

@@ -1,0 +1,126 @@
+/*
+ * intern.c - task names and await labels, copied once into a bounded table.
+ *
+ * Hooks take `const char *` that the caller may free right after the call, so
+ * the first sight of a string copies it into a preallocated arena and gives it
+ * a small id (its hash slot + 2); records carry the id. The table is an
+ * open-addressing hash set with lock-free inserts:
+ *
+ *   key == 0            empty slot
+ *   key == KEY_BUSY     claimed by an inserter that is still copying
+ *   key == KEY_DEAD     claimed, but the arena was full: never matches
+ *   otherwise           (hash | 1): ready; off/len describe the bytes
+ *
+ * A lookup compares the bytes of slots whose key equals the hash. It never
+ * waits for a BUSY slot (its inserter may be the code this signal handler
+ * interrupted): it probes on, so at worst a string gets two ids, which the
+ * decoder resolves to the same text. When the probe limit or the arena runs
+ * out, the id is FR_STRING_OVERFLOW ("<string table full>"), never an error.
+ *
+ * Cost: strlen + FNV-1a over the string and one or two acquire loads on a hit;
+ * a compare-and-swap and a fetch-add only the first time a string is seen.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define KEY_BUSY 2u
+#define KEY_DEAD 4u
+#define PROBE_LIMIT 64u
+
+_Static_assert((FR_INTERN_SLOTS & (FR_INTERN_SLOTS - 1)) == 0, "FR_INTERN_SLOTS: power of two");
+
+struct entry {
+    _Atomic uint64_t key;
+    uint32_t off, len; /* written before key is release-stored */
+};
+
+static struct entry table[FR_INTERN_SLOTS];
+static char arena[FR_INTERN_BYTES];
+static _Atomic uint32_t arena_used;
+
+static uint64_t hash_str(const char *s, uint32_t *len_out)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    uint32_t n = 0;
+    while (s[n] && n < FR_INTERN_MAX_LEN) {
+        h = (h ^ (uint8_t)s[n]) * 0x100000001b3u;
+        n++;
+    }
+    *len_out = n;
+    h ^= h >> 29; /* FNV's low bits are weak; we index with them */
+    return h | 1u;
+}
+
+uint32_t fr__intern(const char *s)
+{
+    if (!s)
+        return 0;
+    uint32_t len;
+    uint64_t h = hash_str(s, &len);
+    for (uint32_t probe = 0; probe < PROBE_LIMIT; probe++) {
+        uint32_t i = (uint32_t)(h + probe) & (FR_INTERN_SLOTS - 1);
+        struct entry *e = &table[i];
+        /* Pairs with the release store of key below: off/len/bytes are set. */
+        uint64_t k = atomic_load_explicit(&e->key, FR_ACQUIRE);
+        if (k == h) {
+            if (e->len == len && memcmp(arena + e->off, s, len) == 0)
+                return i + 2;
+            continue;
+        }
+        if (k != 0)
+            continue;
+        uint64_t expect = 0;
+        if (!atomic_compare_exchange_strong_explicit(&e->key, &expect, KEY_BUSY, FR_ACQUIRE,
+                                                     FR_RELAXED)) {
+            probe--; /* someone took it; look at the same slot again */
+            continue;
+        }
+        uint32_t off = atomic_fetch_add_explicit(&arena_used, len, FR_RELAXED);
+        if (off > FR_INTERN_BYTES || len > FR_INTERN_BYTES - off) {
+            atomic_store_explicit(&e->key, KEY_DEAD, FR_RELAXED);
+            return FR_STRING_OVERFLOW;
+        }
+        memcpy(arena + off, s, len);
+        e->off = off;
+        e->len = len;
+        atomic_store_explicit(&e->key, h, FR_RELEASE);
+        return i + 2;
+    }
+    return FR_STRING_OVERFLOW;
+}
+
+/*
+ * fr__intern_foreach - visit the ready entries whose bytes start at or past
+ * @from_off in the arena, i.e. those added since a previous call returned
+ * @from_off. Async-signal-safe; sees entries completed before it started.
+ * Return: the watermark to pass next time: the arena size at the start of
+ * this call, or 0 if an insert was in flight (its bytes may lie below the
+ * mark, so the next call must look at everything again).
+ */
+uint32_t fr__intern_foreach(uint32_t from_off, fr_intern_visit_fn fn, void *arg)
+{
+    uint32_t mark = atomic_load_explicit(&arena_used, FR_ACQUIRE);
+    if (mark > FR_INTERN_BYTES)
+        mark = FR_INTERN_BYTES;
+    for (uint32_t i = 0; i < FR_INTERN_SLOTS; i++) {
+        uint64_t k = atomic_load_explicit(&table[i].key, FR_ACQUIRE);
+        if (k == KEY_BUSY)
+            mark = 0;
+        if (k == 0 || k == KEY_BUSY || k == KEY_DEAD)
+            continue;
+        if (table[i].off < from_off)
+            continue;
+        if (fn(arg, i + 2, arena + table[i].off, table[i].len) != 0)
+            break;
+    }
+    return mark;
+}
+
+/* Only when nothing records (fr_init before the epoch is published). */
+void fr__intern_reset(void)
+{
+    for (uint32_t i = 0; i < FR_INTERN_SLOTS; i++)
+        atomic_store_explicit(&table[i].key, 0, FR_RELAXED);
+    atomic_store_explicit(&arena_used, 0, FR_RELAXED);
+}

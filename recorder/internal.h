@@ -1,0 +1,277 @@
+/*
+ * internal.h - what the recorder's files share: the ring and registry types,
+ * the per-thread writer, the clock, the interned strings and the dump writer.
+ *
+ * Naming: public symbols are fr_*, internal non-static symbols fr__*, static
+ * ones bare. Nothing here is visible outside libflightrec (-fvisibility=hidden).
+ */
+#ifndef FR_INTERNAL_H
+#define FR_INTERNAL_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "flightrec.h"
+#include "flightrec/format.h"
+
+#define FR_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FR_RELAXED memory_order_relaxed
+#define FR_ACQUIRE memory_order_acquire
+#define FR_RELEASE memory_order_release
+
+/* ---- build-time knobs --------------------------------------------------- */
+
+/* Ring page size. Smaller pages lose less history to a torn read and let a
+ * reader start closer to the oldest event after a wrap; larger pages spend
+ * less on page headers and page switches. */
+#ifndef FR_PAGE_SIZE
+#define FR_PAGE_SIZE 4096u
+#endif
+
+/* Registry capacity: the rings of at most this many threads are kept. More
+ * slots cost 256 bytes of BSS each; when all are live, new threads record
+ * nothing (counted in the dump as dropped). Set from meson option max_threads. */
+#ifndef FR_MAX_THREADS
+#define FR_MAX_THREADS 1024u
+#endif
+
+/* Interned strings: hash slots (power of two) and the bytes they may hold.
+ * A full table yields the FR_STRING_OVERFLOW placeholder, never a failure. */
+#ifndef FR_INTERN_SLOTS
+#define FR_INTERN_SLOTS 8192u
+#endif
+#ifndef FR_INTERN_BYTES
+#define FR_INTERN_BYTES (512u * 1024u)
+#endif
+#define FR_INTERN_MAX_LEN 255u /* longer names and labels are truncated */
+
+/* Frames kept in a crash backtrace. */
+#ifndef FR_MAX_FRAMES
+#define FR_MAX_FRAMES 128
+#endif
+
+/* Alternate signal stack per thread, so a stack overflow still dumps. */
+#ifndef FR_ALTSTACK_SIZE
+#define FR_ALTSTACK_SIZE (128u * 1024u)
+#endif
+
+/* zstd level for dumps: 1 keeps an 8 MiB dump well under 100 ms. */
+#ifndef FR_ZSTD_LEVEL
+#define FR_ZSTD_LEVEL 1
+#endif
+
+#define FR_MIN_RING_BYTES (16u * 1024u)
+#define FR_DEFAULT_RING_BYTES (1024u * 1024u)
+#define FR_DEFAULT_MAX_DUMPS 16u
+/* Longest record: type + 10-byte delta + 3 x 10-byte varints. */
+#define FR_MAX_RECORD 41u
+#define FR_PAGE_PAYLOAD (FR_PAGE_SIZE - FR_PAGE_HEADER_SIZE)
+/* Page sequence numbers carry the slot generation in their top bits, so a
+ * reader never mixes pages of two threads that used the same slot. */
+#define FR_SEQ_GEN_SHIFT 40
+#define FR_SEQ_MASK ((UINT64_C(1) << FR_SEQ_GEN_SHIFT) - 1)
+
+/* ---- clock (clock.c) ---------------------------------------------------- */
+
+extern int fr__clock_tsc; /* 1: ticks are TSC cycles; 0: CLOCK_MONOTONIC ns */
+
+static inline uint64_t fr__ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (FR_LIKELY(fr__clock_tsc)) {
+        uint32_t lo, hi;
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        return ((uint64_t)hi << 32) | lo;
+    }
+#endif
+    extern uint64_t fr__monotonic_ns(void);
+    return fr__monotonic_ns();
+}
+
+struct fr_clock_pair {
+    uint64_t ticks, mono_ns, real_ns;
+};
+#define FR_CLOCK_PAIRS 2 /* fixed pairs: at init, ~50 ms later; the dump adds its own */
+extern struct fr_clock_pair fr__clock_pairs[FR_CLOCK_PAIRS];
+extern _Atomic int fr__clock_npairs;
+
+void fr__clock_init(void);
+void fr__clock_pair_now(struct fr_clock_pair *p); /* async-signal-safe */
+uint64_t fr__monotonic_ns(void);
+uint64_t fr__realtime_ns(void);
+
+/* ---- rings and pages (ring.c) ------------------------------------------- */
+
+/*
+ * A page: header + payload. Written only by the ring's owner thread; read by
+ * any dumper with the seqlock protocol described in ring.c.
+ *   seq == 0: never written, or being recycled; otherwise (gen << 40 | n).
+ *   commit = used | count << 32; used <= FR_PAGE_PAYLOAD; bytes past `used`
+ *   are garbage.
+ */
+struct fr_page {
+    _Atomic uint64_t seq;
+    _Atomic uint64_t base_ticks;
+    _Atomic uint64_t commit;
+    uint8_t data[];
+};
+_Static_assert(sizeof(struct fr_page) == FR_PAGE_HEADER_SIZE, "page header layout");
+
+struct fr_ring {
+    uint8_t *mem;       /* npages * FR_PAGE_SIZE bytes, mmap'd, never unmapped while live */
+    size_t bytes;       /* == npages * FR_PAGE_SIZE */
+    uint32_t npages;
+    _Atomic uint64_t pages_started;      /* owner writes, dumpers read */
+    _Atomic uint64_t events_overwritten; /* owner writes, dumpers read */
+    _Atomic uint64_t events_dropped;     /* owner writes, dumpers read */
+    _Atomic uint64_t current_task;       /* task being polled, 0 if none */
+};
+
+static inline struct fr_page *fr__ring_page(const struct fr_ring *r, uint32_t i)
+{
+    return (struct fr_page *)(void *)(r->mem + (size_t)i * FR_PAGE_SIZE);
+}
+
+/* A consistent copy of one page, as a dump writes it. */
+struct fr_page_copy {
+    uint64_t seq, base_ticks;
+    uint32_t used, count;
+    uint8_t data[FR_PAGE_PAYLOAD];
+};
+int fr__ring_snapshot(const struct fr_ring *r, uint32_t idx, uint32_t gen, struct fr_page_copy *out);
+void fr__ring_reset(struct fr_ring *r);
+
+/* ---- registry of threads (registry.c) ----------------------------------- */
+
+enum fr_slot_state { FR_SLOT_FREE = 0, FR_SLOT_CLAIMED, FR_SLOT_LIVE, FR_SLOT_EXITED };
+
+struct fr_slot {
+    _Atomic uint32_t state; /* enum fr_slot_state */
+    _Atomic uint32_t gen;   /* bumped at each claim; low 24 bits go in page seqs */
+    _Atomic uint32_t tid;
+    _Atomic uint32_t name_len; /* release-stored after name[] is written */
+    _Atomic uint64_t exit_ticks;
+    char name[FR_THREAD_NAME_MAX];
+    void *altstack; /* FR_ALTSTACK_SIZE + guard page, kept with the slot */
+    struct fr_ring ring;
+} __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
+
+extern struct fr_slot fr__slots[FR_MAX_THREADS];
+
+/* The per-thread writer, in initial-exec TLS: never touched by other threads. */
+struct fr_writer {
+    uint32_t epoch;  /* fr__epoch this writer attached in; UINT32_MAX: never */
+    uint32_t busy;   /* inside a hook: a nested hook (signal handler) drops its event */
+    struct fr_slot *slot;
+    struct fr_page *page;
+    uint8_t *pos;    /* next byte in page->data */
+    uint8_t *limit;  /* a record may start at pos only if pos <= limit */
+    uint64_t last_ticks;
+    uint64_t last_task;
+    uint32_t count;  /* records in the current page */
+    uint32_t page_index;
+    uint32_t gen;
+    uint32_t gave_up_epoch; /* attach failed (registry full, thread exited) in this epoch */
+};
+
+extern __thread struct fr_writer fr__w __attribute__((tls_model("initial-exec")));
+
+/* Nonzero while recording; bumped by fr_init and in a fork child so every
+ * thread re-attaches. Never UINT32_MAX. Written with release by fr_init. */
+extern _Atomic uint32_t fr__epoch;
+
+int fr__writer_attach(struct fr_writer *w); /* 1: ready to record */
+void fr__writer_next_page(struct fr_writer *w, uint64_t now);
+void fr__registry_reset(void); /* fork child / re-init: every slot free */
+void fr__thread_name_set(const char *name);
+int fr__registry_init(void);
+void fr__altstack_install(struct fr_slot *s);
+
+/* ---- interned strings (intern.c) ---------------------------------------- */
+
+uint32_t fr__intern(const char *s); /* 0 for NULL; FR_STRING_OVERFLOW when full */
+void fr__intern_reset(void);
+/* Visit every complete entry whose bytes start at or after `from_off`;
+ * returns the arena watermark to pass next time. Async-signal-safe. */
+typedef int (*fr_intern_visit_fn)(void *arg, uint32_t id, const char *s, uint32_t len);
+uint32_t fr__intern_foreach(uint32_t from_off, fr_intern_visit_fn fn, void *arg);
+
+/* ---- process information (procinfo.c) ----------------------------------- */
+
+void fr__procinfo_init(void);
+struct fr_blob {
+    const char *p;
+    uint32_t len;
+};
+void fr__procinfo_get(struct fr_blob *exe, struct fr_blob *cmdline, struct fr_blob *host,
+                      uint64_t *start_real_ns);
+
+/* ---- async-signal-safe helpers (assafe.c) ------------------------------- */
+
+size_t fr__fmt_u64(char *buf, uint64_t v);              /* decimal, no NUL */
+size_t fr__strlcpy(char *dst, const char *src, size_t n); /* returns strlen(src) */
+void fr__fmt_utc(char *buf, uint64_t real_ns);          /* "YYYYMMDDTHHMMSSZ" + NUL (17 bytes) */
+void fr__warn(const char *a, const char *b, int err);   /* one line to stderr via write(2) */
+void fr__sleep_ms(unsigned ms);
+pid_t fr__gettid(void);
+
+/* ---- dumps (dump.c, dumpfile.c) ----------------------------------------- */
+
+struct fr_crash_info {
+    int signo;
+    int code;
+    uint64_t addr;
+    uint32_t tid;
+    uint64_t task;
+    uint64_t ticks;
+    uint64_t ip, sp;
+    int nframes;
+    uint64_t frames[FR_MAX_FRAMES];
+};
+
+enum fr_dump_ctx_id { FR_CTX_NORMAL = 0, FR_CTX_CRASH = 1, FR_CTX_COUNT };
+
+struct fr_settings {
+    char dump_dir[4096];
+    size_t ring_bytes;
+    int dump_signal;
+    unsigned flags;
+    unsigned max_dumps;
+};
+extern struct fr_settings fr__cfg;
+
+int fr__dump_init(void);
+void fr__dump_reset_after_fork(void);
+int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, const char *reason,
+                   const struct fr_crash_info *crash, char *path, size_t path_size);
+void fr__dump_salvage(enum fr_dump_ctx_id ctx); /* second crash inside a dump: keep its whole frames */
+int fr__dump_lock(unsigned timeout_ms);
+void fr__dump_unlock(void);
+
+/* dumpfile.c: one dump file's life, all async-signal-safe */
+struct fr_dumpfile {
+    int dirfd, fd;
+    char tmp[96];
+    char final[128];
+};
+int fr__dumpfile_open(struct fr_dumpfile *f, uint64_t seq, uint64_t real_ns);
+int fr__dumpfile_write(struct fr_dumpfile *f, const void *buf, size_t len);
+/* fsync, rename to final, fsync dir, then keep at most max_dumps (0: no limit) */
+int fr__dumpfile_commit(struct fr_dumpfile *f, unsigned max_dumps);
+void fr__dumpfile_abort(struct fr_dumpfile *f);  /* close and unlink the temporary */
+
+/* ---- signals (signal.c, crash.c, unwind.c) ------------------------------ */
+
+int fr__dumper_start(void);
+void fr__dumper_stop(void);
+void fr__dumper_restart_in_child(void);
+int fr__crash_install(void);
+void fr__crash_uninstall(void);
+void fr__crash_reset_after_fork(void);
+int fr__backtrace(void *ucontext, uint64_t *frames, int max);
+
+#endif /* FR_INTERNAL_H */

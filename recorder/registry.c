@@ -1,0 +1,229 @@
+/*
+ * registry.c - the fixed-capacity, lock-free registry of thread rings.
+ *
+ * A thread's first event claims a slot (compare-and-swap on its state), maps
+ * the slot's ring and alternate signal stack if the slot has none yet, and
+ * registers a thread-exit destructor. A dump walks all FR_MAX_THREADS slots and
+ * copies the rings of LIVE and EXITED ones, so the history of a thread that
+ * has exited stays dumpable until its slot is reused.
+ *
+ * Slot life:  FREE --claim--> CLAIMED --ready--> LIVE --thread exit--> EXITED
+ *               ^                                                        |
+ *               +-- fr_init / fork child        reclaimed, oldest first -+
+ *
+ * Memory is bounded: a slot keeps its ring and stack mappings when it is
+ * reused, so 10,000 short-lived threads cost no more than FR_MAX_THREADS rings.
+ * When every slot is LIVE, a new thread records nothing (the dump counts it).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#include "internal.h"
+
+struct fr_slot fr__slots[FR_MAX_THREADS];
+__thread struct fr_writer fr__w __attribute__((tls_model("initial-exec"))) = {
+    .epoch = UINT32_MAX,
+};
+_Atomic uint32_t fr__epoch;
+_Atomic uint64_t fr__threads_unrecorded; /* threads that found the registry full */
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void on_thread_exit(void *arg);
+
+static void make_exit_key(void)
+{
+    if (pthread_key_create(&exit_key, on_thread_exit) != 0)
+        exit_key = (pthread_key_t)-1;
+}
+
+int fr__registry_init(void)
+{
+    pthread_once(&exit_key_once, make_exit_key);
+    return exit_key == (pthread_key_t)-1 ? -EAGAIN : 0;
+}
+
+static int cas_state(struct fr_slot *s, uint32_t from, uint32_t to)
+{
+    return atomic_compare_exchange_strong_explicit(&s->state, &from, to, memory_order_acq_rel,
+                                                   FR_RELAXED);
+}
+
+/* A free slot if there is one, else the slot of the longest-exited thread. */
+static struct fr_slot *claim_slot(void)
+{
+    for (int attempt = 0; attempt < 4; attempt++) {
+        for (uint32_t i = 0; i < FR_MAX_THREADS; i++) {
+            struct fr_slot *s = &fr__slots[i];
+            if (atomic_load_explicit(&s->state, FR_RELAXED) == FR_SLOT_FREE &&
+                cas_state(s, FR_SLOT_FREE, FR_SLOT_CLAIMED))
+                return s;
+        }
+        struct fr_slot *oldest = NULL;
+        uint64_t oldest_t = UINT64_MAX;
+        for (uint32_t i = 0; i < FR_MAX_THREADS; i++) {
+            struct fr_slot *s = &fr__slots[i];
+            uint64_t t = atomic_load_explicit(&s->exit_ticks, FR_RELAXED);
+            if (atomic_load_explicit(&s->state, FR_RELAXED) == FR_SLOT_EXITED && t < oldest_t) {
+                oldest = s;
+                oldest_t = t;
+            }
+        }
+        if (!oldest)
+            return NULL;
+        if (cas_state(oldest, FR_SLOT_EXITED, FR_SLOT_CLAIMED))
+            return oldest;
+    }
+    return NULL;
+}
+
+static int ensure_ring(struct fr_slot *s)
+{
+    struct fr_ring *r = &s->ring;
+    size_t bytes = fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE;
+    if (r->mem && r->bytes != bytes) {
+        /* Only after a re-init with another size; no reader holds a
+         * CLAIMED slot's memory (they skip it). */
+        munmap(r->mem, r->bytes);
+        r->mem = NULL;
+    }
+    if (!r->mem) {
+        /* MAP_POPULATE: fault the ring in now, not on the record path. */
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0);
+        if (p == MAP_FAILED)
+            return -errno;
+        r->mem = p;
+        r->bytes = bytes;
+        r->npages = (uint32_t)(bytes / FR_PAGE_SIZE);
+    }
+    fr__ring_reset(r);
+    return 0;
+}
+
+/*
+ * fr__altstack_install - give the calling thread an alternate signal stack,
+ * so the crash handler runs even after a stack overflow. Leaves a stack the
+ * application installed itself alone. The mapping belongs to the slot.
+ */
+void fr__altstack_install(struct fr_slot *s)
+{
+    if (fr__cfg.flags & FR_NO_CRASH_HANDLERS)
+        return;
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return;
+    size_t guard = FR_PAGE_SIZE;
+    if (!s->altstack) {
+        void *p = mmap(NULL, FR_ALTSTACK_SIZE + guard, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return;
+        mprotect(p, guard, PROT_NONE); /* overflow of the handler itself faults cleanly */
+        s->altstack = p;
+    }
+    stack_t ss = { .ss_sp = (char *)s->altstack + guard, .ss_size = FR_ALTSTACK_SIZE, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+}
+
+/*
+ * fr__writer_attach - the slow path of a thread's first event (or first event
+ * after fr_init/fork changed the epoch): claim a slot, prepare its ring, and
+ * point the writer at its first page.
+ *
+ * This is the only hook path that makes system calls and may map memory.
+ * Return: 1 if @w may record now; 0 if recording is off, the thread already
+ * exited, or the registry is full (then the thread stays silent this epoch).
+ */
+int fr__writer_attach(struct fr_writer *w)
+{
+    uint32_t e = atomic_load_explicit(&fr__epoch, FR_ACQUIRE); /* pairs with fr_init */
+    if (e == 0 || w->gave_up_epoch == e || w->busy)
+        return 0;
+    w->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+
+    struct fr_slot *s = claim_slot();
+    if (!s || ensure_ring(s) != 0) {
+        if (s)
+            atomic_store_explicit(&s->state, FR_SLOT_FREE, FR_RELEASE);
+        atomic_fetch_add_explicit(&fr__threads_unrecorded, 1, FR_RELAXED);
+        w->gave_up_epoch = e;
+        w->busy = 0;
+        return 0;
+    }
+    uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED) + 1;
+    atomic_store_explicit(&s->gen, gen, FR_RELAXED);
+    atomic_store_explicit(&s->tid, (uint32_t)fr__gettid(), FR_RELAXED);
+    atomic_store_explicit(&s->exit_ticks, 0, FR_RELAXED);
+
+    char comm[17] = { 0 };
+    atomic_store_explicit(&s->name_len, 0, FR_RELAXED);
+    if (prctl(PR_GET_NAME, comm, 0, 0, 0) == 0) {
+        size_t n = strnlen(comm, 16);
+        memset(s->name, 0, sizeof s->name);
+        memcpy(s->name, comm, n);
+        atomic_store_explicit(&s->name_len, (uint32_t)n, FR_RELEASE);
+    }
+    fr__altstack_install(s);
+    pthread_setspecific(exit_key, s);
+
+    w->slot = s;
+    w->gen = gen;
+    w->page = NULL;
+    fr__writer_next_page(w, fr__ticks());
+    /* Publish the slot to dumpers: pairs with their acquire load of state. */
+    atomic_store_explicit(&s->state, FR_SLOT_LIVE, FR_RELEASE);
+    w->epoch = e;
+    atomic_signal_fence(memory_order_seq_cst);
+    w->busy = 0;
+    return 1;
+}
+
+/* pthread key destructor: the thread is exiting. Its ring stays dumpable. */
+static void on_thread_exit(void *arg)
+{
+    struct fr_slot *s = arg;
+    struct fr_writer *w = &fr__w;
+    if (w->slot != s)
+        return;
+    stack_t cur;
+    if (s->altstack && sigaltstack(NULL, &cur) == 0 &&
+        cur.ss_sp == (char *)s->altstack + FR_PAGE_SIZE) {
+        stack_t off = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+        sigaltstack(&off, NULL);
+    }
+    w->gave_up_epoch = w->epoch; /* later hooks on this thread record nothing */
+    w->epoch = UINT32_MAX;
+    w->slot = NULL;
+    w->page = NULL;
+    atomic_store_explicit(&s->exit_ticks, fr__ticks(), FR_RELAXED);
+    atomic_store_explicit(&s->state, FR_SLOT_EXITED, FR_RELEASE);
+}
+
+/* Forget every thread (fork child, or fr_init after fr_shutdown). Mappings
+ * are kept for reuse. */
+void fr__registry_reset(void)
+{
+    for (uint32_t i = 0; i < FR_MAX_THREADS; i++)
+        atomic_store_explicit(&fr__slots[i].state, FR_SLOT_FREE, FR_RELAXED);
+    atomic_store_explicit(&fr__threads_unrecorded, 0, FR_RELAXED);
+}
+
+/* Copy a thread name into the calling thread's slot (dumps show it). */
+void fr__thread_name_set(const char *name)
+{
+    struct fr_slot *s = fr__w.slot;
+    if (!s || !name)
+        return;
+    size_t n = strnlen(name, FR_THREAD_NAME_MAX - 1);
+    atomic_store_explicit(&s->name_len, 0, FR_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+    memset(s->name, 0, sizeof s->name);
+    memcpy(s->name, name, n);
+    atomic_store_explicit(&s->name_len, (uint32_t)n, FR_RELEASE);
+}
