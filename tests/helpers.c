@@ -1,0 +1,159 @@
+/*
+ * helpers.c - see helpers.h.
+ */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[512];
+
+static void remove_tmpdir(void)
+{
+    if (!tmpdir[0])
+        return;
+    DIR *d = opendir(tmpdir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[1024];
+            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(tmpdir);
+}
+
+const char *th_tmpdir(void)
+{
+    if (tmpdir[0])
+        return tmpdir;
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/frtest-XXXXXX", base && *base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+    atexit(remove_tmpdir);
+    return tmpdir;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+int th_list_dumps(const char *dir, char paths[][512], int max)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        size_t l = strlen(e->d_name);
+        if (strncmp(e->d_name, "flightrec-", 10) == 0 && l > 4 &&
+            strcmp(e->d_name + l - 4, ".frd") == 0)
+            snprintf(paths[n++], 512, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    qsort(paths, (size_t)n, 512, cmp_path);
+    return n;
+}
+
+int th_count_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, ".flightrec-", 11) == 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+int th_zstd_test(const char *path)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "zstd -q -t '%s' 2>&1", path);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+struct frd_dump *th_open(const char *path)
+{
+    struct frd_dump *d = NULL;
+    char err[512] = "";
+    int r = frd_open(path, &d, err, sizeof err);
+    cr_assert_eq(r, 0, "frd_open(%s) = %d: %s", path, r, err);
+    return d;
+}
+
+const struct frd_thread *th_thread(const struct frd_dump *d, uint32_t tid)
+{
+    for (size_t i = 0; i < d->nthreads; i++)
+        if (d->threads[i].tid == tid)
+            return &d->threads[i];
+    return NULL;
+}
+
+const char *th_string(const struct frd_dump *d, uint32_t id)
+{
+    static char buf[512];
+    for (size_t i = 0; i < d->nstrings; i++) {
+        if (d->strings[i].id == id) {
+            size_t n = d->strings[i].len < sizeof buf - 1 ? d->strings[i].len : sizeof buf - 1;
+            memcpy(buf, d->strings[i].text, n);
+            buf[n] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+int th_wait_for_dumps(const char *dir, int want, unsigned ms)
+{
+    char paths[MAX_DUMPS_LISTED][512];
+    int n = 0;
+    for (unsigned waited = 0; waited <= ms; waited += 10) {
+        n = th_list_dumps(dir, paths, MAX_DUMPS_LISTED);
+        if (n >= want)
+            return n;
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return n;
+}
+
+int th_run_child(int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        struct rlimit nocore = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &nocore);
+        _exit(fn(arg));
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return st;
+}
+
+pid_t th_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}

@@ -1,0 +1,47 @@
+/*
+ * helpers.h - what the recorder tests share: a private dump directory per
+ * test, finding the dumps in it, checking one with `zstd -t`, reading one back
+ * with the decoder's reader, and running a scenario in a child process.
+ */
+#ifndef FR_TEST_HELPERS_H
+#define FR_TEST_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "reader.h"
+
+#define MAX_DUMPS_LISTED 64
+
+/* A fresh directory under $TMPDIR (or /tmp), removed at exit with its files. */
+const char *th_tmpdir(void);
+
+/* Final dump files (flightrec-*.frd) in @dir, sorted by name; returns how many. */
+int th_list_dumps(const char *dir, char paths[][512], int max);
+
+/* Files whose name starts with '.flightrec-' (temporaries) in @dir. */
+int th_count_temporaries(const char *dir);
+
+/* `zstd -q -t PATH`: 0 if zstd accepts the whole file. */
+int th_zstd_test(const char *path);
+
+/* Open a dump with the decoder's reader; fails the test if it cannot. */
+struct frd_dump *th_open(const char *path);
+
+/* The thread section with this tid, or NULL. */
+const struct frd_thread *th_thread(const struct frd_dump *d, uint32_t tid);
+
+/* The text of string @id (NUL-terminated copy in a static buffer), or NULL. */
+const char *th_string(const struct frd_dump *d, uint32_t id);
+
+/* Wait up to @ms for a dump to appear in @dir; returns the count. */
+int th_wait_for_dumps(const char *dir, int want, unsigned ms);
+
+/* fork; the child runs @fn(@arg) and _exits with its return value.
+ * Returns the raw wait status. Core dumps are disabled in the child. */
+int th_run_child(int (*fn)(void *), void *arg);
+
+pid_t th_gettid(void);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * test_intern.c - task names and labels are copied on first sight, the same
+ * text gets the same id, and a full table degrades to a placeholder.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flightrec.h"
+#include "helpers.h"
+
+static struct frd_dump *dump_now(void)
+{
+    char path[512];
+    cr_assert_eq(fr_dump("intern", path, sizeof path), 0);
+    return th_open(path);
+}
+
+static const struct frd_thread *me(struct frd_dump *d)
+{
+    const struct frd_thread *t = th_thread(d, (uint32_t)th_gettid());
+    cr_assert_not_null(t);
+    return t;
+}
+
+Test(intern, freed_strings_are_safe_and_same_text_same_id)
+{
+    struct fr_config cfg = { .dump_dir = th_tmpdir() };
+    cr_assert_eq(fr_init(&cfg), 0);
+    char *a = strdup("handle_request");
+    char *b = strdup("handle_request");
+    fr_spawn(1, 0, a);
+    fr_spawn(2, 0, b);
+    memset(a, 'X', strlen(a)); /* the recorder must have copied it */
+    free(a);
+    free(b);
+    struct frd_dump *d = dump_now();
+    const struct frd_thread *t = me(d);
+    cr_assert_eq(t->nevents, 2);
+    cr_assert_eq(t->events[0].str, t->events[1].str, "same text, different ids");
+    cr_assert_str_eq(th_string(d, t->events[0].str), "handle_request");
+    frd_close(d);
+    fr_shutdown();
+}
+
+Test(intern, long_strings_are_truncated_not_lost)
+{
+    struct fr_config cfg = { .dump_dir = th_tmpdir() };
+    cr_assert_eq(fr_init(&cfg), 0);
+    char big[1000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    fr_await(5, big);
+    fr_await(5, "");
+    fr_mark(5, NULL);
+    struct frd_dump *d = dump_now();
+    const struct frd_thread *t = me(d);
+    cr_assert_eq(t->nevents, 3);
+    const char *s = th_string(d, t->events[0].str);
+    cr_assert_not_null(s);
+    cr_assert_eq(strlen(s), 255);
+    cr_assert_str_eq(th_string(d, t->events[1].str), "");
+    cr_assert_eq(t->events[2].str, 0, "NULL label is id 0");
+    frd_close(d);
+    fr_shutdown();
+}
+
+Test(intern, full_table_gives_placeholder, .timeout = 60)
+{
+    struct fr_config cfg = { .dump_dir = th_tmpdir(), .ring_bytes = 8u << 20 };
+    cr_assert_eq(fr_init(&cfg), 0);
+    enum { N = 40000 };
+    char name[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "unique-name-%d-%0*d", i, 20, i);
+        fr_spawn((uint64_t)i + 1, 0, name);
+    }
+    fr_spawn(N + 1, 0, "unique-name-0-00000000000000000000"); /* seen first: still known */
+    struct frd_dump *d = dump_now();
+    const struct frd_thread *t = me(d);
+    cr_assert_eq(t->nevents, N + 1);
+    size_t overflow = 0, named = 0;
+    for (size_t i = 0; i < t->nevents; i++) {
+        if (t->events[i].str == FR_STRING_OVERFLOW) {
+            overflow++;
+            continue;
+        }
+        const char *s = th_string(d, t->events[i].str);
+        cr_assert_not_null(s, "event %zu has unknown string id %u", i, t->events[i].str);
+        if (i < N) {
+            snprintf(name, sizeof name, "unique-name-%zu-%0*zu", i, 20, i);
+            cr_assert_str_eq(s, name);
+        }
+        named++;
+    }
+    cr_assert_gt(overflow, 0, "the table never filled up");
+    cr_assert_gt(named, 4000, "only %zu names kept", named);
+    cr_assert_neq(t->events[N].str, FR_STRING_OVERFLOW, "a known name must still resolve");
+    frd_close(d);
+    fr_shutdown();
+}
