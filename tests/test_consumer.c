@@ -27,6 +27,7 @@ Test(consumer, usr1_then_crash, .timeout = 60)
     pid_t pid;
     char *argv[] = { (char *)CONSUMER_PATH, (char *)dir, NULL };
     cr_assert_eq(posix_spawn(&pid, CONSUMER_PATH, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
     char buf[16] = "";
     cr_assert_gt(read(out[0], buf, sizeof buf - 1), 0, "consumer did not start");
