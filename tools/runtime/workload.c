@@ -7,15 +7,15 @@
  * query, gives the connection back, fans out to child tasks (`parse_header`,
  * two `render_part`) and joins them. Background tasks come and go beside it:
  * `cache_refresh` asks a slow upstream with a 5 ms deadline, `db_migrate`
- * waits for a schema lock that `schema_holder` releases, `report_render`
- * renders a report in the background. Without bug flags every task finishes
+ * waits for a schema lock that `schema_holder` releases, and at 0.4 s one
+ * `report_render` per worker renders a shard of a report. Without bug flags every task finishes
  * or waits with its waker held for something due soon, and flightrec finds
  * nothing. Each flag flips one line into the classic mistake:
  *
  *   --bug-lost-wakeup  cache_refresh's timeout path drops the task's waker
  *                      instead of waking it: the task waits forever, unwakeable.
  *   --bug-blocking     report_render calls a blocking renderer inside its poll:
- *                      a 200 ms poll, and the tasks queued behind it starve.
+ *                      200 ms polls on every worker, and the queued tasks starve.
  *   --bug-hang         schema_holder returns early without releasing the schema
  *                      lock: db_migrate hangs at its `schema_lock` await.
  *   --bug-crash        after --crash-after-ms, a malformed request reaches
@@ -378,10 +378,13 @@ static enum rt_poll db_migrate_poll(struct rt_task *self, void *arg)
     return RT_READY;
 }
 
-/* ---- report_render: fans out chunks, then renders ---------------------------
- * The correct version hands rendering to "the render farm" (a 200 ms timer)
- * and awaits it; the buggy one calls a blocking renderer inside the poll,
- * holding the worker while the chunks it just spawned sit in its queue. */
+/* ---- report_render: the nightly report, one shard per worker ----------------
+ * A reporting job outside the runtime (main, standing in for cron) starts one
+ * report_render per worker thread "to use them all". Each fans out chunk
+ * tasks, then renders. The correct version hands rendering to "the render
+ * farm" (a 200 ms timer) and awaits it; the buggy one calls a blocking
+ * renderer inside its poll, so every worker is held for 200 ms while the
+ * chunks, the accept loop and the requests sit in the run queues. */
 
 struct report {
     int stage;
@@ -446,7 +449,7 @@ struct acceptor {
     uint32_t seed;
     uint64_t next_tick, interval;
     uint64_t next_cache; /* next cache_refresh */
-    bool migrated, reported, crashed;
+    bool migrated, crashed;
 };
 
 static void spawn_request(struct rt_task *self, struct acceptor *a, uint64_t now)
@@ -492,10 +495,6 @@ static enum rt_poll accept_poll(struct rt_task *self, void *arg)
         rt_spawn(run, "cache_refresh", cache_refresh_poll, xcalloc(sizeof(struct cache_refresh)),
                  free);
     }
-    if (!a->reported && now >= since_start(400)) {
-        a->reported = true;
-        rt_spawn(run, "report_render", report_render_poll, xcalloc(sizeof(struct report)), free);
-    }
 
     rt_sleep_until(self, a->next_tick);
     FR_AWAIT(rt_task_id(self), "accept");
@@ -510,7 +509,7 @@ static void usage(FILE *f)
           "A demo service on the flightrec demo runtime, with plantable bugs.\n"
           "\n"
           "  --bug-lost-wakeup   cache_refresh's timeout path drops its waker (lost wakeup)\n"
-          "  --bug-blocking      report_render blocks its worker 200 ms (long poll, starvation)\n"
+          "  --bug-blocking      report_render blocks every worker 200 ms (long polls, starvation)\n"
           "  --bug-hang          db_migrate waits forever for the schema lock (hung)\n"
           "  --bug-crash         parse_header dereferences NULL after --crash-after-ms\n"
           "  --all-bugs          all of the above\n"
@@ -633,7 +632,15 @@ int main(int argc, char **argv)
     a->next_cache = since_start(200);
     rt_spawn(rt, "accept_loop", accept_poll, a, free);
 
-    /* Run, then let the accept loop stop and the requests in flight finish. */
+    /* The nightly report (see report_render), then run to the end. */
+    if (opt.duration_ms > 400) {
+        sleep_until_ns(since_start(400));
+        for (unsigned i = 0; i < opt.workers; i++)
+            rt_spawn(rt, "report_render", report_render_poll, xcalloc(sizeof(struct report)),
+                     free);
+    }
+
+    /* Then let the accept loop stop and the requests in flight finish. */
     sleep_until_ns(since_start(opt.duration_ms));
     atomic_store(&stopping, true);
     drain_deadline = rt_now_ns() + 2000 * MS;
