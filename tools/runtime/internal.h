@@ -18,7 +18,7 @@
  */
 struct rt__timers {
     pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t cv;    /* CLOCK_MONOTONIC; signalled when the earliest deadline moves or on stop */
+    pthread_cond_t cv;    /* CLOCK_MONOTONIC; signalled when the first deadline moves, on stop */
     struct rt_timer **heap;
     size_t len, cap;
     bool stop;

@@ -53,7 +53,7 @@ struct rt_task {
     rt_poll_fn poll;
     void *state;
     void (*free_state)(void *);
-    pthread_mutex_t lock;  /* guards `sched` and orders the hooks about this task */
+    pthread_mutex_t lock; /* guards `sched` and orders the hooks about this task */
     enum task_state sched;
     atomic_uint refs;      /* 1 until COMPLETE, plus 1 per waker; 0 frees the task */
     struct rt_task *next;  /* run-queue link; meaningful only while SCHEDULED */
@@ -97,8 +97,8 @@ struct rt_runtime {
 #define INJECTOR_INTERVAL 31
 #endif
 
-static __thread struct rt_worker *tls_worker;  /* the worker running on this thread */
-static __thread struct rt_task *tls_current;   /* the task it is polling */
+static __thread struct rt_worker *tls_worker; /* the worker running on this thread */
+static __thread struct rt_task *tls_current;  /* the task it is polling */
 
 static void *xcalloc(size_t n, size_t size)
 {

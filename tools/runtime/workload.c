@@ -40,10 +40,10 @@
 #define MS 1000000ull /* nanoseconds */
 #define US 1000ull
 
-#define POOL_SIZE 4               /* connections in the pool */
-#define CACHE_DEADLINE_NS (5 * MS)  /* cache_refresh's patience with the upstream */
-#define SCHEMA_HOLD_NS (20 * MS)    /* how long schema_holder keeps the lock */
-#define RENDER_NS (200 * MS)        /* report rendering time, blocking or not */
+#define POOL_SIZE 4                /* connections in the pool */
+#define CACHE_DEADLINE_NS (5 * MS) /* cache_refresh's patience with the upstream */
+#define SCHEMA_HOLD_NS (20 * MS)   /* how long schema_holder keeps the lock */
+#define RENDER_NS (200 * MS)       /* report rendering time, blocking or not */
 #define REPORT_CHUNKS 3
 #define MAX_BURST 8 /* requests the accept loop spawns at most per tick when late */
 
@@ -509,7 +509,7 @@ static void usage(FILE *f)
           "A demo service on the flightrec demo runtime, with plantable bugs.\n"
           "\n"
           "  --bug-lost-wakeup   cache_refresh's timeout path drops its waker (lost wakeup)\n"
-          "  --bug-blocking      report_render blocks every worker 200 ms (long polls, starvation)\n"
+          "  --bug-blocking      report_render blocks every worker 200 ms (long polls, starving)\n"
           "  --bug-hang          db_migrate waits forever for the schema lock (hung)\n"
           "  --bug-crash         parse_header dereferences NULL after --crash-after-ms\n"
           "  --all-bugs          all of the above\n"
@@ -615,13 +615,12 @@ int main(int argc, char **argv)
     rt_event_init(&upstream_reply);
     rt_event_init(&schema_lock_released);
 
-    fprintf(stderr,
-            "flightrec-demo: pid %d, %u workers, %u requests/s for %u ms; bugs:%s%s%s%s%s\n",
-            (int)getpid(), opt.workers, opt.rate, opt.duration_ms,
-            opt.bug_lost_wakeup ? " lost-wakeup" : "", opt.bug_blocking ? " blocking" : "",
-            opt.bug_hang ? " hang" : "", opt.bug_crash ? " crash" : "",
-            opt.bug_lost_wakeup || opt.bug_blocking || opt.bug_hang || opt.bug_crash ? ""
-                                                                                    : " none");
+    fprintf(
+        stderr, "flightrec-demo: pid %d, %u workers, %u requests/s for %u ms; bugs:%s%s%s%s%s\n",
+        (int)getpid(), opt.workers, opt.rate, opt.duration_ms,
+        opt.bug_lost_wakeup ? " lost-wakeup" : "", opt.bug_blocking ? " blocking" : "",
+        opt.bug_hang ? " hang" : "", opt.bug_crash ? " crash" : "",
+        opt.bug_lost_wakeup || opt.bug_blocking || opt.bug_hang || opt.bug_crash ? "" : " none");
 
     start_ns = rt_now_ns();
     rt = rt_create(opt.workers);
@@ -636,8 +635,7 @@ int main(int argc, char **argv)
     if (opt.duration_ms > 400) {
         sleep_until_ns(since_start(400));
         for (unsigned i = 0; i < opt.workers; i++)
-            rt_spawn(rt, "report_render", report_render_poll, xcalloc(sizeof(struct report)),
-                     free);
+            rt_spawn(rt, "report_render", report_render_poll, xcalloc(sizeof(struct report)), free);
     }
 
     /* Then let the accept loop stop and the requests in flight finish. */
@@ -648,10 +646,10 @@ int main(int argc, char **argv)
            rt_now_ns() < drain_deadline)
         sleep_until_ns(rt_now_ns() + 1 * MS);
 
-    fprintf(stderr, "flightrec-demo: served %ld requests, %ld stale cache refreshes, %ld tasks "
-                    "still live, %ld requests unfinished\n",
-            atomic_load(&served), atomic_load(&stale), rt_live_tasks(rt),
-            atomic_load(&inflight));
+    fprintf(stderr,
+            "flightrec-demo: served %ld requests, %ld stale cache refreshes, %ld tasks "
+            "still live, %ld requests unfinished\n",
+            atomic_load(&served), atomic_load(&stale), rt_live_tasks(rt), atomic_load(&inflight));
     if (opt.recorder) {
         rc = fr_dump("end of run", path, sizeof(path));
         if (rc < 0) {
