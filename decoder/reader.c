@@ -325,6 +325,11 @@ static int cmp_string(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/*
+ * STRINGS may come in more than one section (the recorder writes the strings
+ * interned while it was dumping in a second one): entries are appended here
+ * and sorted and checked for duplicate ids once all frames are read.
+ */
 static void sec_strings(struct frd_dump *d, uint64_t off, struct frd_cur *c)
 {
     uint32_t n;
@@ -338,10 +343,10 @@ static void sec_strings(struct frd_dump *d, uint64_t off, struct frd_cur *c)
                    n, frd_cur_left(c) / 8);
         n = (uint32_t)(frd_cur_left(c) / 8);
     }
-    struct frd_string *s = frd__keep(d, calloc(n ? n : 1, sizeof(*s)));
+    struct frd_string *s = realloc(d->strings, (d->nstrings + n + 1) * sizeof(*s));
     if (!s)
         return;
-    size_t k = 0;
+    d->strings = s;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t id, len;
         size_t at = c->pos;
@@ -351,22 +356,32 @@ static void sec_strings(struct frd_dump *d, uint64_t off, struct frd_cur *c)
                        "end of the section", at + 8, i + 1, n);
             break;
         }
-        s[k].id = id;
-        s[k].len = len;
-        s[k].text = (const char *)t;
-        k++;
+        s[d->nstrings].id = id;
+        s[d->nstrings].len = len;
+        s[d->nstrings].text = (const char *)t;
+        d->nstrings++;
     }
-    qsort(s, k, sizeof(*s), cmp_string);
+    if (frd_cur_left(c))
+        frd__error(d, off, "STRINGS section: expected it to end after %u strings, found %zu "
+                   "more bytes", n, frd_cur_left(c));
+}
+
+static void sort_strings(struct frd_dump *d)
+{
+    struct frd_string *s = d->strings;
+    if (!s)
+        return;
+    qsort(s, d->nstrings, sizeof(*s), cmp_string);
     size_t w = 0;
-    for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < d->nstrings; i++) {
         if (w && s[w - 1].id == s[i].id) {
-            frd__error(d, off, "STRINGS section: expected unique ids, found id %u twice",
-                       s[i].id);
+            if (s[w - 1].len != s[i].len || memcmp(s[w - 1].text, s[i].text, s[i].len))
+                frd__error(d, d->stopped_at, "STRINGS: expected one text per id, found two "
+                           "for id %u", s[i].id);
             continue;
         }
         s[w++] = s[i];
     }
-    d->strings = s;
     d->nstrings = w;
 }
 
@@ -476,10 +491,7 @@ static void decode_section(struct frd_dump *d, uint64_t off, uint8_t *buf, size_
             sec_crash(d, off, &body);
         break;
     case FR_SEC_STRINGS:
-        if (d->strings)
-            frd__error(d, off, "expected one STRINGS section, found another (ignored)");
-        else
-            sec_strings(d, off, &body);
+        sec_strings(d, off, &body);
         break;
     case FR_SEC_MODULES:
         d->modules.p = (const char *)body.p;
@@ -645,6 +657,7 @@ int64_t frd_end_ns(const struct frd_dump *d)
 
 static void finish(struct frd_dump *d)
 {
+    sort_strings(d);
     calibrate(d);
     if (d->crash.present)
         d->crash.ns = frd_ticks_to_ns(d, d->crash.ticks);
@@ -749,6 +762,7 @@ void frd_close(struct frd_dump *d)
     for (size_t i = 0; i < d->nthreads; i++)
         free(d->threads[i].events);
     free(d->threads);
+    free(d->strings);
     for (size_t i = 0; i < d->nerrors; i++)
         free(d->errors[i]);
     free(d->errors);

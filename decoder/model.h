@@ -1,0 +1,168 @@
+/*
+ * decoder/model.h - per-task and per-thread model built from a decoded dump.
+ *
+ * Second stage of the decoder (reader -> model -> analyses -> renderers). The
+ * model merges every thread's events into one timeline ordered by time, then
+ * replays it to rebuild each task instance (an id reused after fr_drop() is a
+ * new instance): its spawn, polls (thread, start, duration, result, await
+ * label, scheduling delay), wakes (which thread, and which task was polling
+ * there), waker references, and drop. Per thread it keeps the polls it ran and
+ * the spans it was parked. Hook-order violations found while replaying are
+ * kept as protocol notes for the analyses.
+ *
+ * Functions return 0 or a negative errno value.
+ */
+#ifndef FRD_MODEL_H
+#define FRD_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reader.h"
+
+#define FRD_NONE (-1)
+
+/* One event of the merged timeline. */
+struct frd_mev {
+    const struct frd_event *e;
+    int64_t ns;      /* e->ns, made non-decreasing within its thread */
+    uint32_t thread; /* index into dump->threads */
+    int32_t task;    /* task instance index, FRD_NONE for park/unpark/thread_name */
+    int32_t ref;     /* poll index (poll events), wake index (wake), else FRD_NONE */
+};
+
+enum frd_poll_result { FRD_POLL_PENDING = 0, FRD_POLL_READY = 1, FRD_POLL_RUNNING = 2 };
+
+struct frd_poll {
+    uint32_t thread;
+    int64_t begin_ns, end_ns; /* end_ns: the end of the recording if still running */
+    int result;               /* enum frd_poll_result */
+    uint32_t await_str;       /* last fr_await label inside this poll, 0 none */
+    int woken_during;         /* a wake for this task arrived while it ran */
+    int64_t ready_ns;         /* when it became runnable (wake or spawn); INT64_MIN unknown */
+    int32_t ready_wake;       /* the wake that made it runnable, FRD_NONE: spawn/unknown */
+};
+
+struct frd_wake {
+    int64_t ns;
+    uint32_t thread;
+    uint64_t by_task;     /* task polling on the waking thread, 0 none */
+    int32_t by_inst;      /* its instance, FRD_NONE */
+    int during_own_poll;  /* the woken task was itself being polled */
+    int while_idle;       /* the woken task was idle after a pending poll */
+};
+
+enum frd_task_state {
+    FRD_TASK_SPAWNED,   /* never polled */
+    FRD_TASK_RUNNING,   /* inside a poll at the end */
+    FRD_TASK_IDLE,      /* last poll pending, no wake since */
+    FRD_TASK_RUNNABLE,  /* woken (or self-woken) after its last poll, not polled yet */
+    FRD_TASK_READY,     /* last poll returned ready, not dropped */
+    FRD_TASK_DROPPED,
+};
+
+struct frd_task {
+    uint64_t id;
+    uint32_t name; /* string id, 0 unknown */
+    uint64_t parent;
+    int32_t parent_inst; /* FRD_NONE if unknown */
+    int spawn_seen;
+    int64_t spawn_ns;
+    uint32_t spawn_thread;
+    int64_t first_ns, last_ns; /* its first and last event in the recording */
+
+    struct frd_poll *polls;
+    size_t npolls;
+    struct frd_wake *wakes;
+    size_t nwakes;
+
+    uint32_t await_str; /* last fr_await label */
+    int64_t await_ns;
+
+    int64_t waker_refs;     /* clones minus drops seen */
+    size_t waker_drops;     /* waker_drop events seen */
+    int64_t waker_zero_ns;  /* last time waker_refs fell to 0, INT64_MIN never */
+
+    int dropped;
+    int64_t drop_ns;
+    uint32_t drop_thread;
+
+    int32_t open_poll;     /* index of the poll running now (replay state) */
+    int64_t ready_ns;      /* runnable since (replay state), INT64_MIN none */
+    int32_t ready_wake;
+
+    int state; /* enum frd_task_state at the end of the recording */
+    int64_t busy_ns, idle_ns;
+    int64_t delay_p50_ns, delay_p99_ns; /* scheduling delay; -1 if no sample */
+};
+
+struct frd_span {
+    int64_t begin_ns, end_ns;
+};
+
+struct frd_poll_ref {
+    int32_t task, poll;
+};
+
+struct frd_worker {
+    struct frd_poll_ref *polls; /* in begin order */
+    size_t npolls;
+    struct frd_span *parked;    /* parked spans, in order */
+    size_t nparked;
+    int64_t busy_ns;
+};
+
+struct frd_protocol_note {
+    int32_t task;
+    uint32_t thread;
+    int64_t ns;
+    char what[96];
+};
+
+struct frd_model {
+    const struct frd_dump *dump;
+    struct frd_mev *ev; /* merged timeline, time order */
+    size_t nev;
+    struct frd_task *tasks; /* in order of first appearance */
+    size_t ntasks;
+    struct frd_worker *workers; /* parallel to dump->threads */
+    struct frd_protocol_note *notes;
+    size_t nnotes;
+    int64_t start_ns, end_ns; /* the recording window */
+};
+
+/*
+ * frd_model_build - merge and replay the events of @d into @m.
+ * @d must outlive @m. Return: 0 or -ENOMEM.
+ */
+int frd_model_build(const struct frd_dump *d, struct frd_model *m);
+
+void frd_model_free(struct frd_model *m);
+
+/*
+ * frd_model_covered - true if every thread's ring holds all of its events
+ * between @a_ns and @b_ns: only then may a conclusion rest on an event being
+ * absent from that span.
+ */
+int frd_model_covered(const struct frd_model *m, int64_t a_ns, int64_t b_ns);
+
+/*
+ * frd_model_parked_ns - the longest time any worker (thread that polled or
+ * parked) spent parked within [@a_ns, @b_ns].
+ */
+int64_t frd_model_parked_ns(const struct frd_model *m, int64_t a_ns, int64_t b_ns);
+
+/*
+ * frd_model_task_at - the instance of task @id live at @ns (the latest one
+ * that appeared at or before it), or FRD_NONE.
+ */
+int32_t frd_model_task_at(const struct frd_model *m, uint64_t id, int64_t ns);
+
+/* frd_task_state_name - "spawned", "running", "idle", "runnable", ... */
+const char *frd_task_state_name(int state);
+
+/* frd_thread_label - the thread's name, or "tid N" when it has none, in @buf. */
+const char *frd_thread_label(const struct frd_model *m, uint32_t thread, char *buf,
+                             size_t len);
+
+#endif /* FRD_MODEL_H */

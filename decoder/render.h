@@ -1,0 +1,58 @@
+/*
+ * decoder/render.h - the last stage: a dump, its model and findings as text
+ * (render_text.c), JSON (render_json.c, shapes fixed by DESIGN.md "CLI"), and
+ * CSV or Chrome trace events (render_csv.c, render_json.c).
+ *
+ * Times are shown relative to the start of the recording window
+ * (frd_model.start_ns). All functions write to @out and return 0, or -EIO if
+ * the stream reported an error.
+ */
+#ifndef FRD_RENDER_H
+#define FRD_RENDER_H
+
+#include <stdio.h>
+
+#include "analyze.h"
+#include "model.h"
+#include "symbolize.h"
+
+struct frd_view {
+    const struct frd_dump *d;
+    const struct frd_model *m;
+    const struct frd_findings *f;
+    const struct frd_thresholds *th;
+    const struct frd_frame *frames; /* symbolized crash backtrace */
+    size_t nframes;
+};
+
+/* Timeline filters: 0 means "all". */
+struct frd_filter {
+    int by_task;
+    uint64_t task;
+    int by_thread;
+    uint32_t tid;
+};
+
+int frd_text_info(FILE *out, const struct frd_view *v);
+int frd_text_tasks(FILE *out, const struct frd_view *v);
+int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filter *flt);
+int frd_text_findings(FILE *out, const struct frd_view *v);
+
+int frd_json_info(FILE *out, const struct frd_view *v);
+int frd_json_tasks(FILE *out, const struct frd_view *v);
+int frd_json_findings(FILE *out, const struct frd_view *v);
+int frd_json_export(FILE *out, const struct frd_view *v);
+int frd_chrome_export(FILE *out, const struct frd_view *v);
+int frd_csv_export(FILE *out, const struct frd_view *v);
+
+/* The signal's abbreviation ("SIGSEGV"), or "signal N" in @buf. */
+const char *frd_signal_name(int signo, char *buf, size_t len);
+
+/* Parent chain of task instance @ti (the async call chain), as text in @buf:
+ * `7 "fetch" <- 3 "accept_loop"`. */
+const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, size_t len);
+
+/* Findings of instance @ti as "kind,kind" in @buf ("" if none). */
+const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len);
+
+#endif /* FRD_RENDER_H */

@@ -1,0 +1,296 @@
+/*
+ * decoder/render_json.c - machine-readable output: `info --json`,
+ * `tasks --json`, `analyze --json` (shapes fixed by DESIGN.md "CLI"), and the
+ * `export` formats json and chrome (the Trace Event format read by
+ * chrome://tracing and Perfetto: one track per thread, polls as slices).
+ *
+ * Numbers: task ids, tids and nanosecond times are JSON numbers; addresses
+ * are "0x..." strings, because 64-bit addresses do not survive a double.
+ * Times named *_ns without "abs" are relative to the start of the recording.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "json.h"
+#include "render.h"
+
+static void task_obj(FILE *out, const struct frd_model *m, int32_t ti)
+{
+    if (ti == FRD_NONE) {
+        fputs("null", out);
+        return;
+    }
+    const struct frd_task *t = &m->tasks[ti];
+    fprintf(out, "{\"id\": %llu, \"name\": ", (unsigned long long)t->id);
+    frd_json_strid(out, m->dump, t->name);
+    putc('}', out);
+}
+
+int frd_json_info(FILE *out, const struct frd_view *v)
+{
+    const struct frd_dump *d = v->d;
+    const struct frd_model *m = v->m;
+    char b[64];
+    int signo = d->crash.present ? (int)d->crash.signo : (int)d->hdr.signo;
+    fputs("{\"path\": ", out);
+    frd_json_cstr(out, d->path);
+    fprintf(out, ", \"format_version\": %u, \"whole\": %s, \"reason\": ", d->hdr.version,
+            d->damaged ? "false" : "true");
+    frd_json_cstr(out, d->hdr.reason);
+    fprintf(out, ", \"trigger\": \"%s\", \"realtime_ns\": %llu, \"dump_seq\": %llu",
+            frd_trigger_name(d->hdr.trigger), (unsigned long long)d->hdr.realtime_ns,
+            (unsigned long long)d->hdr.dump_seq);
+    fprintf(out, ", \"signal\": %d, \"signal_name\": ", signo);
+    if (signo)
+        frd_json_cstr(out, frd_signal_name(signo, b, sizeof(b)));
+    else
+        fputs("null", out);
+    fprintf(out, ", \"pid\": %u", d->proc.present ? d->proc.pid : d->hdr.pid);
+    if (d->proc.present) {
+        fprintf(out, ", \"ppid\": %u, \"executable\": ", d->proc.ppid);
+        frd_json_str(out, d->proc.exe.p, d->proc.exe.len);
+        fputs(", \"cmdline\": [", out);
+        const char *p = d->proc.cmdline.p;
+        size_t n = d->proc.cmdline.len;
+        int first = 1;
+        for (size_t i = 0; i < n;) {
+            const char *z = memchr(p + i, 0, n - i);
+            size_t k = z ? (size_t)(z - (p + i)) : n - i;
+            if (!first)
+                fputs(", ", out);
+            first = 0;
+            frd_json_str(out, p + i, k);
+            i += k + 1;
+        }
+        fputs("], \"host\": ", out);
+        frd_json_str(out, d->proc.host.p, d->proc.host.len);
+        fputs(", \"flightrec_version\": ", out);
+        frd_json_str(out, d->proc.version.p, d->proc.version.len);
+    }
+    fprintf(out, ", \"clock\": {\"source\": \"%s\", \"ns_per_tick\": %.9g, \"pairs\": %u}",
+            d->clock.source == FR_CLOCK_TSC ? "tsc" : "monotonic", d->clock.ns_per_tick,
+            d->clock.npairs);
+    fprintf(out, ", \"events\": %zu, \"tasks\": %zu, \"threads_count\": %zu, \"window_ns\": %lld",
+            m->nev, m->ntasks, d->nthreads, (long long)(m->end_ns - m->start_ns));
+
+    /* crash */
+    const struct frd_crash *c = &d->crash;
+    fprintf(out, ", \"crash_thread\": %u", c->present ? c->tid : 0);
+    int32_t ti = c->present && c->task ? frd_model_task_at(m, c->task, c->ns) : FRD_NONE;
+    fputs(", \"crash_task\": ", out);
+    if (c->present && c->task && ti == FRD_NONE)
+        fprintf(out, "{\"id\": %llu, \"name\": null}", (unsigned long long)c->task);
+    else
+        task_obj(out, m, ti);
+    fputs(", \"crash_task_chain\": [", out);
+    for (int depth = 0; ti != FRD_NONE && depth < 16; depth++) {
+        if (depth)
+            fputs(", ", out);
+        task_obj(out, m, ti);
+        ti = m->tasks[ti].parent_inst;
+    }
+    fputs("]", out);
+    if (c->present)
+        fprintf(out, ", \"signal_code\": %d, \"fault_addr\": \"0x%llx\"", c->code,
+                (unsigned long long)c->fault_addr);
+    fputs(", \"backtrace\": [", out);
+    for (size_t i = 0; i < v->nframes; i++) {
+        const struct frd_frame *f = &v->frames[i];
+        fprintf(out, "%s{\"ip\": \"0x%llx\", \"function\": ", i ? ", " : "",
+                (unsigned long long)f->ip);
+        frd_json_cstr(out, f->function[0] ? f->function : NULL);
+        fputs(", \"file\": ", out);
+        frd_json_cstr(out, f->file[0] ? f->file : NULL);
+        if (f->line)
+            fprintf(out, ", \"line\": %d", f->line);
+        else
+            fputs(", \"line\": null", out);
+        fputs(", \"module\": ", out);
+        frd_json_cstr(out, f->module[0] ? f->module : NULL);
+        fprintf(out, ", \"offset\": \"0x%llx\"}", (unsigned long long)f->offset);
+    }
+    fputs("], \"threads\": [", out);
+    for (size_t i = 0; i < d->nthreads; i++) {
+        const struct frd_thread *t = &d->threads[i];
+        fprintf(out, "%s{\"tid\": %u, \"name\": ", i ? ", " : "", t->tid);
+        frd_json_cstr(out, t->name);
+        fprintf(out, ", \"state\": \"%s\", \"events\": %zu, \"first_ns\": %lld, "
+                "\"last_ns\": %lld, \"complete\": %s, \"overwritten\": %llu, \"dropped\": %llu, "
+                "\"pages_bad\": %u, \"pages_missing\": %llu, \"current_task\": %llu}",
+                t->state == 1 ? "live" : t->state == 2 ? "exited" : "unknown", t->nevents,
+                (long long)(t->nevents ? t->first_ns - m->start_ns : 0),
+                (long long)(t->nevents ? t->last_ns - m->start_ns : 0),
+                t->complete_head && t->complete_tail ? "true" : "false",
+                (unsigned long long)t->events_overwritten,
+                (unsigned long long)t->events_dropped, t->pages_bad,
+                (unsigned long long)t->pages_missing, (unsigned long long)t->current_task);
+    }
+    fputs("], \"errors\": [", out);
+    for (size_t i = 0; i < d->nerrors; i++) {
+        if (i)
+            fputs(", ", out);
+        frd_json_cstr(out, d->errors[i]);
+    }
+    fputs("]}\n", out);
+    return ferror(out) ? -EIO : 0;
+}
+
+int frd_json_tasks(FILE *out, const struct frd_view *v)
+{
+    const struct frd_model *m = v->m;
+    fputs("{\"tasks\": [", out);
+    for (size_t i = 0; i < m->ntasks; i++) {
+        const struct frd_task *t = &m->tasks[i];
+        fprintf(out, "%s\n{\"id\": %llu, \"instance\": %zu, \"name\": ", i ? "," : "",
+                (unsigned long long)t->id, i);
+        frd_json_strid(out, m->dump, t->name);
+        if (t->parent)
+            fprintf(out, ", \"parent\": %llu", (unsigned long long)t->parent);
+        else
+            fputs(", \"parent\": null", out);
+        fprintf(out, ", \"state\": \"%s\", \"polls\": %zu, \"wakes\": %zu, \"busy_ns\": %lld, "
+                "\"idle_ns\": %lld",
+                frd_task_state_name(t->state), t->npolls, t->nwakes, (long long)t->busy_ns,
+                (long long)t->idle_ns);
+        if (t->delay_p50_ns >= 0)
+            fprintf(out, ", \"delay_p50_ns\": %lld, \"delay_p99_ns\": %lld",
+                    (long long)t->delay_p50_ns, (long long)t->delay_p99_ns);
+        else
+            fputs(", \"delay_p50_ns\": null, \"delay_p99_ns\": null", out);
+        if (t->spawn_seen)
+            fprintf(out, ", \"spawned_ns\": %lld", (long long)(t->spawn_ns - m->start_ns));
+        else
+            fputs(", \"spawned_ns\": null", out);
+        if (t->dropped)
+            fprintf(out, ", \"dropped_ns\": %lld", (long long)(t->drop_ns - m->start_ns));
+        else
+            fputs(", \"dropped_ns\": null", out);
+        fputs(", \"findings\": [", out);
+        int seen[FRD_KIND_COUNT] = {0}, first = 1;
+        for (size_t k = 0; v->f && k < v->f->n; k++) {
+            const struct frd_finding *x = &v->f->v[k];
+            if (x->task != (int32_t)i || seen[x->kind])
+                continue;
+            seen[x->kind] = 1;
+            fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(x->kind));
+            first = 0;
+        }
+        fputs("]}", out);
+    }
+    fputs("\n]}\n", out);
+    return ferror(out) ? -EIO : 0;
+}
+
+int frd_json_findings(FILE *out, const struct frd_view *v)
+{
+    const struct frd_model *m = v->m;
+    fprintf(out, "{\"events\": %zu, \"tasks\": %zu, \"threads\": %zu, \"window_ns\": %lld, "
+            "\"findings\": [",
+            m->nev, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns));
+    for (size_t i = 0; i < v->f->n; i++) {
+        const struct frd_finding *x = &v->f->v[i];
+        fprintf(out, "%s\n {\"kind\": \"%s\", \"task\": ", i ? "," : "", frd_kind_name(x->kind));
+        if (x->task != FRD_NONE) {
+            fprintf(out, "%llu, \"name\": ", (unsigned long long)m->tasks[x->task].id);
+            frd_json_strid(out, m->dump, m->tasks[x->task].name);
+        } else {
+            fputs("null, \"name\": null", out);
+        }
+        fprintf(out, ", \"thread\": %u, \"at_ns\": %lld, \"duration_ns\": %lld, \"message\": ",
+                m->dump->threads[x->thread].tid, (long long)(x->at_ns - m->start_ns),
+                (long long)x->duration_ns);
+        frd_json_cstr(out, x->message);
+        putc('}', out);
+    }
+    fputs(v->f->n ? "\n]}\n" : "]}\n", out);
+    return ferror(out) ? -EIO : 0;
+}
+
+int frd_json_export(FILE *out, const struct frd_view *v)
+{
+    const struct frd_model *m = v->m;
+    const struct frd_dump *d = v->d;
+    fprintf(out, "{\"pid\": %u, \"start_ns\": %lld, \"end_ns\": %lld, \"threads\": [",
+            d->proc.present ? d->proc.pid : d->hdr.pid, (long long)m->start_ns,
+            (long long)m->end_ns);
+    for (size_t i = 0; i < d->nthreads; i++) {
+        fprintf(out, "%s{\"tid\": %u, \"name\": ", i ? ", " : "", d->threads[i].tid);
+        frd_json_cstr(out, d->threads[i].name);
+        putc('}', out);
+    }
+    fputs("], \"strings\": {", out);
+    for (size_t i = 0; i < d->nstrings; i++) {
+        fprintf(out, "%s\"%u\": ", i ? ", " : "", d->strings[i].id);
+        frd_json_str(out, d->strings[i].text, d->strings[i].len);
+    }
+    fputs("}, \"events\": [", out);
+    for (size_t i = 0; i < m->nev; i++) {
+        const struct frd_mev *me = &m->ev[i];
+        const struct frd_event *e = me->e;
+        fprintf(out, "%s\n{\"ns\": %lld, \"ticks\": %llu, \"tid\": %u, \"type\": \"%s\"",
+                i ? "," : "", (long long)(me->ns - m->start_ns), (unsigned long long)e->ticks,
+                d->threads[me->thread].tid, frd_event_name(e->type));
+        if (e->task)
+            fprintf(out, ", \"task\": %llu", (unsigned long long)e->task);
+        if (e->type == FR_EV_SPAWN)
+            fprintf(out, ", \"parent\": %llu", (unsigned long long)e->parent);
+        if (e->str) {
+            fprintf(out, ", \"string_id\": %u, \"string\": ", e->str);
+            frd_json_strid(out, d, e->str);
+        }
+        putc('}', out);
+    }
+    fputs("\n]}\n", out);
+    return ferror(out) ? -EIO : 0;
+}
+
+int frd_chrome_export(FILE *out, const struct frd_view *v)
+{
+    const struct frd_model *m = v->m;
+    const struct frd_dump *d = v->d;
+    unsigned pid = d->proc.present ? d->proc.pid : d->hdr.pid;
+    int first = 1;
+    fputs("{\"displayTimeUnit\": \"ns\", \"traceEvents\": [", out);
+    for (size_t i = 0; i < d->nthreads; i++) {
+        fprintf(out, "%s\n{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": %u, \"tid\": %u, "
+                "\"args\": {\"name\": ", first ? "" : ",", pid, d->threads[i].tid);
+        frd_json_cstr(out, d->threads[i].name[0] ? d->threads[i].name : "thread");
+        fputs("}}", out);
+        first = 0;
+        const struct frd_worker *w = &m->workers[i];
+        for (size_t k = 0; k < w->nparked; k++)
+            fprintf(out, ",\n{\"ph\": \"X\", \"name\": \"parked\", \"cat\": \"park\", \"pid\": %u, "
+                    "\"tid\": %u, \"ts\": %.3f, \"dur\": %.3f}",
+                    pid, d->threads[i].tid,
+                    (double)(w->parked[k].begin_ns - m->start_ns) / 1e3,
+                    (double)(w->parked[k].end_ns - w->parked[k].begin_ns) / 1e3);
+    }
+    for (size_t ti = 0; ti < m->ntasks; ti++) {
+        const struct frd_task *t = &m->tasks[ti];
+        for (size_t k = 0; k < t->npolls; k++) {
+            const struct frd_poll *p = &t->polls[k];
+            char nm[64];
+            size_t n = 0;
+            const char *s = frd_string(d, t->name, &n);
+            snprintf(nm, sizeof(nm), "%.*s", (int)(n > 40 ? 40 : n), s ? s : "");
+            fprintf(out, ",\n{\"ph\": \"X\", \"cat\": \"poll\", \"name\": ");
+            char label[96];
+            snprintf(label, sizeof(label), "task %llu %s", (unsigned long long)t->id, nm);
+            frd_json_cstr(out, label);
+            fprintf(out, ", \"pid\": %u, \"tid\": %u, \"ts\": %.3f, \"dur\": %.3f, "
+                    "\"args\": {\"task\": %llu, \"poll\": %zu, \"result\": \"%s\"}}",
+                    pid, d->threads[p->thread].tid, (double)(p->begin_ns - m->start_ns) / 1e3,
+                    (double)(p->end_ns - p->begin_ns) / 1e3, (unsigned long long)t->id, k + 1,
+                    p->result == FRD_POLL_READY     ? "ready"
+                    : p->result == FRD_POLL_PENDING ? "pending"
+                                                    : "running");
+        }
+        for (size_t k = 0; k < t->nwakes; k++)
+            fprintf(out, ",\n{\"ph\": \"i\", \"s\": \"t\", \"cat\": \"wake\", \"name\": "
+                    "\"wake task %llu\", \"pid\": %u, \"tid\": %u, \"ts\": %.3f}",
+                    (unsigned long long)t->id, pid, d->threads[t->wakes[k].thread].tid,
+                    (double)(t->wakes[k].ns - m->start_ns) / 1e3);
+    }
+    fputs("\n]}\n", out);
+    return ferror(out) ? -EIO : 0;
+}

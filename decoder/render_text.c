@@ -1,0 +1,550 @@
+/*
+ * decoder/render_text.c - human-readable output: `info`, `tasks`, `timeline`
+ * and `analyze` without --json. This is what a person reads after a crash, so
+ * it names threads and tasks (`worker-1`, `task 42 "handle_request"`), shows
+ * times in milliseconds from the start of the recording, and never prints a
+ * raw byte from the dump without making it safe for the terminal.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "render.h"
+
+const char *frd_signal_name(int signo, char *buf, size_t len)
+{
+    const char *s = signo > 0 && signo < 65 ? sigabbrev_np(signo) : NULL;
+    if (s)
+        snprintf(buf, len, "SIG%s", s);
+    else if (signo)
+        snprintf(buf, len, "signal %d", signo);
+    else
+        snprintf(buf, len, "none");
+    return buf;
+}
+
+static void put_task(FILE *out, const struct frd_model *m, int32_t ti)
+{
+    const struct frd_task *t = &m->tasks[ti];
+    size_t n = 0;
+    const char *s = frd_string(m->dump, t->name, &n);
+    fprintf(out, "task %llu", (unsigned long long)t->id);
+    if (s) {
+        fputs(" \"", out);
+        frd_text_str(out, s, n);
+        putc('"', out);
+    }
+}
+
+static void put_str(FILE *out, const struct frd_dump *d, uint32_t id)
+{
+    size_t n = 0;
+    const char *s = frd_string(d, id, &n);
+    if (s)
+        frd_text_str(out, s, n);
+    else
+        fputs(id == FR_STRING_OVERFLOW ? "(string table full)" : "?", out);
+}
+
+const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, size_t len)
+{
+    size_t w = 0;
+    buf[0] = 0;
+    for (int depth = 0; ti != FRD_NONE && depth < 16 && w + 1 < len; depth++) {
+        const struct frd_task *t = &m->tasks[ti];
+        size_t n = 0;
+        const char *s = frd_string(m->dump, t->name, &n);
+        char name[64] = "";
+        if (s) {
+            size_t k = 0;
+            for (size_t i = 0; i < n && k + 1 < sizeof(name); i++)
+                name[k++] = (s[i] < 0x20 || s[i] == 0x7f || s[i] == '"') ? '?' : s[i];
+            name[k] = 0;
+        }
+        int r = snprintf(buf + w, len - w, "%s%llu%s%s%s", depth ? " <- " : "",
+                         (unsigned long long)t->id, s ? " \"" : "", name, s ? "\"" : "");
+        if (r < 0 || (size_t)r >= len - w)
+            break;
+        w += (size_t)r;
+        if (t->parent && t->parent_inst == FRD_NONE) {
+            snprintf(buf + w, len - w, " <- %llu", (unsigned long long)t->parent);
+            break;
+        }
+        ti = t->parent_inst;
+    }
+    return buf;
+}
+
+const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len)
+{
+    size_t w = 0;
+    buf[0] = 0;
+    int seen[FRD_KIND_COUNT] = {0};
+    for (size_t i = 0; v->f && i < v->f->n; i++) {
+        const struct frd_finding *x = &v->f->v[i];
+        if (x->task != ti || seen[x->kind])
+            continue;
+        seen[x->kind] = 1;
+        int r = snprintf(buf + w, len - w, "%s%s", w ? "," : "", frd_kind_name(x->kind));
+        if (r < 0 || (size_t)r >= len - w)
+            break;
+        w += (size_t)r;
+    }
+    return buf;
+}
+
+static double rel_ms(const struct frd_model *m, int64_t ns)
+{
+    return (double)(ns - m->start_ns) / 1e6;
+}
+
+/* ---- info --------------------------------------------------------------- */
+
+static void put_blob(FILE *out, const struct frd_blob *b)
+{
+    frd_text_str(out, b->p ? b->p : "", b->len);
+}
+
+int frd_text_info(FILE *out, const struct frd_view *v)
+{
+    const struct frd_dump *d = v->d;
+    const struct frd_model *m = v->m;
+    char buf[512], b2[64];
+
+    fprintf(out, "dump      %s (format %u, %llu bytes, %s)\n", d->path, d->hdr.version,
+            (unsigned long long)d->file_size, d->damaged ? "DAMAGED: see errors" : "whole");
+    time_t secs = (time_t)(d->hdr.realtime_ns / 1000000000u);
+    struct tm tm;
+    char when[64] = "?";
+    if (gmtime_r(&secs, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(out, "reason    \"");
+    frd_text_str(out, d->hdr.reason, strlen(d->hdr.reason));
+    fprintf(out, "\" (%s", frd_trigger_name(d->hdr.trigger));
+    if (d->hdr.signo)
+        fprintf(out, ", %s", frd_signal_name((int)d->hdr.signo, b2, sizeof(b2)));
+    fprintf(out, "), written %s.%03u UTC, dump #%llu of the process\n", when,
+            (unsigned)(d->hdr.realtime_ns / 1000000u % 1000u),
+            (unsigned long long)d->hdr.dump_seq);
+    if (d->proc.present) {
+        fprintf(out, "process   pid %u (ppid %u) ", d->proc.pid, d->proc.ppid);
+        put_blob(out, &d->proc.exe);
+        fputs("\ncommand  ", out);
+        /* arguments are NUL-separated */
+        const char *p = d->proc.cmdline.p;
+        size_t n = d->proc.cmdline.len;
+        for (size_t i = 0; i < n;) {
+            const char *z = memchr(p + i, 0, n - i);
+            size_t k = z ? (size_t)(z - (p + i)) : n - i;
+            putc(' ', out);
+            frd_text_str(out, p + i, k);
+            i += k + 1;
+        }
+        fputs("\nhost      ", out);
+        put_blob(out, &d->proc.host);
+        fputs(", flightrec ", out);
+        put_blob(out, &d->proc.version);
+        putc('\n', out);
+    } else {
+        fprintf(out, "process   pid %u (no PROCESS section)\n", d->hdr.pid);
+    }
+    if (d->clock.present && d->clock.source == FR_CLOCK_TSC)
+        fprintf(out, "clock     TSC at %.3f GHz (%u calibration pairs)\n",
+                d->clock.ns_per_tick > 0 ? 1.0 / d->clock.ns_per_tick : 0.0, d->clock.npairs);
+    else
+        fprintf(out, "clock     %s\n", d->clock.present ? "CLOCK_MONOTONIC" : "missing");
+    fprintf(out, "window    %s of history, %zu events, %zu task instances, %zu threads\n",
+            frd_fmt_dur(m->end_ns - m->start_ns, b2, sizeof(b2)), m->nev, m->ntasks,
+            d->nthreads);
+
+    if (d->crash.present) {
+        const struct frd_crash *c = &d->crash;
+        fprintf(out, "\ncrash     %s (code %d), fault address 0x%llx, at %.3f ms\n",
+                frd_signal_name((int)c->signo, b2, sizeof(b2)), c->code,
+                (unsigned long long)c->fault_addr, rel_ms(m, c->ns));
+        const char *tn = "";
+        for (size_t i = 0; i < d->nthreads; i++)
+            if (d->threads[i].tid == c->tid)
+                tn = d->threads[i].name;
+        fprintf(out, "thread    %u \"", c->tid);
+        frd_text_str(out, tn, strlen(tn));
+        fputs("\"\n", out);
+        if (c->task) {
+            int32_t ti = frd_model_task_at(m, c->task, c->ns);
+            if (ti != FRD_NONE)
+                fprintf(out, "task      %s  (async call chain, innermost first)\n",
+                        frd_task_chain(m, ti, buf, sizeof(buf)));
+            else
+                fprintf(out, "task      %llu (no events of it left in the rings)\n",
+                        (unsigned long long)c->task);
+        } else {
+            fputs("task      none was being polled on the crashing thread\n", out);
+        }
+        fputs("backtrace\n", out);
+        for (size_t i = 0; i < v->nframes; i++) {
+            const struct frd_frame *f = &v->frames[i];
+            fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
+            if (f->function[0])
+                fprintf(out, " in %s", f->function);
+            if (f->file[0])
+                fprintf(out, " at %s:%d", f->file, f->line);
+            if (f->module[0])
+                fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
+            putc('\n', out);
+        }
+    }
+
+    fputs("\nthreads\n", out);
+    fprintf(out, "  %-8s %-20s %-7s %8s %-24s %s\n", "TID", "NAME", "STATE", "EVENTS",
+            "HOLDS (ms)", "LOST");
+    for (size_t i = 0; i < d->nthreads; i++) {
+        const struct frd_thread *t = &d->threads[i];
+        char hold[64], lost[160];
+        if (t->nevents)
+            snprintf(hold, sizeof(hold), "%.3f .. %.3f%s", rel_ms(m, t->first_ns),
+                     rel_ms(m, t->last_ns), t->complete_head ? "" : "*");
+        else
+            snprintf(hold, sizeof(hold), "-");
+        snprintf(lost, sizeof(lost), "%llu overwritten, %llu dropped, %u bad pages, %llu "
+                 "pages missing", (unsigned long long)t->events_overwritten,
+                 (unsigned long long)t->events_dropped, t->pages_bad,
+                 (unsigned long long)t->pages_missing);
+        fprintf(out, "  %-8u ", t->tid);
+        char nm[FR_THREAD_NAME_MAX + 1];
+        memcpy(nm, t->name[0] ? t->name : "-", t->name[0] ? sizeof(nm) : 2);
+        for (char *q = nm; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                *q = '?';
+        fprintf(out, "%-20s %-7s %8zu %-24s %s\n", nm,
+                t->state == 1 ? "live" : t->state == 2 ? "exited" : "?", t->nevents, hold,
+                lost);
+    }
+    fputs("  (* = older history of this thread was overwritten)\n", out);
+    return ferror(out) ? -EIO : 0;
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+static const char *dur_or_dash(int64_t ns, char *buf, size_t len)
+{
+    if (ns < 0)
+        return "-";
+    return frd_fmt_dur(ns, buf, len);
+}
+
+int frd_text_tasks(FILE *out, const struct frd_view *v)
+{
+    const struct frd_model *m = v->m;
+    fprintf(out, "%-18s %-24s %-18s %-8s %5s %10s %10s %10s %10s %s\n", "ID", "NAME", "PARENT",
+            "STATE", "POLLS", "BUSY", "IDLE", "DELAY p50", "DELAY p99", "FINDINGS");
+    for (size_t i = 0; i < m->ntasks; i++) {
+        const struct frd_task *t = &m->tasks[i];
+        char name[25], a[32], b[32], c[32], e[32], fnd[96], par[24];
+        size_t n = 0;
+        const char *s = frd_string(m->dump, t->name, &n);
+        size_t k = 0;
+        for (size_t j = 0; s && j < n && k + 1 < sizeof(name); j++)
+            name[k++] = (s[j] < 0x20 || s[j] == 0x7f) ? '?' : s[j];
+        name[k] = 0;
+        if (!k)
+            snprintf(name, sizeof(name), "-");
+        if (t->parent)
+            snprintf(par, sizeof(par), "%llu", (unsigned long long)t->parent);
+        else
+            snprintf(par, sizeof(par), "-");
+        frd_task_findings(v, (int32_t)i, fnd, sizeof(fnd));
+        fprintf(out, "%-18llu %-24s %-18s %-8s %5zu %10s %10s %10s %10s %s\n",
+                (unsigned long long)t->id, name, par, frd_task_state_name(t->state),
+                t->npolls, frd_fmt_dur(t->busy_ns, a, sizeof(a)),
+                frd_fmt_dur(t->idle_ns, b, sizeof(b)), dur_or_dash(t->delay_p50_ns, c, sizeof(c)),
+                dur_or_dash(t->delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
+    }
+    return ferror(out) ? -EIO : 0;
+}
+
+/* ---- timeline ----------------------------------------------------------- */
+
+static void put_thread(FILE *out, const struct frd_model *m, uint32_t th)
+{
+    char b[48];
+    frd_thread_label(m, th, b, sizeof(b));
+    frd_text_str(out, b, strlen(b));
+}
+
+static const struct frd_finding *starvation_at(const struct frd_view *v, int32_t ti, int64_t at)
+{
+    for (size_t i = 0; v->f && i < v->f->n; i++)
+        if (v->f->v[i].kind == FRD_STARVATION && v->f->v[i].task == ti &&
+            v->f->v[i].at_ns == at)
+            return &v->f->v[i];
+    return NULL;
+}
+
+static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev *me,
+                       int64_t origin, int64_t *refs)
+{
+    const struct frd_model *m = v->m;
+    const struct frd_task *t = &m->tasks[me->task];
+    const struct frd_event *e = me->e;
+    char d1[32], d2[32], why[256];
+    if ((e->type == FR_EV_POLL_PENDING || e->type == FR_EV_POLL_READY) && me->ref != FRD_NONE)
+        return; /* folded into the poll's line */
+    fprintf(out, "%12.3f ms  ", (double)(me->ns - origin) / 1e6);
+    switch (e->type) {
+    case FR_EV_SPAWN:
+        fputs("spawned on ", out);
+        put_thread(out, m, me->thread);
+        break;
+    case FR_EV_POLL_BEGIN: {
+        const struct frd_poll *p = &t->polls[me->ref];
+        fprintf(out, "poll #%d on ", me->ref + 1);
+        put_thread(out, m, me->thread);
+        fprintf(out, ", %s -> %s", frd_fmt_dur(p->end_ns - p->begin_ns, d1, sizeof(d1)),
+                p->result == FRD_POLL_RUNNING ? "still running at the dump"
+                : p->result == FRD_POLL_READY ? "ready"
+                                              : "pending");
+        if (p->await_str) {
+            fputs(", awaiting \"", out);
+            put_str(out, m->dump, p->await_str);
+            putc('"', out);
+        }
+        if (p->woken_during)
+            fputs(", woken while it ran", out);
+        if (p->ready_ns != INT64_MIN && starvation_at(v, me->task, p->ready_ns)) {
+            frd_culprit(m, me->task, p->ready_ns, p->begin_ns, why, sizeof(why));
+            fprintf(out, " (starved %s%s%s)",
+                    frd_fmt_dur(p->begin_ns - p->ready_ns, d2, sizeof(d2)), why[0] ? " " : "",
+                    why);
+        }
+        break;
+    }
+    case FR_EV_POLL_PENDING:
+    case FR_EV_POLL_READY:
+        fputs("poll ended without a recorded begin on ", out);
+        put_thread(out, m, me->thread);
+        break;
+    case FR_EV_AWAIT:
+        fputs("awaiting \"", out);
+        put_str(out, m->dump, e->str);
+        putc('"', out);
+        break;
+    case FR_EV_WAKE: {
+        const struct frd_wake *w = &t->wakes[me->ref];
+        fputs(w->during_own_poll ? "woken during its own poll by " : "woken by ", out);
+        put_thread(out, m, w->thread);
+        if (w->by_inst != FRD_NONE) {
+            fputs(" (", out);
+            put_task(out, m, w->by_inst);
+            putc(')', out);
+        }
+        break;
+    }
+    case FR_EV_WAKER_CLONE:
+        fprintf(out, "waker cloned (%lld references)", (long long)++*refs);
+        break;
+    case FR_EV_WAKER_DROP:
+        fprintf(out, "waker dropped (%lld references)", (long long)--*refs);
+        break;
+    case FR_EV_DROP:
+        fputs("dropped on ", out);
+        put_thread(out, m, me->thread);
+        break;
+    case FR_EV_MARK:
+        fputs("mark \"", out);
+        put_str(out, m->dump, e->str);
+        putc('"', out);
+        break;
+    default:
+        fputs(frd_event_name(e->type), out);
+        break;
+    }
+    for (size_t i = 0; i < m->nnotes; i++)
+        if (m->notes[i].task == me->task && m->notes[i].ns == me->ns &&
+            m->notes[i].thread == me->thread)
+            fprintf(out, "  [protocol: %s]", m->notes[i].what);
+    putc('\n', out);
+}
+
+static void task_header(FILE *out, const struct frd_view *v, int32_t ti)
+{
+    const struct frd_model *m = v->m;
+    const struct frd_task *t = &m->tasks[ti];
+    char f[96];
+    put_task(out, m, ti);
+    if (t->parent) {
+        fputs(" (parent ", out);
+        if (t->parent_inst != FRD_NONE)
+            put_task(out, m, t->parent_inst);
+        else
+            fprintf(out, "task %llu", (unsigned long long)t->parent);
+        putc(')', out);
+    }
+    fprintf(out, ", %s at the end", frd_task_state_name(t->state));
+    if (!t->spawn_seen)
+        fputs(", spawned before the recording window", out);
+    frd_task_findings(v, ti, f, sizeof(f));
+    if (f[0])
+        fprintf(out, ", findings: %s", f);
+    fprintf(out, "\n");
+}
+
+int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filter *flt)
+{
+    const struct frd_model *m = v->m;
+    if (flt->by_thread) {
+        int found = 0;
+        for (uint32_t th = 0; th < m->dump->nthreads; th++) {
+            if (m->dump->threads[th].tid != flt->tid)
+                continue;
+            found = 1;
+            fprintf(out, "thread %u \"", flt->tid);
+            put_thread(out, m, th);
+            fprintf(out, "\" (times from the start of the recording)\n");
+            int64_t parked = INT64_MIN;
+            char d1[32];
+            for (size_t i = 0; i < m->nev; i++) {
+                const struct frd_mev *me = &m->ev[i];
+                if (me->thread != th)
+                    continue;
+                if (flt->by_task && (me->task == FRD_NONE || m->tasks[me->task].id != flt->task))
+                    continue;
+                const struct frd_event *e = me->e;
+                if (e->type == FR_EV_POLL_PENDING || e->type == FR_EV_POLL_READY) {
+                    if (me->ref != FRD_NONE)
+                        continue;
+                }
+                fprintf(out, "%12.3f ms  ", rel_ms(m, me->ns));
+                switch (e->type) {
+                case FR_EV_PARK:
+                    parked = me->ns;
+                    fputs("parked", out);
+                    break;
+                case FR_EV_UNPARK:
+                    fputs("unparked", out);
+                    if (parked != INT64_MIN)
+                        fprintf(out, " after %s", frd_fmt_dur(me->ns - parked, d1, sizeof(d1)));
+                    parked = INT64_MIN;
+                    break;
+                case FR_EV_THREAD_NAME:
+                    fputs("named \"", out);
+                    put_str(out, m->dump, e->str);
+                    putc('"', out);
+                    break;
+                case FR_EV_POLL_BEGIN: {
+                    const struct frd_poll *p = &m->tasks[me->task].polls[me->ref];
+                    fputs("polls ", out);
+                    put_task(out, m, me->task);
+                    fprintf(out, " (#%d), %s -> %s", me->ref + 1,
+                            frd_fmt_dur(p->end_ns - p->begin_ns, d1, sizeof(d1)),
+                            p->result == FRD_POLL_RUNNING ? "still running at the dump"
+                            : p->result == FRD_POLL_READY ? "ready"
+                                                          : "pending");
+                    break;
+                }
+                default:
+                    fprintf(out, "%s ", frd_event_name(e->type));
+                    put_task(out, m, me->task);
+                    if (e->str) {
+                        fputs(" \"", out);
+                        put_str(out, m->dump, e->str);
+                        putc('"', out);
+                    }
+                    break;
+                }
+                putc('\n', out);
+            }
+        }
+        if (!found)
+            return -ENOENT;
+        return ferror(out) ? -EIO : 0;
+    }
+
+    /* per task: index the merged timeline by task once */
+    size_t *count = calloc(m->ntasks + 1, sizeof(*count));
+    size_t *idx = malloc((m->nev ? m->nev : 1) * sizeof(*idx));
+    if (!count || !idx) {
+        free(count);
+        free(idx);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < m->nev; i++)
+        if (m->ev[i].task != FRD_NONE)
+            count[m->ev[i].task + 1]++;
+    for (size_t t = 0; t < m->ntasks; t++)
+        count[t + 1] += count[t];
+    size_t *fill = calloc(m->ntasks + 1, sizeof(*fill));
+    if (!fill) {
+        free(count);
+        free(idx);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < m->nev; i++)
+        if (m->ev[i].task != FRD_NONE) {
+            size_t t = (size_t)m->ev[i].task;
+            idx[count[t] + fill[t]++] = i;
+        }
+    int found = 0;
+    for (size_t t = 0; t < m->ntasks; t++) {
+        if (flt->by_task && m->tasks[t].id != flt->task)
+            continue;
+        found = 1;
+        task_header(out, v, (int32_t)t);
+        int64_t refs = 0;
+        for (size_t k = count[t]; k < count[t + 1]; k++) {
+            const struct frd_mev *me = &m->ev[idx[k]];
+            if (flt->by_thread && m->dump->threads[me->thread].tid != flt->tid)
+                continue;
+            if (me->e->type == FR_EV_AWAIT) {
+                /* an await inside a poll is shown on that poll's line */
+                const struct frd_task *tk = &m->tasks[t];
+                int inside = 0;
+                for (size_t p = 0; p < tk->npolls; p++)
+                    if (tk->polls[p].begin_ns <= me->ns && me->ns <= tk->polls[p].end_ns &&
+                        tk->polls[p].await_str == me->e->str)
+                        inside = 1;
+                if (inside)
+                    continue;
+            }
+            task_event(out, v, me, m->tasks[t].first_ns, &refs);
+        }
+        putc('\n', out);
+    }
+    free(count);
+    free(idx);
+    free(fill);
+    if (flt->by_task && !found)
+        return -ENOENT;
+    return ferror(out) ? -EIO : 0;
+}
+
+/* ---- findings ----------------------------------------------------------- */
+
+int frd_text_findings(FILE *out, const struct frd_view *v)
+{
+    const struct frd_model *m = v->m;
+    char d1[32], d2[32], d3[32], d4[32];
+    fprintf(out, "%zu events, %zu tasks, %zu threads, %s window; thresholds: starvation %s, "
+            "long poll %s, hang %s\n",
+            m->nev, m->ntasks, m->dump->nthreads,
+            frd_fmt_dur(m->end_ns - m->start_ns, d1, sizeof(d1)),
+            frd_fmt_dur(v->th->starvation_ns, d2, sizeof(d2)),
+            frd_fmt_dur(v->th->long_poll_ns, d3, sizeof(d3)),
+            frd_fmt_dur(v->th->hang_ns, d4, sizeof(d4)));
+    if (!v->f->n) {
+        fputs("no findings\n", out);
+        return ferror(out) ? -EIO : 0;
+    }
+    fprintf(out, "%zu finding%s\n", v->f->n, v->f->n == 1 ? "" : "s");
+    for (size_t i = 0; i < v->f->n; i++) {
+        const struct frd_finding *x = &v->f->v[i];
+        fprintf(out, "\n%-12s at %.3f ms", frd_kind_name(x->kind), rel_ms(m, x->at_ns));
+        if (x->duration_ns)
+            fprintf(out, " for %s", frd_fmt_dur(x->duration_ns, d1, sizeof(d1)));
+        fputs("\n  ", out);
+        frd_text_str(out, x->message, strlen(x->message));
+        putc('\n', out);
+    }
+    return ferror(out) ? -EIO : 0;
+}
