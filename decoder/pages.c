@@ -111,13 +111,13 @@ static int cmp_page(const void *a, const void *b)
 
 void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct frd_thread *t)
 {
-    uint32_t npages, reserved;
+    uint32_t reserved;
     const uint8_t *name;
     if (frd_get_u32(c, &t->tid) || frd_get_u32(c, &t->slot) || frd_get_u32(c, &t->state) ||
         frd_get_u32(c, &t->page_size) || frd_get_u64(c, &t->current_task) ||
         frd_get_u64(c, &t->pages_started) || frd_get_u64(c, &t->events_overwritten) ||
         frd_get_u64(c, &t->events_dropped) || !(name = frd_get_bytes(c, FR_THREAD_NAME_MAX)) ||
-        frd_get_u32(c, &npages) || frd_get_u32(c, &reserved)) {
+        frd_get_u32(c, &t->gen) || frd_get_u32(c, &reserved)) {
         frd__error(d, off, "THREAD section: expected an 88-byte thread header, found %zu "
                    "bytes", c->len);
         return;
@@ -132,13 +132,9 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
                    "found %u", t->tid, FR_PAGE_HEADER_SIZE, t->page_size);
         return;
     }
-    if ((uint64_t)npages * FR_PAGE_HEADER_SIZE > frd_cur_left(c)) {
-        frd__error(d, off, "THREAD section (tid %u) byte 88: expected %u pages, found room "
-                   "for at most %zu", t->tid, npages, frd_cur_left(c) / FR_PAGE_HEADER_SIZE);
-        npages = (uint32_t)(frd_cur_left(c) / FR_PAGE_HEADER_SIZE);
-    }
-    t->npages = npages;
-    struct page *pg = calloc(npages ? npages : 1, sizeof(*pg));
+    /* Pages run to the end of the section; each takes at least its header. */
+    size_t max_pages = frd_cur_left(c) / FR_PAGE_HEADER_SIZE;
+    struct page *pg = calloc(max_pages ? max_pages : 1, sizeof(*pg));
     /* every record is at least 2 bytes: this bounds the events of the section */
     size_t cap_ev = frd_cur_left(c) / 2 + 1;
     struct frd_event *ev = malloc(cap_ev * sizeof(*ev));
@@ -150,15 +146,18 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
         return;
     }
     size_t nev = 0, ngood = 0;
-    for (uint32_t i = 0; i < npages; i++) {
+    uint32_t npages = 0;
+    for (uint32_t i = 0; frd_cur_left(c) > 0; i++) {
+        npages++;
         size_t at = c->pos + 8; /* offset in the section, for messages */
         uint64_t seq, base;
         uint32_t used, count;
         if (frd_get_u64(c, &seq) || frd_get_u64(c, &base) || frd_get_u32(c, &used) ||
             frd_get_u32(c, &count)) {
-            frd__error(d, off, "THREAD section (tid %u) byte %zu: expected page %u of %u, "
-                       "found the end of the section", t->tid, at, i + 1, npages);
-            t->pages_bad += npages - i;
+            frd__error(d, off, "THREAD section (tid %u) byte %zu: expected a %u-byte page "
+                       "header, found %zu bytes", t->tid, at, FR_PAGE_HEADER_SIZE,
+                       frd_cur_left(c));
+            t->pages_bad++;
             break;
         }
         const uint8_t *body = frd_get_bytes(c, used);
@@ -167,7 +166,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             frd__error(d, off, "THREAD section (tid %u) byte %zu: expected a page of %u "
                        "bytes, found %zu bytes to the end of the section", t->tid, at, used,
                        frd_cur_left(c));
-            t->pages_bad += npages - i;
+            t->pages_bad++;
             break;
         }
         char why[160];
@@ -176,9 +175,11 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             snprintf(why, sizeof(why), "at most %u used bytes, found %u",
                      t->page_size - FR_PAGE_HEADER_SIZE, used);
             bad = 1;
-        } else if (seq == 0 || seq > t->pages_started) {
-            snprintf(why, sizeof(why), "a sequence number in 1..%llu, found %llu",
-                     (unsigned long long)t->pages_started, (unsigned long long)seq);
+        } else if (seq == 0 || seq >= (UINT64_C(1) << 40)) {
+            /* pages_started was read before the pages were copied: the owner
+             * may have started newer pages since, so only the range is fixed */
+            snprintf(why, sizeof(why), "a sequence number in 1..2^40-1, found %llu",
+                     (unsigned long long)seq);
             bad = 1;
         } else if ((uint64_t)count * 2 > used) {
             snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
@@ -199,9 +200,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
         ngood++;
         nev += count;
     }
-    if (frd_cur_left(c))
-        frd__error(d, off, "THREAD section (tid %u): expected %u pages, found %zu more bytes "
-                   "after them", t->tid, npages, frd_cur_left(c));
+    t->npages = npages;
 
     qsort(pg, ngood, sizeof(*pg), cmp_page);
     /* a duplicate sequence number: keep the first, drop the others */
@@ -226,6 +225,8 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
                    t->tid);
         return;
     }
+    if (ngood && pg[ngood - 1].seq > t->pages_started)
+        t->pages_started = pg[ngood - 1].seq; /* the thread wrote on during the dump */
     size_t n = 0;
     t->first_whole = 0;
     for (size_t i = 0; i < ngood; i++) {

@@ -332,38 +332,31 @@ static int cmp_string(const void *a, const void *b)
  */
 static void sec_strings(struct frd_dump *d, uint64_t off, struct frd_cur *c)
 {
-    uint32_t n;
-    if (frd_get_u32(c, &n)) {
-        frd__error(d, off, "STRINGS section: expected a count, found %zu bytes", c->len);
-        return;
-    }
-    /* Each entry is at least 8 bytes: a count beyond that is a lie. */
-    if ((uint64_t)n * 8 > frd_cur_left(c)) {
-        frd__error(d, off, "STRINGS section byte 8: expected %u entries, found room for %zu",
-                   n, frd_cur_left(c) / 8);
-        n = (uint32_t)(frd_cur_left(c) / 8);
-    }
-    struct frd_string *s = realloc(d->strings, (d->nstrings + n + 1) * sizeof(*s));
+    /* entries to the end of the section; each is at least 8 bytes */
+    size_t room = frd_cur_left(c) / 8;
+    struct frd_string *s = realloc(d->strings, (d->nstrings + room + 1) * sizeof(*s));
     if (!s)
         return;
     d->strings = s;
-    for (uint32_t i = 0; i < n; i++) {
+    while (frd_cur_left(c)) {
         uint32_t id, len;
         size_t at = c->pos;
         const uint8_t *t = NULL;
         if (frd_get_u32(c, &id) || frd_get_u32(c, &len) || !(t = frd_get_bytes(c, len))) {
-            frd__error(d, off, "STRINGS section byte %zu: expected string %u of %u, found the "
-                       "end of the section", at + 8, i + 1, n);
+            frd__error(d, off, "STRINGS section byte %zu: expected a whole entry, found %zu "
+                       "bytes to the end of the section", at + 8, c->len - at);
             break;
+        }
+        if (id <= FR_STRING_OVERFLOW) {
+            frd__error(d, off, "STRINGS section byte %zu: expected an id above %u, found %u",
+                       at + 8, FR_STRING_OVERFLOW, id);
+            continue;
         }
         s[d->nstrings].id = id;
         s[d->nstrings].len = len;
         s[d->nstrings].text = (const char *)t;
         d->nstrings++;
     }
-    if (frd_cur_left(c))
-        frd__error(d, off, "STRINGS section: expected it to end after %u strings, found %zu "
-                   "more bytes", n, frd_cur_left(c));
 }
 
 static void sort_strings(struct frd_dump *d)

@@ -123,6 +123,7 @@ struct frd_event {
 
 struct frd_thread {
     uint32_t tid, slot, state; /* state: 1 live, 2 exited */
+    uint32_t gen;              /* slot generation */
     uint32_t page_size;
     char name[FR_THREAD_NAME_MAX + 1]; /* header name, else last THREAD_NAME */
     uint64_t current_task;
