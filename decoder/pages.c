@@ -175,11 +175,9 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             snprintf(why, sizeof(why), "at most %u used bytes, found %u",
                      t->page_size - FR_PAGE_HEADER_SIZE, used);
             bad = 1;
-        } else if (seq == 0 || seq >= (UINT64_C(1) << 40)) {
-            /* pages_started was read before the pages were copied: the owner
-             * may have started newer pages since, so only the range is fixed */
-            snprintf(why, sizeof(why), "a sequence number in 1..2^40-1, found %llu",
-                     (unsigned long long)seq);
+        } else if (seq == 0 || seq > t->pages_started) {
+            snprintf(why, sizeof(why), "a sequence number in 1..%llu, found %llu",
+                     (unsigned long long)t->pages_started, (unsigned long long)seq);
             bad = 1;
         } else if ((uint64_t)count * 2 > used) {
             snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
@@ -225,8 +223,6 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
                    t->tid);
         return;
     }
-    if (ngood && pg[ngood - 1].seq > t->pages_started)
-        t->pages_started = pg[ngood - 1].seq; /* the thread wrote on during the dump */
     size_t n = 0;
     t->first_whole = 0;
     for (size_t i = 0; i < ngood; i++) {

@@ -265,6 +265,11 @@ static void write_thread(struct dump_ctx *c, struct fr_slot *s)
     uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED);
     struct fr_ring *r = &s->ring;
 
+    /* Pairs with the release store in fr__writer_next_page: page `last` is
+     * published. Page seq s lives at index (s - 1) % npages. */
+    uint64_t last = atomic_load_explicit(&r->pages_started, FR_ACQUIRE);
+    uint64_t first = last > r->npages ? last - r->npages + 1 : 1;
+
     uint8_t b[88];
     memset(b, 0, sizeof b);
     put32(b, atomic_load_explicit(&s->tid, FR_RELAXED));
@@ -272,7 +277,7 @@ static void write_thread(struct dump_ctx *c, struct fr_slot *s)
     put32(b + 8, state == FR_SLOT_LIVE ? 1 : 2);
     put32(b + 12, FR_PAGE_SIZE);
     put64(b + 16, atomic_load_explicit(&r->current_task, FR_RELAXED));
-    put64(b + 24, atomic_load_explicit(&r->pages_started, FR_RELAXED));
+    put64(b + 24, last);
     put64(b + 32, atomic_load_explicit(&r->events_overwritten, FR_RELAXED));
     put64(b + 40, atomic_load_explicit(&r->events_dropped, FR_RELAXED));
     uint32_t nl = atomic_load_explicit(&s->name_len, FR_ACQUIRE); /* pairs with registry.c */
@@ -283,10 +288,14 @@ static void write_thread(struct dump_ctx *c, struct fr_slot *s)
 
     section_begin(c, FR_SEC_THREAD);
     feed(c, b, sizeof b);
-    for (uint32_t i = 0; i < r->npages && !c->err; i++) {
+    /* Oldest first, and no page newer than `last`: the owner keeps writing
+     * while we copy, and page `last` is copied only as far as it was committed
+     * then. A newer page after that prefix would leave a hole in the middle of
+     * the history that no sequence number shows. */
+    for (uint64_t seq = first; seq && seq <= last && !c->err; seq++) {
         struct fr_page_copy *pc = c->page;
-        if (!fr__ring_snapshot(r, i, gen, pc))
-            continue;
+        if (!fr__ring_snapshot(r, (uint32_t)((seq - 1) % r->npages), gen, pc) || pc->seq != seq)
+            continue; /* recycled under us: lost to overwrite */
         uint8_t h[FR_PAGE_HEADER_SIZE];
         put64(h, pc->seq);
         put64(h + 8, pc->base_ticks);

@@ -75,11 +75,12 @@ void fr__writer_next_page(struct fr_writer *w, uint64_t now)
     atomic_store_explicit(&pg->base_ticks, now, FR_RELAXED);
 
     uint64_t n = atomic_load_explicit(&r->pages_started, FR_RELAXED) + 1;
-    atomic_store_explicit(&r->pages_started, n, FR_RELAXED);
     /* Publish: pairs with the acquire load of seq in fr__ring_snapshot, which
      * then sees commit=0 and the new base_ticks. */
     atomic_store_explicit(&pg->seq, ((uint64_t)w->gen << FR_SEQ_GEN_SHIFT) | (n & FR_SEQ_MASK),
                           FR_RELEASE);
+    /* After the page: a dumper that reads n (acquire) finds page n published. */
+    atomic_store_explicit(&r->pages_started, n, FR_RELEASE);
 
     w->page = pg;
     w->page_index = idx;

@@ -192,7 +192,7 @@ Test(ring, concurrent_writers_never_tear, .timeout = 60)
         char path[512];
         cr_assert_eq(fr_dump("concurrent", path, sizeof path), 0);
         struct frd_dump *d = th_open(path);
-        cr_assert_eq(d->damaged, 0);
+        cr_assert_eq(d->damaged, 0, "%s", d->nerrors ? d->errors[0] : "");
         for (int w = 0; w < WRITERS; w++) {
             const struct frd_thread *t = th_thread(d, writer_tids[w]);
             cr_assert_not_null(t);

@@ -113,7 +113,10 @@ enum fr_section {
  *        0 u64 seq   8 u64 base_ticks   16 u32 used   20 u32 count
  *        24 used bytes of records
  *      Pages are copied whole or not at all (a page torn by a concurrent
- *      writer is dropped). Order in the file is unspecified: sort by seq.
+ *      writer is dropped), oldest first, up to the page that was current
+ *      when the copy began (copied as far as it was committed); newer pages
+ *      are left out so the history has no hole in the middle. Readers still
+ *      sort by seq and must not assume the order.
  *
  * END body:
  *   0  u32 sections written before this one   4  u32 flags (0)
