@@ -175,9 +175,10 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             snprintf(why, sizeof(why), "at most %u used bytes, found %u",
                      t->page_size - FR_PAGE_HEADER_SIZE, used);
             bad = 1;
-        } else if (seq == 0 || seq > t->pages_started) {
-            snprintf(why, sizeof(why), "a sequence number in 1..%llu, found %llu",
-                     (unsigned long long)t->pages_started, (unsigned long long)seq);
+        } else if (seq == 0) {
+            /* a page started while the dump ran may carry a seq past
+             * pages_started (read before the copy): accepted, see below */
+            snprintf(why, sizeof(why), "a sequence number from 1, found 0");
             bad = 1;
         } else if ((uint64_t)count * 2 > used) {
             snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
@@ -235,8 +236,10 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
     }
     t->complete_head = t->pages_started == 0 || (ngood > 0 && pg[0].seq == 1 &&
                                                  pg[ngood - 1].seq == ngood);
-    t->complete_tail = t->pages_started == 0 || (ngood > 0 && pg[ngood - 1].seq ==
+    t->complete_tail = t->pages_started == 0 || (ngood > 0 && pg[ngood - 1].seq >=
                                                  t->pages_started);
+    if (ngood > 0 && pg[ngood - 1].seq > t->pages_started)
+        t->pages_started = pg[ngood - 1].seq;
     if (t->complete_head)
         t->first_whole = 0;
     t->pages_missing = t->pages_started > ngood ? t->pages_started - ngood : 0;

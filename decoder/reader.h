@@ -127,7 +127,7 @@ struct frd_thread {
     uint32_t page_size;
     char name[FR_THREAD_NAME_MAX + 1]; /* header name, else last THREAD_NAME */
     uint64_t current_task;
-    uint64_t pages_started;
+    uint64_t pages_started;      /* raised to the highest seq held: pages may start during the dump */
     uint64_t events_overwritten; /* as counted by the recorder */
     uint64_t events_dropped;     /* as counted by the recorder */
     uint64_t file_offset;        /* of this section's frame in the file */
