@@ -74,10 +74,12 @@ struct rt_worker {
 };
 
 struct rt_runtime {
-    pthread_mutex_t lock;   /* guards injector, parked, shutdown */
-    pthread_cond_t idle_cv; /* parked workers wait here */
+    pthread_mutex_t lock;      /* guards injector, parked, started, shutdown */
+    pthread_cond_t idle_cv;    /* parked workers wait here */
+    pthread_cond_t started_cv; /* rt_create waits here for the workers to start */
     struct run_queue injector;
     unsigned parked;
+    unsigned started; /* workers that are up and named; <= nworkers */
     bool shutdown;
 
     unsigned nworkers;
@@ -366,8 +368,13 @@ static void *worker_main(void *arg)
     struct rt_task *t;
 
     snprintf(name, sizeof(name), "worker-%u", w->index);
-    fr_thread_name(name); /* Hook: label this thread in dumps. */
+    fr_thread_name(name); /* Hook: label this thread in dumps (and get its ring now). */
     tls_worker = w;
+
+    pthread_mutex_lock(&w->rt->lock);
+    w->rt->started++;
+    pthread_cond_signal(&w->rt->started_cv);
+    pthread_mutex_unlock(&w->rt->lock);
     while ((t = next_task(w)))
         run_task(w, t);
     tls_worker = NULL;
@@ -382,6 +389,7 @@ struct rt_runtime *rt_create(unsigned workers)
         workers = 1;
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->idle_cv, NULL);
+    pthread_cond_init(&rt->started_cv, NULL);
     atomic_init(&rt->next_id, 1);
     atomic_init(&rt->live, 0);
     rt->nworkers = workers;
@@ -396,6 +404,15 @@ struct rt_runtime *rt_create(unsigned workers)
             abort();
         }
     }
+    /*
+     * Return only once every worker runs: a task spawned right away would
+     * otherwise wait for thread creation, and a recording would show it
+     * queued while no worker was parked - starvation that is not there.
+     */
+    pthread_mutex_lock(&rt->lock);
+    while (rt->started < workers)
+        pthread_cond_wait(&rt->started_cv, &rt->lock);
+    pthread_mutex_unlock(&rt->lock);
     return rt;
 }
 
@@ -409,6 +426,7 @@ void rt_destroy(struct rt_runtime *rt)
         pthread_join(rt->workers[i].thread, NULL);
     rt__timers_stop(&rt->timers);
     pthread_cond_destroy(&rt->idle_cv);
+    pthread_cond_destroy(&rt->started_cv);
     pthread_mutex_destroy(&rt->lock);
     free(rt->workers);
     free(rt);

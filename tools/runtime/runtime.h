@@ -38,7 +38,8 @@ typedef enum rt_poll (*rt_poll_fn)(struct rt_task *self, void *state);
 
 /*
  * rt_create - start a runtime with @workers worker threads (at least 1) and
- * one timer thread. Worker threads name themselves "worker-N" in dumps.
+ * one timer thread, and return once every worker runs. Worker threads name
+ * themselves "worker-N" in dumps.
  *
  * Return: the runtime (never NULL; aborts if threads cannot be started).
  */
