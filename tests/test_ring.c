@@ -226,3 +226,46 @@ Test(ring, concurrent_writers_never_tear, .timeout = 60)
     cr_assert_gt(checked, 10000);
     fr_shutdown();
 }
+
+/* ---- clock: ticks decode to real durations, TSC or not ------------------- */
+
+static void check_durations(int want_tsc)
+{
+    struct fr_config cfg = { .dump_dir = th_tmpdir() };
+    cr_assert_eq(fr_init(&cfg), 0);
+    fr_mark(1, "before");
+    usleep(60 * 1000); /* sleeps at least this long: a lower bound that cannot flake */
+    fr_mark(2, "after");
+    struct frd_dump *d;
+    const struct frd_thread *t = dump_and_find(&d, th_gettid());
+    cr_assert_eq(!!(d->hdr.flags & FR_HDR_TSC), want_tsc);
+    cr_assert_eq(d->clock.source, want_tsc ? FR_CLOCK_TSC : FR_CLOCK_MONOTONIC);
+    cr_assert(d->clock.calibrated);
+    cr_assert_eq(t->nevents, 2);
+    int64_t gap = t->events[1].ns - t->events[0].ns;
+    cr_assert_geq(gap, 60 * 1000 * 1000, "60 ms sleep decoded as %lld ns", (long long)gap);
+    cr_assert_lt(gap, 10LL * 1000 * 1000 * 1000, "60 ms sleep decoded as %lld ns", (long long)gap);
+    frd_close(d);
+    fr_shutdown();
+}
+
+Test(clock, tsc_ticks_decode_to_real_time)
+{
+    unsetenv("FLIGHTREC_CLOCK");
+    /* On a machine without a usable TSC the recorder falls back by itself. */
+    struct fr_config cfg = { .dump_dir = th_tmpdir() };
+    cr_assert_eq(fr_init(&cfg), 0);
+    char path[512];
+    cr_assert_eq(fr_dump("probe", path, sizeof path), 0);
+    struct frd_dump *d = th_open(path);
+    int tsc = !!(d->hdr.flags & FR_HDR_TSC);
+    frd_close(d);
+    fr_shutdown();
+    check_durations(tsc);
+}
+
+Test(clock, monotonic_fallback_decodes_to_real_time)
+{
+    setenv("FLIGHTREC_CLOCK", "monotonic", 1);
+    check_durations(0);
+}
