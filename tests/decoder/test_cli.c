@@ -1,0 +1,191 @@
+/*
+ * tests/decoder/test_cli.c - the `flightrec` command as users and scripts
+ * see it: exit statuses (0 ok, 1 bad input, 2 usage), the --json shapes of
+ * DESIGN.md, a truncated dump through the CLI, and a crash dump whose info
+ * names the signal, the crashing task and the crashing function.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "flightrec.h"
+#include "helpers.h"
+#include "scenario.h"
+
+Test(cli, usage_and_version)
+{
+    char *out, *err;
+    cr_assert_eq(sc_cli("--version", &out, &err), 0);
+    cr_assert_not_null(strstr(out, "flightrec "));
+    const char *cmds[] = {"--help", "info --help", "tasks --help", "timeline --help",
+                          "analyze --help", "export --help"};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++) {
+        cr_assert_eq(sc_cli(cmds[i], &out, &err), 0, "%s", cmds[i]);
+        cr_assert_not_null(strstr(out, "usage: flightrec"), "%s", cmds[i]);
+    }
+    cr_assert_eq(sc_cli("", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("frobnicate x.frd", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("info", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("analyze x.frd --bogus", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("analyze x.frd --hang-ms abc", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("export x.frd", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("export x.frd --format xml", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("info /nonexistent/dump.frd", &out, &err), 1);
+    cr_assert_not_null(strstr(err, "/nonexistent/dump.frd"), "%s", err);
+    cr_assert_eq(sc_cli("info /etc/hostname", &out, &err), 1);
+    cr_assert_not_null(strstr(err, "offset 0"), "%s", err);
+}
+
+/* A lost wakeup (waker dropped) recorded on a worker thread. */
+static void worker_step(void *a)
+{
+    (void)a;
+    fr_spawn(10, 0, "fetch");
+    fr_poll_begin(10);
+    fr_waker_clone(10);
+    fr_poll_end(10, FR_PENDING);
+    fr_park();
+}
+
+static void record(char *path, int lost)
+{
+    sc_recorder_start(0);
+    struct sc_worker *w = sc_worker_start("worker-1");
+    sc_run(w, worker_step, NULL);
+    if (lost)
+        fr_waker_drop(10);
+    else
+        fr_wake(10);
+    sc_sleep_ms(30);
+    if (!lost) {
+        /* the wake is honoured: a clean run */
+        fr_poll_begin(10);
+        fr_poll_end(10, FR_READY);
+        fr_drop(10);
+    }
+    sc_dump(path);
+    sc_worker_stop(w);
+    fr_shutdown();
+}
+
+Test(cli, analyze_json_names_the_planted_bug)
+{
+    char path[512], args[700], *out, *err;
+    record(path, 1);
+    snprintf(args, sizeof(args), "analyze '%s' --json", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "{\"events\": "), "%s", out);
+    cr_assert_not_null(strstr(out, "\"kind\": \"lost_wakeup\", \"task\": 10, \"name\": \"fetch\""),
+                       "%s", out);
+    cr_assert_not_null(strstr(out, "\"window_ns\": "), "%s", out);
+    cr_assert_not_null(strstr(out, "\"duration_ns\": "), "%s", out);
+    /* one finding only */
+    cr_assert_null(strstr(strstr(out, "\"kind\"") + 1, "\"kind\""), "%s", out);
+
+    snprintf(args, sizeof(args), "timeline '%s' --task 10", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "task 10 \"fetch\""), "%s", out);
+    cr_assert_not_null(strstr(out, "poll #1 on worker-1"), "%s", out);
+    cr_assert_not_null(strstr(out, "waker dropped (0 references)"), "%s", out);
+    snprintf(args, sizeof(args), "timeline '%s' --task 12345", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 2);
+
+    const char *more[] = {"info '%s'", "info '%s' --json", "tasks '%s'", "tasks '%s' --json",
+                          "timeline '%s'", "analyze '%s'", "export '%s' --format json",
+                          "export '%s' --format csv", "export '%s' --format chrome"};
+    for (size_t i = 0; i < sizeof(more) / sizeof(*more); i++) {
+        snprintf(args, sizeof(args), more[i], path);
+        cr_assert_eq(sc_cli(args, &out, &err), 0, "%s: %s", args, err);
+        cr_assert_gt(strlen(out), 10, "%s", args);
+    }
+}
+
+Test(cli, clean_run_has_no_findings)
+{
+    char path[512], args[700], *out, *err;
+    record(path, 0);
+    snprintf(args, sizeof(args), "analyze '%s' --json", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"findings\": []"), "%s", out);
+}
+
+Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
+{
+    char path[512], cut[600], args[700], *out, *err;
+    record(path, 1);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)len);
+    cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    snprintf(cut, sizeof(cut), "%s/cut.frd", th_tmpdir());
+    int n = 0;
+    for (long at = 0; at < len; at += len / 60 + 1, n++) {
+        f = fopen(cut, "wb");
+        fwrite(buf, 1, (size_t)at, f);
+        fclose(f);
+        const char *cmds[] = {"info '%s'", "analyze '%s' --json"};
+        for (int k = 0; k < 2; k++) {
+            snprintf(args, sizeof(args), cmds[k], cut);
+            int st = sc_cli(args, &out, &err);
+            cr_assert_eq(st, 1, "cut at %ld of %ld: status %d, stderr: %s", at, len, st, err);
+            cr_assert_not_null(strstr(err, "offset "), "cut at %ld: %s", at, err);
+        }
+    }
+    cr_log_info("%d cut points through the CLI", n);
+    free(buf);
+}
+
+/* ---- crash ---------------------------------------------------------------- */
+
+/* read through a volatile object so the compiler cannot see the null store */
+static volatile int *volatile bad_address;
+
+__attribute__((noinline)) static void crash_here(void)
+{
+    *bad_address = 42; /* SIGSEGV */
+}
+
+static int crashing_child(void *arg)
+{
+    struct fr_config cfg = {.dump_dir = arg, .dump_signal = -1};
+    if (fr_init(&cfg))
+        return 3;
+    fr_thread_name("worker-1");
+    fr_spawn(98, 0, "accept_loop");
+    fr_spawn(99, 98, "handle_request");
+    fr_poll_begin(99);
+    crash_here();
+    return 0;
+}
+
+Test(cli, crash_info_names_signal_task_and_function, .timeout = 60)
+{
+    const char *dir = th_tmpdir();
+    int st = th_run_child(crashing_child, (void *)dir);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "child status 0x%x", st);
+    char paths[MAX_DUMPS_LISTED][512];
+    cr_assert_eq(th_list_dumps(dir, paths, MAX_DUMPS_LISTED), 1);
+    char args[700], *out, *err;
+    snprintf(args, sizeof(args), "info '%s' --json", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"signal\": 11, \"signal_name\": \"SIGSEGV\""), "%s", out);
+    cr_assert_not_null(strstr(out, "\"crash_task\": {\"id\": 99, \"name\": \"handle_request\"}"),
+                       "%s", out);
+    cr_assert_not_null(strstr(out, "\"crash_task_chain\": [{\"id\": 99"), "%s", out);
+    cr_assert_not_null(strstr(out, "{\"id\": 98, \"name\": \"accept_loop\"}]"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"function\": \"crash_here\""), "%s", out);
+    cr_assert_not_null(strstr(out, "test_cli.c\", \"line\": "), "%s", out);
+    snprintf(args, sizeof(args), "info '%s'", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "SIGSEGV"), "%s", out);
+    cr_assert_not_null(strstr(out, "99 \"handle_request\" <- 98 \"accept_loop\""), "%s", out);
+    cr_assert_not_null(strstr(out, " in crash_here at "), "%s", out);
+}

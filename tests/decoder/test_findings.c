@@ -1,0 +1,295 @@
+/*
+ * tests/decoder/test_findings.c - each finding of DESIGN.md planted with the
+ * real recorder on real worker threads, dumped, decoded, and asserted
+ * exactly: the right kind, the right task, nothing else; a clean run has none.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "flightrec.h"
+#include "scenario.h"
+
+static struct sc_worker *w1, *w2;
+
+static void setup(void)
+{
+    sc_recorder_start(0);
+    fr_thread_name("main");
+    w1 = sc_worker_start("worker-1");
+    w2 = sc_worker_start("worker-2");
+}
+
+static void teardown(void)
+{
+    sc_worker_stop(w1);
+    sc_worker_stop(w2);
+    fr_shutdown();
+}
+
+/* Steps run on a worker (the argument is the task id). */
+#define TASK(a) ((uint64_t)(uintptr_t)(a))
+#define ARG(t) ((void *)(uintptr_t)(t))
+static void spawn(void *a) { fr_spawn(TASK(a), 0, "job"); }
+static void poll_pending(void *a) { fr_poll_begin(TASK(a)); fr_poll_end(TASK(a), FR_PENDING); }
+static void poll_ready(void *a) { fr_poll_begin(TASK(a)); fr_poll_end(TASK(a), FR_READY); }
+static void poll_ready_drop(void *a) { poll_ready(a); fr_drop(TASK(a)); }
+static void poll_begin(void *a) { fr_poll_begin(TASK(a)); }
+static void poll_end_pending(void *a) { fr_poll_end(TASK(a), FR_PENDING); }
+static void park(void *a) { (void)a; fr_park(); }
+static void unpark(void *a) { (void)a; fr_unpark(); }
+
+static void decode_now(struct sc_result *r)
+{
+    char path[512];
+    sc_dump(path);
+    sc_decode(path, r);
+}
+
+TestSuite(findings, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(findings, clean_run_has_none)
+{
+    /* a request: spawned on worker-1, waits on I/O, woken by main, finished
+     * on worker-2; it spawns a child that worker-2 runs to completion */
+    sc_run(w1, spawn, ARG(1));
+    sc_run(w1, poll_begin, ARG(1));
+    fr_waker_clone(1);
+    fr_spawn(2, 1, "child");
+    sc_run(w1, poll_end_pending, ARG(1));
+    sc_run(w1, park, NULL);
+    sc_run(w2, poll_ready_drop, ARG(2));
+    fr_wake(1);
+    fr_waker_drop(1);
+    sc_run(w2, poll_ready_drop, ARG(1));
+    sc_run(w2, park, NULL);
+    sc_sleep_ms(3 * SC_STARVATION_MS);
+    sc_run(w1, unpark, NULL);
+    sc_run(w1, park, NULL);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 0, "findings on a clean run:%s", sc_describe(&r));
+    cr_assert_eq(r.m.ntasks, 2);
+    sc_result_free(&r);
+}
+
+Test(findings, lost_wakeup_waker_dropped)
+{
+    sc_run(w1, spawn, ARG(10));
+    sc_run(w1, poll_begin, ARG(10));
+    fr_waker_clone(10); /* registered with an I/O source */
+    sc_run(w1, poll_end_pending, ARG(10));
+    sc_run(w1, park, NULL);
+    sc_run(w2, park, NULL);
+    fr_waker_drop(10); /* ...which drops it without waking */
+    sc_sleep_ms(4 * SC_STARVATION_MS);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    const struct frd_finding *x = sc_find(&r, FRD_LOST_WAKEUP, 10);
+    cr_assert_not_null(x, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(x->message, "waker dropped"), "%s", x->message);
+    sc_result_free(&r);
+}
+
+Test(findings, lost_wakeup_notification_lost_while_parked)
+{
+    sc_run(w1, spawn, ARG(20));
+    sc_run(w1, poll_pending, ARG(20));
+    sc_run(w1, park, NULL);
+    sc_run(w2, park, NULL);
+    fr_wake(20); /* the runtime never queues it */
+    sc_sleep_ms(4 * SC_STARVATION_MS);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    const struct frd_finding *x = sc_find(&r, FRD_LOST_WAKEUP, 20);
+    cr_assert_not_null(x, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(x->message, "notification lost"), "%s", x->message);
+    sc_result_free(&r);
+}
+
+Test(findings, lost_wakeup_wake_during_own_poll)
+{
+    sc_run(w1, spawn, ARG(30));
+    sc_run(w1, poll_begin, ARG(30));
+    fr_wake(30); /* lands between the check and the park */
+    sc_run(w1, poll_end_pending, ARG(30));
+    sc_run(w1, park, NULL);
+    sc_run(w2, park, NULL);
+    sc_sleep_ms(4 * SC_STARVATION_MS);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    const struct frd_finding *x = sc_find(&r, FRD_LOST_WAKEUP, 30);
+    cr_assert_not_null(x, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(x->message, "during its own poll"), "%s", x->message);
+    sc_result_free(&r);
+}
+
+static void hog(void *a)
+{
+    (void)a;
+    fr_poll_begin(41);
+    sc_spin_ms(6 * SC_LONG_POLL_MS);
+    fr_poll_end(41, FR_READY);
+    fr_drop(41);
+}
+
+Test(findings, starvation_names_the_long_poll)
+{
+    sc_run(w1, spawn, ARG(40));
+    sc_run(w1, poll_pending, ARG(40));
+    fr_spawn(41, 0, "hog");
+    /* the only worker runs the hog; the victim is woken meanwhile and waits */
+    sc_run(w1, poll_begin, ARG(42)); /* a short unrelated poll first */
+    sc_run(w1, poll_end_pending, ARG(42));
+    fr_wake(40);
+    sc_run(w1, hog, NULL);
+    sc_run(w1, poll_ready_drop, ARG(40));
+    sc_run(w2, poll_ready_drop, ARG(43)); /* worker-2 polls only long after */
+
+    struct sc_result r;
+    decode_now(&r);
+    const struct frd_finding *lp = sc_find(&r, FRD_LONG_POLL, 41);
+    const struct frd_finding *st = sc_find(&r, FRD_STARVATION, 40);
+    cr_assert_not_null(lp, "%s", sc_describe(&r));
+    cr_assert_not_null(st, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(st->message, "task 41 \"hog\""), "%s", st->message);
+    cr_assert_eq(r.f.n, 2, "%s", sc_describe(&r));
+    cr_assert_geq(st->duration_ns, 6 * SC_LONG_POLL_MS * 1000000LL);
+    sc_result_free(&r);
+}
+
+static void wait_on_db(void *a)
+{
+    fr_poll_begin(TASK(a));
+    FR_AWAIT(TASK(a), "db_query");
+    fr_poll_end(TASK(a), FR_PENDING);
+}
+
+Test(findings, hung_task_reports_its_await_label)
+{
+    sc_run(w1, spawn, ARG(50));
+    sc_run(w1, wait_on_db, ARG(50));
+    sc_run(w1, park, NULL);
+    sc_run(w2, park, NULL);
+    sc_sleep_ms(SC_HANG_MS + 50);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    const struct frd_finding *x = sc_find(&r, FRD_HUNG, 50);
+    cr_assert_not_null(x, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(x->message, "blocked at db_query (" __FILE__ ":"), "%s",
+                       x->message);
+    cr_assert_geq(x->duration_ns, SC_HANG_MS * 1000000LL);
+    sc_result_free(&r);
+}
+
+Test(findings, never_polled)
+{
+    sc_run(w1, spawn, ARG(60));
+    sc_run(w1, park, NULL);
+    sc_run(w2, park, NULL);
+    sc_sleep_ms(4 * SC_STARVATION_MS);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    cr_assert_not_null(sc_find(&r, FRD_NEVER_POLLED, 60), "%s", sc_describe(&r));
+    sc_result_free(&r);
+}
+
+Test(findings, protocol_wake_after_drop)
+{
+    sc_run(w1, spawn, ARG(70));
+    sc_run(w1, poll_ready_drop, ARG(70));
+    fr_wake(70);
+    sc_run(w1, park, NULL);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    const struct frd_finding *x = sc_find(&r, FRD_PROTOCOL, 70);
+    cr_assert_not_null(x, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(x->message, "wake after drop"), "%s", x->message);
+    sc_result_free(&r);
+}
+
+Test(findings, protocol_overlapping_polls)
+{
+    sc_run(w1, spawn, ARG(71));
+    sc_run(w1, poll_begin, ARG(71));
+    sc_run(w2, poll_begin, ARG(71));
+    sc_run(w2, poll_end_pending, ARG(71));
+    sc_run(w1, poll_end_pending, ARG(71));
+    fr_wake(71);
+    sc_run(w1, poll_ready_drop, ARG(71));
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    cr_assert_not_null(sc_find(&r, FRD_PROTOCOL, 71), "%s", sc_describe(&r));
+    sc_result_free(&r);
+}
+
+Test(findings, id_reused_after_drop_is_two_tasks)
+{
+    sc_run(w1, spawn, ARG(80));
+    sc_run(w1, poll_ready_drop, ARG(80));
+    fr_spawn(80, 0, "second");
+    sc_run(w2, poll_ready_drop, ARG(80));
+    sc_run(w1, park, NULL);
+    sc_run(w2, park, NULL);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_eq(r.f.n, 0, "%s", sc_describe(&r));
+    size_t n = 0;
+    for (size_t i = 0; i < r.m.ntasks; i++)
+        if (r.m.tasks[i].id == 80) {
+            n++;
+            cr_assert_eq(r.m.tasks[i].npolls, 1);
+            cr_assert_eq(r.m.tasks[i].state, FRD_TASK_DROPPED);
+        }
+    cr_assert_eq(n, 2);
+    sc_result_free(&r);
+}
+
+static void flood(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 40000; i++)
+        fr_mark(91, "tick");
+}
+
+Test(history, overwritten_history_is_not_never_polled, .timeout = 60)
+{
+    sc_recorder_start(16); /* the smallest ring: worker-1 overwrites quickly */
+    w1 = sc_worker_start("worker-1");
+    fr_spawn(90, 0, "early"); /* main's ring keeps this */
+    sc_run(w1, poll_pending, ARG(90));
+    fr_wake(90);
+    sc_run(w1, poll_ready, ARG(90)); /* both polls will be overwritten */
+    sc_run(w1, flood, NULL);
+    sc_sleep_ms(4 * SC_STARVATION_MS);
+
+    struct sc_result r;
+    decode_now(&r);
+    const struct frd_thread *t = NULL;
+    for (size_t i = 0; i < r.d->nthreads; i++)
+        if (r.d->threads[i].tid == sc_worker_tid(w1))
+            t = &r.d->threads[i];
+    cr_assert_not_null(t);
+    cr_assert_gt(t->events_overwritten, 0);
+    cr_assert_eq(t->complete_head, 0);
+    cr_assert_eq(sc_count(&r, FRD_NEVER_POLLED, 0), 0, "%s", sc_describe(&r));
+    cr_assert_eq(r.f.n, 0, "%s", sc_describe(&r));
+    sc_result_free(&r);
+    sc_worker_stop(w1);
+    fr_shutdown();
+}
