@@ -196,6 +196,7 @@ uint64_t rt_spawn(struct rt_runtime *rt, const char *name, rt_poll_fn poll, void
 {
     struct rt_task *t = xcalloc(1, sizeof(*t));
     struct rt_task *parent = tls_current;
+    uint64_t id;
 
     t->id = atomic_fetch_add(&rt->next_id, 1);
     t->name = name;
@@ -211,8 +212,9 @@ uint64_t rt_spawn(struct rt_runtime *rt, const char *name, rt_poll_fn poll, void
 
     /* Hook: fr_spawn, before the task is on a queue where a worker could poll it. */
     fr_spawn(t->id, parent && parent->rt == rt ? parent->id : 0, name);
+    id = t->id; /* once queued, @t may run, finish and be freed at any moment */
     schedule(t);
-    return t->id;
+    return id;
 }
 
 /* ---- wakers ---------------------------------------------------------------- */
