@@ -414,20 +414,83 @@ int frd_model_build(const struct frd_dump *d, struct frd_model *m)
         frd_model_free(m);
         return -ENOMEM;
     }
+    /*
+     * Each thread's keys are already sorted (made non-decreasing), so the
+     * merge is a k-way merge over a binary heap of thread cursors: O(N log T)
+     * rather than a sort of everything.
+     */
     size_t k = 0;
     m->start_ns = INT64_MAX;
+    size_t *pos = calloc(d->nthreads ? d->nthreads : 1, sizeof(*pos));
+    int64_t *last = calloc(d->nthreads ? d->nthreads : 1, sizeof(*last));
+    uint32_t *heap = malloc((d->nthreads ? d->nthreads : 1) * sizeof(*heap));
+    if (!pos || !last || !heap) {
+        free(pos);
+        free(last);
+        free(heap);
+        free(keys);
+        free(r.ts);
+        frd_model_free(m);
+        return -ENOMEM;
+    }
+    size_t hn = 0;
     for (size_t i = 0; i < d->nthreads; i++) {
         const struct frd_thread *th = &d->threads[i];
-        int64_t key = INT64_MIN;
-        for (size_t j = 0; j < th->nevents; j++) {
-            if (th->events[j].ns > key)
-                key = th->events[j].ns;
-            keys[k++] = (struct mkey){key, (uint32_t)i, j};
-        }
+        last[i] = INT64_MIN;
         if (th->nevents && th->events[0].ns < m->start_ns)
             m->start_ns = th->events[0].ns;
+        if (!th->nevents)
+            continue;
+        last[i] = th->events[0].ns;
+        /* sift up */
+        size_t c = hn++;
+        heap[c] = (uint32_t)i;
+        while (c > 0) {
+            size_t p = (c - 1) / 2;
+            struct mkey a = {last[heap[c]], heap[c], 0}, b = {last[heap[p]], heap[p], 0};
+            if (cmp_mkey(&a, &b) >= 0)
+                break;
+            uint32_t tmp = heap[c];
+            heap[c] = heap[p];
+            heap[p] = tmp;
+            c = p;
+        }
     }
-    qsort(keys, total, sizeof(*keys), cmp_mkey);
+    while (hn > 0) {
+        uint32_t t = heap[0];
+        const struct frd_thread *th = &d->threads[t];
+        keys[k++] = (struct mkey){last[t], t, pos[t]};
+        if (++pos[t] < th->nevents) {
+            if (th->events[pos[t]].ns > last[t])
+                last[t] = th->events[pos[t]].ns;
+        } else {
+            heap[0] = heap[--hn];
+        }
+        /* sift down */
+        size_t c = 0;
+        for (;;) {
+            size_t l = 2 * c + 1, best = c;
+            if (l >= hn)
+                break;
+            struct mkey bk = {last[heap[best]], heap[best], 0};
+            for (size_t j = l; j <= l + 1 && j < hn; j++) {
+                struct mkey jk = {last[heap[j]], heap[j], 0};
+                if (cmp_mkey(&jk, &bk) < 0) {
+                    best = j;
+                    bk = jk;
+                }
+            }
+            if (best == c)
+                break;
+            uint32_t tmp = heap[c];
+            heap[c] = heap[best];
+            heap[best] = tmp;
+            c = best;
+        }
+    }
+    free(pos);
+    free(last);
+    free(heap);
     for (size_t i = 0; i < total; i++) {
         m->ev[i].e = &d->threads[keys[i].thread].events[keys[i].idx];
         m->ev[i].ns = keys[i].ns;
