@@ -326,7 +326,8 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
             return -ENOMEM;
         }
     }
-    qsort(out->v, out->n, sizeof(*out->v), cmp_finding);
+    if (out->n) /* qsort(NULL, 0, ...) is undefined: a clean run has no findings */
+        qsort(out->v, out->n, sizeof(*out->v), cmp_finding);
     return 0;
 }
 
