@@ -23,7 +23,7 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
 {
     if (n < *cap)
         return 0;
-    size_t nc = *cap ? *cap * 2 : 8;
+    size_t nc = *cap ? *cap * 2 : 2; /* most tasks poll once or twice */
     void *q = realloc(*p, nc * size);
     if (!q)
         return -ENOMEM;

@@ -135,8 +135,8 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
     /* Pages run to the end of the section; each takes at least its header. */
     size_t max_pages = frd_cur_left(c) / FR_PAGE_HEADER_SIZE;
     struct page *pg = calloc(max_pages ? max_pages : 1, sizeof(*pg));
-    /* every record is at least 2 bytes: this bounds the events of the section */
-    size_t cap_ev = frd_cur_left(c) / 2 + 1;
+    /* grown page by page; a page's count is checked against its bytes first */
+    size_t cap_ev = 1024;
     struct frd_event *ev = malloc(cap_ev * sizeof(*ev));
     if (!pg || !ev) {
         free(pg);
@@ -184,8 +184,23 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
                      used);
             bad = 1;
-        } else if (decode_records(body, used, count, base, ev + nev, why, sizeof(why))) {
-            bad = 1;
+        } else {
+            if (nev + count > cap_ev) {
+                size_t nc = cap_ev;
+                while (nc < nev + count)
+                    nc *= 2;
+                struct frd_event *ne = realloc(ev, nc * sizeof(*ev));
+                if (!ne) {
+                    frd__error(d, off, "THREAD section (tid %u): expected memory for %zu "
+                               "events, found none", t->tid, nc);
+                    t->pages_bad++;
+                    break;
+                }
+                ev = ne;
+                cap_ev = nc;
+            }
+            if (decode_records(body, used, count, base, ev + nev, why, sizeof(why)))
+                bad = 1;
         }
         if (bad) {
             frd__error(d, off, "THREAD section (tid %u) byte %zu, page seq %llu: expected %s "
