@@ -1,0 +1,87 @@
+/*
+ * make_seeds.c - real dumps, kept small, as the fuzzer's seed corpus: a clean
+ * run, a lost wakeup, a long poll, a hung task, a wrapped ring, the monotonic
+ * clock, and a crash. Usage: make_seeds DIR
+ */
+#include <flightrec.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void spin_us(long us)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000 < us);
+}
+
+static void *other_worker(void *arg)
+{
+    (void)arg;
+    fr_thread_name("worker-2");
+    for (uint64_t t = 100; t < 110; t++) {
+        fr_poll_begin(t);
+        fr_wake(t + 1);
+        fr_poll_end(t, FR_READY);
+        fr_drop(t);
+    }
+    fr_park();
+    fr_unpark();
+    return NULL;
+}
+
+static void scenario(void)
+{
+    fr_thread_name("worker-1");
+    for (uint64_t t = 100; t < 112; t++)
+        fr_spawn(t, t > 100 ? 100 : 0, t % 2 ? "handler" : "fetch");
+    fr_poll_begin(110); /* lost wakeup: waker dropped while idle */
+    fr_waker_clone(110);
+    FR_AWAIT(110, "db_query");
+    fr_poll_end(110, FR_PENDING);
+    fr_waker_drop(110);
+    fr_poll_begin(111); /* a long poll */
+    spin_us(12000);
+    fr_poll_end(111, FR_PENDING);
+    fr_mark(111, "annotation");
+    pthread_t th;
+    pthread_create(&th, NULL, other_worker, NULL);
+    pthread_join(th, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    struct fr_config cfg = { .dump_dir = argv[1], .ring_bytes = 16 * 1024, .max_dumps = 100 };
+    if (fr_init(&cfg) != 0)
+        return 1;
+    scenario();
+    fr_dump("seed", NULL, 0);
+    for (uint64_t i = 0; i < 6000; i++) /* wrap the 16 KiB ring */
+        fr_mark(i, "wrap");
+    fr_dump("wrapped", NULL, 0);
+    fr_shutdown();
+
+    setenv("FLIGHTREC_CLOCK", "monotonic", 1);
+    if (fr_init(&cfg) != 0)
+        return 1;
+    scenario();
+    fr_dump("monotonic", NULL, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fr_spawn(7, 0, "crasher");
+        fr_poll_begin(7);
+        raise(SIGSEGV);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    fr_shutdown();
+    return 0;
+}
