@@ -148,7 +148,7 @@ Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
 /* read through a volatile object so the compiler cannot see the null store */
 static volatile int *volatile bad_address;
 
-__attribute__((noinline)) static void crash_here(void)
+__attribute__((noinline, no_sanitize("undefined"))) static void crash_here(void)
 {
     *bad_address = 42; /* SIGSEGV */
 }
