@@ -48,8 +48,10 @@ static inline __attribute__((always_inline)) void record(unsigned type, unsigned
                                                          const char *str)
 {
     struct fr_writer *w = &fr__w;
-    if (FR_UNLIKELY(w->epoch != atomic_load_explicit(&fr__epoch, FR_RELAXED)) &&
-        !fr__writer_attach(w))
+    uint32_t e = atomic_load_explicit(&fr__epoch, FR_RELAXED);
+    /* e == 0 (off) is tested here, not in the attach call: a hook before
+     * fr_init must cost a load and two compares, not a function call. */
+    if (FR_UNLIKELY(w->epoch != e) && (e == 0 || !fr__writer_attach(w)))
         return;
     if (FR_UNLIKELY(w->busy)) {
         drop_nested(w);
@@ -60,7 +62,7 @@ static inline __attribute__((always_inline)) void record(unsigned type, unsigned
 
     uint32_t sid = 0;
     if (args & ARG_STR)
-        sid = fr__intern(str);
+        sid = fr__intern_cached(w, str);
     uint64_t now = fr__ticks();
     if (FR_UNLIKELY(w->pos > w->limit))
         fr__writer_next_page(w, now);

@@ -162,6 +162,16 @@ struct fr_slot {
 
 extern struct fr_slot fr__slots[FR_MAX_THREADS];
 
+/* Per-thread memo of recently interned strings, keyed by the caller's pointer
+ * (await labels are usually literals, seen again and again). An entry is a
+ * hint, never trusted: it is confirmed against the interned copy. 256 bytes
+ * of initial-exec TLS, small enough for a dlopen'ed library. */
+#define FR_INTERN_CACHE 16
+struct fr_intern_memo {
+    const char *ptr;
+    uint32_t id, len;
+};
+
 /* The per-thread writer, in initial-exec TLS: never touched by other threads. */
 struct fr_writer {
     uint32_t epoch;  /* fr__epoch this writer attached in; UINT32_MAX: never */
@@ -176,6 +186,7 @@ struct fr_writer {
     uint32_t page_index;
     uint32_t gen;
     uint32_t gave_up_epoch; /* attach failed (registry full, thread exited) in this epoch */
+    struct fr_intern_memo memo[FR_INTERN_CACHE]; /* cleared at attach: ids die with an epoch */
 };
 
 extern __thread struct fr_writer fr__w __attribute__((tls_model("initial-exec")));
@@ -194,6 +205,7 @@ void fr__altstack_install(struct fr_slot *s);
 /* ---- interned strings (intern.c) ---------------------------------------- */
 
 uint32_t fr__intern(const char *s); /* 0 for NULL; FR_STRING_OVERFLOW when full */
+uint32_t fr__intern_cached(struct fr_writer *w, const char *s); /* the same, memoized */
 void fr__intern_reset(void);
 /* Visit every complete entry whose bytes start at or after `from_off`;
  * returns the arena watermark to pass next time. Async-signal-safe. */

@@ -175,6 +175,7 @@ int fr__writer_attach(struct fr_writer *w)
     w->slot = s;
     w->gen = gen;
     w->page = NULL;
+    memset(w->memo, 0, sizeof w->memo); /* ids of an earlier epoch may be gone */
     fr__writer_next_page(w, fr__ticks());
     /* Publish the slot to dumpers: pairs with their acquire load of state. */
     atomic_store_explicit(&s->state, FR_SLOT_LIVE, FR_RELEASE);

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,6 +53,11 @@ static void drain(int fd, int *quit)
 static void *dumper_main(void *arg)
 {
     (void)arg;
+    /* SCHED_BATCH: waking the dumper must not preempt the thread that took
+     * the signal (or any application thread) on a busy machine; the dump can
+     * wait a scheduler tick. */
+    struct sched_param none = { 0 };
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &none);
     int fd = pipe_fd[0];
     struct pollfd p = { .fd = fd, .events = POLLIN };
     /* Second calibration pair, unless a dump request comes first. */

@@ -100,3 +100,26 @@ Test(intern, full_table_gives_placeholder, .timeout = 60)
     frd_close(d);
     fr_shutdown();
 }
+
+Test(intern, reused_buffer_with_new_text_is_not_confused)
+{
+    struct fr_config cfg = { .dump_dir = th_tmpdir() };
+    cr_assert_eq(fr_init(&cfg), 0);
+    char buf[32];
+    strcpy(buf, "first label");
+    fr_await(1, buf);
+    fr_await(1, buf); /* the same pointer and text: a memo hit */
+    strcpy(buf, "second");
+    fr_await(1, buf); /* the same pointer, other text */
+    strcpy(buf, "first label!");
+    fr_await(1, buf); /* a longer text with the old one as prefix */
+    struct frd_dump *d = dump_now();
+    const struct frd_thread *t = me(d);
+    cr_assert_eq(t->nevents, 4);
+    cr_assert_str_eq(th_string(d, t->events[0].str), "first label");
+    cr_assert_str_eq(th_string(d, t->events[1].str), "first label");
+    cr_assert_str_eq(th_string(d, t->events[2].str), "second");
+    cr_assert_str_eq(th_string(d, t->events[3].str), "first label!");
+    frd_close(d);
+    fr_shutdown();
+}
