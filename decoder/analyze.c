@@ -157,7 +157,7 @@ static int history(const struct frd_model *m, const struct frd_thresholds *th, i
                    struct frd_findings *f)
 {
     const struct frd_task *t = &m->tasks[ti];
-    char tl[96], d1[32], d2[32], th1[48], why[256], who[160];
+    char tl[96], d1[32], d2[32], th1[160], why[256], who[192];
     task_label(m, ti, tl, sizeof(tl));
     for (size_t i = 0; i < t->npolls; i++) {
         const struct frd_poll *p = &t->polls[i];
@@ -203,7 +203,7 @@ static int at_end(const struct frd_model *m, const struct frd_thresholds *th, in
 {
     const struct frd_task *t = &m->tasks[ti];
     const int64_t E = m->end_ns;
-    char tl[96], d1[32], th1[48], why[256], lab[128], who[160];
+    char tl[96], d1[32], th1[160], why[256], lab[128], who[192];
     task_label(m, ti, tl, sizeof(tl));
     struct frd_finding *x = (struct frd_finding *)1;
 
