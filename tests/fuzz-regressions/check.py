@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""Inputs the fuzzer (tools/fuzz) once crashed the decoder on: each must now
+decode through every command with exit status 0 or 1, never a signal or a
+sanitizer report (which exits with another status). TAP on stdout.
+usage: check.py FLIGHTREC DIR"""
+import glob
+import os
+import subprocess
+import sys
+
+flightrec, here = sys.argv[1], sys.argv[2]
+inputs = sorted(glob.glob(os.path.join(here, "*.frd")))
+commands = [["info"], ["tasks"], ["timeline"], ["analyze", "--json"], ["export", "--format", "csv"]]
+print(f"1..{len(inputs) * len(commands)}")
+n = failed = 0
+for path in inputs:
+    for cmd in commands:
+        n += 1
+        r = subprocess.run([flightrec, cmd[0], path] + cmd[1:], capture_output=True)
+        name = f"{os.path.basename(path)} {' '.join(cmd)}"
+        if r.returncode in (0, 1):
+            print(f"ok {n} - {name}")
+        else:
+            failed += 1
+            print(f"not ok {n} - {name}: exit {r.returncode}")
+            print("# " + r.stderr.decode(errors="replace")[-400:].replace("\n", "\n# "))
+sys.exit(1 if failed else 0)
