@@ -43,19 +43,21 @@ __attribute__((noinline, cold)) static void drop_nested(struct fr_writer *w)
                           atomic_load_explicit(&r->events_dropped, FR_RELAXED) + 1, FR_RELAXED);
 }
 
-static inline __attribute__((always_inline)) void record(unsigned type, unsigned args,
-                                                         uint64_t task, uint64_t parent,
-                                                         const char *str)
+/* Returns the writer when recording is on for this thread (even if this one
+ * event was dropped as nested), NULL when it is off: per-thread state beside
+ * the ring (current task, thread name) is only touched through it. */
+static inline __attribute__((always_inline)) struct fr_writer *
+record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char *str)
 {
     struct fr_writer *w = &fr__w;
     uint32_t e = atomic_load_explicit(&fr__epoch, FR_RELAXED);
     /* e == 0 (off) is tested here, not in the attach call: a hook before
      * fr_init must cost a load and two compares, not a function call. */
     if (FR_UNLIKELY(w->epoch != e) && (e == 0 || !fr__writer_attach(w)))
-        return;
+        return NULL;
     if (FR_UNLIKELY(w->busy)) {
         drop_nested(w);
-        return;
+        return w;
     }
     w->busy = 1;
     atomic_signal_fence(memory_order_seq_cst); /* a signal handler sees busy before any write */
@@ -90,6 +92,7 @@ static inline __attribute__((always_inline)) void record(unsigned type, unsigned
                           FR_RELEASE);
     atomic_signal_fence(memory_order_seq_cst);
     w->busy = 0;
+    return w;
 }
 
 FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name)
@@ -99,18 +102,17 @@ FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name)
 
 FR_API void fr_poll_begin(uint64_t task)
 {
-    record(FR_EV_POLL_BEGIN, ARG_TASK, task, 0, NULL);
-    struct fr_slot *s = fr__w.slot;
-    if (FR_LIKELY(s != NULL))
-        atomic_store_explicit(&s->ring.current_task, task, FR_RELAXED);
+    struct fr_writer *w = record(FR_EV_POLL_BEGIN, ARG_TASK, task, 0, NULL);
+    if (FR_LIKELY(w != NULL))
+        atomic_store_explicit(&w->slot->ring.current_task, task, FR_RELAXED);
 }
 
 FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result)
 {
-    struct fr_slot *s = fr__w.slot;
-    if (FR_LIKELY(s != NULL))
-        atomic_store_explicit(&s->ring.current_task, 0, FR_RELAXED);
-    record(result == FR_READY ? FR_EV_POLL_READY : FR_EV_POLL_PENDING, ARG_TASK, task, 0, NULL);
+    struct fr_writer *w = record(result == FR_READY ? FR_EV_POLL_READY : FR_EV_POLL_PENDING,
+                                 ARG_TASK, task, 0, NULL);
+    if (FR_LIKELY(w != NULL))
+        atomic_store_explicit(&w->slot->ring.current_task, 0, FR_RELAXED);
 }
 
 FR_API void fr_await(uint64_t task, const char *label)
@@ -155,6 +157,7 @@ FR_API void fr_mark(uint64_t task, const char *label)
 
 FR_API void fr_thread_name(const char *name)
 {
-    record(FR_EV_THREAD_NAME, ARG_STR, 0, 0, name);
-    fr__thread_name_set(name);
+    struct fr_writer *w = record(FR_EV_THREAD_NAME, ARG_STR, 0, 0, name);
+    if (w)
+        fr__thread_name_set(w->slot, name);
 }

@@ -198,7 +198,7 @@ extern _Atomic uint32_t fr__epoch;
 int fr__writer_attach(struct fr_writer *w); /* 1: ready to record */
 void fr__writer_next_page(struct fr_writer *w, uint64_t now);
 void fr__registry_reset(void); /* fork child / re-init: every slot free */
-void fr__thread_name_set(const char *name);
+void fr__thread_name_set(struct fr_slot *s, const char *name);
 int fr__registry_init(void);
 void fr__altstack_install(struct fr_slot *s);
 

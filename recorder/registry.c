@@ -215,11 +215,10 @@ void fr__registry_reset(void)
     atomic_store_explicit(&fr__threads_unrecorded, 0, FR_RELAXED);
 }
 
-/* Copy a thread name into the calling thread's slot (dumps show it). */
-void fr__thread_name_set(const char *name)
+/* Copy a thread name into the calling thread's slot @s (dumps show it). */
+void fr__thread_name_set(struct fr_slot *s, const char *name)
 {
-    struct fr_slot *s = fr__w.slot;
-    if (!s || !name)
+    if (!name)
         return;
     size_t n = strnlen(name, FR_THREAD_NAME_MAX - 1);
     atomic_store_explicit(&s->name_len, 0, FR_RELAXED);

@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frd_text_timeline(sink, &v, &all);
             frd_text_findings(sink, &v);
             frd_json_info(sink, &v);
+            frd_json_tasks(sink, &v);
             frd_json_findings(sink, &v);
             frd_json_export(sink, &v);
             frd_chrome_export(sink, &v);
