@@ -9,7 +9,8 @@
  *    thread crashing at the same time waits (bounded) for the process to die
  *    rather than race it, so the first dump is never lost or mixed;
  *  - re-entrancy: a fault inside the handler (SA_NODEFER lets it reach us)
- *    salvages the frames already written and gives up at once;
+ *    salvages the frames already written and gives up at once, ending the
+ *    process with the original signal, not the handler's own fault;
  *  - chaining: afterwards the handler that was installed before fr_init is
  *    restored and the signal re-raised, so the application's own handler
  *    runs, and the exit status and core dump are the original signal's. A
@@ -76,9 +77,17 @@ static void on_crash(int sig, siginfo_t *si, void *ucv)
 {
     int saved = errno;
     if (in_crash) {
-        /* A fault while writing the crash dump: keep what is whole, then die
-         * of the original signal if it is still pending, else of this one. */
+        /* A fault while writing the crash dump: keep what is whole, then end
+         * the process as the original crash would have. A different original
+         * signal is sent again (the previous handler, or the default action,
+         * takes it at once: nothing blocks it under SA_NODEFER); the same
+         * signal re-executes this fault with the previous handler restored. */
         fr__dump_salvage(FR_CTX_CRASH);
+        int orig = atomic_load(&crash_owner) == (uint32_t)fr__gettid() ? crash_info.signo : sig;
+        if (orig != sig) {
+            restore_all();
+            syscall(SYS_tgkill, getpid(), fr__gettid(), orig);
+        }
         chain(sig, si);
         errno = saved;
         return;

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -34,6 +35,9 @@ struct dump_ctx {
     struct fr_dumpfile file;
     int err; /* first error of this dump, 0 if none */
     uint32_t sections;
+    enum fr_section section;  /* being written */
+    uint64_t written;         /* bytes written to the file so far */
+    uint64_t whole;           /* file offset just past the last complete frame */
     _Atomic int active; /* a file is open: fr__dump_salvage may finish it */
 };
 
@@ -66,10 +70,69 @@ static void put64(uint8_t *p, uint64_t v)
 
 static void flush_out(struct dump_ctx *c)
 {
-    if (c->out_len && !c->err)
+    if (c->out_len && !c->err) {
         c->err = fr__dumpfile_write(&c->file, c->out, c->out_len);
+        if (!c->err)
+            c->written += c->out_len;
+    }
     c->out_len = 0;
 }
+
+/* The bytes staged and written so far end on a frame boundary. */
+static void mark_whole(struct dump_ctx *c)
+{
+    c->whole = c->written + c->out_len;
+}
+
+#ifdef FR_TEST_HOOKS
+/*
+ * Fault injection for the crash tests, compiled only into the test build
+ * (-DFR_TEST_HOOKS): FLIGHTREC_TEST_FAULT=writer:<section>[:<n>] makes the
+ * crash writer fault with SIGSEGV at the end of the n-th (default first)
+ * section of that kind, with part of the frame already staged or written.
+ */
+static const char *const section_names[] = {
+    [FR_SEC_PROCESS] = "process", [FR_SEC_CLOCK] = "clock",     [FR_SEC_CRASH] = "crash",
+    [FR_SEC_STRINGS] = "strings", [FR_SEC_MODULES] = "modules", [FR_SEC_THREAD] = "thread",
+    [FR_SEC_END] = "end",
+};
+static enum fr_section fault_section;
+static unsigned fault_nth, fault_seen;
+
+static void test_hooks_init(void)
+{
+    fault_section = 0;
+    fault_nth = 1;
+    const char *v = secure_getenv("FLIGHTREC_TEST_FAULT");
+    if (!v || strncmp(v, "writer:", 7) != 0)
+        return;
+    v += 7;
+    for (unsigned k = 1; k < sizeof section_names / sizeof section_names[0]; k++) {
+        size_t n = strlen(section_names[k]);
+        if (strncmp(v, section_names[k], n) == 0 && (v[n] == '\0' || v[n] == ':')) {
+            fault_section = (enum fr_section)k;
+            if (v[n] == ':')
+                fault_nth = (unsigned)atoi(v + n + 1);
+        }
+    }
+}
+
+__attribute__((noinline, no_sanitize("undefined"))) static void test_fault(struct dump_ctx *c)
+{
+    if (c != &ctxs[FR_CTX_CRASH] || !fault_section || c->section != fault_section)
+        return;
+    if (++fault_seen == fault_nth)
+        *(volatile int *)(uintptr_t)c->sections = 0; /* a small number: unmapped */
+}
+#else
+static void test_hooks_init(void)
+{
+}
+static void test_fault(struct dump_ctx *c)
+{
+    (void)c;
+}
+#endif
 
 static void put_raw(struct dump_ctx *c, const void *p, size_t n)
 {
@@ -98,6 +161,7 @@ static void feed(struct dump_ctx *c, const void *p, size_t n)
 static void section_begin(struct dump_ctx *c, enum fr_section kind)
 {
     ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only); /* keeps level + checksum */
+    c->section = kind;
     uint8_t h[FR_SECTION_HEADER_SIZE];
     put32(h, (uint32_t)kind);
     put32(h + 4, 1);
@@ -106,6 +170,7 @@ static void section_begin(struct dump_ctx *c, enum fr_section kind)
 
 static void section_end(struct dump_ctx *c)
 {
+    test_fault(c);
     for (int guard = 0; guard < 1 << 20 && !c->err; guard++) {
         ZSTD_inBuffer in = { NULL, 0, 0 };
         ZSTD_outBuffer out = { c->out, c->out_cap, c->out_len };
@@ -120,6 +185,7 @@ static void section_end(struct dump_ctx *c)
         flush_out(c);
     }
     c->sections++;
+    mark_whole(c);
 }
 
 /* ---- sections ----------------------------------------------------------- */
@@ -148,6 +214,7 @@ static void write_header(struct dump_ctx *c, enum fr_trigger trigger, int signo,
     if (reason)
         strncpy((char *)h + 64, reason, FR_REASON_MAX - 1);
     put_raw(c, b, sizeof b);
+    mark_whole(c);
 }
 
 static void feed_blob(struct dump_ctx *c, const char *p, uint32_t len)
@@ -322,6 +389,7 @@ static void write_end(struct dump_ctx *c)
 /* Map and prepare both writer contexts. Called by fr_init only. */
 int fr__dump_init(void)
 {
+    test_hooks_init();
     size_t ws = ZSTD_estimateCStreamSize(FR_ZSTD_LEVEL);
     size_t out = ZSTD_CStreamOutSize();
     size_t pg = (sizeof(struct fr_page_copy) + 63) & ~(size_t)63;
@@ -407,6 +475,7 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
     c->err = 0;
     c->out_len = 0;
     c->sections = 0;
+    c->written = c->whole = 0;
     atomic_store(&c->active, 1);
 
     write_header(c, trigger, signo, reason, real_ns, seq);
@@ -461,17 +530,26 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
 
 /*
  * fr__dump_salvage - a second fault hit the thread writing @ctx's dump. The
- * frames already written are whole and checksummed; keep them under the final
- * name (the dump lacks an END section, which the decoder reports) rather than
- * lose the only record of the crash. Async-signal-safe.
+ * frames completed so far are whole and checksummed; keep exactly them under
+ * the final name (the dump lacks an END section, which the decoder reports)
+ * rather than lose the only record of the crash. The frame that was being
+ * written is cut off: from the staging buffer, or with ftruncate if part of
+ * it already reached the file. Async-signal-safe.
  */
 void fr__dump_salvage(enum fr_dump_ctx_id ctx)
 {
     struct dump_ctx *c = &ctxs[ctx];
     if (!atomic_exchange(&c->active, 0))
         return;
-    if (c->out_len && !c->err)
-        fr__dumpfile_write(&c->file, c->out, c->out_len);
+    if (!c->err && c->whole > c->written) {
+        size_t n = (size_t)(c->whole - c->written);
+        if (n > c->out_len)
+            n = c->out_len;
+        if (fr__dumpfile_write(&c->file, c->out, n) == 0)
+            c->written += n;
+    } else if (c->written > c->whole && ftruncate(c->file.fd, (off_t)c->whole) == 0) {
+        c->written = c->whole;
+    }
     c->out_len = 0;
     fr__dumpfile_commit(&c->file, 0);
 }
