@@ -9,7 +9,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "flightrec.h"
@@ -167,4 +172,189 @@ Test(dump, unwritable_dirs_fail_cleanly)
     cr_assert_eq(th_count_temporaries(ro), 0);
     fr_shutdown();
     chmod(target, 0700);
+}
+
+/* ---- the dump directory swapped for a symlink after fr_init -------------- */
+
+Test(dump, dir_swapped_for_a_symlink_is_not_written_through)
+{
+    const char *base = th_tmpdir();
+    char dir[600], moved[600], target[600];
+    snprintf(dir, sizeof dir, "%s/dumps", base);
+    snprintf(moved, sizeof moved, "%s/dumps.moved", base);
+    snprintf(target, sizeof target, "%s/elsewhere", base);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert_eq(mkdir(target, 0700), 0);
+    struct fr_config cfg = { .dump_dir = dir };
+    cr_assert_eq(fr_init(&cfg), 0);
+    cr_assert_eq(fr_dump("before", NULL, 0), 0, "the real directory works");
+
+    cr_assert_eq(rename(dir, moved), 0);
+    cr_assert_eq(symlink(target, dir), 0);
+    int r = fr_dump("after", NULL, 0);
+    cr_assert(r == -ELOOP || r == -ENOTDIR, "dump through a swapped-in symlink returned %d", r);
+    char paths[4][512];
+    cr_assert_eq(th_list_dumps(target, paths, 4), 0, "a dump was written through the symlink");
+    cr_assert_eq(th_count_temporaries(target), 0);
+    cr_assert_eq(th_list_dumps(moved, paths, 4), 1, "only the dump from before the swap");
+    fr_shutdown();
+}
+
+/* ---- a full disk ----------------------------------------------------------- */
+
+/* Results of the ENOSPC scenario, written by the child into shared memory. */
+struct enospc_result {
+    int setup;                 /* 0 ok; else which step failed (errno in setup_errno) */
+    int setup_errno;
+    int rc_full1, rc_full2;    /* two dumps into the full filesystem */
+    int finals_full, tmps_full; /* dump files left after them */
+    int rc_room;               /* a dump after room was made */
+    int rc_full3;              /* full again */
+    int finals_end, tmps_end;
+};
+
+static int count_final(const char *dir)
+{
+    char paths[8][512];
+    return th_list_dumps(dir, paths, 8);
+}
+
+/* Write zeros to @path until the filesystem refuses. */
+static int fill(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0)
+        return -errno;
+    static const char zeros[4096];
+    int err = 0;
+    for (int i = 0; i < 1024 && !err; i++)
+        if (write(fd, zeros, sizeof zeros) < 0)
+            err = errno;
+    close(fd);
+    return err == ENOSPC ? 0 : -EIO;
+}
+
+/* A private mount namespace: as root directly, otherwise through a user
+ * namespace (where the kernel allows one) in which we are root. */
+static int private_mounts(void)
+{
+    if (geteuid() != 0) {
+        uid_t uid = geteuid();
+        gid_t gid = getegid();
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+            return -errno;
+        char map[64];
+        int fd = open("/proc/self/setgroups", O_WRONLY);
+        if (fd >= 0) {
+            if (write(fd, "deny", 4) < 0) {
+            }
+            close(fd);
+        }
+        snprintf(map, sizeof map, "0 %d 1", (int)uid);
+        fd = open("/proc/self/uid_map", O_WRONLY);
+        if (fd < 0 || write(fd, map, strlen(map)) < 0)
+            return -EPERM;
+        close(fd);
+        snprintf(map, sizeof map, "0 %d 1", (int)gid);
+        fd = open("/proc/self/gid_map", O_WRONLY);
+        if (fd < 0 || write(fd, map, strlen(map)) < 0)
+            return -EPERM;
+        close(fd);
+    } else if (unshare(CLONE_NEWNS) != 0) {
+        return -errno;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return -errno;
+    return 0;
+}
+
+static struct enospc_result *enospc;
+static char enospc_dir[600], enospc_log[600];
+
+static int run_enospc(void *arg)
+{
+    (void)arg;
+    struct enospc_result *res = enospc;
+    int err = private_mounts();
+    if (!err && mount("tmpfs", enospc_dir, "tmpfs", 0, "size=64k,mode=0700") != 0)
+        err = -errno;
+    if (err) {
+        res->setup = 1;
+        res->setup_errno = -err;
+        return 0;
+    }
+    /* stderr to a file outside the small filesystem, for the parent to read */
+    int log = open(enospc_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (log < 0 || dup2(log, STDERR_FILENO) < 0)
+        return res->setup = 2, 0;
+    char filler[700];
+    snprintf(filler, sizeof filler, "%s/filler", enospc_dir);
+    if (fill(filler) != 0)
+        return res->setup = 3, 0;
+
+    struct fr_config cfg = { .dump_dir = enospc_dir };
+    if (fr_init(&cfg) != 0)
+        return res->setup = 4, 0;
+    fr_spawn(1, 0, "on a full disk");
+    res->rc_full1 = fr_dump("full", NULL, 0);
+    res->rc_full2 = fr_dump("still full", NULL, 0);
+    res->finals_full = count_final(enospc_dir);
+    res->tmps_full = th_count_temporaries(enospc_dir);
+    unlink(filler);
+    res->rc_room = fr_dump("room", NULL, 0);
+    if (fill(filler) != 0)
+        return res->setup = 5, 0;
+    res->rc_full3 = fr_dump("full again", NULL, 0);
+    res->finals_end = count_final(enospc_dir);
+    res->tmps_end = th_count_temporaries(enospc_dir);
+    fr_shutdown();
+    return 0;
+}
+
+static int count_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+Test(dump, full_disk_fails_cleanly_and_says_so_once_per_cause, .timeout = 60)
+{
+    const char *base = th_tmpdir();
+    snprintf(enospc_dir, sizeof enospc_dir, "%s/small", base);
+    snprintf(enospc_log, sizeof enospc_log, "%s/stderr.txt", base);
+    cr_assert_eq(mkdir(enospc_dir, 0700), 0);
+    enospc = mmap(NULL, sizeof *enospc, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(enospc, MAP_FAILED);
+    memset(enospc, 0, sizeof *enospc);
+
+    int st = th_run_child(run_enospc, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child crashed (%#x)", st);
+    const struct enospc_result *r = enospc;
+    if (r->setup == 1 && geteuid() != 0)
+        cr_skip_test("a 64 KiB tmpfs needs root or an unprivileged user namespace: %s "
+                     "(tools/test in CI runs as root)", strerror(r->setup_errno));
+    cr_assert_eq(r->setup, 0, "setting up the full tmpfs failed at step %d: %s", r->setup,
+                 strerror(r->setup_errno));
+
+    cr_assert_eq(r->rc_full1, -ENOSPC, "fr_dump on a full disk returned %d", r->rc_full1);
+    cr_assert_eq(r->rc_full2, -ENOSPC, "second fr_dump on a full disk returned %d", r->rc_full2);
+    cr_assert_eq(r->finals_full, 0, "a partial dump under a final name");
+    cr_assert_eq(r->tmps_full, 0, "a temporary left behind");
+    cr_assert_eq(r->rc_room, 0, "fr_dump with room again returned %d", r->rc_room);
+    cr_assert_eq(r->rc_full3, -ENOSPC);
+    cr_assert_eq(r->finals_end, 1, "only the dump made with room is kept");
+    cr_assert_eq(r->tmps_end, 0);
+
+    /* Reported once per cause: the two failures in a row print one line; the
+     * failure after a successful dump is a new episode and prints again. */
+    int lines = count_lines_with(enospc_log, "no space left on device");
+    cr_assert_eq(lines, 2, "%d ENOSPC messages on stderr, want 2", lines);
+    cr_assert_eq(count_lines_with(enospc_log, enospc_dir), 2, "the message names the directory");
 }
