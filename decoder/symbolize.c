@@ -18,6 +18,9 @@
 
 #ifdef FRD_HAVE_LIBDW
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #endif
 
 struct mapping {
@@ -88,8 +91,18 @@ static void report_all(Dwfl *dw, const struct mapping *v, size_t n)
         for (size_t j = 0; j < i; j++)
             if (v[j].off == 0 && strcmp(v[j].path, v[i].path) == 0)
                 seen = 1;
-        if (!seen)
-            dwfl_report_elf(dw, v[i].path, v[i].path, -1, v[i].start, false);
+        if (seen || v[i].path[0] != '/')
+            continue;
+        /* The path came from the dump: open it without blocking (a FIFO or a
+         * device there must not hang or touch anything) and hand libdwfl
+         * only a regular file. On success libdwfl owns the descriptor. */
+        int fd = open(v[i].path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+            !dwfl_report_elf(dw, v[i].path, v[i].path, fd, v[i].start, false))
+            close(fd);
     }
     dwfl_report_end(dw, NULL, NULL);
 }

@@ -52,7 +52,7 @@ void fr__clock_pair_now(struct fr_clock_pair *p)
 static int tsc_usable(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    const char *force = getenv("FLIGHTREC_CLOCK");
+    const char *force = secure_getenv("FLIGHTREC_CLOCK"); /* one known value */
     if (force && strcmp(force, "monotonic") == 0)
         return 0;
     unsigned a, b, c, d;

@@ -50,14 +50,36 @@ static void atfork_register(void)
     pthread_atfork(NULL, NULL, atfork_child);
 }
 
+/*
+ * A dump directory taken from the environment: not read at all in a set-user-
+ * or set-group-ID program (secure_getenv: the invoking user must not choose
+ * where a privileged process writes), and refused (-EINVAL) if it holds a
+ * control character, which no sane directory name has and which would forge
+ * lines in the messages that print it. Length is checked by resolve_dir.
+ */
+static int env_dir(const char **dir)
+{
+    const char *v = secure_getenv("FLIGHTREC_DIR");
+    *dir = NULL;
+    if (!v || !*v)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return -EINVAL;
+    *dir = v;
+    return 0;
+}
+
 /* The dump directory as an absolute path, so a later chdir() by the
- * application does not move where dumps go. Environment input is checked:
- * no empty path, nothing that does not fit PATH_MAX. */
+ * application does not move where dumps go. Environment input is checked
+ * (env_dir); no empty path, nothing that does not fit PATH_MAX. */
 static int resolve_dir(const char *dir, char *out, size_t cap)
 {
     if (!dir || !*dir) {
-        dir = getenv("FLIGHTREC_DIR");
-        if (!dir || !*dir)
+        int err = env_dir(&dir);
+        if (err)
+            return err;
+        if (!dir)
             dir = ".";
     }
     if (strlen(dir) >= cap - 1)
@@ -93,7 +115,7 @@ static int resolve_config(const struct fr_config *cfg)
 
     size_t ring = cfg->ring_bytes;
     if (!ring) {
-        const char *kb = getenv("FLIGHTREC_RING_KB");
+        const char *kb = secure_getenv("FLIGHTREC_RING_KB"); /* digits only, bounded */
         ring = FR_DEFAULT_RING_BYTES;
         if (kb && *kb) {
             char *end;

@@ -358,3 +358,22 @@ Test(dump, full_disk_fails_cleanly_and_says_so_once_per_cause, .timeout = 60)
     cr_assert_eq(lines, 2, "%d ENOSPC messages on stderr, want 2", lines);
     cr_assert_eq(count_lines_with(enospc_log, enospc_dir), 2, "the message names the directory");
 }
+
+/* ---- the dump directory from the environment ----------------------------- */
+
+Test(dump, dump_dir_from_the_environment_is_validated)
+{
+    const char *dir = th_tmpdir();
+    char bad[700];
+    snprintf(bad, sizeof bad, "%s\nflightrec: forged message", dir);
+    setenv("FLIGHTREC_DIR", bad, 1);
+    cr_assert_eq(fr_init(NULL), -EINVAL, "a control character in FLIGHTREC_DIR was accepted");
+
+    setenv("FLIGHTREC_DIR", dir, 1);
+    cr_assert_eq(fr_init(NULL), 0);
+    char path[512];
+    cr_assert_eq(fr_dump("env", path, sizeof path), 0);
+    cr_assert_eq(strncmp(path, dir, strlen(dir)), 0, "dump %s not in $FLIGHTREC_DIR", path);
+    fr_shutdown();
+    unsetenv("FLIGHTREC_DIR");
+}

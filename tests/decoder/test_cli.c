@@ -5,10 +5,13 @@
  * names the signal, the crashing task and the crashing function.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,4 +191,40 @@ Test(cli, crash_info_names_signal_task_and_function, .timeout = 60)
     cr_assert_not_null(strstr(out, "SIGSEGV"), "%s", out);
     cr_assert_not_null(strstr(out, "99 \"handle_request\" <- 98 \"accept_loop\""), "%s", out);
     cr_assert_not_null(strstr(out, " in crash_here at "), "%s", out);
+}
+
+/* A dump names files (its module map); the decoder opens them to symbolize.
+ * One that has become a FIFO must not hang it: nothing would ever write. */
+static char mapped_path[600];
+
+static int crash_with_a_mapped_file(void *arg)
+{
+    struct fr_config cfg = {.dump_dir = arg, .dump_signal = -1};
+    if (fr_init(&cfg))
+        return 3;
+    int fd = open(mapped_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || ftruncate(fd, 4096) != 0)
+        return 4;
+    if (mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+        return 5;
+    fr_spawn(7, 0, "mapper");
+    fr_poll_begin(7);
+    crash_here();
+    return 0;
+}
+
+Test(cli, module_path_turned_fifo_does_not_hang_symbolizing, .timeout = 60)
+{
+    const char *dir = th_tmpdir();
+    snprintf(mapped_path, sizeof mapped_path, "%s/mapped.bin", dir);
+    int st = th_run_child(crash_with_a_mapped_file, (void *)dir);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "child status 0x%x", st);
+    char paths[MAX_DUMPS_LISTED][512];
+    cr_assert_eq(th_list_dumps(dir, paths, MAX_DUMPS_LISTED), 1);
+    cr_assert_eq(unlink(mapped_path), 0);
+    cr_assert_eq(mkfifo(mapped_path, 0600), 0);
+    char args[700], *out, *err;
+    snprintf(args, sizeof(args), "info '%s' --json", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"function\": \"crash_here\""), "%s", out);
 }
