@@ -340,3 +340,40 @@ Test(fleet, colour_only_on_a_terminal_without_no_color)
             cr_assert_null(strstr(out, "\033["), "colour despite NO_COLOR: %s", out);
     }
 }
+
+/* A decode that takes over a second draws a progress line on a terminal's
+ * stderr and erases it; here the input arrives slowly through a pipe. */
+Test(fleet, progress_line_for_slow_decodes_on_a_terminal, .timeout = 60)
+{
+    if (system("command -v script >/dev/null 2>&1") != 0)
+        cr_skip_test("script(1) from util-linux is not installed");
+    char dir[512], cmd[2400];
+    make_dir(dir, sizeof(dir), "slow");
+    record_in(dir, 1);
+    char paths[MAX_DUMPS_LISTED][512];
+    cr_assert_eq(th_list_dumps(dir, paths, MAX_DUMPS_LISTED), 1);
+    for (int tty = 1; tty >= 0; tty--) {
+        const char *inner = "(sleep 1.5; cat '%s') | '%s' analyze - >/dev/null";
+        char run[1400];
+        snprintf(run, sizeof(run), inner, paths[0], FLIGHTREC_CLI);
+        if (tty)
+            snprintf(cmd, sizeof(cmd), "script -qec \"%s\" /dev/null > '%s/progress.out'", run,
+                     th_tmpdir());
+        else
+            snprintf(cmd, sizeof(cmd), "%s 2> '%s/progress.out'", run, th_tmpdir());
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+        snprintf(cmd, sizeof(cmd), "%s/progress.out", th_tmpdir());
+        FILE *f = fopen(cmd, "r");
+        cr_assert_not_null(f);
+        static char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        if (tty) {
+            cr_assert_not_null(strstr(buf, "flightrec: -: reading... 1."), "%s", buf);
+            cr_assert(n >= 4 && strcmp(buf + n - 4, "\r\033[K") == 0, "line not erased: %s", buf);
+        } else {
+            cr_assert_eq(n, 0, "progress off a terminal: %s", buf);
+        }
+    }
+}
