@@ -35,16 +35,20 @@ mkdir -p "$work/dumps"
     $(pkg-config --cflags --libs flightrec)
 path=$(LD_LIBRARY_PATH=$root$libdir "$work/hello" "$work/dumps")
 [ -f "$path" ] || fail "the shared build printed '$path', not a dump"
-LD_LIBRARY_PATH=$root$libdir ldd "$work/hello" | grep -q "$root$libdir/libflightrec.so" ||
-    fail "hello is not linked to the installed libflightrec.so"
+# (ldd's output is captured first: grep -q closing the pipe early would fail
+# the pipeline under pipefail)
+deps=$(LD_LIBRARY_PATH=$root$libdir ldd "$work/hello")
+grep -q "$root$libdir/libflightrec.so" <<<"$deps" ||
+    fail "hello is not linked to the installed libflightrec.so: $deps"
 
 # Static: the archive and its private dependencies from --static.
 libs=$(pkg-config --static --libs flightrec | sed 's/-lflightrec\b/-l:libflightrec.a/')
 # shellcheck disable=SC2046,SC2086
 "$cc" "${flags[@]}" -o "$work/hello-static" "$src/tests/install/hello.c" \
     $(pkg-config --cflags flightrec) $libs
-if ldd "$work/hello-static" | grep -q libflightrec; then
-    fail "hello-static still loads libflightrec.so"
+deps=$(ldd "$work/hello-static")
+if grep -q libflightrec <<<"$deps"; then
+    fail "hello-static still loads libflightrec.so: $deps"
 fi
 spath=$("$work/hello-static" "$work/dumps")
 [ -f "$spath" ] || fail "the static build printed '$spath', not a dump"
