@@ -5,15 +5,22 @@
  * Exit status: 0 success; 1 unreadable or corrupt input (the message names
  * what and where; whatever was whole is still printed); 2 usage error.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "analyze.h"
+#include "cmd.h"
+#include "json.h"
 #include "model.h"
+#include "progress.h"
 #include "reader.h"
 #include "render.h"
+#include "summary.h"
 #include "symbolize.h"
 
 #ifndef FRD_VERSION
@@ -23,7 +30,8 @@
 static const char usage_main[] =
     "usage: flightrec COMMAND DUMP [options]\n"
     "\n"
-    "Decode a flightrec dump (.frd; '-' reads standard input).\n"
+    "Decode a flightrec dump (.frd; '-' reads standard input), or ask a running\n"
+    "process for one.\n"
     "\n"
     "commands:\n"
     "  info DUMP [--json]          process, dump reason, crash signal and symbolized\n"
@@ -31,11 +39,14 @@ static const char usage_main[] =
     "  tasks DUMP [--json]         one row per task instance\n"
     "  timeline DUMP [--task ID] [--thread TID]\n"
     "                              per-task (or per-thread) history in time order\n"
-    "  analyze DUMP [--json] [--starvation-ms N] [--long-poll-ms N] [--hang-ms N]\n"
+    "  analyze DUMP... [--json] [--starvation-ms N] [--long-poll-ms N] [--hang-ms N]\n"
     "                              findings: lost_wakeup, starvation, long_poll, hung,\n"
-    "                              never_polled, protocol\n"
+    "                              never_polled, protocol; several dumps or a\n"
+    "                              directory: each one's findings and a summary\n"
     "  export DUMP --format chrome|json|csv [-o FILE]\n"
     "                              every event, machine-readable\n"
+    "  dump PID [--dir DIR] [--timeout S]\n"
+    "                              ask a running process for a dump, print its path\n"
     "\n"
     "  flightrec COMMAND --help    help on one command\n"
     "  flightrec --version\n"
@@ -74,8 +85,8 @@ static const char usage_timeline[] =
     "  --thread TID  the thread's history instead: polls, park/unpark, wakes it sent\n";
 
 static const char usage_analyze[] =
-    "usage: flightrec analyze DUMP [--json] [--starvation-ms N] [--long-poll-ms N]\n"
-    "                         [--hang-ms N]\n"
+    "usage: flightrec analyze DUMP... [--json] [--starvation-ms N] [--long-poll-ms N]\n"
+    "                            [--hang-ms N]\n"
     "\n"
     "Name the bugs in the recording, most severe first:\n"
     "  lost_wakeup   a task can no longer progress because a wake went missing\n"
@@ -91,7 +102,13 @@ static const char usage_analyze[] =
     "  long_poll     one poll held its worker longer than --long-poll-ms\n"
     "No finding rests on the absence of an event in a span some ring lost.\n"
     "\n"
-    "  --json              one object: events, tasks, threads, window_ns, findings\n"
+    "Several dumps, or a directory (its *.frd files in name order): each dump's\n"
+    "findings, then a summary that groups the same finding (kind, task name, last\n"
+    "await label) across dumps, most widespread first, with counts.\n"
+    "\n"
+    "  --json              one object: events, tasks, threads, window_ns, findings;\n"
+    "                      for several dumps {\"dumps\": [{\"file\", \"damaged\",\n"
+    "                      \"analysis\"} or {\"file\", \"error\"}], \"summary\": {...}}\n"
     "  --starvation-ms N   default 10\n"
     "  --long-poll-ms N    default 10\n"
     "  --hang-ms N         default 1000\n";
@@ -110,7 +127,8 @@ enum cmd { C_INFO, C_TASKS, C_TIMELINE, C_ANALYZE, C_EXPORT };
 
 struct opts {
     enum cmd cmd;
-    const char *dump;
+    const char **dumps; /* argc entries: several only for analyze */
+    size_t ndumps;
     int json;
     struct frd_filter flt;
     struct frd_thresholds th;
@@ -118,7 +136,7 @@ struct opts {
     const char *output;
 };
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
+int frd_usage_error(const char *usage, const char *fmt, const char *arg)
 {
     fputs("flightrec: ", stderr);
     fprintf(stderr, fmt, arg);
@@ -163,9 +181,9 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
             return 3;
         }
         if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (o->dump)
-                return usage_error(usage, "unexpected argument '%s'", a);
-            o->dump = a;
+            if (o->ndumps && o->cmd != C_ANALYZE)
+                return frd_usage_error(usage, "unexpected argument '%s'", a);
+            o->dumps[o->ndumps++] = a;
             continue;
         }
         /* --opt=value or --opt value */
@@ -183,7 +201,7 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
                     strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0;
         if (takes && !val) {
             if (i + 1 >= argc)
-                return usage_error(usage, "option '%s' needs a value", name);
+                return frd_usage_error(usage, "option '%s' needs a value", name);
             val = argv[++i];
         }
         int ok = 0;
@@ -214,22 +232,297 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
             ok = 1;
             o->output = val;
         } else {
-            return usage_error(usage, "unknown option '%s'", a);
+            return frd_usage_error(usage, "unknown option '%s'", a);
         }
         if (!ok)
-            return usage_error(usage, "bad value '%s'", val ? val : "");
+            return frd_usage_error(usage, "bad value '%s'", val ? val : "");
     }
-    if (!o->dump)
-        return usage_error(usage, "%s", "missing DUMP argument");
+    if (!o->ndumps)
+        return frd_usage_error(usage, "%s", "missing DUMP argument");
     if (o->cmd == C_EXPORT && !o->format)
-        return usage_error(usage, "%s", "export needs --format chrome|json|csv");
+        return frd_usage_error(usage, "%s", "export needs --format chrome|json|csv");
     return 0;
+}
+
+/* One decoded dump: the reader's view of it, the model and the findings. */
+struct decoded {
+    struct frd_dump *d;
+    struct frd_model m;
+    struct frd_findings f;
+    int have_model;
+};
+
+/*
+ * decode - read @path, build its model and analyse it. On failure @err holds
+ * a message naming the file (and the offset, for bad input).
+ * Return: 0, or 1 if nothing could be decoded.
+ */
+static int decode(struct decoded *x, const char *path, const struct frd_thresholds *th,
+                  size_t index, char *err, size_t errlen)
+{
+    memset(x, 0, sizeof(*x));
+    frd_progress_stage(index, path, "reading");
+    if (frd_open(path, &x->d, err, errlen) < 0)
+        return 1;
+    frd_progress_stage(index, path, "building the model");
+    if (frd_model_build(x->d, &x->m) < 0) {
+        snprintf(err, errlen, "%s: out of memory building the model", path);
+        return 1;
+    }
+    x->have_model = 1;
+    frd_progress_stage(index, path, "analysing");
+    if (frd_analyze(&x->m, th, &x->f) < 0) {
+        snprintf(err, errlen, "%s: out of memory analysing", path);
+        return 1;
+    }
+    return 0;
+}
+
+/* Damage is reported after the output, which shows everything that was whole. */
+static void report_damage(const struct frd_dump *d)
+{
+    for (size_t i = 0; i < d->nerrors; i++)
+        fprintf(stderr, "flightrec: %s\n", d->errors[i]);
+    if (d->errors_all > d->nerrors)
+        fprintf(stderr, "flightrec: ... and %zu more problems\n", d->errors_all - d->nerrors);
+}
+
+static void decoded_free(struct decoded *x)
+{
+    frd_findings_free(&x->f);
+    if (x->have_model)
+        frd_model_free(&x->m);
+    frd_close(x->d);
+    memset(x, 0, sizeof(*x));
+}
+
+/* Colour: only on a terminal, and never when NO_COLOR is set (no-color.org). */
+static int use_color(FILE *out)
+{
+    const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
+    return isatty(fileno(out)) && !(no && *no) && !(term && strcmp(term, "dumb") == 0);
+}
+
+struct paths {
+    char **v;
+    size_t n, cap;
+};
+
+static int paths_add(struct paths *p, const char *dir, const char *name)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        char **v = realloc(p->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        p->v = v;
+        p->cap = cap;
+    }
+    size_t len = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
+    if (!(p->v[p->n] = malloc(len)))
+        return -ENOMEM;
+    if (dir)
+        snprintf(p->v[p->n], len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+    else
+        snprintf(p->v[p->n], len, "%s", name);
+    p->n++;
+    return 0;
+}
+
+static void paths_free(struct paths *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->v[i]);
+    free(p->v);
+}
+
+/* Final dump names: "*.frd", not the recorder's ".flightrec-*.tmp" temporaries. */
+static int is_dump_name(const struct dirent *de)
+{
+    size_t len = strlen(de->d_name);
+    return de->d_name[0] != '.' && len > 4 && strcmp(de->d_name + len - 4, ".frd") == 0;
+}
+
+/*
+ * expand - the dumps named on the command line, each directory replaced by
+ * the dumps in it in name order (which is time order for one process).
+ * *@many is set when the result is to be read as a fleet (several dumps, or a
+ * directory). Return: 0, or 1 with the reason on stderr.
+ */
+static int expand(const char **args, size_t n, struct paths *out, int *many)
+{
+    *many = n > 1;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (strcmp(args[i], "-") == 0 || stat(args[i], &st) != 0 || !S_ISDIR(st.st_mode)) {
+            if (paths_add(out, NULL, args[i]) < 0)
+                goto nomem;
+            continue;
+        }
+        *many = 1;
+        struct dirent **names;
+        int k = scandir(args[i], &names, is_dump_name, alphasort);
+        if (k < 0) {
+            fprintf(stderr, "flightrec: %s: %s\n", args[i], strerror(errno));
+            return 1;
+        }
+        if (k == 0)
+            fprintf(stderr, "flightrec: %s: no dumps (*.frd) in this directory\n", args[i]);
+        int r = 0;
+        for (int j = 0; j < k; j++) {
+            if (r == 0)
+                r = paths_add(out, args[i], names[j]->d_name);
+            free(names[j]);
+        }
+        free(names);
+        if (r < 0)
+            goto nomem;
+        if (k == 0)
+            return 1;
+    }
+    return 0;
+nomem:
+    fprintf(stderr, "flightrec: out of memory\n");
+    return 1;
+}
+
+/* analyze over many dumps: each one's findings, then the grouped summary. */
+static int analyze_many(const struct opts *o, const struct paths *p, FILE *out)
+{
+    struct frd_summary sum = {0};
+    int status = 0, color = use_color(out);
+    if (o->json)
+        fputs("{\"dumps\": [", out);
+    for (size_t i = 0; i < p->n; i++) {
+        const char *path = p->v[i];
+        struct decoded x;
+        char err[512];
+        int bad = decode(&x, path, &o->th, i, err, sizeof(err));
+        sum.ndumps++;
+        if (o->json) {
+            fputs(i ? ",\n{\"file\": " : "\n{\"file\": ", out);
+            frd_json_cstr(out, path);
+        } else {
+            fprintf(out, "%s== %s ==\n", i ? "\n" : "", path);
+        }
+        if (bad || !x.d) {
+            sum.nfailed++;
+            status = 1;
+            fprintf(stderr, "flightrec: %s\n", err);
+            if (o->json) {
+                fputs(", \"error\": ", out);
+                frd_json_cstr(out, err);
+                fputs("}", out);
+            } else {
+                fprintf(out, "unreadable: %s\n", err);
+            }
+        } else {
+            struct frd_view v = {.d = x.d, .m = &x.m, .f = &x.f, .th = &o->th, .color = color};
+            if (o->json) {
+                fprintf(out, ", \"damaged\": %s, \"analysis\": ", x.d->damaged ? "true" : "false");
+                frd_json_findings(out, &v);
+                fputs("}", out);
+            } else {
+                frd_text_findings(out, &v);
+            }
+            if (x.d->damaged) {
+                sum.ndamaged++;
+                status = 1;
+                fflush(out);
+                report_damage(x.d);
+            }
+            if (frd_summary_add(&sum, i, path, &x.m, &x.f) < 0) {
+                fprintf(stderr, "flightrec: out of memory\n");
+                status = 1;
+            }
+        }
+        decoded_free(&x);
+    }
+    frd_progress_stop();
+    frd_summary_sort(&sum);
+    if (o->json) {
+        fputs("],\n\"summary\": ", out);
+        frd_summary_json(out, &sum);
+        fputs("}\n", out);
+    } else {
+        putc('\n', out);
+        frd_summary_text(out, &sum);
+    }
+    frd_summary_free(&sum);
+    if (fflush(out) != 0) {
+        fprintf(stderr, "flightrec: writing output: %s\n", strerror(errno));
+        status = 1;
+    }
+    return status;
+}
+
+/* Every command on one dump. */
+static int run_one(const struct opts *o, const char *path)
+{
+    struct decoded x;
+    char err[512];
+    if (decode(&x, path, &o->th, 0, err, sizeof(err))) {
+        frd_progress_stop();
+        fprintf(stderr, "flightrec: %s\n", err);
+        decoded_free(&x);
+        return 1;
+    }
+    frd_progress_stage(0, path, "writing");
+    struct frd_dump *d = x.d;
+    struct frd_view v = {.d = d, .m = &x.m, .f = &x.f, .th = &o->th};
+    struct frd_frame *frames = NULL;
+    if (o->cmd == C_INFO && d->crash.present && d->crash.nframes) {
+        frames = calloc(d->crash.nframes, sizeof(*frames));
+        if (frames && frd_symbolize(d, d->crash.frames, d->crash.nframes, frames) == 0) {
+            v.frames = frames;
+            v.nframes = d->crash.nframes;
+        }
+    }
+    frd_progress_stop();
+
+    int r = 0;
+    FILE *out = stdout;
+    if (o->output && strcmp(o->output, "-") != 0) {
+        out = fopen(o->output, "w");
+        if (!out) {
+            fprintf(stderr, "flightrec: %s: %s\n", o->output, strerror(errno));
+            r = -errno;
+            goto done;
+        }
+    }
+    v.color = !o->json && o->cmd != C_EXPORT && use_color(out);
+    switch (o->cmd) {
+    case C_INFO: r = o->json ? frd_json_info(out, &v) : frd_text_info(out, &v); break;
+    case C_TASKS: r = o->json ? frd_json_tasks(out, &v) : frd_text_tasks(out, &v); break;
+    case C_TIMELINE: r = frd_text_timeline(out, &v, &o->flt); break;
+    case C_ANALYZE: r = o->json ? frd_json_findings(out, &v) : frd_text_findings(out, &v); break;
+    case C_EXPORT:
+        r = strcmp(o->format, "csv") == 0      ? frd_csv_export(out, &v)
+            : strcmp(o->format, "chrome") == 0 ? frd_chrome_export(out, &v)
+                                               : frd_json_export(out, &v);
+        break;
+    }
+    if (fflush(out) != 0 && r == 0)
+        r = -EIO;
+    if (out != stdout && fclose(out) != 0 && r == 0)
+        r = -EIO;
+    if (r == -ENOENT)
+        fprintf(stderr, "flightrec: %s: no such %s in the dump\n", path,
+                o->flt.by_thread ? "thread" : "task");
+    else if (r < 0)
+        fprintf(stderr, "flightrec: writing output: %s\n", strerror(-r));
+done:
+    report_damage(d);
+    int status = d->damaged ? 1 : r == -ENOENT ? 2 : r < 0 ? 1 : 0;
+    free(frames);
+    decoded_free(&x);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error(usage_main, "%s", "missing command");
+        return frd_usage_error(usage_main, "%s", "missing command");
     const char *c = argv[1];
     if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
         fputs(usage_main, stdout);
@@ -239,6 +532,8 @@ int main(int argc, char **argv)
         printf("flightrec %s (dump format %u)\n", FRD_VERSION, FR_FORMAT_VERSION);
         return 0;
     }
+    if (strcmp(c, "dump") == 0)
+        return frd_cmd_dump(argc - 2, argv + 2);
     struct opts o;
     memset(&o, 0, sizeof(o));
     o.th.starvation_ns = FRD_DEFAULT_STARVATION_NS;
@@ -261,83 +556,31 @@ int main(int argc, char **argv)
         o.cmd = C_EXPORT;
         usage = usage_export;
     } else {
-        return usage_error(usage_main, "unknown command '%s'", c);
+        return frd_usage_error(usage_main, "unknown command '%s'", c);
     }
+    const char **dumps = calloc((size_t)argc, sizeof(*dumps));
+    if (!dumps) {
+        fputs("flightrec: out of memory\n", stderr);
+        return 1;
+    }
+    o.dumps = dumps;
     int r = parse(argc - 2, argv + 2, &o, usage);
-    if (r == 3)
-        return 0;
-    if (r)
-        return r;
-
-    struct frd_dump *d = NULL;
-    char err[512];
-    r = frd_open(o.dump, &d, err, sizeof(err));
-    if (r < 0) {
-        fprintf(stderr, "flightrec: %s\n", err);
-        return 1;
-    }
-    struct frd_model m;
-    if (frd_model_build(d, &m) < 0) {
-        fprintf(stderr, "flightrec: %s: out of memory building the model\n", o.dump);
-        frd_close(d);
-        return 1;
-    }
-    struct frd_findings f = {0};
-    if (frd_analyze(&m, &o.th, &f) < 0) {
-        fprintf(stderr, "flightrec: %s: out of memory analysing\n", o.dump);
-        frd_model_free(&m);
-        frd_close(d);
-        return 1;
-    }
-    struct frd_view v = {.d = d, .m = &m, .f = &f, .th = &o.th};
-    struct frd_frame *frames = NULL;
-    if (o.cmd == C_INFO && d->crash.present && d->crash.nframes) {
-        frames = calloc(d->crash.nframes, sizeof(*frames));
-        if (frames && frd_symbolize(d, d->crash.frames, d->crash.nframes, frames) == 0) {
-            v.frames = frames;
-            v.nframes = d->crash.nframes;
-        }
+    if (r) {
+        free(dumps);
+        return r == 3 ? 0 : r;
     }
 
-    FILE *out = stdout;
-    if (o.output && strcmp(o.output, "-") != 0) {
-        out = fopen(o.output, "w");
-        if (!out) {
-            fprintf(stderr, "flightrec: %s: %s\n", o.output, strerror(errno));
-            r = -errno;
-            goto done;
-        }
+    struct paths p = {0};
+    int many = 0;
+    int status = expand(o.dumps, o.ndumps, &p, &many);
+    if (status == 0 && o.cmd != C_ANALYZE && many)
+        status = frd_usage_error(usage, "%s", "this command reads one dump, not a directory");
+    if (status == 0) {
+        frd_progress_start(p.n);
+        status = many ? analyze_many(&o, &p, stdout) : run_one(&o, p.v[0]);
+        frd_progress_stop();
     }
-    switch (o.cmd) {
-    case C_INFO: r = o.json ? frd_json_info(out, &v) : frd_text_info(out, &v); break;
-    case C_TASKS: r = o.json ? frd_json_tasks(out, &v) : frd_text_tasks(out, &v); break;
-    case C_TIMELINE: r = frd_text_timeline(out, &v, &o.flt); break;
-    case C_ANALYZE: r = o.json ? frd_json_findings(out, &v) : frd_text_findings(out, &v); break;
-    case C_EXPORT:
-        r = strcmp(o.format, "csv") == 0      ? frd_csv_export(out, &v)
-            : strcmp(o.format, "chrome") == 0 ? frd_chrome_export(out, &v)
-                                              : frd_json_export(out, &v);
-        break;
-    }
-    if (fflush(out) != 0 && r == 0)
-        r = -EIO;
-    if (out != stdout && fclose(out) != 0 && r == 0)
-        r = -EIO;
-    if (r == -ENOENT)
-        fprintf(stderr, "flightrec: %s: no such %s in the dump\n", o.dump,
-                o.flt.by_thread ? "thread" : "task");
-    else if (r < 0)
-        fprintf(stderr, "flightrec: writing output: %s\n", strerror(-r));
-done:
-    /* damage is reported after the output, which shows everything that was whole */
-    for (size_t i = 0; i < d->nerrors; i++)
-        fprintf(stderr, "flightrec: %s\n", d->errors[i]);
-    if (d->errors_all > d->nerrors)
-        fprintf(stderr, "flightrec: ... and %zu more problems\n", d->errors_all - d->nerrors);
-    int status = d->damaged ? 1 : r == -ENOENT ? 2 : r < 0 ? 1 : 0;
-    free(frames);
-    frd_findings_free(&f);
-    frd_model_free(&m);
-    frd_close(d);
+    paths_free(&p);
+    free(dumps);
     return status;
 }

@@ -23,6 +23,7 @@ struct frd_view {
     const struct frd_thresholds *th;
     const struct frd_frame *frames; /* symbolized crash backtrace */
     size_t nframes;
+    int color; /* text renderers: ANSI colour (a terminal, NO_COLOR unset) */
 };
 
 /* Timeline filters: 0 means "all". */

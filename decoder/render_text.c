@@ -161,7 +161,8 @@ int frd_text_info(FILE *out, const struct frd_view *v)
 
     if (d->crash.present) {
         const struct frd_crash *c = &d->crash;
-        fprintf(out, "\ncrash     %s (code %d), fault address 0x%llx, at %.3f ms\n",
+        fprintf(out, "\n%scrash%s     %s (code %d), fault address 0x%llx, at %.3f ms\n",
+                v->color ? "\033[1;31m" : "", v->color ? "\033[0m" : "",
                 frd_signal_name((int)c->signo, b2, sizeof(b2)), c->code,
                 (unsigned long long)c->fault_addr, rel_ms(m, c->ns));
         const char *tn = "";
@@ -539,7 +540,10 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
     fprintf(out, "%zu finding%s\n", v->f->n, v->f->n == 1 ? "" : "s");
     for (size_t i = 0; i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
-        fprintf(out, "\n%-12s at %.3f ms", frd_kind_name(x->kind), rel_ms(m, x->at_ns));
+        /* the most severe kinds (lost_wakeup, protocol, hung) in red, the rest yellow */
+        const char *on = !v->color ? "" : x->kind <= FRD_HUNG ? "\033[1;31m" : "\033[1;33m";
+        fprintf(out, "\n%s%-12s%s at %.3f ms", on, frd_kind_name(x->kind), v->color ? "\033[0m" : "",
+                rel_ms(m, x->at_ns));
         if (x->duration_ns)
             fprintf(out, " for %s", frd_fmt_dur(x->duration_ns, d1, sizeof(d1)));
         fputs("\n  ", out);

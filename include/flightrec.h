@@ -101,6 +101,94 @@ FR_API void fr_drop(uint64_t task);        /* task finished or cancelled */
 FR_API void fr_mark(uint64_t task, const char *label); /* a user annotation */
 
 /*
+ * The inline gates. While flightrec is not recording (before fr_init(),
+ * after fr_shutdown()), a hook called through this header costs one load
+ * and a branch in the caller instead of a call into the library: the hooks
+ * below are wrapped in static inline functions that test fr__recording
+ * first. Arguments are still evaluated exactly once. The library's exported
+ * functions are unchanged (their address, dlsym and other languages' bindings
+ * see the same ABI), and they test recording themselves, so the gate is only
+ * a shortcut. Define FLIGHTREC_NO_INLINE_GATE to call the library directly.
+ */
+FR_API extern unsigned fr__recording; /* nonzero while recording; not API */
+
+#if defined(__GNUC__) && !defined(FR_BUILDING_LIBRARY) && !defined(FLIGHTREC_NO_INLINE_GATE) && \
+    !defined(FLIGHTREC_DISABLE)
+static inline int fr__on(void)
+{
+    return __builtin_expect(__atomic_load_n(&fr__recording, __ATOMIC_RELAXED) != 0, 1);
+}
+static inline void fr__gate_spawn(uint64_t task, uint64_t parent, const char *name)
+{
+    if (fr__on())
+        fr_spawn(task, parent, name);
+}
+static inline void fr__gate_poll_begin(uint64_t task)
+{
+    if (fr__on())
+        fr_poll_begin(task);
+}
+static inline void fr__gate_poll_end(uint64_t task, enum fr_poll_result result)
+{
+    if (fr__on())
+        fr_poll_end(task, result);
+}
+static inline void fr__gate_await(uint64_t task, const char *label)
+{
+    if (fr__on())
+        fr_await(task, label);
+}
+static inline void fr__gate_wake(uint64_t task)
+{
+    if (fr__on())
+        fr_wake(task);
+}
+static inline void fr__gate_waker_clone(uint64_t task)
+{
+    if (fr__on())
+        fr_waker_clone(task);
+}
+static inline void fr__gate_waker_drop(uint64_t task)
+{
+    if (fr__on())
+        fr_waker_drop(task);
+}
+static inline void fr__gate_park(void)
+{
+    if (fr__on())
+        fr_park();
+}
+static inline void fr__gate_unpark(void)
+{
+    if (fr__on())
+        fr_unpark();
+}
+static inline void fr__gate_drop(uint64_t task)
+{
+    if (fr__on())
+        fr_drop(task);
+}
+static inline void fr__gate_mark(uint64_t task, const char *label)
+{
+    if (fr__on())
+        fr_mark(task, label);
+}
+/* Function-like macros: `fr_wake(t)` goes through the gate, `&fr_wake` is
+ * still the library's function. */
+#define fr_spawn(task, parent, name) fr__gate_spawn((task), (parent), (name))
+#define fr_poll_begin(task) fr__gate_poll_begin(task)
+#define fr_poll_end(task, result) fr__gate_poll_end((task), (result))
+#define fr_await(task, label) fr__gate_await((task), (label))
+#define fr_wake(task) fr__gate_wake(task)
+#define fr_waker_clone(task) fr__gate_waker_clone(task)
+#define fr_waker_drop(task) fr__gate_waker_drop(task)
+#define fr_park() fr__gate_park()
+#define fr_unpark() fr__gate_unpark()
+#define fr_drop(task) fr__gate_drop(task)
+#define fr_mark(task, label) fr__gate_mark((task), (label))
+#endif
+
+/*
  * Convenience macros. FR_AWAIT records the await point with its source
  * location ("label (file:line)"); all of them vanish with -DFLIGHTREC_DISABLE.
  */

@@ -182,6 +182,7 @@ FR_API int fr_init(const struct fr_config *cfg)
     running = 1;
     /* Turn the hooks on: pairs with the acquire load in fr__writer_attach. */
     atomic_store_explicit(&fr__epoch, next_epoch(), FR_RELEASE);
+    __atomic_store_n(&fr__recording, 1, __ATOMIC_RELEASE); /* the header's inline gates */
     fr__writer_attach(&fr__w); /* the calling thread: ring and altstack now */
     pthread_mutex_unlock(&life_lock);
     return 0;
@@ -191,6 +192,7 @@ FR_API void fr_shutdown(void)
 {
     pthread_mutex_lock(&life_lock);
     if (running) {
+        __atomic_store_n(&fr__recording, 0, __ATOMIC_RELEASE);
         atomic_store_explicit(&fr__epoch, 0, FR_RELEASE);
         fr__crash_uninstall();
         fr__dumper_stop();

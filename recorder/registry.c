@@ -28,6 +28,10 @@ __thread struct fr_writer fr__w __attribute__((tls_model("initial-exec"))) = {
     .epoch = UINT32_MAX,
 };
 _Atomic uint32_t fr__epoch;
+/* Mirrors "fr__epoch != 0" for the inline gates in <flightrec.h>: a plain
+ * unsigned read with __atomic_load_n, so the public header needs neither
+ * <stdatomic.h> nor C11 (C++ includes it too). */
+FR_API unsigned fr__recording;
 _Atomic uint64_t fr__threads_unrecorded; /* threads that found the registry full */
 
 static pthread_key_t exit_key;

@@ -1,0 +1,16 @@
+/*
+ * decoder/cmd.h - the `flightrec` subcommands that live outside main.c.
+ *
+ * Each takes the arguments after its name and returns the exit status:
+ * 0 success, 1 failure (the message names what and where), 2 usage error.
+ */
+#ifndef FRD_CMD_H
+#define FRD_CMD_H
+
+/* "flightrec: " + @fmt (one %s, @arg) + newline + @usage on stderr; returns 2. */
+int frd_usage_error(const char *usage, const char *fmt, const char *arg);
+
+/* flightrec dump PID [--dir DIR] [--timeout S] [--signal SIG] */
+int frd_cmd_dump(int argc, char **argv);
+
+#endif /* FRD_CMD_H */
