@@ -306,11 +306,12 @@ static void worker_tracks(struct cx *c, const struct wref *w, size_t nw)
     }
 }
 
-/* A span on a task's track (await or runnable); nothing if it is empty. */
+/* A span on a task's track (await or runnable); nothing if it is empty (a
+ * task woken during its poll and polled again in the same nanosecond). */
 static void task_span(struct cx *c, size_t ti, const char *cat, int64_t a, int64_t b,
                       const char *name, uint32_t label)
 {
-    if (b < a)
+    if (b <= a)
         return;
     ev_open(c, 'X', cat, PID_TASKS, task_tid(ti), a);
     put_dur(c, b - a);
