@@ -268,11 +268,13 @@ static void worker_tracks(struct cx *c, const struct wref *w, size_t nw)
             fputs(", \"name\": \"parked\"}", c->out);
         }
     }
-    /* Wake slices, thread by thread; p walks the thread's polls in step. */
+    /* Wake slices, thread by thread; p and z walk the thread's polls and
+     * parked spans in step, so that a wake slice ends before the next one
+     * of those begins, or with the poll it is in. */
     for (size_t a = 0; a < nw;) {
         uint32_t th = w[a].thread;
         const struct frd_worker *wk = &m->workers[th];
-        size_t p = 0;
+        size_t p = 0, z = 0;
         for (; a < nw && w[a].thread == th; a++) {
             int64_t ns = w[a].ns, end = ns + WAKE_SLICE_NS;
             while (p < wk->npolls &&
@@ -285,6 +287,10 @@ static void worker_tracks(struct cx *c, const struct wref *w, size_t nw)
                 if (lim < end)
                     end = lim;
             }
+            while (z < wk->nparked && wk->parked[z].begin_ns < ns)
+                z++;
+            if (z < wk->nparked && wk->parked[z].begin_ns < end)
+                end = wk->parked[z].begin_ns;
             if (a + 1 < nw && w[a + 1].thread == th && w[a + 1].ns > ns && w[a + 1].ns < end)
                 end = w[a + 1].ns;
             const struct frd_task *t = &m->tasks[w[a].task];

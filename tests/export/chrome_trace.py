@@ -71,9 +71,14 @@ def main():
 
     t = Tap()
     with tempfile.TemporaryDirectory(prefix="frchrome-", dir=os.environ.get("TMPDIR")) as tmp:
+        # Under tools/sanitize, UBSan would stop the demo at the planted NULL
+        # dereference before it faults; let it report and go on to the crash.
+        env = dict(os.environ)
+        if "UBSAN_OPTIONS" in env:
+            env["UBSAN_OPTIONS"] += ":halt_on_error=0"
         r = subprocess.run([demo, "--bug-lost-wakeup", "--bug-blocking", "--bug-hang", "--bug-crash",
                             "--duration-ms", "2000", "--crash-after-ms", "1300",
-                            "--dump-dir", tmp], capture_output=True, text=True)
+                            "--dump-dir", tmp], capture_output=True, text=True, env=env)
         dumps = glob.glob(os.path.join(tmp, "*.frd"))
         if not t.check(r.returncode == -11 and len(dumps) == 1,
                        "flightrec-demo crashed with SIGSEGV and wrote one dump",
