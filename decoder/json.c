@@ -39,14 +39,9 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-void frd_json_str(FILE *out, const char *s, size_t len)
+void frd_json_chars(FILE *out, const char *s, size_t len)
 {
-    if (!s) {
-        fputs("null", out);
-        return;
-    }
     const unsigned char *p = (const unsigned char *)s;
-    putc('"', out);
     for (size_t i = 0; i < len;) {
         unsigned char c = p[i];
         if (c == '"' || c == '\\') {
@@ -72,6 +67,16 @@ void frd_json_str(FILE *out, const char *s, size_t len)
             }
         }
     }
+}
+
+void frd_json_str(FILE *out, const char *s, size_t len)
+{
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
+    putc('"', out);
+    frd_json_chars(out, s, len);
     putc('"', out);
 }
 

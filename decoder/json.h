@@ -16,6 +16,10 @@
 /* Write @len bytes at @s as a quoted JSON string. NULL writes null. */
 void frd_json_str(FILE *out, const char *s, size_t len);
 
+/* Write @len bytes at @s escaped as the inside of a JSON string, without the
+ * quotes, so that one string can be written in pieces. */
+void frd_json_chars(FILE *out, const char *s, size_t len);
+
 /* Write a NUL-terminated string as a JSON string (NULL: null). */
 void frd_json_cstr(FILE *out, const char *s);
 

@@ -116,11 +116,17 @@ static const char usage_analyze[] =
 static const char usage_export[] =
     "usage: flightrec export DUMP --format chrome|json|csv [-o FILE]\n"
     "\n"
-    "Write every event of the merged timeline.\n"
-    "  --format json    {\"threads\", \"strings\", \"events\": [{ns, ticks, tid, type, ...}]}\n"
-    "  --format csv     ns,abs_ns,ticks,tid,thread,type,task,parent,string\n"
-    "  --format chrome  Trace Event JSON (chrome://tracing, Perfetto): polls as\n"
-    "                   slices per thread, parked spans, wakes as instants\n"
+    "Write the recording in another format.\n"
+    "  --format json    every event: {\"threads\", \"strings\", \"events\": [{ns, ticks,\n"
+    "                   tid, type, ...}]}\n"
+    "  --format csv     every event: ns,abs_ns,ticks,tid,thread,type,task,parent,string\n"
+    "  --format chrome  a trace for ui.perfetto.dev (Open trace file), chrome://tracing\n"
+    "                   (Load) or Chrome DevTools' Performance panel: process\n"
+    "                   \"workers\" has a track per thread (polls named after their\n"
+    "                   task, parked spans, wakes); process \"tasks\" a track per task\n"
+    "                   instance (polls, await labels, runnable spans); arrows from\n"
+    "                   each wake to the poll it caused; findings and the crash as\n"
+    "                   instants. Times in microseconds from the recording start.\n"
     "  -o FILE          write to FILE instead of standard output\n";
 
 enum cmd { C_INFO, C_TASKS, C_TIMELINE, C_ANALYZE, C_EXPORT };

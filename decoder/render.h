@@ -1,7 +1,7 @@
 /*
  * decoder/render.h - the last stage: a dump, its model and findings as text
  * (render_text.c), JSON (render_json.c, shapes fixed by DESIGN.md "CLI"), and
- * CSV or Chrome trace events (render_csv.c, render_json.c).
+ * CSV (render_csv.c) or Chrome trace events (render_chrome.c).
  *
  * Times are shown relative to the start of the recording window
  * (frd_model.start_ns). All functions write to @out and return 0, or -EIO if

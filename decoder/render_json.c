@@ -1,8 +1,7 @@
 /*
  * decoder/render_json.c - machine-readable output: `info --json`,
- * `tasks --json`, `analyze --json` (shapes fixed by DESIGN.md "CLI"), and the
- * `export` formats json and chrome (the Trace Event format read by
- * chrome://tracing and Perfetto: one track per thread, polls as slices).
+ * `tasks --json`, `analyze --json` (shapes fixed by DESIGN.md "CLI"), and
+ * `export --format json` (the Chrome trace is render_chrome.c).
  *
  * Numbers: task ids, tids and nanosecond times are JSON numbers; addresses
  * are "0x..." strings, because 64-bit addresses do not survive a double.
@@ -239,57 +238,6 @@ int frd_json_export(FILE *out, const struct frd_view *v)
             frd_json_strid(out, d, e->str);
         }
         putc('}', out);
-    }
-    fputs("\n]}\n", out);
-    return ferror(out) ? -EIO : 0;
-}
-
-int frd_chrome_export(FILE *out, const struct frd_view *v)
-{
-    const struct frd_model *m = v->m;
-    const struct frd_dump *d = v->d;
-    unsigned pid = d->proc.present ? d->proc.pid : d->hdr.pid;
-    int first = 1;
-    fputs("{\"displayTimeUnit\": \"ns\", \"traceEvents\": [", out);
-    for (size_t i = 0; i < d->nthreads; i++) {
-        fprintf(out, "%s\n{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": %u, \"tid\": %u, "
-                "\"args\": {\"name\": ", first ? "" : ",", pid, d->threads[i].tid);
-        frd_json_cstr(out, d->threads[i].name[0] ? d->threads[i].name : "thread");
-        fputs("}}", out);
-        first = 0;
-        const struct frd_worker *w = &m->workers[i];
-        for (size_t k = 0; k < w->nparked; k++)
-            fprintf(out, ",\n{\"ph\": \"X\", \"name\": \"parked\", \"cat\": \"park\", \"pid\": %u, "
-                    "\"tid\": %u, \"ts\": %.3f, \"dur\": %.3f}",
-                    pid, d->threads[i].tid,
-                    (double)(w->parked[k].begin_ns - m->start_ns) / 1e3,
-                    (double)(w->parked[k].end_ns - w->parked[k].begin_ns) / 1e3);
-    }
-    for (size_t ti = 0; ti < m->ntasks; ti++) {
-        const struct frd_task *t = &m->tasks[ti];
-        for (size_t k = 0; k < t->npolls; k++) {
-            const struct frd_poll *p = &t->polls[k];
-            char nm[64];
-            size_t n = 0;
-            const char *s = frd_string(d, t->name, &n);
-            snprintf(nm, sizeof(nm), "%.*s", (int)(n > 40 ? 40 : n), s ? s : "");
-            fprintf(out, ",\n{\"ph\": \"X\", \"cat\": \"poll\", \"name\": ");
-            char label[96];
-            snprintf(label, sizeof(label), "task %llu %s", (unsigned long long)t->id, nm);
-            frd_json_cstr(out, label);
-            fprintf(out, ", \"pid\": %u, \"tid\": %u, \"ts\": %.3f, \"dur\": %.3f, "
-                    "\"args\": {\"task\": %llu, \"poll\": %zu, \"result\": \"%s\"}}",
-                    pid, d->threads[p->thread].tid, (double)(p->begin_ns - m->start_ns) / 1e3,
-                    (double)(p->end_ns - p->begin_ns) / 1e3, (unsigned long long)t->id, k + 1,
-                    p->result == FRD_POLL_READY     ? "ready"
-                    : p->result == FRD_POLL_PENDING ? "pending"
-                                                    : "running");
-        }
-        for (size_t k = 0; k < t->nwakes; k++)
-            fprintf(out, ",\n{\"ph\": \"i\", \"s\": \"t\", \"cat\": \"wake\", \"name\": "
-                    "\"wake task %llu\", \"pid\": %u, \"tid\": %u, \"ts\": %.3f}",
-                    (unsigned long long)t->id, pid, d->threads[t->wakes[k].thread].tid,
-                    (double)(t->wakes[k].ns - m->start_ns) / 1e3);
     }
     fputs("\n]}\n", out);
     return ferror(out) ? -EIO : 0;

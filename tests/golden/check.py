@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden-output tests for the text renderers: each CASE runs `flightrec` on a
+"""Golden-output tests for the CLI's renderers: each CASE runs `flightrec` on a
 committed dump with the environment pinned (TZ=UTC, LC_ALL=C, NO_COLOR) and
 compares its output with CASE.txt byte for byte.
 
@@ -20,6 +20,7 @@ CASES = {
     "basic.timeline": ["timeline", "basic.frd"],
     "basic.timeline-task": ["timeline", "basic.frd", "--task", "101"],
     "basic.analyze-json": ["analyze", "basic.frd", "--json"],
+    "basic.chrome": ["export", "basic.frd", "--format", "chrome"],
 }
 
 def main():
