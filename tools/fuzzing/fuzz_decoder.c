@@ -1,7 +1,8 @@
 /*
  * fuzz_decoder.c - libFuzzer harness for the decoder: every input goes through
  * the reader, the model, the analyses and the text and JSON renderers, which
- * is what `flightrec info/tasks/timeline/analyze/export` do with a file.
+ * is what `flightrec info/tasks/timeline/analyze/export` do with a file, and
+ * the many-dump summary of `analyze`.
  * Symbolization is left out: it opens files named by the (hostile) module map.
  * Built and run by tools/fuzz.
  */
@@ -12,6 +13,7 @@
 #include "model.h"
 #include "reader.h"
 #include "render.h"
+#include "summary.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,6 +44,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frd_json_export(sink, &v);
             frd_chrome_export(sink, &v);
             frd_csv_export(sink, &v);
+            /* `analyze A B ...`: the same dump twice into one summary */
+            struct frd_summary sum = { 0 };
+            frd_summary_add(&sum, 0, "a.frd", &m, &f);
+            frd_summary_add(&sum, 1, "b.frd", &m, &f);
+            frd_summary_sort(&sum);
+            frd_summary_text(sink, &sum);
+            frd_summary_json(sink, &sum);
+            frd_summary_free(&sum);
         }
         frd_findings_free(&f);
     }
