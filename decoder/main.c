@@ -124,8 +124,8 @@ static const char usage_report[] =
     "                    name with .html for .frd, beside it (standard output when\n"
     "                    the dump is read from standard input)\n"
     "  --max-polls N     polls (and parked spans) kept per worker lane, default 20000:\n"
-    "                    those of tasks with findings and long polls first, then the\n"
-    "                    latest; the page says how many it left out\n"
+    "                    the polls findings are about, long polls and the crashing\n"
+    "                    task's first, then the latest; the page says what it left out\n"
     "  --max-tasks N     task rows kept, default 20000: tasks with findings and the\n"
     "                    crashing task's chain first, then the latest\n"
     "  --starvation-ms N, --long-poll-ms N, --hang-ms N   as for analyze\n";

@@ -17,7 +17,7 @@
  * (textContent, canvas fillText), never as markup.
  *
  * Big dumps: each lane keeps at most lim->max_polls polls and as many parked
- * spans (the polls of tasks with findings, long polls and the crashing task's
+ * spans (the polls findings are about, long polls and the crashing task's
  * first, then the latest), the page at most lim->max_tasks task rows (tasks
  * with findings and the crashing task's chain first, then the latest) and
  * FRD_REPORT_MAX_FINDINGS findings, and says what it left out.
@@ -68,6 +68,8 @@ struct plan {
     int32_t *row;        /* per task instance: row on the page, or -1 */
     size_t nrows;
     char *flagged;       /* per task instance: has a finding or is the crash chain */
+    int32_t *finding_of; /* per task instance: its first finding, or -1 */
+    int32_t *next_of;    /* per finding: the task's next finding, or -1 */
     int32_t *name_of;    /* per string (index into d->strings): index into names, or -1 */
     uint32_t *names;     /* string ids of the names on the page, in order */
     size_t nnames;
@@ -117,9 +119,12 @@ static int plan_build(struct plan *p, const struct frd_view *v, const struct frd
     p->lane_thr = malloc((d->nthreads + 1) * sizeof(*p->lane_thr));
     p->row = malloc((m->ntasks + 1) * sizeof(*p->row));
     p->flagged = calloc(m->ntasks + 1, 1);
+    p->finding_of = malloc((m->ntasks + 1) * sizeof(*p->finding_of));
+    p->next_of = malloc(((v->f ? v->f->n : 0) + 1) * sizeof(*p->next_of));
     p->name_of = malloc((d->nstrings + 1) * sizeof(*p->name_of));
     p->names = malloc((d->nstrings + 1) * sizeof(*p->names));
-    if (!p->lane || !p->lane_thr || !p->row || !p->flagged || !p->name_of || !p->names)
+    if (!p->lane || !p->lane_thr || !p->row || !p->flagged || !p->name_of || !p->names ||
+        !p->finding_of || !p->next_of)
         return -ENOMEM;
     for (size_t s = 0; s < d->nstrings; s++)
         p->name_of[s] = -1;
@@ -139,9 +144,17 @@ static int plan_build(struct plan *p, const struct frd_view *v, const struct frd
     }
 
     /* Rows: tasks with findings and the crash chain, then the latest. */
-    for (size_t i = 0; v->f && i < v->f->n; i++)
-        if (v->f->v[i].task != FRD_NONE)
-            p->flagged[v->f->v[i].task] = 1;
+    for (size_t ti = 0; ti < m->ntasks; ti++)
+        p->finding_of[ti] = -1;
+    for (size_t i = v->f ? v->f->n : 0; i-- > 0;) {
+        int32_t ti = v->f->v[i].task;
+        p->next_of[i] = -1;
+        if (ti == FRD_NONE)
+            continue;
+        p->flagged[ti] = 1;
+        p->next_of[i] = p->finding_of[ti];
+        p->finding_of[ti] = (int32_t)i;
+    }
     for (int32_t ti = crash_task(v), depth = 0; ti != FRD_NONE && depth < 16; depth++) {
         p->flagged[ti] = 1;
         ti = m->tasks[ti].parent_inst;
@@ -172,6 +185,8 @@ static void plan_free(struct plan *p)
     free(p->lane_thr);
     free(p->row);
     free(p->flagged);
+    free(p->finding_of);
+    free(p->next_of);
     free(p->name_of);
     free(p->names);
 }
@@ -323,6 +338,26 @@ static void put_crash(FILE *j, const struct plan *p)
     fputs("]}", j);
 }
 
+/* A poll kept before others when a lane is capped: a long one, one of the
+ * crashing task, or one that a finding about its task is about: the last
+ * poll before the finding starts and those up to the end of it. */
+static int important_poll(const struct plan *p, const struct frd_poll_ref *r, int32_t crashed)
+{
+    const struct frd_model *m = p->v->m;
+    const struct frd_task *t = &m->tasks[r->task];
+    const struct frd_poll *po = &t->polls[r->poll];
+    const struct frd_poll *next = (size_t)r->poll + 1 < t->npolls ? po + 1 : NULL;
+    if (r->task == crashed || po->end_ns - po->begin_ns >= p->v->th->long_poll_ns)
+        return 1;
+    for (int32_t i = p->finding_of[r->task]; i >= 0; i = p->next_of[i]) {
+        const struct frd_finding *x = &p->v->f->v[i];
+        if (po->begin_ns <= x->at_ns + x->duration_ns + 1000 &&
+            (po->end_ns >= x->at_ns || !next || next->begin_ns > x->at_ns))
+            return 1;
+    }
+    return 0;
+}
+
 static int put_lanes(FILE *j, struct plan *p, const struct frd_report_limits *lim)
 {
     const struct frd_view *v = p->v;
@@ -353,12 +388,8 @@ static int put_lanes(FILE *j, struct plan *p, const struct frd_report_limits *li
         if (!t->complete_head && t->covered_from_ns != INT64_MAX)
             fprintf(j, ", \"covered_from_ns\": %lld", rel(m, t->covered_from_ns));
 
-        for (size_t i = 0; i < w->npolls; i++) {
-            const struct frd_poll_ref *r = &w->polls[i];
-            const struct frd_poll *po = &m->tasks[r->task].polls[r->poll];
-            important[i] = p->flagged[r->task] || r->task == crashed ||
-                           po->end_ns - po->begin_ns >= v->th->long_poll_ns;
-        }
+        for (size_t i = 0; i < w->npolls; i++)
+            important[i] = important_poll(p, &w->polls[i], crashed);
         size_t shown = pick(keep, w->npolls, lim->max_polls, important);
         fprintf(j, ", \"polls_total\": %zu, \"polls_shown\": %zu, \"polls\": [", w->npolls, shown);
         /* [row, name, begin, end, result, ready, wake lane] */

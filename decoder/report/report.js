@@ -108,7 +108,7 @@
     for (const l of D.lanes) {
       if (l.polls_shown < l.polls_total)
         notes.push(['', laneName(D.lanes.indexOf(l)) + ': ' + l.polls_shown + ' of ' + l.polls_total +
-          ' polls shown (those of tasks with findings and long polls, then the latest; --max-polls)']);
+          ' polls shown (those findings are about, long ones and the crashing task\'s, then the latest; --max-polls)']);
       if (l.parks_shown < l.parks_total)
         notes.push(['', laneName(D.lanes.indexOf(l)) + ': the latest ' + l.parks_shown + ' of ' +
           l.parks_total + ' parked spans shown']);
