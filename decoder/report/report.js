@@ -223,6 +223,12 @@
   D.tasks.forEach((t, r) => { if (!flagged.has(r)) order.push(r); });
   const pos = new Array(D.tasks.length);
   order.forEach((r, i) => { pos[r] = i; });
+  const findingsByRow = new Map(); // row -> indices into D.findings
+  D.findings.forEach((f, i) => {
+    if (f.row < 0) return;
+    if (!findingsByRow.has(f.row)) findingsByRow.set(f.row, []);
+    findingsByRow.get(f.row).push(i);
+  });
   const W_END = Math.max(1, D.dump.window_ns);
   const view = { t0: 0, t1: W_END };
   let sel = null; // {finding: i} | {row: r} | null
@@ -265,8 +271,10 @@
   function clampX(x) { return Math.max(LABEL_W, Math.min(W + 2, x)); }
 
   function span(y, h, b, e, fill) {
-    const x0 = clampX(xOf(b)), x1 = clampX(xOf(e));
+    let x0 = xOf(b), x1 = xOf(e);
     if (x1 < LABEL_W || x0 > W) return;
+    x0 = clampX(x0);
+    x1 = clampX(x1);
     ctx.fillStyle = fill;
     ctx.fillRect(x0, y, Math.max(1, x1 - x0), h);
   }
@@ -288,23 +296,43 @@
 
   /* ---- drawing -------------------------------------------------------- */
 
-  function drawAxis() {
-    ctx.fillStyle = '#f3f5f8';
-    ctx.fillRect(0, 0, W, AXIS_H);
+  /* Time ticks 1, 2 or 5 x 10^k ns apart, about 8 to 10 in view. */
+  function ticks() {
     const span = view.t1 - view.t0;
     let step = Math.pow(10, Math.floor(Math.log10(span / 8)));
     for (const m of [1, 2, 5, 10]) if (span / (step * m) <= 10) { step *= m; break; }
-    ctx.fillStyle = '#5d6677';
+    const out = [];
+    for (let t = Math.ceil(view.t0 / step) * step; t <= view.t1; t += step) out.push(t);
+    return { step, out };
+  }
+
+  function drawGrid() {
     ctx.strokeStyle = '#e7eaef';
+    for (const t of ticks().out) {
+      const x = Math.round(xOf(t)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(x, AXIS_H);
+      ctx.lineTo(x, H);
+      ctx.stroke();
+    }
+  }
+
+  function drawAxis() {
+    ctx.fillStyle = '#f3f5f8';
+    ctx.fillRect(0, 0, W, AXIS_H);
+    const { step, out } = ticks();
+    ctx.fillStyle = '#5d6677';
+    ctx.strokeStyle = '#c9ced8';
     ctx.font = '11px system-ui, sans-serif';
     ctx.textBaseline = 'middle';
     const digits = Math.max(0, Math.min(6, -Math.floor(Math.log10(step / 1e6))));
-    for (let t = Math.ceil(view.t0 / step) * step; t <= view.t1; t += step) {
-      const x = xOf(t);
+    for (const t of out) {
+      const x = Math.round(xOf(t)) + 0.5;
+      if (x < LABEL_W) continue;
       ctx.fillText((t / 1e6).toFixed(digits) + ' ms', x + 3, AXIS_H / 2);
       ctx.beginPath();
-      ctx.moveTo(x + 0.5, 0);
-      ctx.lineTo(x + 0.5, H);
+      ctx.moveTo(x, AXIS_H - 6);
+      ctx.lineTo(x, AXIS_H);
       ctx.stroke();
     }
   }
@@ -313,7 +341,7 @@
     let arrows = [];
     D.lanes.forEach((l, li) => {
       const y = laneY(li);
-      ctx.fillStyle = li % 2 ? '#fafbfc' : '#fff';
+      ctx.fillStyle = 'rgba(29,35,48,.03)';
       ctx.fillRect(LABEL_W, y, W - LABEL_W, LANE_H);
       if (l.covered_from_ns !== undefined) span(y, LANE_H, 0, l.covered_from_ns, '#eceff3');
       for (let i = 0; i < l.parks.length; i += 2) {
@@ -396,8 +424,6 @@
     ctx.rect(0, lanesH, W, H - lanesH);
     ctx.clip();
     const r0 = Math.max(0, Math.floor(top / ROW_H)), r1 = Math.min(D.tasks.length, Math.ceil((top + H - lanesH) / ROW_H) + 1);
-    const findingsByRow = new Map();
-    D.findings.forEach((f, i) => { if (f.row >= 0) (findingsByRow.get(f.row) || findingsByRow.set(f.row, []).get(f.row)).push(i); });
     ctx.font = '11px system-ui, sans-serif';
     ctx.textBaseline = 'middle';
     for (let k = r0; k < r1; k++) {
@@ -406,8 +432,10 @@
         ctx.fillStyle = '#c9ced8';
         ctx.fillRect(0, y - 1, W, 1);
       }
-      ctx.fillStyle = r === selRow ? '#e8f0fc' : r % 2 ? '#fafbfc' : '#fff';
-      ctx.fillRect(0, y, W, ROW_H);
+      if (r === selRow || k % 2) {
+        ctx.fillStyle = r === selRow ? 'rgba(31,95,191,.12)' : 'rgba(29,35,48,.025)';
+        ctx.fillRect(0, y, W, ROW_H);
+      }
       const born = t[6] >= 0 ? t[6] : t[4];
       const gone = t[7] >= 0 ? t[7] : t[5];
       span(mid - 0.5, 1, born, gone, '#9aa3b2');
@@ -426,7 +454,7 @@
       }
       for (const [li, i] of rowPolls[r]) {
         const p = D.lanes[li].polls;
-        if (p[i + 3] < view.t0 || p[i + 5] > view.t1 && p[i + 2] > view.t1) continue;
+        if (p[i + 3] < view.t0 || (p[i + 5] >= 0 ? p[i + 5] : p[i + 2]) > view.t1) continue;
         if (p[i + 5] >= 0 && p[i + 5] < p[i + 2])
           span(mid - 1.5, 3, p[i + 5], p[i + 2], p[i + 2] - p[i + 5] > D.thresholds.starvation_ns ? '#e0752d' : '#f0b35b');
         span(y + 3, ROW_H - 6, p[i + 2], p[i + 3], colour(p[i + 1]));
@@ -471,6 +499,7 @@
   function drawNow() {
     pending = false;
     ctx.clearRect(0, 0, W, H);
+    drawGrid();
     drawRows();
     drawLanes();
     drawAxis();
