@@ -44,7 +44,10 @@ static const char usage_main[] =
     "                              never_polled, protocol; several dumps or a\n"
     "                              directory: each one's findings and a summary\n"
     "  export DUMP --format chrome|json|csv [-o FILE]\n"
-    "                              every event, machine-readable\n"
+    "                              every event as JSON or CSV, or a trace for\n"
+    "                              Perfetto and chrome://tracing\n"
+    "  report DUMP [-o FILE]       one self-contained HTML page: crash summary,\n"
+    "                              findings, zoomable timeline of workers and tasks\n"
     "  dump PID [--dir DIR] [--timeout S]\n"
     "                              ask a running process for a dump, print its path\n"
     "\n"
@@ -129,7 +132,29 @@ static const char usage_export[] =
     "                   instants. Times in microseconds from the recording start.\n"
     "  -o FILE          write to FILE instead of standard output\n";
 
-enum cmd { C_INFO, C_TASKS, C_TIMELINE, C_ANALYZE, C_EXPORT };
+static const char usage_report[] =
+    "usage: flightrec report DUMP [-o FILE] [--max-polls N] [--max-tasks N]\n"
+    "                        [--starvation-ms N] [--long-poll-ms N] [--hang-ms N]\n"
+    "\n"
+    "Write one self-contained HTML page (inline script and style, nothing loaded\n"
+    "from the network) to open in a browser: the process and the crash (signal,\n"
+    "thread, task chain, symbolized backtrace), the findings, and a timeline with\n"
+    "a lane per worker thread (polls coloured by task name, parked spans, wake\n"
+    "arrows from the waking thread to the poll the wake caused, findings marked)\n"
+    "and a row per task instance. Click a finding to zoom the timeline to it;\n"
+    "wheel zooms, drag pans.\n"
+    "\n"
+    "  -o FILE           write to FILE ('-': standard output); default: the dump's\n"
+    "                    name with .html for .frd, beside it (standard output when\n"
+    "                    the dump is read from standard input)\n"
+    "  --max-polls N     polls (and parked spans) kept per worker lane, default 20000:\n"
+    "                    the polls findings are about, long polls and the crashing\n"
+    "                    task's first, then the latest; the page says what it left out\n"
+    "  --max-tasks N     task rows kept, default 20000: tasks with findings and the\n"
+    "                    crashing task's chain first, then the latest\n"
+    "  --starvation-ms N, --long-poll-ms N, --hang-ms N   as for analyze\n";
+
+enum cmd { C_INFO, C_TASKS, C_TIMELINE, C_ANALYZE, C_EXPORT, C_REPORT };
 
 struct opts {
     enum cmd cmd;
@@ -140,6 +165,7 @@ struct opts {
     struct frd_thresholds th;
     const char *format;
     const char *output;
+    struct frd_report_limits lim;
 };
 
 int frd_usage_error(const char *usage, const char *fmt, const char *arg)
@@ -204,14 +230,16 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
         int takes = strcmp(name, "--task") == 0 || strcmp(name, "--thread") == 0 ||
                     strcmp(name, "--starvation-ms") == 0 || strcmp(name, "--long-poll-ms") == 0 ||
                     strcmp(name, "--hang-ms") == 0 || strcmp(name, "--format") == 0 ||
-                    strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0;
+                    strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0 ||
+                    strcmp(name, "--max-polls") == 0 || strcmp(name, "--max-tasks") == 0;
         if (takes && !val) {
             if (i + 1 >= argc)
                 return frd_usage_error(usage, "option '%s' needs a value", name);
             val = argv[++i];
         }
         int ok = 0;
-        uint64_t u;
+        uint64_t u = 0;
+        int analyzes = o->cmd == C_ANALYZE || o->cmd == C_REPORT;
         if (strcmp(name, "--json") == 0 && !val &&
             (o->cmd == C_INFO || o->cmd == C_TASKS || o->cmd == C_ANALYZE)) {
             o->json = 1;
@@ -224,19 +252,26 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
             ok = parse_u64(val, &u) == 0 && u <= UINT32_MAX;
             o->flt.by_thread = 1;
             o->flt.tid = (uint32_t)u;
-        } else if (o->cmd == C_ANALYZE && strcmp(name, "--starvation-ms") == 0) {
+        } else if (analyzes && strcmp(name, "--starvation-ms") == 0) {
             ok = parse_ms(val, &o->th.starvation_ns) == 0;
-        } else if (o->cmd == C_ANALYZE && strcmp(name, "--long-poll-ms") == 0) {
+        } else if (analyzes && strcmp(name, "--long-poll-ms") == 0) {
             ok = parse_ms(val, &o->th.long_poll_ns) == 0;
-        } else if (o->cmd == C_ANALYZE && strcmp(name, "--hang-ms") == 0) {
+        } else if (analyzes && strcmp(name, "--hang-ms") == 0) {
             ok = parse_ms(val, &o->th.hang_ns) == 0;
         } else if (o->cmd == C_EXPORT && strcmp(name, "--format") == 0) {
             ok = strcmp(val, "json") == 0 || strcmp(val, "csv") == 0 ||
                  strcmp(val, "chrome") == 0;
             o->format = val;
-        } else if (o->cmd == C_EXPORT && (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0)) {
+        } else if ((o->cmd == C_EXPORT || o->cmd == C_REPORT) &&
+                   (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0)) {
             ok = 1;
             o->output = val;
+        } else if (o->cmd == C_REPORT && strcmp(name, "--max-polls") == 0) {
+            ok = parse_u64(val, &u) == 0 && u > 0 && u <= 100000000;
+            o->lim.max_polls = (size_t)u;
+        } else if (o->cmd == C_REPORT && strcmp(name, "--max-tasks") == 0) {
+            ok = parse_u64(val, &u) == 0 && u > 0 && u <= 100000000;
+            o->lim.max_tasks = (size_t)u;
         } else {
             return frd_usage_error(usage, "unknown option '%s'", a);
         }
@@ -477,7 +512,7 @@ static int run_one(const struct opts *o, const char *path)
     struct frd_dump *d = x.d;
     struct frd_view v = {.d = d, .m = &x.m, .f = &x.f, .th = &o->th};
     struct frd_frame *frames = NULL;
-    if (o->cmd == C_INFO && d->crash.present && d->crash.nframes) {
+    if ((o->cmd == C_INFO || o->cmd == C_REPORT) && d->crash.present && d->crash.nframes) {
         frames = calloc(d->crash.nframes, sizeof(*frames));
         if (frames && frd_symbolize(d, d->crash.frames, d->crash.nframes, frames) == 0) {
             v.frames = frames;
@@ -487,16 +522,30 @@ static int run_one(const struct opts *o, const char *path)
     frd_progress_stop();
 
     int r = 0;
+    /* report: beside the dump by default, named after it */
+    const char *output = o->output;
+    char *report_path = NULL;
+    if (o->cmd == C_REPORT && !output && strcmp(path, "-") != 0) {
+        size_t n = strlen(path);
+        if (n > 4 && strcmp(path + n - 4, ".frd") == 0)
+            n -= 4;
+        report_path = malloc(n + 6);
+        if (report_path) {
+            memcpy(report_path, path, n);
+            memcpy(report_path + n, ".html", 6);
+        }
+        output = report_path;
+    }
     FILE *out = stdout;
-    if (o->output && strcmp(o->output, "-") != 0) {
-        out = fopen(o->output, "w");
+    if (output && strcmp(output, "-") != 0) {
+        out = fopen(output, "w");
         if (!out) {
-            fprintf(stderr, "flightrec: %s: %s\n", o->output, strerror(errno));
+            fprintf(stderr, "flightrec: %s: %s\n", output, strerror(errno));
             r = -errno;
             goto done;
         }
     }
-    v.color = !o->json && o->cmd != C_EXPORT && use_color(out);
+    v.color = !o->json && o->cmd != C_EXPORT && o->cmd != C_REPORT && use_color(out);
     switch (o->cmd) {
     case C_INFO: r = o->json ? frd_json_info(out, &v) : frd_text_info(out, &v); break;
     case C_TASKS: r = o->json ? frd_json_tasks(out, &v) : frd_text_tasks(out, &v); break;
@@ -507,6 +556,7 @@ static int run_one(const struct opts *o, const char *path)
             : strcmp(o->format, "chrome") == 0 ? frd_chrome_export(out, &v)
                                                : frd_json_export(out, &v);
         break;
+    case C_REPORT: r = frd_html_report(out, &v, &o->lim); break;
     }
     if (fflush(out) != 0 && r == 0)
         r = -EIO;
@@ -517,10 +567,13 @@ static int run_one(const struct opts *o, const char *path)
                 o->flt.by_thread ? "thread" : "task");
     else if (r < 0)
         fprintf(stderr, "flightrec: writing output: %s\n", strerror(-r));
+    else if (o->cmd == C_REPORT && out != stdout)
+        fprintf(stderr, "flightrec: wrote %s\n", output);
 done:
     report_damage(d);
     int status = d->damaged ? 1 : r == -ENOENT ? 2 : r < 0 ? 1 : 0;
     free(frames);
+    free(report_path);
     decoded_free(&x);
     return status;
 }
@@ -545,6 +598,8 @@ int main(int argc, char **argv)
     o.th.starvation_ns = FRD_DEFAULT_STARVATION_NS;
     o.th.long_poll_ns = FRD_DEFAULT_LONG_POLL_NS;
     o.th.hang_ns = FRD_DEFAULT_HANG_NS;
+    o.lim.max_polls = FRD_REPORT_MAX_POLLS;
+    o.lim.max_tasks = FRD_REPORT_MAX_TASKS;
     const char *usage;
     if (strcmp(c, "info") == 0) {
         o.cmd = C_INFO;
@@ -561,6 +616,9 @@ int main(int argc, char **argv)
     } else if (strcmp(c, "export") == 0) {
         o.cmd = C_EXPORT;
         usage = usage_export;
+    } else if (strcmp(c, "report") == 0) {
+        o.cmd = C_REPORT;
+        usage = usage_report;
     } else {
         return frd_usage_error(usage_main, "unknown command '%s'", c);
     }

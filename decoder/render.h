@@ -1,7 +1,8 @@
 /*
  * decoder/render.h - the last stage: a dump, its model and findings as text
  * (render_text.c), JSON (render_json.c, shapes fixed by DESIGN.md "CLI"), and
- * CSV (render_csv.c) or Chrome trace events (render_chrome.c).
+ * CSV (render_csv.c), Chrome trace events (render_chrome.c), and one
+ * self-contained HTML page (render_html.c, `flightrec report`).
  *
  * Times are shown relative to the start of the recording window
  * (frd_model.start_ns). All functions write to @out and return 0, or -EIO if
@@ -45,6 +46,23 @@ int frd_json_findings(FILE *out, const struct frd_view *v);
 int frd_json_export(FILE *out, const struct frd_view *v);
 int frd_chrome_export(FILE *out, const struct frd_view *v);
 int frd_csv_export(FILE *out, const struct frd_view *v);
+
+/* What `flightrec report` embeds at most: polls (and parked spans) per worker
+ * lane, and task rows. The page says what it left out. */
+struct frd_report_limits {
+    size_t max_polls;
+    size_t max_tasks;
+};
+
+#define FRD_REPORT_MAX_POLLS 20000
+#define FRD_REPORT_MAX_TASKS 20000
+
+/*
+ * frd_html_report - the report page: crash summary, findings and timeline,
+ * with its data as one JSON object and its script inline (no network).
+ * Return: 0, -EIO, or -ENOMEM.
+ */
+int frd_html_report(FILE *out, const struct frd_view *v, const struct frd_report_limits *lim);
 
 /* The signal's abbreviation ("SIGSEGV"), or "signal N" in @buf. */
 const char *frd_signal_name(int signo, char *buf, size_t len);

@@ -10,7 +10,8 @@ import sys
 
 flightrec, here = sys.argv[1], sys.argv[2]
 inputs = sorted(glob.glob(os.path.join(here, "*.frd")))
-commands = [["info"], ["tasks"], ["timeline"], ["analyze", "--json"], ["export", "--format", "csv"]]
+commands = [["info"], ["tasks"], ["timeline"], ["analyze", "--json"], ["export", "--format", "csv"],
+            ["report", "-o", "-"]]
 print(f"1..{len(inputs) * len(commands)}")
 n = failed = 0
 for path in inputs:

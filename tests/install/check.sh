@@ -66,6 +66,12 @@ for page in man1/flightrec.1 man3/flightrec.3; do
     warn=$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$root$prefix/share/man/$page" 2>&1)
     [ -z "$warn" ] || fail "$page: $warn"
 done
-grep -q "flightrec dump" "$root$prefix/share/man/man1/flightrec.1" ||
-    fail "flightrec(1) does not describe every command"
+# Every command `flightrec --help` lists has its entry in flightrec(1).
+cmds=$("$root$prefix/bin/flightrec" --help | awk '/^commands:/ { on = 1; next }
+    on && /^  [a-z]+ / && $1 != "flightrec" { print $1 }')
+[ -n "$cmds" ] || fail "no commands in flightrec --help"
+for c in $cmds; do
+    grep -q "^\.B $c\$" "$root$prefix/share/man/man1/flightrec.1" ||
+        fail "flightrec(1) does not describe the command '$c'"
+done
 echo "install: headers, libraries, flightrec.pc, CLI and man pages under $prefix; shared and static consumers built with pkg-config"

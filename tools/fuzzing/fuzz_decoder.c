@@ -1,8 +1,8 @@
 /*
  * fuzz_decoder.c - libFuzzer harness for the decoder: every input goes through
- * the reader, the model, the analyses and the text and JSON renderers, which
- * is what `flightrec info/tasks/timeline/analyze/export` do with a file, and
- * the many-dump summary of `analyze`.
+ * the reader, the model, the analyses and the text, JSON and HTML renderers,
+ * which is what `flightrec info/tasks/timeline/analyze/export/report` do with
+ * a file, and the many-dump summary of `analyze`.
  * Symbolization is left out: it opens files named by the (hostile) module map.
  * Built and run by tools/fuzz.
  */
@@ -44,6 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frd_json_export(sink, &v);
             frd_chrome_export(sink, &v);
             frd_csv_export(sink, &v);
+            struct frd_report_limits lim = { 64, 64 }; /* small: exercise the caps */
+            frd_html_report(sink, &v, &lim);
             /* `analyze A B ...`: the same dump twice into one summary */
             struct frd_summary sum = { 0 };
             frd_summary_add(&sum, 0, "a.frd", &m, &f);
