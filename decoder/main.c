@@ -269,15 +269,18 @@ int main(int argc, char **argv)
     if (r)
         return r;
 
+    /* only the timeline and the event exports walk every event after the
+     * model is built; the rest read events once, straight from the pages */
+    int timeline = o.cmd == C_TIMELINE || (o.cmd == C_EXPORT && strcmp(o.format, "chrome") != 0);
     struct frd_dump *d = NULL;
     char err[512];
-    r = frd_open(o.dump, &d, err, sizeof(err));
+    r = frd_open_ex(o.dump, timeline ? FRD_OPEN_EVENTS : 0, &d, err, sizeof(err));
     if (r < 0) {
         fprintf(stderr, "flightrec: %s\n", err);
         return 1;
     }
     struct frd_model m;
-    if (frd_model_build(d, &m) < 0) {
+    if (frd_model_build_ex(d, timeline ? FRD_MODEL_TIMELINE : 0, &m) < 0) {
         fprintf(stderr, "flightrec: %s: out of memory building the model\n", o.dump);
         frd_close(d);
         return 1;

@@ -8,8 +8,8 @@
  * and each frame is inflated by streaming into a buffer that may not grow past
  * FRD_SECTION_MAX. Sections are then parsed field by field through the
  * bounds-checked cursor in bytes.h; the ring pages of THREAD sections are
- * handed to pages.c. When all frames are read, ticks are converted to
- * nanoseconds through the CLOCK section and per-thread coverage is computed.
+ * handed to pages.c. When all frames are read, the CLOCK section is turned into
+ * a ticks-to-nanoseconds conversion and per-thread coverage is computed.
  */
 #include "reader.h"
 
@@ -654,22 +654,35 @@ static void finish(struct frd_dump *d)
     calibrate(d);
     if (d->crash.present)
         d->crash.ns = frd_ticks_to_ns(d, d->crash.ticks);
-    for (size_t i = 0; i < d->nthreads; i++) {
-        struct frd_thread *t = &d->threads[i];
-        for (size_t j = 0; j < t->nevents; j++)
-            t->events[j].ns = frd_ticks_to_ns(d, t->events[j].ticks);
-        frd__thread_coverage(d, t);
-    }
+    for (size_t i = 0; i < d->nthreads; i++)
+        frd__thread_coverage(d, &d->threads[i]);
     if (!d->have_end)
         frd__error(d, d->stopped_at, "expected an END section, found %s: the dump was cut "
                    "short; everything before this point is shown",
                    d->stopped_at >= d->file_size ? "the end of the file" : "damage");
 }
 
+/* FRD_OPEN_EVENTS: every thread's events into an array of its own. */
+static int materialise(struct frd_dump *d)
+{
+    for (size_t i = 0; i < d->nthreads; i++) {
+        struct frd_thread *t = &d->threads[i];
+        t->events = malloc((t->nevents ? t->nevents : 1) * sizeof(*t->events));
+        if (!t->events)
+            return -ENOMEM;
+        struct frd_tcur c;
+        frd_tcur_init(&c, d, t);
+        size_t n = 0;
+        while (n < t->nevents && frd_tcur_next(&c, &t->events[n]))
+            n++;
+    }
+    return 0;
+}
+
 /* ---- public ------------------------------------------------------------ */
 
-static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_dump **out,
-                       char *err, size_t errlen)
+static int open_buffer(uint8_t *buf, size_t len, const char *name, unsigned flags,
+                       struct frd_dump **out, char *err, size_t errlen)
 {
     struct frd_dump *d = calloc(1, sizeof(*d));
     struct frd_priv *pv = calloc(1, sizeof(*pv));
@@ -683,6 +696,7 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_du
     d->priv = pv;
     d->path = name;
     d->file_size = len;
+    d->flags = flags;
     if (!frd__keep(d, buf)) {
         frd_close(d);
         snprintf(err, errlen, "%s: out of memory", name);
@@ -704,6 +718,11 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_du
     finish(d);
     ZSTD_freeDCtx(pv->dctx);
     pv->dctx = NULL;
+    if ((flags & FRD_OPEN_EVENTS) && materialise(d) < 0) {
+        frd_close(d);
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -ENOMEM;
+    }
     *out = d;
     return 0;
 }
@@ -711,16 +730,28 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_du
 int frd_open_mem(const void *buf, size_t len, const char *name, struct frd_dump **out,
                  char *err, size_t errlen)
 {
+    return frd_open_mem_ex(buf, len, name, FRD_OPEN_EVENTS, out, err, errlen);
+}
+
+int frd_open_mem_ex(const void *buf, size_t len, const char *name, unsigned flags,
+                    struct frd_dump **out, char *err, size_t errlen)
+{
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy) {
         snprintf(err, errlen, "%s: out of memory", name);
         return -ENOMEM;
     }
     memcpy(copy, buf, len);
-    return open_buffer(copy, len, name, out, err, errlen);
+    return open_buffer(copy, len, name, flags, out, err, errlen);
 }
 
 int frd_open(const char *path, struct frd_dump **out, char *err, size_t errlen)
+{
+    return frd_open_ex(path, FRD_OPEN_EVENTS, out, err, errlen);
+}
+
+int frd_open_ex(const char *path, unsigned flags, struct frd_dump **out, char *err,
+                size_t errlen)
 {
     int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -737,7 +768,7 @@ int frd_open(const char *path, struct frd_dump **out, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(-r));
         return r;
     }
-    return open_buffer(buf, len, path, out, err, errlen);
+    return open_buffer(buf, len, path, flags, out, err, errlen);
 }
 
 void frd_close(struct frd_dump *d)
@@ -752,8 +783,10 @@ void frd_close(struct frd_dump *d)
             ZSTD_freeDCtx(d->priv->dctx);
         free(d->priv);
     }
-    for (size_t i = 0; i < d->nthreads; i++)
+    for (size_t i = 0; i < d->nthreads; i++) {
         free(d->threads[i].events);
+        free(d->threads[i].pages);
+    }
     free(d->threads);
     free(d->strings);
     for (size_t i = 0; i < d->nerrors; i++)
