@@ -24,18 +24,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
+#include "prefault.h"
+
 /* ---- growable arrays ---------------------------------------------------- */
 
+/* Arrays are prefaulted this much at a time as they fill (see prefault.h). */
+#define PREFAULT_STEP ((size_t)1 << 20)
+
+/* Make room for element @n of the array at *@p of capacity *@cap. */
 static int grow(void **p, size_t *cap, size_t n, size_t size)
 {
-    if (n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 2;
-    void *q = realloc(*p, nc * size);
-    if (!q)
-        return -ENOMEM;
-    *p = q;
-    *cap = nc;
+    if (n >= *cap) {
+        size_t nc = *cap ? *cap * 2 : 2;
+        void *q = realloc(*p, nc * size);
+        if (!q)
+            return -ENOMEM;
+        *p = q;
+        *cap = nc;
+    }
+    size_t off = n * size, in_step = off & (PREFAULT_STEP - 1);
+    if (in_step < size) {
+        /* element @n starts the next step: fault it in whole */
+        size_t end = off - in_step + PREFAULT_STEP;
+        if (end > *cap * size)
+            end = *cap * size;
+        frd__prefault((char *)*p + off, end - off);
+    }
     return 0;
 }
 
@@ -70,6 +85,8 @@ static void *mem_alloc(struct frd_model_mem *a, size_t n)
         return NULL;
     c->next = a->chunks;
     a->chunks = c;
+    if (size == FRD_MODEL_CHUNK)
+        frd__prefault(c, sizeof(*c) + size); /* filled from here on */
     char *base = (char *)c->data;
     if (size == FRD_MODEL_CHUNK) {
         a->p = base + n;
@@ -101,7 +118,8 @@ static int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t size, siz
 
 /*
  * A slot is the instance (its id is m->tasks[inst].id) and 32 bits of the
- * id's hash, so that most probes do not have to look at the task.
+ * id's hash, which also place it in the table: most probes do not have to
+ * look at the task, and growing the table does not look at any.
  */
 struct slot {
     uint32_t tag;
@@ -110,25 +128,24 @@ struct slot {
 
 struct idmap {
     struct slot *s;
-    size_t cap, n;
+    size_t cap, n; /* cap: a power of two, at most 2^32 */
 };
 
-static uint64_t hash64(uint64_t k)
+static uint32_t hash32(uint64_t k)
 {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdull;
     k ^= k >> 33;
     k *= 0xc4ceb9fe1a85ec53ull;
     k ^= k >> 33;
-    return k;
+    return (uint32_t)k;
 }
 
 /* The slot holding @id, or the empty slot where it would go. */
 static struct slot *idmap_find(const struct idmap *im, const struct frd_task *tasks, uint64_t id)
 {
-    uint64_t h = hash64(id);
-    uint32_t tag = (uint32_t)(h >> 32);
-    size_t j = (size_t)h & (im->cap - 1);
+    uint32_t tag = hash32(id);
+    size_t j = tag & (im->cap - 1);
     for (;;) {
         struct slot *sl = &im->s[j];
         if (sl->inst == FRD_NONE || (sl->tag == tag && tasks[sl->inst].id == id))
@@ -147,7 +164,7 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
 {
     if ((im->n + 1) * 4 > im->cap * 3) {
         size_t nc = im->cap ? im->cap * 2 : 64;
-        struct slot *ns = malloc(nc * sizeof(*ns));
+        struct slot *ns = nc <= ((size_t)1 << 32) ? malloc(nc * sizeof(*ns)) : NULL;
         if (!ns)
             return -ENOMEM;
         for (size_t i = 0; i < nc; i++)
@@ -155,7 +172,7 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
         for (size_t i = 0; i < im->cap; i++) {
             if (im->s[i].inst == FRD_NONE)
                 continue;
-            size_t j = (size_t)hash64(tasks[im->s[i].inst].id) & (nc - 1);
+            size_t j = im->s[i].tag & (nc - 1);
             while (ns[j].inst != FRD_NONE)
                 j = (j + 1) & (nc - 1);
             ns[j] = im->s[i];
@@ -167,7 +184,7 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
     struct slot *sl = idmap_find(im, tasks, id);
     if (sl->inst == FRD_NONE)
         im->n++;
-    sl->tag = (uint32_t)(hash64(id) >> 32);
+    sl->tag = hash32(id);
     sl->inst = inst;
     return 0;
 }
@@ -178,6 +195,9 @@ struct open_poll {
     int32_t task, poll;
 };
 
+/* Events decoded ahead per thread. */
+#define AHEAD 32
+
 struct tstate {
     struct open_poll *stack;
     size_t n, cap;
@@ -185,11 +205,19 @@ struct tstate {
     int parked;
     int64_t parked_since;
     size_t cap_polls, cap_parked;
+    /* the instance the last task event on this thread was for: consecutive
+     * events of one task need no look-up (kept right by new_task) */
+    uint64_t last_id;
+    int32_t last_inst;
     /* merge: the thread's next event, its key and its index in the thread */
     struct frd_tcur cur;
-    struct frd_event e;
+    const struct frd_event *e; /* = &ahead[next] */
     int64_t key;
     size_t idx;
+    /* events decoded ahead of the merge, so that the id-map slots of new
+     * tasks can be fetched into the cache before they are needed */
+    struct frd_event ahead[AHEAD];
+    uint32_t nahead, next;
 };
 
 struct replay {
@@ -231,6 +259,9 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
     t->delay_p50_ns = t->delay_p99_ns = -1;
     if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks))
         return FRD_NONE;
+    for (size_t i = 0; i < r->d->nthreads; i++)
+        if (r->ts[i].last_id == id)
+            r->ts[i].last_inst = (int32_t)m->ntasks;
     return (int32_t)m->ntasks++;
 }
 
@@ -240,6 +271,17 @@ static int32_t task_for(struct replay *r, uint64_t id, int64_t ns)
 {
     int32_t ti = idmap_get(&r->ids, r->m->tasks, id);
     return ti != FRD_NONE ? ti : new_task(r, id, ns);
+}
+
+/* The instance event @e on thread @ts is for (a new one for a spawn). */
+static int32_t instance(struct replay *r, struct tstate *ts, const struct frd_event *e, int64_t ns)
+{
+    if (e->type != FR_EV_SPAWN && e->task == ts->last_id && ts->last_inst != FRD_NONE)
+        return ts->last_inst;
+    int32_t ti = e->type == FR_EV_SPAWN ? new_task(r, e->task, ns) : task_for(r, e->task, ns);
+    ts->last_id = e->task;
+    ts->last_inst = ti;
+    return ti;
 }
 
 /*
@@ -278,7 +320,7 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
     }
 
     /* a spawn always starts a new instance: spawn is a task's first event */
-    int32_t ti = e->type == FR_EV_SPAWN ? new_task(r, e->task, ns) : task_for(r, e->task, ns);
+    int32_t ti = instance(r, ts, e, ns);
     if (ti == FRD_NONE)
         return;
     struct frd_task *t = &m->tasks[ti];
@@ -412,6 +454,29 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
 
 /* ---- merge -------------------------------------------------------------- */
 
+/*
+ * Move thread @ts to its next event (ts->e), decoding a batch when the last
+ * one is used up. Return: 0 at the end of the thread's events.
+ */
+static inline int advance(struct tstate *ts, const struct idmap *ids)
+{
+    if (++ts->next < ts->nahead) {
+        ts->e = &ts->ahead[ts->next];
+        return 1;
+    }
+    uint32_t n = 0;
+    while (n < AHEAD && frd__tcur_next(&ts->cur, &ts->ahead[n])) {
+        if (ts->ahead[n].type == FR_EV_SPAWN && ids->cap)
+            /* a new id, most likely: its slot is a cache miss, start it now */
+            __builtin_prefetch(&ids->s[hash32(ts->ahead[n].task) & (ids->cap - 1)], 1);
+        n++;
+    }
+    ts->nahead = n;
+    ts->next = 0;
+    ts->e = &ts->ahead[0];
+    return n > 0;
+}
+
 /* Merge order of two threads' next events: by key, then by thread index. */
 static inline int before(const struct tstate *ts, uint32_t a, uint32_t b)
 {
@@ -528,11 +593,13 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         const struct frd_thread *th = &d->threads[i];
         struct tstate *ts = &r.ts[i];
         frd_tcur_init(&ts->cur, d, th);
-        if (!frd_tcur_next(&ts->cur, &ts->e))
+        ts->last_inst = FRD_NONE;
+        ts->next = ts->nahead = 0;
+        if (!advance(ts, &r.ids))
             continue;
         if (th->first_ns < m->start_ns)
             m->start_ns = th->first_ns;
-        ts->key = ts->e.ns;
+        ts->key = ts->e->ns;
         heap[hn] = (uint32_t)i;
         sift_up(heap, hn++, r.ts);
     }
@@ -557,14 +624,14 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
             ts->synced = 0;
         }
         int32_t task, ref;
-        step(&r, ti, &ts->e, ts->key, &task, &ref);
+        step(&r, ti, ts->e, ts->key, &task, &ref);
         if (m->ev)
             m->ev[k] = (struct frd_mev){&th->events[ts->idx], ts->key, ti, task, ref};
         k++;
         ts->idx++;
-        if (frd_tcur_next(&ts->cur, &ts->e)) {
-            if (ts->e.ns > ts->key)
-                ts->key = ts->e.ns;
+        if (advance(ts, &r.ids)) {
+            if (ts->e->ns > ts->key)
+                ts->key = ts->e->ns;
         } else {
             heap[0] = heap[--hn];
         }

@@ -19,25 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
 #include "reader_int.h"
-
-/* Arguments each event type carries (format.h enum fr_event). */
-enum { A_TASK = 1, A_PARENT = 2, A_STR = 4 };
-static const uint8_t args_of[FR_EV_MAX + 1] = {
-    [FR_EV_SPAWN] = A_TASK | A_PARENT | A_STR,
-    [FR_EV_POLL_BEGIN] = A_TASK,
-    [FR_EV_POLL_PENDING] = A_TASK,
-    [FR_EV_POLL_READY] = A_TASK,
-    [FR_EV_AWAIT] = A_TASK | A_STR,
-    [FR_EV_WAKE] = A_TASK,
-    [FR_EV_WAKER_CLONE] = A_TASK,
-    [FR_EV_WAKER_DROP] = A_TASK,
-    [FR_EV_PARK] = 0,
-    [FR_EV_UNPARK] = 0,
-    [FR_EV_DROP] = A_TASK,
-    [FR_EV_MARK] = A_TASK | A_STR,
-    [FR_EV_THREAD_NAME] = A_STR,
-};
 
 /*
  * Check that the @count records in @used bytes at @p decode and fill the
@@ -69,12 +52,12 @@ static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64
         ticks += delta;
         if (i == 0)
             pg->first_ticks = ticks;
-        uint8_t a = args_of[type];
-        if ((a & A_TASK) && frd_get_uleb(&c, &z))
+        uint8_t a = frd__args_of[type];
+        if ((a & FRD_A_TASK) && frd_get_uleb(&c, &z))
             goto short_record;
-        if ((a & A_PARENT) && frd_get_uleb(&c, &z))
+        if ((a & FRD_A_PARENT) && frd_get_uleb(&c, &z))
             goto short_record;
-        if (a & A_STR) {
+        if (a & FRD_A_STR) {
             if (frd_get_uleb(&c, &s))
                 goto short_record;
             if (s > UINT32_MAX) {
@@ -302,58 +285,7 @@ void frd_tcur_init(struct frd_tcur *c, const struct frd_dump *d, const struct fr
     c->t = t;
 }
 
-/*
- * ULEB128 from a page check_records accepted: it decodes, so the only test
- * kept is the end of the page (a cheap guard should the bytes ever differ).
- */
-static inline uint64_t uleb(const uint8_t **pp, const uint8_t *end)
-{
-    const uint8_t *p = *pp;
-    uint64_t r = 0;
-    for (unsigned shift = 0; p < end && shift < 70; shift += 7) {
-        uint8_t b = *p++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            break;
-    }
-    *pp = p;
-    return r;
-}
-
 int frd_tcur_next(struct frd_tcur *c, struct frd_event *e)
 {
-    while (c->left == 0) {
-        if (c->page >= c->t->ngood)
-            return 0;
-        const struct frd_page *pg = &c->t->pages[c->page++];
-        c->p = pg->body;
-        c->end = pg->body + pg->used;
-        c->left = pg->count;
-        c->ticks = pg->base;
-        c->prev_task = 0;
-    }
-    c->left--;
-    const uint8_t *p = c->p, *end = c->end;
-    uint8_t type = p < end ? *p++ : 0;
-    if (type > FR_EV_MAX)
-        type = 0;
-    c->ticks += uleb(&p, end);
-    e->type = type;
-    e->ticks = c->ticks;
-    e->task = 0;
-    e->parent = 0;
-    e->str = 0;
-    uint8_t a = args_of[type];
-    if (a & A_TASK) {
-        e->task = c->prev_task + (uint64_t)frd_unzigzag(uleb(&p, end));
-        c->prev_task = e->task;
-    }
-    if (a & A_PARENT)
-        e->parent = e->task + (uint64_t)frd_unzigzag(uleb(&p, end));
-    if (a & A_STR)
-        e->str = (uint32_t)uleb(&p, end);
-    c->p = p;
-    e->ns = frd_ticks_to_ns(c->d, c->ticks);
-    c->idx++;
-    return 1;
+    return frd__tcur_next(c, e);
 }

@@ -24,6 +24,8 @@
 #include <zstd.h>
 
 #include "bytes.h"
+#include "cursor.h"
+#include "prefault.h"
 #include "reader_int.h"
 
 /* ---- allocations owned by the dump ------------------------------------- */
@@ -411,6 +413,10 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
     uint8_t *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
+    /* the frame header says it will be filled; believe it up to a ratio
+     * real dumps stay under, so a lying frame costs little */
+    if (cap > 1 << 16)
+        frd__prefault(buf, cap / 128 < n ? cap : n * 128);
     ZSTD_inBuffer in = {src, n, 0};
     ZSTD_outBuffer ob = {buf, cap, 0};
     for (;;) {
@@ -615,16 +621,7 @@ static void calibrate(struct frd_dump *d)
 
 int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks)
 {
-    const struct frd_clock *k = &d->clock;
-    /* signed difference: events may precede the first calibration pair */
-    double delta = ticks >= k->ref_ticks ? (double)(ticks - k->ref_ticks)
-                                         : -(double)(k->ref_ticks - ticks);
-    double ns = (double)k->ref_ns + delta * k->ns_per_tick;
-    if (ns > 9.2e18)
-        return INT64_MAX;
-    if (ns < -9.2e18)
-        return INT64_MIN;
-    return (int64_t)ns;
+    return frd__ticks_to_ns(&d->clock, ticks);
 }
 
 int64_t frd_end_ns(const struct frd_dump *d)
