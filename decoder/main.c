@@ -6,6 +6,7 @@
  * what and where; whatever was whole is still printed); 2 usage error.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,12 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
 
 int main(int argc, char **argv)
 {
+    /*
+     * A fixed mmap threshold: the model's arrays (hundreds of MiB on a large
+     * dump) then grow by mremap instead of by copying, which glibc's moving
+     * threshold would make them do after the first large free.
+     */
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
     if (argc < 2)
         return usage_error(usage_main, "%s", "missing command");
     const char *c = argv[1];

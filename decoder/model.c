@@ -167,6 +167,7 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
         struct slot *ns = nc <= ((size_t)1 << 32) ? malloc(nc * sizeof(*ns)) : NULL;
         if (!ns)
             return -ENOMEM;
+        frd__prefault(ns, nc * sizeof(*ns));
         for (size_t i = 0; i < nc; i++)
             ns[i].inst = FRD_NONE;
         for (size_t i = 0; i < im->cap; i++) {

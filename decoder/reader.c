@@ -413,12 +413,15 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
     uint8_t *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
-    /* the frame header says it will be filled; believe it up to a ratio
-     * real dumps stay under, so a lying frame costs little */
-    if (cap > 1 << 16)
-        frd__prefault(buf, cap / 128 < n ? cap : n * 128);
+    /*
+     * zstd is handed the buffer a step at a time, each step prefaulted first
+     * (prefault.h): the buffer is filled, but not always to its end (the
+     * header's size may lie, the frame may be cut short).
+     */
+    const size_t step = (size_t)1 << 20;
     ZSTD_inBuffer in = {src, n, 0};
-    ZSTD_outBuffer ob = {buf, cap, 0};
+    ZSTD_outBuffer ob = {buf, cap < step ? cap : step, 0};
+    frd__prefault(buf, ob.size);
     for (;;) {
         size_t r = ZSTD_decompressStream(dc, &ob, &in);
         if (ZSTD_isError(r)) {
@@ -428,7 +431,11 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
         }
         if (r == 0)
             break; /* frame complete, checksum verified */
-        if (ob.pos == ob.size) {
+        if (ob.pos == ob.size && ob.size < cap) {
+            size_t more = cap - ob.size < step ? cap - ob.size : step;
+            frd__prefault(buf + ob.size, more);
+            ob.size += more;
+        } else if (ob.pos == ob.size) {
             if (ob.size >= FRD_SECTION_MAX) {
                 snprintf(why, whylen, "more than %u bytes (the section cap)",
                          (unsigned)FRD_SECTION_MAX);
@@ -442,8 +449,11 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
                 return -ENOMEM;
             }
             buf = nb;
+            cap = ncap;
             ob.dst = buf;
-            ob.size = ncap;
+            size_t more = cap - ob.size < step ? cap - ob.size : step;
+            frd__prefault(buf + ob.size, more);
+            ob.size += more;
         } else if (in.pos == in.size) {
             snprintf(why, whylen, "a frame that ends early");
             free(buf);
