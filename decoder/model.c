@@ -212,8 +212,7 @@ struct tstate {
     int32_t last_inst;
     /* merge: the thread's next event, its key and its index in the thread */
     struct frd_tcur cur;
-    const struct frd_event *e; /* = &ahead[next] */
-    int64_t key;
+    const struct frd_event *e; /* = &ahead[next]; its key is in the heap */
     size_t idx;
     /* events decoded ahead of the merge, so that the id-map slots of new
      * tasks can be fetched into the cache before they are needed */
@@ -227,6 +226,7 @@ struct replay {
     struct idmap ids;
     struct tstate *ts;
     size_t cap_tasks, cap_notes;
+    size_t max_polls; /* the most polls of one task */
 };
 
 static void note(struct replay *r, int32_t task, uint32_t thread, int64_t ns, const char *what)
@@ -362,6 +362,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         t->open_poll = (int32_t)t->npolls;
         *ref = (int32_t)t->npolls;
         t->npolls++;
+        if (t->npolls > r->max_polls)
+            r->max_polls = t->npolls;
         if (!grow((void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
             ts->stack[ts->n++] = (struct open_poll){ti, *ref};
         if (!grow((void **)&w->polls, &ts->cap_polls, w->npolls, sizeof(*w->polls)))
@@ -478,37 +480,43 @@ static inline int advance(struct tstate *ts, const struct idmap *ids)
     return n > 0;
 }
 
+/* A heap entry: a thread and the key of its next event. */
+struct hent {
+    int64_t key;
+    uint32_t t;
+};
+
 /* Merge order of two threads' next events: by key, then by thread index. */
-static inline int before(const struct tstate *ts, uint32_t a, uint32_t b)
+static inline int before(struct hent a, struct hent b)
 {
-    return ts[a].key < ts[b].key || (ts[a].key == ts[b].key && a < b);
+    return a.key < b.key || (a.key == b.key && a.t < b.t);
 }
 
-static void sift_down(uint32_t *heap, size_t hn, const struct tstate *ts)
+static void sift_down(struct hent *heap, size_t hn)
 {
     size_t c = 0;
     for (;;) {
         size_t l = 2 * c + 1, best = c;
-        if (l < hn && before(ts, heap[l], heap[best]))
+        if (l < hn && before(heap[l], heap[best]))
             best = l;
-        if (l + 1 < hn && before(ts, heap[l + 1], heap[best]))
+        if (l + 1 < hn && before(heap[l + 1], heap[best]))
             best = l + 1;
         if (best == c)
             return;
-        uint32_t tmp = heap[c];
+        struct hent tmp = heap[c];
         heap[c] = heap[best];
         heap[best] = tmp;
         c = best;
     }
 }
 
-static void sift_up(uint32_t *heap, size_t c, const struct tstate *ts)
+static void sift_up(struct hent *heap, size_t c)
 {
     while (c > 0) {
         size_t p = (c - 1) / 2;
-        if (!before(ts, heap[c], heap[p]))
+        if (!before(heap[c], heap[p]))
             return;
-        uint32_t tmp = heap[c];
+        struct hent tmp = heap[c];
         heap[c] = heap[p];
         heap[p] = tmp;
         c = p;
@@ -541,7 +549,18 @@ static void finish_task(struct frd_model *m, struct frd_task *t, int64_t *scratc
         }
     }
     if (ns) {
-        qsort(scratch, ns, sizeof(*scratch), cmp_i64);
+        if (ns <= 16) {
+            /* most tasks poll once or twice: no qsort call for those */
+            for (size_t i = 1; i < ns; i++) {
+                int64_t v = scratch[i];
+                size_t j = i;
+                for (; j > 0 && scratch[j - 1] > v; j--)
+                    scratch[j] = scratch[j - 1];
+                scratch[j] = v;
+            }
+        } else {
+            qsort(scratch, ns, sizeof(*scratch), cmp_i64);
+        }
         t->delay_p50_ns = scratch[(ns - 1) / 2];
         t->delay_p99_ns = scratch[(ns * 99 + 99) / 100 - 1];
     }
@@ -578,7 +597,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     m->workers = calloc(nt, sizeof(*m->workers));
     m->mem = calloc(1, sizeof(*m->mem));
     r.ts = calloc(nt, sizeof(*r.ts));
-    uint32_t *heap = malloc(nt * sizeof(*heap));
+    struct hent *heap = malloc(nt * sizeof(*heap));
     if (flags & FRD_MODEL_TIMELINE)
         m->ev = malloc((total ? total : 1) * sizeof(*m->ev));
     if (!m->workers || !m->mem || !r.ts || !heap || ((flags & FRD_MODEL_TIMELINE) && !m->ev)) {
@@ -600,9 +619,8 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
             continue;
         if (th->first_ns < m->start_ns)
             m->start_ns = th->first_ns;
-        ts->key = ts->e->ns;
-        heap[hn] = (uint32_t)i;
-        sift_up(heap, hn++, r.ts);
+        heap[hn] = (struct hent){ts->e->ns, (uint32_t)i};
+        sift_up(heap, hn++);
     }
     if (m->start_ns == INT64_MAX)
         m->start_ns = m->end_ns;
@@ -616,7 +634,8 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
      */
     size_t k = 0;
     while (hn > 0) {
-        uint32_t ti = heap[0];
+        uint32_t ti = heap[0].t;
+        int64_t key = heap[0].key;
         const struct frd_thread *th = &d->threads[ti];
         struct tstate *ts = &r.ts[ti];
         if (!th->complete_head && ts->idx == th->first_whole) {
@@ -625,18 +644,18 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
             ts->synced = 0;
         }
         int32_t task, ref;
-        step(&r, ti, ts->e, ts->key, &task, &ref);
+        step(&r, ti, ts->e, key, &task, &ref);
         if (m->ev)
-            m->ev[k] = (struct frd_mev){&th->events[ts->idx], ts->key, ti, task, ref};
+            m->ev[k] = (struct frd_mev){&th->events[ts->idx], key, ti, task, ref};
         k++;
         ts->idx++;
         if (advance(ts, &r.ids)) {
-            if (ts->e->ns > ts->key)
-                ts->key = ts->e->ns;
+            if (ts->e->ns > key)
+                heap[0].key = ts->e->ns;
         } else {
             heap[0] = heap[--hn];
         }
-        sift_down(heap, hn, r.ts);
+        sift_down(heap, hn);
     }
     free(heap);
     m->nevents = k;
@@ -653,11 +672,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     }
     free(r.ts);
     free(r.ids.s);
-    size_t maxp = 1;
-    for (size_t i = 0; i < m->ntasks; i++)
-        if (m->tasks[i].npolls > maxp)
-            maxp = m->tasks[i].npolls;
-    int64_t *scratch = malloc(maxp * sizeof(*scratch));
+    int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
     if (!scratch) {
         frd_model_free(m);
         return -ENOMEM;
