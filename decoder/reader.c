@@ -1,7 +1,8 @@
 /*
  * decoder/reader.c - frame walking, section decoding and validation of a dump.
  *
- * The file is read whole into memory (it may come from a pipe), then walked
+ * The file is read whole into memory (it may come from a pipe; it is freed
+ * once its frames are inflated, nothing kept points into it), then walked
  * frame by frame: frame 0 is the skippable frame holding the file header, each
  * later zstd frame is one section. Frame sizes come from
  * ZSTD_findFrameCompressedSize, never from a length we would have to trust,
@@ -722,6 +723,9 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, unsigned flag
         return r;
     }
     walk_frames(d, buf, len, next);
+    /* everything kept points into the inflated sections: the file can go */
+    free(pv->allocs[0]);
+    pv->allocs[0] = NULL;
     finish(d);
     ZSTD_freeDCtx(pv->dctx);
     pv->dctx = NULL;
