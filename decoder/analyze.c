@@ -158,13 +158,16 @@ static int history(const struct frd_model *m, const struct frd_thresholds *th, i
 {
     const struct frd_task *t = &m->tasks[ti];
     char tl[96], d1[32], d2[32], th1[160], why[256], who[192];
-    task_label(m, ti, tl, sizeof(tl));
+    /* labels are formatted only for a finding: most tasks have none */
+    tl[0] = 0;
     for (size_t i = 0; i < t->npolls; i++) {
         const struct frd_poll *p = &t->polls[i];
         int64_t dur = p->end_ns - p->begin_ns;
-        frd_thread_label(m, p->thread, th1, sizeof(th1));
         if (dur > th->long_poll_ns &&
             (p->result != FRD_POLL_RUNNING || frd_model_covered(m, p->begin_ns, m->end_ns))) {
+            if (!tl[0])
+                task_label(m, ti, tl, sizeof(tl));
+            frd_thread_label(m, p->thread, th1, sizeof(th1));
             if (!add(f, FRD_LONG_POLL, ti, p->thread, p->begin_ns, dur,
                      "poll #%zu of %s held %s for %s (%s)", i + 1, tl, th1,
                      frd_fmt_dur(dur, d1, sizeof(d1)),
@@ -179,6 +182,8 @@ static int history(const struct frd_model *m, const struct frd_thresholds *th, i
         if (delay <= th->starvation_ns || !frd_model_covered(m, p->ready_ns, p->begin_ns) ||
             workers_parked(m, p->ready_ns, p->begin_ns))
             continue;
+        if (!tl[0])
+            task_label(m, ti, tl, sizeof(tl));
         frd_culprit(m, ti, p->ready_ns, p->begin_ns, why, sizeof(why));
         if (p->ready_wake != FRD_NONE)
             snprintf(who, sizeof(who), "woken by %s",
@@ -204,6 +209,9 @@ static int at_end(const struct frd_model *m, const struct frd_thresholds *th, in
     const struct frd_task *t = &m->tasks[ti];
     const int64_t E = m->end_ns;
     char tl[96], d1[32], th1[160], why[256], lab[128], who[192];
+    if (t->state != FRD_TASK_SPAWNED && t->state != FRD_TASK_RUNNABLE &&
+        t->state != FRD_TASK_IDLE)
+        return 0; /* nothing to say about a task that finished or is running */
     task_label(m, ti, tl, sizeof(tl));
     struct frd_finding *x = (struct frd_finding *)1;
 

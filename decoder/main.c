@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,18 +296,20 @@ struct decoded {
 
 /*
  * decode - read @path, build its model and analyse it. On failure @err holds
- * a message naming the file (and the offset, for bad input).
+ * a message naming the file (and the offset, for bad input). With @timeline
+ * the merged timeline and the per-thread event arrays are kept too; without,
+ * events are read once, straight from the ring pages (far less memory).
  * Return: 0, or 1 if nothing could be decoded.
  */
 static int decode(struct decoded *x, const char *path, const struct frd_thresholds *th,
-                  size_t index, char *err, size_t errlen)
+                  int timeline, size_t index, char *err, size_t errlen)
 {
     memset(x, 0, sizeof(*x));
     frd_progress_stage(index, path, "reading");
-    if (frd_open(path, &x->d, err, errlen) < 0)
+    if (frd_open_ex(path, timeline ? FRD_OPEN_EVENTS : 0, &x->d, err, errlen) < 0)
         return 1;
     frd_progress_stage(index, path, "building the model");
-    if (frd_model_build(x->d, &x->m) < 0) {
+    if (frd_model_build_ex(x->d, timeline ? FRD_MODEL_TIMELINE : 0, &x->m) < 0) {
         snprintf(err, errlen, "%s: out of memory building the model", path);
         return 1;
     }
@@ -438,7 +441,7 @@ static int analyze_many(const struct opts *o, const struct paths *p, FILE *out)
         const char *path = p->v[i];
         struct decoded x;
         char err[512];
-        int bad = decode(&x, path, &o->th, i, err, sizeof(err));
+        int bad = decode(&x, path, &o->th, 0, i, err, sizeof(err));
         sum.ndumps++;
         if (o->json) {
             fputs(i ? ",\n{\"file\": " : "\n{\"file\": ", out);
@@ -502,7 +505,10 @@ static int run_one(const struct opts *o, const char *path)
 {
     struct decoded x;
     char err[512];
-    if (decode(&x, path, &o->th, 0, err, sizeof(err))) {
+    /* only the timeline and the event exports walk every event after the
+     * model is built; the rest read events once, straight from the pages */
+    int timeline = o->cmd == C_TIMELINE || (o->cmd == C_EXPORT && strcmp(o->format, "chrome") != 0);
+    if (decode(&x, path, &o->th, timeline, 0, err, sizeof(err))) {
         frd_progress_stop();
         fprintf(stderr, "flightrec: %s\n", err);
         decoded_free(&x);
@@ -580,6 +586,12 @@ done:
 
 int main(int argc, char **argv)
 {
+    /*
+     * A fixed mmap threshold: the model's arrays (hundreds of MiB on a large
+     * dump) then grow by mremap instead of by copying, which glibc's moving
+     * threshold would make them do after the first large free.
+     */
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
     if (argc < 2)
         return frd_usage_error(usage_main, "%s", "missing command");
     const char *c = argv[1];

@@ -3,12 +3,19 @@
  * task instances and worker histories (see model.h).
  *
  * Merging: within one thread the ring order is the truth, so each event gets
- * a key that is its time made non-decreasing along its thread; all events are
- * then sorted by (key, thread, position). Replaying keeps, per thread, the
- * stack of polls running there and whether it is parked, and per task id the
- * instance that id currently names. A thread whose history has a hole starts
- * over after the hole: a poll end whose begin fell into the hole (or before
- * the ring's oldest page) is expected, not a protocol error.
+ * a key that is its time made non-decreasing along its thread; events are
+ * taken in (key, thread, position) order by a k-way merge over a binary heap
+ * of thread cursors, each decoding its thread's pages one event ahead. Each
+ * event is replayed as it comes out of the merge and then forgotten (unless
+ * the caller asked for the timeline), so the model costs memory per task,
+ * poll and wake, not per event. Replaying keeps, per thread, the stack of
+ * polls running there and whether it is parked, and per task id the instance
+ * that id currently names. A thread whose history has a hole starts over
+ * after the hole: a poll end whose begin fell into the hole (or before the
+ * ring's oldest page) is expected, not a protocol error.
+ *
+ * Polls and wakes live in chunks owned by the model (struct frd_model_mem)
+ * rather than in one malloc per task: most tasks have one or two of each.
  */
 #include "model.h"
 
@@ -17,77 +24,170 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
+#include "prefault.h"
+
 /* ---- growable arrays ---------------------------------------------------- */
 
+/* Arrays are prefaulted this much at a time as they fill (see prefault.h). */
+#define PREFAULT_STEP ((size_t)1 << 20)
+
+/* Make room for element @n of the array at *@p of capacity *@cap. */
 static int grow(void **p, size_t *cap, size_t n, size_t size)
 {
-    if (n < *cap)
+    if (n >= *cap) {
+        size_t nc = *cap ? *cap * 2 : 2;
+        void *q = realloc(*p, nc * size);
+        if (!q)
+            return -ENOMEM;
+        *p = q;
+        *cap = nc;
+    }
+    size_t off = n * size, in_step = off & (PREFAULT_STEP - 1);
+    if (in_step < size) {
+        /* element @n starts the next step: fault it in whole */
+        size_t end = off - in_step + PREFAULT_STEP;
+        if (end > *cap * size)
+            end = *cap * size;
+        frd__prefault((char *)*p + off, end - off);
+    }
+    return 0;
+}
+
+/* ---- chunks for polls and wakes ----------------------------------------- */
+
+/* Bytes per chunk; a larger array gets a chunk of its own. */
+#ifndef FRD_MODEL_CHUNK
+#define FRD_MODEL_CHUNK (1u << 20)
+#endif
+
+struct chunk {
+    struct chunk *next;
+    max_align_t data[];
+};
+
+struct frd_model_mem {
+    struct chunk *chunks;
+    char *p, *end; /* free room in the newest ordinary chunk */
+};
+
+static void *mem_alloc(struct frd_model_mem *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if ((size_t)(a->end - a->p) >= n) {
+        void *r = a->p;
+        a->p += n;
+        return r;
+    }
+    size_t size = n > FRD_MODEL_CHUNK / 4 ? n : FRD_MODEL_CHUNK;
+    struct chunk *c = malloc(sizeof(*c) + size);
+    if (!c)
+        return NULL;
+    c->next = a->chunks;
+    a->chunks = c;
+    if (size == FRD_MODEL_CHUNK)
+        frd__prefault(c, sizeof(*c) + size); /* filled from here on */
+    char *base = (char *)c->data;
+    if (size == FRD_MODEL_CHUNK) {
+        a->p = base + n;
+        a->end = base + size;
+    }
+    return base;
+}
+
+/*
+ * Make room for element @n of the array at *@p, whose capacity is implied by
+ * its length: @min (a power of two) up to @min elements, then the next power
+ * of two. Outgrown arrays stay in their chunk until the model is freed.
+ */
+static int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t size, size_t min)
+{
+    if (n != 0 && (n < min || (n & (n - 1)) != 0))
         return 0;
-    size_t nc = *cap ? *cap * 2 : 2; /* most tasks poll once or twice */
-    void *q = realloc(*p, nc * size);
+    size_t nc = n ? n * 2 : min;
+    void *q = mem_alloc(a, nc * size);
     if (!q)
         return -ENOMEM;
+    if (n)
+        memcpy(q, *p, n * size);
     *p = q;
-    *cap = nc;
     return 0;
 }
 
 /* ---- id -> current instance map (open addressing) ----------------------- */
 
-struct idmap {
-    uint64_t *keys; /* 0 = empty (task ids are nonzero) */
-    int32_t *vals;
-    size_t cap, n;
+/*
+ * A slot is the instance (its id is m->tasks[inst].id) and 32 bits of the
+ * id's hash, which also place it in the table: most probes do not have to
+ * look at the task, and growing the table does not look at any.
+ */
+struct slot {
+    uint32_t tag;
+    int32_t inst; /* FRD_NONE: empty */
 };
 
-static size_t hash64(uint64_t k)
+struct idmap {
+    struct slot *s;
+    size_t cap, n; /* cap: a power of two, at most 2^32 */
+};
+
+static uint32_t hash32(uint64_t k)
 {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdull;
     k ^= k >> 33;
-    return (size_t)k;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return (uint32_t)k;
 }
 
-static int32_t *idmap_slot(struct idmap *m, uint64_t k, int insert)
+/* The slot holding @id, or the empty slot where it would go. */
+static struct slot *idmap_find(const struct idmap *im, const struct frd_task *tasks, uint64_t id)
 {
-    if (insert && (m->n + 1) * 2 > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 64;
-        uint64_t *nk = calloc(nc, sizeof(*nk));
-        int32_t *nv = calloc(nc, sizeof(*nv));
-        if (!nk || !nv) {
-            free(nk);
-            free(nv);
-            return NULL;
-        }
-        for (size_t i = 0; i < m->cap; i++) {
-            if (!m->keys[i])
+    uint32_t tag = hash32(id);
+    size_t j = tag & (im->cap - 1);
+    for (;;) {
+        struct slot *sl = &im->s[j];
+        if (sl->inst == FRD_NONE || (sl->tag == tag && tasks[sl->inst].id == id))
+            return sl;
+        j = (j + 1) & (im->cap - 1);
+    }
+}
+
+static int32_t idmap_get(const struct idmap *im, const struct frd_task *tasks, uint64_t id)
+{
+    return im->cap ? idmap_find(im, tasks, id)->inst : FRD_NONE;
+}
+
+/* Let @id name instance @inst (of that id) from now on. */
+static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id, int32_t inst)
+{
+    if ((im->n + 1) * 4 > im->cap * 3) {
+        size_t nc = im->cap ? im->cap * 2 : 64;
+        struct slot *ns = nc <= ((size_t)1 << 32) ? malloc(nc * sizeof(*ns)) : NULL;
+        if (!ns)
+            return -ENOMEM;
+        frd__prefault(ns, nc * sizeof(*ns));
+        for (size_t i = 0; i < nc; i++)
+            ns[i].inst = FRD_NONE;
+        for (size_t i = 0; i < im->cap; i++) {
+            if (im->s[i].inst == FRD_NONE)
                 continue;
-            size_t j = hash64(m->keys[i]) & (nc - 1);
-            while (nk[j])
+            size_t j = im->s[i].tag & (nc - 1);
+            while (ns[j].inst != FRD_NONE)
                 j = (j + 1) & (nc - 1);
-            nk[j] = m->keys[i];
-            nv[j] = m->vals[i];
+            ns[j] = im->s[i];
         }
-        free(m->keys);
-        free(m->vals);
-        m->keys = nk;
-        m->vals = nv;
-        m->cap = nc;
+        free(im->s);
+        im->s = ns;
+        im->cap = nc;
     }
-    if (!m->cap)
-        return NULL;
-    size_t j = hash64(k) & (m->cap - 1);
-    while (m->keys[j]) {
-        if (m->keys[j] == k)
-            return &m->vals[j];
-        j = (j + 1) & (m->cap - 1);
-    }
-    if (!insert)
-        return NULL;
-    m->keys[j] = k;
-    m->vals[j] = FRD_NONE;
-    m->n++;
-    return &m->vals[j];
+    struct slot *sl = idmap_find(im, tasks, id);
+    if (sl->inst == FRD_NONE)
+        im->n++;
+    sl->tag = hash32(id);
+    sl->inst = inst;
+    return 0;
 }
 
 /* ---- replay state ------------------------------------------------------- */
@@ -96,6 +196,9 @@ struct open_poll {
     int32_t task, poll;
 };
 
+/* Events decoded ahead per thread. */
+#define AHEAD 32
+
 struct tstate {
     struct open_poll *stack;
     size_t n, cap;
@@ -103,6 +206,18 @@ struct tstate {
     int parked;
     int64_t parked_since;
     size_t cap_polls, cap_parked;
+    /* the instance the last task event on this thread was for: consecutive
+     * events of one task need no look-up (kept right by new_task) */
+    uint64_t last_id;
+    int32_t last_inst;
+    /* merge: the thread's next event, its key and its index in the thread */
+    struct frd_tcur cur;
+    const struct frd_event *e; /* = &ahead[next]; its key is in the heap */
+    size_t idx;
+    /* events decoded ahead of the merge, so that the id-map slots of new
+     * tasks can be fetched into the cache before they are needed */
+    struct frd_event ahead[AHEAD];
+    uint32_t nahead, next;
 };
 
 struct replay {
@@ -111,6 +226,7 @@ struct replay {
     struct idmap ids;
     struct tstate *ts;
     size_t cap_tasks, cap_notes;
+    size_t max_polls; /* the most polls of one task */
 };
 
 static void note(struct replay *r, int32_t task, uint32_t thread, int64_t ns, const char *what)
@@ -125,10 +241,12 @@ static void note(struct replay *r, int32_t task, uint32_t thread, int64_t ns, co
     snprintf(n->what, sizeof(n->what), "%s", what);
 }
 
+/* A new instance of task @id, which from now on is what @id names. */
 static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
 {
     struct frd_model *m = r->m;
-    if (grow((void **)&m->tasks, &r->cap_tasks, m->ntasks, sizeof(*m->tasks)))
+    if (m->ntasks >= INT32_MAX ||
+        grow((void **)&m->tasks, &r->cap_tasks, m->ntasks, sizeof(*m->tasks)))
         return FRD_NONE;
     struct frd_task *t = &m->tasks[m->ntasks];
     memset(t, 0, sizeof(*t));
@@ -140,6 +258,11 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
     t->ready_ns = INT64_MIN;
     t->ready_wake = FRD_NONE;
     t->delay_p50_ns = t->delay_p99_ns = -1;
+    if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks))
+        return FRD_NONE;
+    for (size_t i = 0; i < r->d->nthreads; i++)
+        if (r->ts[i].last_id == id)
+            r->ts[i].last_inst = (int32_t)m->ntasks;
     return (int32_t)m->ntasks++;
 }
 
@@ -147,27 +270,34 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
  * here (its spawn fell before the recording window). */
 static int32_t task_for(struct replay *r, uint64_t id, int64_t ns)
 {
-    int32_t *slot = idmap_slot(&r->ids, id, 1);
-    if (!slot)
-        return FRD_NONE;
-    if (*slot == FRD_NONE)
-        *slot = new_task(r, id, ns);
-    return *slot;
+    int32_t ti = idmap_get(&r->ids, r->m->tasks, id);
+    return ti != FRD_NONE ? ti : new_task(r, id, ns);
+}
+
+/* The instance event @e on thread @ts is for (a new one for a spawn). */
+static int32_t instance(struct replay *r, struct tstate *ts, const struct frd_event *e, int64_t ns)
+{
+    if (e->type != FR_EV_SPAWN && e->task == ts->last_id && ts->last_inst != FRD_NONE)
+        return ts->last_inst;
+    int32_t ti = e->type == FR_EV_SPAWN ? new_task(r, e->task, ns) : task_for(r, e->task, ns);
+    ts->last_id = e->task;
+    ts->last_inst = ti;
+    return ti;
 }
 
 /*
- * Replay one merged event. @pcap and @wcap hold the capacities of each task's
- * polls and wakes arrays (indexed like m->tasks, room for one more task).
+ * Replay event @e of thread @thread at time @ns (its merge key). *@task and
+ * *@ref receive what a timeline entry for it records (see struct frd_mev).
  */
-static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wcap)
+static void step(struct replay *r, uint32_t thread, const struct frd_event *e, int64_t ns,
+                 int32_t *task, int32_t *ref)
 {
     struct frd_model *m = r->m;
-    const struct frd_event *e = me->e;
-    struct tstate *ts = &r->ts[me->thread];
-    struct frd_worker *w = &m->workers[me->thread];
-    int64_t ns = me->ns;
-    me->task = FRD_NONE;
-    me->ref = FRD_NONE;
+    struct frd_model_mem *mem = m->mem;
+    struct tstate *ts = &r->ts[thread];
+    struct frd_worker *w = &m->workers[thread];
+    *task = FRD_NONE;
+    *ref = FRD_NONE;
 
     switch (e->type) {
     case FR_EV_PARK:
@@ -178,7 +308,7 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
         return;
     case FR_EV_UNPARK: {
         /* an unpark with no park seen: parked since the thread's oldest event */
-        int64_t since = ts->parked ? ts->parked_since : m->dump->threads[me->thread].first_ns;
+        int64_t since = ts->parked ? ts->parked_since : m->dump->threads[thread].first_ns;
         ts->parked = 0;
         if (!grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
             w->parked[w->nparked++] = (struct frd_span){since, ns};
@@ -190,36 +320,23 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
         break;
     }
 
-    int32_t ti;
-    if (e->type == FR_EV_SPAWN) {
-        int32_t *slot = idmap_slot(&r->ids, e->task, 1);
-        if (!slot)
-            return;
-        /* a new instance unless this id's current one has not been seen before
-         * (spawn is always its first event) */
-        *slot = new_task(r, e->task, ns);
-        ti = *slot;
-    } else {
-        ti = task_for(r, e->task, ns);
-    }
+    /* a spawn always starts a new instance: spawn is a task's first event */
+    int32_t ti = instance(r, ts, e, ns);
     if (ti == FRD_NONE)
         return;
     struct frd_task *t = &m->tasks[ti];
-    me->task = ti;
+    *task = ti;
     t->last_ns = ns;
-    size_t ti_u = (size_t)ti;
 
     switch (e->type) {
     case FR_EV_SPAWN: {
         t->spawn_seen = 1;
         t->spawn_ns = ns;
-        t->spawn_thread = me->thread;
+        t->spawn_thread = thread;
         t->name = e->str;
         t->parent = e->parent;
-        if (e->parent) {
-            int32_t *ps = idmap_slot(&r->ids, e->parent, 0);
-            t->parent_inst = ps ? *ps : FRD_NONE;
-        }
+        if (e->parent)
+            t->parent_inst = idmap_get(&r->ids, m->tasks, e->parent);
         t->ready_ns = ns;
         t->ready_wake = FRD_NONE;
         break;
@@ -227,14 +344,15 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
     case FR_EV_POLL_BEGIN: {
         ts->synced = 1;
         if (t->dropped)
-            note(r, ti, me->thread, ns, "poll after drop");
+            note(r, ti, thread, ns, "poll after drop");
         if (t->open_poll != FRD_NONE)
-            note(r, ti, me->thread, ns, "poll begins while another poll of the task runs");
-        if (grow((void **)&t->polls, &pcap[ti_u], t->npolls, sizeof(*t->polls)))
+            note(r, ti, thread, ns, "poll begins while another poll of the task runs");
+        if (t->npolls >= INT32_MAX ||
+            grow_in(mem, (void **)&t->polls, t->npolls, sizeof(*t->polls), 2))
             return;
         struct frd_poll *p = &t->polls[t->npolls];
         memset(p, 0, sizeof(*p));
-        p->thread = me->thread;
+        p->thread = thread;
         p->begin_ns = p->end_ns = ns;
         p->result = FRD_POLL_RUNNING;
         p->ready_ns = t->ready_ns;
@@ -242,12 +360,14 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
         t->ready_ns = INT64_MIN;
         t->ready_wake = FRD_NONE;
         t->open_poll = (int32_t)t->npolls;
-        me->ref = (int32_t)t->npolls;
+        *ref = (int32_t)t->npolls;
         t->npolls++;
+        if (t->npolls > r->max_polls)
+            r->max_polls = t->npolls;
         if (!grow((void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
-            ts->stack[ts->n++] = (struct open_poll){ti, me->ref};
+            ts->stack[ts->n++] = (struct open_poll){ti, *ref};
         if (!grow((void **)&w->polls, &ts->cap_polls, w->npolls, sizeof(*w->polls)))
-            w->polls[w->npolls++] = (struct frd_poll_ref){ti, me->ref};
+            w->polls[w->npolls++] = (struct frd_poll_ref){ti, *ref};
         break;
     }
     case FR_EV_POLL_PENDING:
@@ -257,7 +377,7 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
             k--;
         if (k == 0) {
             if (ts->synced)
-                note(r, ti, me->thread, ns, "poll ends without a poll begin");
+                note(r, ti, thread, ns, "poll ends without a poll begin");
             break;
         }
         struct open_poll op = ts->stack[k - 1];
@@ -270,7 +390,7 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
         t->busy_ns += ns - p->begin_ns;
         if (t->open_poll == op.poll)
             t->open_poll = FRD_NONE;
-        me->ref = op.poll;
+        *ref = op.poll;
         if (p->result == FRD_POLL_PENDING && p->woken_during) {
             /* woken while it ran: it should be polled again right away */
             t->ready_ns = ns;
@@ -286,13 +406,14 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
         break;
     case FR_EV_WAKE: {
         if (t->dropped)
-            note(r, ti, me->thread, ns, "wake after drop");
-        if (grow((void **)&t->wakes, &wcap[ti_u], t->nwakes, sizeof(*t->wakes)))
+            note(r, ti, thread, ns, "wake after drop");
+        if (t->nwakes >= INT32_MAX ||
+            grow_in(mem, (void **)&t->wakes, t->nwakes, sizeof(*t->wakes), 1))
             return;
         struct frd_wake *wk = &t->wakes[t->nwakes];
         memset(wk, 0, sizeof(*wk));
         wk->ns = ns;
-        wk->thread = me->thread;
+        wk->thread = thread;
         wk->by_inst = FRD_NONE;
         if (ts->n) {
             wk->by_inst = ts->stack[ts->n - 1].task;
@@ -307,7 +428,7 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
             t->ready_ns = ns;
             t->ready_wake = (int32_t)t->nwakes;
         }
-        me->ref = (int32_t)t->nwakes;
+        *ref = (int32_t)t->nwakes;
         t->nwakes++;
         break;
     }
@@ -324,7 +445,7 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
         if (!t->dropped) {
             t->dropped = 1;
             t->drop_ns = ns;
-            t->drop_thread = me->thread;
+            t->drop_thread = thread;
         }
         t->ready_ns = INT64_MIN;
         break;
@@ -336,20 +457,70 @@ static void step(struct replay *r, struct frd_mev *me, size_t *pcap, size_t *wca
 
 /* ---- merge -------------------------------------------------------------- */
 
-struct mkey {
-    int64_t ns;
-    uint32_t thread;
-    size_t idx;
+/*
+ * Move thread @ts to its next event (ts->e), decoding a batch when the last
+ * one is used up. Return: 0 at the end of the thread's events.
+ */
+static inline int advance(struct tstate *ts, const struct idmap *ids)
+{
+    if (++ts->next < ts->nahead) {
+        ts->e = &ts->ahead[ts->next];
+        return 1;
+    }
+    uint32_t n = 0;
+    while (n < AHEAD && frd__tcur_next(&ts->cur, &ts->ahead[n])) {
+        if (ts->ahead[n].type == FR_EV_SPAWN && ids->cap)
+            /* a new id, most likely: its slot is a cache miss, start it now */
+            __builtin_prefetch(&ids->s[hash32(ts->ahead[n].task) & (ids->cap - 1)], 1);
+        n++;
+    }
+    ts->nahead = n;
+    ts->next = 0;
+    ts->e = &ts->ahead[0];
+    return n > 0;
+}
+
+/* A heap entry: a thread and the key of its next event. */
+struct hent {
+    int64_t key;
+    uint32_t t;
 };
 
-static int cmp_mkey(const void *a, const void *b)
+/* Merge order of two threads' next events: by key, then by thread index. */
+static inline int before(struct hent a, struct hent b)
 {
-    const struct mkey *x = a, *y = b;
-    if (x->ns != y->ns)
-        return x->ns < y->ns ? -1 : 1;
-    if (x->thread != y->thread)
-        return x->thread < y->thread ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    return a.key < b.key || (a.key == b.key && a.t < b.t);
+}
+
+static void sift_down(struct hent *heap, size_t hn)
+{
+    size_t c = 0;
+    for (;;) {
+        size_t l = 2 * c + 1, best = c;
+        if (l < hn && before(heap[l], heap[best]))
+            best = l;
+        if (l + 1 < hn && before(heap[l + 1], heap[best]))
+            best = l + 1;
+        if (best == c)
+            return;
+        struct hent tmp = heap[c];
+        heap[c] = heap[best];
+        heap[best] = tmp;
+        c = best;
+    }
+}
+
+static void sift_up(struct hent *heap, size_t c)
+{
+    while (c > 0) {
+        size_t p = (c - 1) / 2;
+        if (!before(heap[c], heap[p]))
+            return;
+        struct hent tmp = heap[c];
+        heap[c] = heap[p];
+        heap[p] = tmp;
+        c = p;
+    }
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -378,7 +549,18 @@ static void finish_task(struct frd_model *m, struct frd_task *t, int64_t *scratc
         }
     }
     if (ns) {
-        qsort(scratch, ns, sizeof(*scratch), cmp_i64);
+        if (ns <= 16) {
+            /* most tasks poll once or twice: no qsort call for those */
+            for (size_t i = 1; i < ns; i++) {
+                int64_t v = scratch[i];
+                size_t j = i;
+                for (; j > 0 && scratch[j - 1] > v; j--)
+                    scratch[j] = scratch[j - 1];
+                scratch[j] = v;
+            }
+        } else {
+            qsort(scratch, ns, sizeof(*scratch), cmp_i64);
+        }
         t->delay_p50_ns = scratch[(ns - 1) / 2];
         t->delay_p99_ns = scratch[(ns * 99 + 99) / 100 - 1];
     }
@@ -398,140 +580,87 @@ static void finish_task(struct frd_model *m, struct frd_task *t, int64_t *scratc
 
 int frd_model_build(const struct frd_dump *d, struct frd_model *m)
 {
+    return frd_model_build_ex(d, (d->flags & FRD_OPEN_EVENTS) ? FRD_MODEL_TIMELINE : 0, m);
+}
+
+int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_model *m)
+{
     memset(m, 0, sizeof(*m));
+    if ((flags & FRD_MODEL_TIMELINE) && !(d->flags & FRD_OPEN_EVENTS))
+        return -EINVAL;
     m->dump = d;
     size_t total = 0;
     for (size_t i = 0; i < d->nthreads; i++)
         total += d->threads[i].nevents;
-    struct mkey *keys = malloc((total ? total : 1) * sizeof(*keys));
-    m->ev = calloc(total ? total : 1, sizeof(*m->ev));
-    m->workers = calloc(d->nthreads ? d->nthreads : 1, sizeof(*m->workers));
+    size_t nt = d->nthreads ? d->nthreads : 1;
     struct replay r = {.m = m, .d = d};
-    r.ts = calloc(d->nthreads ? d->nthreads : 1, sizeof(*r.ts));
-    if (!keys || !m->ev || !m->workers || !r.ts) {
-        free(keys);
+    m->workers = calloc(nt, sizeof(*m->workers));
+    m->mem = calloc(1, sizeof(*m->mem));
+    r.ts = calloc(nt, sizeof(*r.ts));
+    struct hent *heap = malloc(nt * sizeof(*heap));
+    if (flags & FRD_MODEL_TIMELINE)
+        m->ev = malloc((total ? total : 1) * sizeof(*m->ev));
+    if (!m->workers || !m->mem || !r.ts || !heap || ((flags & FRD_MODEL_TIMELINE) && !m->ev)) {
         free(r.ts);
-        frd_model_free(m);
-        return -ENOMEM;
-    }
-    /*
-     * Each thread's keys are already sorted (made non-decreasing), so the
-     * merge is a k-way merge over a binary heap of thread cursors: O(N log T)
-     * rather than a sort of everything.
-     */
-    size_t k = 0;
-    m->start_ns = INT64_MAX;
-    size_t *pos = calloc(d->nthreads ? d->nthreads : 1, sizeof(*pos));
-    int64_t *last = calloc(d->nthreads ? d->nthreads : 1, sizeof(*last));
-    uint32_t *heap = malloc((d->nthreads ? d->nthreads : 1) * sizeof(*heap));
-    if (!pos || !last || !heap) {
-        free(pos);
-        free(last);
         free(heap);
-        free(keys);
-        free(r.ts);
         frd_model_free(m);
         return -ENOMEM;
     }
+    m->start_ns = INT64_MAX;
+    m->end_ns = frd_end_ns(d);
     size_t hn = 0;
     for (size_t i = 0; i < d->nthreads; i++) {
         const struct frd_thread *th = &d->threads[i];
-        last[i] = INT64_MIN;
-        if (th->nevents && th->events[0].ns < m->start_ns)
-            m->start_ns = th->events[0].ns;
-        if (!th->nevents)
+        struct tstate *ts = &r.ts[i];
+        frd_tcur_init(&ts->cur, d, th);
+        ts->last_inst = FRD_NONE;
+        ts->next = ts->nahead = 0;
+        if (!advance(ts, &r.ids))
             continue;
-        last[i] = th->events[0].ns;
-        /* sift up */
-        size_t c = hn++;
-        heap[c] = (uint32_t)i;
-        while (c > 0) {
-            size_t p = (c - 1) / 2;
-            struct mkey a = {last[heap[c]], heap[c], 0}, b = {last[heap[p]], heap[p], 0};
-            if (cmp_mkey(&a, &b) >= 0)
-                break;
-            uint32_t tmp = heap[c];
-            heap[c] = heap[p];
-            heap[p] = tmp;
-            c = p;
-        }
+        if (th->first_ns < m->start_ns)
+            m->start_ns = th->first_ns;
+        heap[hn] = (struct hent){ts->e->ns, (uint32_t)i};
+        sift_up(heap, hn++);
     }
-    while (hn > 0) {
-        uint32_t t = heap[0];
-        const struct frd_thread *th = &d->threads[t];
-        keys[k++] = (struct mkey){last[t], t, pos[t]};
-        if (++pos[t] < th->nevents) {
-            if (th->events[pos[t]].ns > last[t])
-                last[t] = th->events[pos[t]].ns;
-        } else {
-            heap[0] = heap[--hn];
-        }
-        /* sift down */
-        size_t c = 0;
-        for (;;) {
-            size_t l = 2 * c + 1, best = c;
-            if (l >= hn)
-                break;
-            struct mkey bk = {last[heap[best]], heap[best], 0};
-            for (size_t j = l; j <= l + 1 && j < hn; j++) {
-                struct mkey jk = {last[heap[j]], heap[j], 0};
-                if (cmp_mkey(&jk, &bk) < 0) {
-                    best = j;
-                    bk = jk;
-                }
-            }
-            if (best == c)
-                break;
-            uint32_t tmp = heap[c];
-            heap[c] = heap[best];
-            heap[best] = tmp;
-            c = best;
-        }
-    }
-    free(pos);
-    free(last);
-    free(heap);
-    for (size_t i = 0; i < total; i++) {
-        m->ev[i].e = &d->threads[keys[i].thread].events[keys[i].idx];
-        m->ev[i].ns = keys[i].ns;
-        m->ev[i].thread = keys[i].thread;
-    }
-    m->nev = total;
-    m->end_ns = frd_end_ns(d);
     if (m->start_ns == INT64_MAX)
         m->start_ns = m->end_ns;
     if (m->end_ns < m->start_ns)
         m->end_ns = m->start_ns;
 
-    /* capacities of each task's poll and wake arrays, parallel to tasks */
-    size_t *pcap = NULL, *wcap = NULL, capn = 0;
-    int rc = 0;
-    for (size_t i = 0; i < total; i++) {
-        struct frd_mev *me = &m->ev[i];
-        const struct frd_thread *th = &d->threads[me->thread];
-        if (!th->complete_head && keys[i].idx == th->first_whole) {
+    /*
+     * Each thread's keys are non-decreasing, so the merge is a k-way merge
+     * over a binary heap of thread cursors: O(N log T), one event per thread
+     * decoded at a time.
+     */
+    size_t k = 0;
+    while (hn > 0) {
+        uint32_t ti = heap[0].t;
+        int64_t key = heap[0].key;
+        const struct frd_thread *th = &d->threads[ti];
+        struct tstate *ts = &r.ts[ti];
+        if (!th->complete_head && ts->idx == th->first_whole) {
             /* history before this point has holes: forget open polls */
-            r.ts[me->thread].n = 0;
-            r.ts[me->thread].synced = 0;
+            ts->n = 0;
+            ts->synced = 0;
         }
-        if (m->ntasks + 2 > capn) {
-            size_t nc = capn ? capn * 2 : 256;
-            size_t *np = realloc(pcap, nc * sizeof(*np));
-            if (np)
-                pcap = np;
-            size_t *nw = np ? realloc(wcap, nc * sizeof(*nw)) : NULL;
-            if (nw)
-                wcap = nw;
-            if (!np || !nw) {
-                rc = -ENOMEM;
-                break;
-            }
-            memset(pcap + capn, 0, (nc - capn) * sizeof(*pcap));
-            memset(wcap + capn, 0, (nc - capn) * sizeof(*wcap));
-            capn = nc;
+        int32_t task, ref;
+        step(&r, ti, ts->e, key, &task, &ref);
+        if (m->ev)
+            m->ev[k] = (struct frd_mev){&th->events[ts->idx], key, ti, task, ref};
+        k++;
+        ts->idx++;
+        if (advance(ts, &r.ids)) {
+            if (ts->e->ns > key)
+                heap[0].key = ts->e->ns;
+        } else {
+            heap[0] = heap[--hn];
         }
-        step(&r, me, pcap, wcap);
+        sift_down(heap, hn);
     }
+    free(heap);
+    m->nevents = k;
+    m->nev = m->ev ? k : 0;
+
     /* workers still parked at the end */
     for (size_t i = 0; i < d->nthreads; i++) {
         struct tstate *ts = &r.ts[i];
@@ -541,38 +670,33 @@ int frd_model_build(const struct frd_dump *d, struct frd_model *m)
             w->parked[w->nparked++] = (struct frd_span){ts->parked_since, m->end_ns};
         free(ts->stack);
     }
-    size_t maxp = 1;
+    free(r.ts);
+    free(r.ids.s);
+    int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
+    if (!scratch) {
+        frd_model_free(m);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < m->ntasks; i++)
-        if (m->tasks[i].npolls > maxp)
-            maxp = m->tasks[i].npolls;
-    int64_t *scratch = malloc(maxp * sizeof(*scratch));
-    if (!scratch)
-        rc = -ENOMEM;
-    for (size_t i = 0; scratch && i < m->ntasks; i++)
         finish_task(m, &m->tasks[i], scratch);
     free(scratch);
-    free(pcap);
-    free(wcap);
-    free(r.ts);
-    free(r.ids.keys);
-    free(r.ids.vals);
-    free(keys);
-    if (rc)
-        frd_model_free(m);
-    return rc;
+    return 0;
 }
 
 void frd_model_free(struct frd_model *m)
 {
-    for (size_t i = 0; i < m->ntasks; i++) {
-        free(m->tasks[i].polls);
-        free(m->tasks[i].wakes);
-    }
     if (m->workers && m->dump)
         for (size_t i = 0; i < m->dump->nthreads; i++) {
             free(m->workers[i].polls);
             free(m->workers[i].parked);
         }
+    if (m->mem) {
+        for (struct chunk *c = m->mem->chunks, *next; c; c = next) {
+            next = c->next;
+            free(c);
+        }
+        free(m->mem);
+    }
     free(m->workers);
     free(m->tasks);
     free(m->ev);

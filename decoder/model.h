@@ -2,13 +2,16 @@
  * decoder/model.h - per-task and per-thread model built from a decoded dump.
  *
  * Second stage of the decoder (reader -> model -> analyses -> renderers). The
- * model merges every thread's events into one timeline ordered by time, then
- * replays it to rebuild each task instance (an id reused after fr_drop() is a
+ * model merges every thread's events into one order by time (a k-way merge of
+ * thread cursors, decoding the pages as it goes) and replays them to rebuild
+ * each task instance (an id reused after fr_drop() is a
  * new instance): its spawn, polls (thread, start, duration, result, await
  * label, scheduling delay), wakes (which thread, and which task was polling
  * there), waker references, and drop. Per thread it keeps the polls it ran and
  * the spans it was parked. Hook-order violations found while replaying are
- * kept as protocol notes for the analyses.
+ * kept as protocol notes for the analyses. The merged timeline itself (one
+ * struct frd_mev per event) is kept only when asked for (FRD_MODEL_TIMELINE):
+ * the timeline and the event exports need it, the analyses do not.
  *
  * Functions return 0 or a negative errno value.
  */
@@ -22,7 +25,7 @@
 
 #define FRD_NONE (-1)
 
-/* One event of the merged timeline. */
+/* One event of the merged timeline (only with FRD_MODEL_TIMELINE). */
 struct frd_mev {
     const struct frd_event *e;
     int64_t ns;      /* e->ns, made non-decreasing within its thread */
@@ -33,23 +36,24 @@ struct frd_mev {
 
 enum frd_poll_result { FRD_POLL_PENDING = 0, FRD_POLL_READY = 1, FRD_POLL_RUNNING = 2 };
 
+/* Field order keeps these small: a model holds one per poll and per wake. */
 struct frd_poll {
-    uint32_t thread;
     int64_t begin_ns, end_ns; /* end_ns: the end of the recording if still running */
-    int result;               /* enum frd_poll_result */
-    uint32_t await_str;       /* last fr_await label inside this poll, 0 none */
-    int woken_during;         /* a wake for this task arrived while it ran */
     int64_t ready_ns;         /* when it became runnable (wake or spawn); INT64_MIN unknown */
+    uint32_t thread;
+    uint32_t await_str;       /* last fr_await label inside this poll, 0 none */
     int32_t ready_wake;       /* the wake that made it runnable, FRD_NONE: spawn/unknown */
+    int8_t result;            /* enum frd_poll_result */
+    int8_t woken_during;      /* a wake for this task arrived while it ran */
 };
 
 struct frd_wake {
     int64_t ns;
-    uint32_t thread;
     uint64_t by_task;     /* task polling on the waking thread, 0 none */
+    uint32_t thread;
     int32_t by_inst;      /* its instance, FRD_NONE */
-    int during_own_poll;  /* the woken task was itself being polled */
-    int while_idle;       /* the woken task was idle after a pending poll */
+    int8_t during_own_poll; /* the woken task was itself being polled */
+    int8_t while_idle;      /* the woken task was idle after a pending poll */
 };
 
 enum frd_task_state {
@@ -63,27 +67,24 @@ enum frd_task_state {
 
 struct frd_task {
     uint64_t id;
-    uint32_t name; /* string id, 0 unknown */
     uint64_t parent;
+    uint32_t name;       /* string id, 0 unknown */
     int32_t parent_inst; /* FRD_NONE if unknown */
-    int spawn_seen;
     int64_t spawn_ns;
-    uint32_t spawn_thread;
     int64_t first_ns, last_ns; /* its first and last event in the recording */
+    uint32_t spawn_thread;
+    uint32_t await_str; /* last fr_await label */
+    int64_t await_ns;
 
     struct frd_poll *polls;
     size_t npolls;
     struct frd_wake *wakes;
     size_t nwakes;
 
-    uint32_t await_str; /* last fr_await label */
-    int64_t await_ns;
-
     int64_t waker_refs;     /* clones minus drops seen */
     size_t waker_drops;     /* waker_drop events seen */
     int64_t waker_zero_ns;  /* last time waker_refs fell to 0, INT64_MIN never */
 
-    int dropped;
     int64_t drop_ns;
     uint32_t drop_thread;
 
@@ -91,7 +92,9 @@ struct frd_task {
     int64_t ready_ns;      /* runnable since (replay state), INT64_MIN none */
     int32_t ready_wake;
 
-    int state; /* enum frd_task_state at the end of the recording */
+    int8_t spawn_seen;
+    int8_t dropped;
+    int8_t state; /* enum frd_task_state at the end of the recording */
     int64_t busy_ns, idle_ns;
     int64_t delay_p50_ns, delay_p99_ns; /* scheduling delay; -1 if no sample */
 };
@@ -121,19 +124,34 @@ struct frd_protocol_note {
 
 struct frd_model {
     const struct frd_dump *dump;
-    struct frd_mev *ev; /* merged timeline, time order */
-    size_t nev;
+    size_t nevents;     /* events replayed (every event the dump holds) */
+    struct frd_mev *ev; /* merged timeline, time order: FRD_MODEL_TIMELINE only, else NULL */
+    size_t nev;         /* entries in ev (nevents with FRD_MODEL_TIMELINE, else 0) */
     struct frd_task *tasks; /* in order of first appearance */
     size_t ntasks;
     struct frd_worker *workers; /* parallel to dump->threads */
     struct frd_protocol_note *notes;
     size_t nnotes;
     int64_t start_ns, end_ns; /* the recording window */
+    struct frd_model_mem *mem; /* where polls and wakes live (model.c) */
 };
 
+/* frd_model_build_ex flags. */
+#define FRD_MODEL_TIMELINE 1u /* keep the merged timeline in m->ev (needs a dump
+                                 opened with FRD_OPEN_EVENTS) */
+
 /*
- * frd_model_build - merge and replay the events of @d into @m.
- * @d must outlive @m. Return: 0 or -ENOMEM.
+ * frd_model_build_ex - merge the events of @d by time, straight from the
+ * threads' pages, and replay them into @m. Nothing per event is kept unless
+ * @flags has FRD_MODEL_TIMELINE. @d must outlive @m.
+ * Return: 0, -ENOMEM, or -EINVAL for FRD_MODEL_TIMELINE on a dump opened
+ * without FRD_OPEN_EVENTS.
+ */
+int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_model *m);
+
+/*
+ * frd_model_build - frd_model_build_ex with FRD_MODEL_TIMELINE when @d was
+ * opened with FRD_OPEN_EVENTS (as frd_open does), else without.
  */
 int frd_model_build(const struct frd_dump *d, struct frd_model *m);
 

@@ -8,45 +8,32 @@
  * other pages are kept. Pages may appear in any order; they are sorted by
  * sequence number, and the holes in the sequence decide the thread's coverage:
  * only events after the last hole are known to be complete.
+ *
+ * Validation decodes every record once but keeps none of them: the good pages
+ * stay where they are in the section buffer (struct frd_page), and a thread
+ * cursor (frd_tcur) decodes the records again, one at a time, whenever they
+ * are read. Holding ~3.3 bytes an event instead of a 40-byte struct is what
+ * lets the decoder take dumps of tens of millions of events.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
 #include "reader_int.h"
 
-struct page {
-    uint64_t seq;
-    size_t first, n; /* slice of the decoded events */
-};
-
-/* Arguments each event type carries (format.h enum fr_event). */
-enum { A_TASK = 1, A_PARENT = 2, A_STR = 4 };
-static const uint8_t args_of[FR_EV_MAX + 1] = {
-    [FR_EV_SPAWN] = A_TASK | A_PARENT | A_STR,
-    [FR_EV_POLL_BEGIN] = A_TASK,
-    [FR_EV_POLL_PENDING] = A_TASK,
-    [FR_EV_POLL_READY] = A_TASK,
-    [FR_EV_AWAIT] = A_TASK | A_STR,
-    [FR_EV_WAKE] = A_TASK,
-    [FR_EV_WAKER_CLONE] = A_TASK,
-    [FR_EV_WAKER_DROP] = A_TASK,
-    [FR_EV_PARK] = 0,
-    [FR_EV_UNPARK] = 0,
-    [FR_EV_DROP] = A_TASK,
-    [FR_EV_MARK] = A_TASK | A_STR,
-    [FR_EV_THREAD_NAME] = A_STR,
-};
-
 /*
- * Decode the @count records in @used bytes at @p into @ev (room for @count).
+ * Check that the @count records in @used bytes at @p decode and fill the
+ * bytes exactly, noting in @pg the ticks of the first and last record and
+ * the last THREAD_NAME. Nothing is stored per record: frd_tcur_next decodes
+ * them again when they are read.
  * Return: 0, or -EBADMSG with @why describing the first mismatch.
  */
-static int decode_records(const uint8_t *p, uint32_t used, uint32_t count, uint64_t base,
-                          struct frd_event *ev, char *why, size_t whylen)
+static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64_t base,
+                         struct frd_page *pg, char *why, size_t whylen)
 {
     struct frd_cur c = frd_cur_make(p, used);
-    uint64_t ticks = base, prev_task = 0;
+    uint64_t ticks = base;
     for (uint32_t i = 0; i < count; i++) {
         size_t at = c.pos;
         uint8_t type;
@@ -60,26 +47,17 @@ static int decode_records(const uint8_t *p, uint32_t used, uint32_t count, uint6
                      FR_EV_MAX, i, at, type);
             return -EBADMSG;
         }
-        struct frd_event *e = &ev[i];
-        memset(e, 0, sizeof(*e));
-        e->type = type;
         if (frd_get_uleb(&c, &delta))
             goto short_record;
         ticks += delta;
-        e->ticks = ticks;
-        uint8_t a = args_of[type];
-        if (a & A_TASK) {
-            if (frd_get_uleb(&c, &z))
-                goto short_record;
-            e->task = prev_task + (uint64_t)frd_unzigzag(z);
-            prev_task = e->task;
-        }
-        if (a & A_PARENT) {
-            if (frd_get_uleb(&c, &z))
-                goto short_record;
-            e->parent = e->task + (uint64_t)frd_unzigzag(z);
-        }
-        if (a & A_STR) {
+        if (i == 0)
+            pg->first_ticks = ticks;
+        uint8_t a = frd__args_of[type];
+        if ((a & FRD_A_TASK) && frd_get_uleb(&c, &z))
+            goto short_record;
+        if ((a & FRD_A_PARENT) && frd_get_uleb(&c, &z))
+            goto short_record;
+        if (a & FRD_A_STR) {
             if (frd_get_uleb(&c, &s))
                 goto short_record;
             if (s > UINT32_MAX) {
@@ -87,7 +65,10 @@ static int decode_records(const uint8_t *p, uint32_t used, uint32_t count, uint6
                          (unsigned long long)s);
                 return -EBADMSG;
             }
-            e->str = (uint32_t)s;
+            if (type == FR_EV_THREAD_NAME) {
+                pg->has_name = 1;
+                pg->name_str = (uint32_t)s;
+            }
         }
         continue;
     short_record:
@@ -100,13 +81,17 @@ static int decode_records(const uint8_t *p, uint32_t used, uint32_t count, uint6
                  used, c.pos);
         return -EBADMSG;
     }
+    pg->last_ticks = ticks;
     return 0;
 }
 
+/* By sequence number; equal ones in file order (bodies lie in file order). */
 static int cmp_page(const void *a, const void *b)
 {
-    const struct page *x = a, *y = b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+    const struct frd_page *x = a, *y = b;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return (uintptr_t)x->body < (uintptr_t)y->body ? -1 : (uintptr_t)x->body > (uintptr_t)y->body;
 }
 
 void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct frd_thread *t)
@@ -134,18 +119,13 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
     }
     /* Pages run to the end of the section; each takes at least its header. */
     size_t max_pages = frd_cur_left(c) / FR_PAGE_HEADER_SIZE;
-    struct page *pg = calloc(max_pages ? max_pages : 1, sizeof(*pg));
-    /* grown page by page; a page's count is checked against its bytes first */
-    size_t cap_ev = 1024;
-    struct frd_event *ev = malloc(cap_ev * sizeof(*ev));
-    if (!pg || !ev) {
-        free(pg);
-        free(ev);
+    struct frd_page *pg = malloc((max_pages ? max_pages : 1) * sizeof(*pg));
+    if (!pg) {
         frd__error(d, off, "THREAD section (tid %u): expected memory for its pages, found "
                    "none", t->tid);
         return;
     }
-    size_t nev = 0, ngood = 0;
+    size_t ngood = 0;
     uint32_t npages = 0;
     for (uint32_t i = 0; frd_cur_left(c) > 0; i++) {
         npages++;
@@ -171,6 +151,8 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
         }
         char why[160];
         int bad = 0;
+        struct frd_page *p = &pg[ngood];
+        memset(p, 0, sizeof(*p));
         if (used > t->page_size - FR_PAGE_HEADER_SIZE) {
             snprintf(why, sizeof(why), "at most %u used bytes, found %u",
                      t->page_size - FR_PAGE_HEADER_SIZE, used);
@@ -184,23 +166,8 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
                      used);
             bad = 1;
-        } else {
-            if (nev + count > cap_ev) {
-                size_t nc = cap_ev;
-                while (nc < nev + count)
-                    nc *= 2;
-                struct frd_event *ne = realloc(ev, nc * sizeof(*ev));
-                if (!ne) {
-                    frd__error(d, off, "THREAD section (tid %u): expected memory for %zu "
-                               "events, found none", t->tid, nc);
-                    t->pages_bad++;
-                    break;
-                }
-                ev = ne;
-                cap_ev = nc;
-            }
-            if (decode_records(body, used, count, base, ev + nev, why, sizeof(why)))
-                bad = 1;
+        } else if (check_records(body, used, count, base, p, why, sizeof(why))) {
+            bad = 1;
         }
         if (bad) {
             frd__error(d, off, "THREAD section (tid %u) byte %zu, page seq %llu: expected %s "
@@ -208,11 +175,12 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             t->pages_bad++;
             continue;
         }
-        pg[ngood].seq = seq;
-        pg[ngood].first = nev;
-        pg[ngood].n = count;
+        p->seq = seq;
+        p->base = base;
+        p->body = body;
+        p->used = used;
+        p->count = count;
         ngood++;
-        nev += count;
     }
     t->npages = npages;
 
@@ -231,14 +199,6 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
     }
     ngood = w;
 
-    struct frd_event *out = malloc((nev ? nev : 1) * sizeof(*out));
-    if (!out) {
-        free(pg);
-        free(ev);
-        frd__error(d, off, "THREAD section (tid %u): expected memory for events, found none",
-                   t->tid);
-        return;
-    }
     size_t n = 0;
     t->first_whole = 0;
     for (size_t i = 0; i < ngood; i++) {
@@ -246,8 +206,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
         uint64_t want = i ? pg[i - 1].seq + 1 : 1;
         if (pg[i].seq != want)
             t->first_whole = n;
-        memcpy(out + n, ev + pg[i].first, pg[i].n * sizeof(*out));
-        n += pg[i].n;
+        n += pg[i].count;
     }
     t->complete_head = t->pages_started == 0 || (ngood > 0 && pg[0].seq == 1 &&
                                                  pg[ngood - 1].seq == ngood);
@@ -258,31 +217,54 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
     if (t->complete_head)
         t->first_whole = 0;
     t->pages_missing = t->pages_started > ngood ? t->pages_started - ngood : 0;
-    t->events = out;
+    if (ngood < max_pages) {
+        struct frd_page *shrunk = realloc(pg, (ngood ? ngood : 1) * sizeof(*pg));
+        if (shrunk)
+            pg = shrunk;
+    }
+    t->pages = pg;
+    t->ngood = ngood;
     t->nevents = n;
-    free(pg);
-    free(ev);
+}
+
+/* The ticks of the first event at or after index @k (at a page start). */
+static int first_ticks_from(const struct frd_thread *t, size_t k, uint64_t *ticks)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->ngood; i++) {
+        if (n >= k && t->pages[i].count) {
+            *ticks = t->pages[i].first_ticks;
+            return 1;
+        }
+        n += t->pages[i].count;
+    }
+    return 0;
 }
 
 void frd__thread_coverage(struct frd_dump *d, struct frd_thread *t)
 {
-    if (t->nevents) {
-        t->first_ns = t->events[0].ns;
-        t->last_ns = t->events[t->nevents - 1].ns;
+    uint64_t ticks = 0;
+    if (t->nevents && first_ticks_from(t, 0, &ticks)) {
+        t->first_ns = frd_ticks_to_ns(d, ticks);
+        for (size_t i = t->ngood; i-- > 0;)
+            if (t->pages[i].count) {
+                t->last_ns = frd_ticks_to_ns(d, t->pages[i].last_ticks);
+                break;
+            }
     }
     if (t->complete_head)
         t->covered_from_ns = INT64_MIN;
-    else if (t->first_whole < t->nevents)
-        t->covered_from_ns = t->events[t->first_whole].ns;
+    else if (t->first_whole < t->nevents && first_ticks_from(t, t->first_whole, &ticks))
+        t->covered_from_ns = frd_ticks_to_ns(d, ticks);
     else
         t->covered_from_ns = INT64_MAX;
     if (t->name[0] == 0) {
         /* no name in the header: the last fr_thread_name() the ring still holds */
-        for (size_t i = t->nevents; i-- > 0;) {
-            if (t->events[i].type != FR_EV_THREAD_NAME)
+        for (size_t i = t->ngood; i-- > 0;) {
+            if (!t->pages[i].has_name)
                 continue;
             size_t len;
-            const char *s = frd_string(d, t->events[i].str, &len);
+            const char *s = frd_string(d, t->pages[i].name_str, &len);
             if (s) {
                 if (len > FR_THREAD_NAME_MAX)
                     len = FR_THREAD_NAME_MAX;
@@ -292,4 +274,18 @@ void frd__thread_coverage(struct frd_dump *d, struct frd_thread *t)
             break;
         }
     }
+}
+
+/* ---- cursor ------------------------------------------------------------- */
+
+void frd_tcur_init(struct frd_tcur *c, const struct frd_dump *d, const struct frd_thread *t)
+{
+    memset(c, 0, sizeof(*c));
+    c->d = d;
+    c->t = t;
+}
+
+int frd_tcur_next(struct frd_tcur *c, struct frd_event *e)
+{
+    return frd__tcur_next(c, e);
 }

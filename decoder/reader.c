@@ -1,15 +1,16 @@
 /*
  * decoder/reader.c - frame walking, section decoding and validation of a dump.
  *
- * The file is read whole into memory (it may come from a pipe), then walked
+ * The file is read whole into memory (it may come from a pipe; it is freed
+ * once its frames are inflated, nothing kept points into it), then walked
  * frame by frame: frame 0 is the skippable frame holding the file header, each
  * later zstd frame is one section. Frame sizes come from
  * ZSTD_findFrameCompressedSize, never from a length we would have to trust,
  * and each frame is inflated by streaming into a buffer that may not grow past
  * FRD_SECTION_MAX. Sections are then parsed field by field through the
  * bounds-checked cursor in bytes.h; the ring pages of THREAD sections are
- * handed to pages.c. When all frames are read, ticks are converted to
- * nanoseconds through the CLOCK section and per-thread coverage is computed.
+ * handed to pages.c. When all frames are read, the CLOCK section is turned into
+ * a ticks-to-nanoseconds conversion and per-thread coverage is computed.
  */
 #include "reader.h"
 
@@ -24,6 +25,8 @@
 #include <zstd.h>
 
 #include "bytes.h"
+#include "cursor.h"
+#include "prefault.h"
 #include "reader_int.h"
 
 /* ---- allocations owned by the dump ------------------------------------- */
@@ -411,8 +414,15 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
     uint8_t *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
+    /*
+     * zstd is handed the buffer a step at a time, each step prefaulted first
+     * (prefault.h): the buffer is filled, but not always to its end (the
+     * header's size may lie, the frame may be cut short).
+     */
+    const size_t step = (size_t)1 << 20;
     ZSTD_inBuffer in = {src, n, 0};
-    ZSTD_outBuffer ob = {buf, cap, 0};
+    ZSTD_outBuffer ob = {buf, cap < step ? cap : step, 0};
+    frd__prefault(buf, ob.size);
     for (;;) {
         size_t r = ZSTD_decompressStream(dc, &ob, &in);
         if (ZSTD_isError(r)) {
@@ -422,7 +432,11 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
         }
         if (r == 0)
             break; /* frame complete, checksum verified */
-        if (ob.pos == ob.size) {
+        if (ob.pos == ob.size && ob.size < cap) {
+            size_t more = cap - ob.size < step ? cap - ob.size : step;
+            frd__prefault(buf + ob.size, more);
+            ob.size += more;
+        } else if (ob.pos == ob.size) {
             if (ob.size >= FRD_SECTION_MAX) {
                 snprintf(why, whylen, "more than %u bytes (the section cap)",
                          (unsigned)FRD_SECTION_MAX);
@@ -436,8 +450,11 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
                 return -ENOMEM;
             }
             buf = nb;
+            cap = ncap;
             ob.dst = buf;
-            ob.size = ncap;
+            size_t more = cap - ob.size < step ? cap - ob.size : step;
+            frd__prefault(buf + ob.size, more);
+            ob.size += more;
         } else if (in.pos == in.size) {
             snprintf(why, whylen, "a frame that ends early");
             free(buf);
@@ -615,16 +632,7 @@ static void calibrate(struct frd_dump *d)
 
 int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks)
 {
-    const struct frd_clock *k = &d->clock;
-    /* signed difference: events may precede the first calibration pair */
-    double delta = ticks >= k->ref_ticks ? (double)(ticks - k->ref_ticks)
-                                         : -(double)(k->ref_ticks - ticks);
-    double ns = (double)k->ref_ns + delta * k->ns_per_tick;
-    if (ns > 9.2e18)
-        return INT64_MAX;
-    if (ns < -9.2e18)
-        return INT64_MIN;
-    return (int64_t)ns;
+    return frd__ticks_to_ns(&d->clock, ticks);
 }
 
 int64_t frd_end_ns(const struct frd_dump *d)
@@ -654,22 +662,35 @@ static void finish(struct frd_dump *d)
     calibrate(d);
     if (d->crash.present)
         d->crash.ns = frd_ticks_to_ns(d, d->crash.ticks);
-    for (size_t i = 0; i < d->nthreads; i++) {
-        struct frd_thread *t = &d->threads[i];
-        for (size_t j = 0; j < t->nevents; j++)
-            t->events[j].ns = frd_ticks_to_ns(d, t->events[j].ticks);
-        frd__thread_coverage(d, t);
-    }
+    for (size_t i = 0; i < d->nthreads; i++)
+        frd__thread_coverage(d, &d->threads[i]);
     if (!d->have_end)
         frd__error(d, d->stopped_at, "expected an END section, found %s: the dump was cut "
                    "short; everything before this point is shown",
                    d->stopped_at >= d->file_size ? "the end of the file" : "damage");
 }
 
+/* FRD_OPEN_EVENTS: every thread's events into an array of its own. */
+static int materialise(struct frd_dump *d)
+{
+    for (size_t i = 0; i < d->nthreads; i++) {
+        struct frd_thread *t = &d->threads[i];
+        t->events = malloc((t->nevents ? t->nevents : 1) * sizeof(*t->events));
+        if (!t->events)
+            return -ENOMEM;
+        struct frd_tcur c;
+        frd_tcur_init(&c, d, t);
+        size_t n = 0;
+        while (n < t->nevents && frd_tcur_next(&c, &t->events[n]))
+            n++;
+    }
+    return 0;
+}
+
 /* ---- public ------------------------------------------------------------ */
 
-static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_dump **out,
-                       char *err, size_t errlen)
+static int open_buffer(uint8_t *buf, size_t len, const char *name, unsigned flags,
+                       struct frd_dump **out, char *err, size_t errlen)
 {
     struct frd_dump *d = calloc(1, sizeof(*d));
     struct frd_priv *pv = calloc(1, sizeof(*pv));
@@ -683,6 +704,7 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_du
     d->priv = pv;
     d->path = name;
     d->file_size = len;
+    d->flags = flags;
     if (!frd__keep(d, buf)) {
         frd_close(d);
         snprintf(err, errlen, "%s: out of memory", name);
@@ -701,9 +723,17 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_du
         return r;
     }
     walk_frames(d, buf, len, next);
+    /* everything kept points into the inflated sections: the file can go */
+    free(pv->allocs[0]);
+    pv->allocs[0] = NULL;
     finish(d);
     ZSTD_freeDCtx(pv->dctx);
     pv->dctx = NULL;
+    if ((flags & FRD_OPEN_EVENTS) && materialise(d) < 0) {
+        frd_close(d);
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -ENOMEM;
+    }
     *out = d;
     return 0;
 }
@@ -711,16 +741,28 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, struct frd_du
 int frd_open_mem(const void *buf, size_t len, const char *name, struct frd_dump **out,
                  char *err, size_t errlen)
 {
+    return frd_open_mem_ex(buf, len, name, FRD_OPEN_EVENTS, out, err, errlen);
+}
+
+int frd_open_mem_ex(const void *buf, size_t len, const char *name, unsigned flags,
+                    struct frd_dump **out, char *err, size_t errlen)
+{
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy) {
         snprintf(err, errlen, "%s: out of memory", name);
         return -ENOMEM;
     }
     memcpy(copy, buf, len);
-    return open_buffer(copy, len, name, out, err, errlen);
+    return open_buffer(copy, len, name, flags, out, err, errlen);
 }
 
 int frd_open(const char *path, struct frd_dump **out, char *err, size_t errlen)
+{
+    return frd_open_ex(path, FRD_OPEN_EVENTS, out, err, errlen);
+}
+
+int frd_open_ex(const char *path, unsigned flags, struct frd_dump **out, char *err,
+                size_t errlen)
 {
     int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -737,7 +779,7 @@ int frd_open(const char *path, struct frd_dump **out, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(-r));
         return r;
     }
-    return open_buffer(buf, len, path, out, err, errlen);
+    return open_buffer(buf, len, path, flags, out, err, errlen);
 }
 
 void frd_close(struct frd_dump *d)
@@ -752,8 +794,10 @@ void frd_close(struct frd_dump *d)
             ZSTD_freeDCtx(d->priv->dctx);
         free(d->priv);
     }
-    for (size_t i = 0; i < d->nthreads; i++)
+    for (size_t i = 0; i < d->nthreads; i++) {
         free(d->threads[i].events);
+        free(d->threads[i].pages);
+    }
     free(d->threads);
     free(d->strings);
     for (size_t i = 0; i < d->nerrors; i++)

@@ -4,8 +4,12 @@
  * The reader is the first stage of the decoder (reader -> model -> analyses ->
  * renderers) and the only part that touches dump bytes. It walks the zstd
  * frames described in include/flightrec/format.h, decompresses each section
- * with a hard size cap, checks every length, offset and count, and decodes the
- * per-thread ring pages into events with absolute ticks and nanoseconds.
+ * with a hard size cap, checks every length, offset and count, and validates
+ * the per-thread ring pages. The pages stay in memory as recorded (about 3.3
+ * bytes an event); events are decoded from them on demand, one at a time,
+ * through a thread cursor (frd_tcur), with absolute ticks and nanoseconds.
+ * Only when asked (FRD_OPEN_EVENTS, and frd_open) does the reader also
+ * decode every event into an array per thread (40 bytes an event).
  *
  * Damage is not fatal: a truncated or corrupt dump yields every whole frame
  * before (and, where the frame boundaries survive, after) the damage. Pages
@@ -121,6 +125,21 @@ struct frd_event {
     uint8_t type;    /* enum fr_event */
 };
 
+/*
+ * One page of a thread's ring that passed validation: its `count` records
+ * fill exactly `used` bytes at `body` (inside the dump's section buffer).
+ * first_ticks/last_ticks: of its first and last record (count > 0 only);
+ * name_str: the string id of its last THREAD_NAME record if has_name.
+ */
+struct frd_page {
+    uint64_t seq, base;
+    const uint8_t *body;
+    uint32_t used, count;
+    uint64_t first_ticks, last_ticks;
+    uint32_t name_str;
+    uint32_t has_name;
+};
+
 struct frd_thread {
     uint32_t tid, slot, state; /* state: 1 live, 2 exited */
     uint32_t gen;              /* slot generation */
@@ -136,8 +155,11 @@ struct frd_thread {
     uint32_t pages_bad;     /* dropped by the reader: records did not fit */
     uint64_t pages_missing; /* seqs in 1..pages_started not held (overwritten, torn) */
 
-    struct frd_event *events; /* in recording order (page seq, then record) */
-    size_t nevents;
+    struct frd_page *pages; /* the good pages, in seq order (unique seqs) */
+    size_t ngood;
+    size_t nevents;           /* records in the good pages */
+    struct frd_event *events; /* NULL unless FRD_OPEN_EVENTS: nevents events in
+                                 recording order (page seq, then record) */
 
     /*
      * Coverage. first_ns/last_ns: the oldest and newest event still held.
@@ -148,7 +170,7 @@ struct frd_thread {
     int64_t first_ns, last_ns;
     int complete_head, complete_tail;
     int64_t covered_from_ns; /* INT64_MIN if complete_head, INT64_MAX if none */
-    size_t first_whole;      /* events[first_whole..] have no hole among them */
+    size_t first_whole;      /* events from index first_whole on have no hole among them */
 };
 
 struct frd_dump {
@@ -161,6 +183,7 @@ struct frd_dump {
     struct frd_string *strings; /* sorted by id, ids unique */
     size_t nstrings;
     struct frd_blob modules; /* /proc/self/maps text at dump time */
+    unsigned flags;          /* FRD_OPEN_* it was opened with */
     struct frd_thread *threads;
     size_t nthreads;
 
@@ -177,23 +200,37 @@ struct frd_dump {
     struct frd_priv *priv; /* the reader's allocations */
 };
 
+/* frd_open_ex flags. */
+#define FRD_OPEN_EVENTS 1u /* also decode every event into frd_thread.events */
+
 /*
- * frd_open - read the dump at @path ("-": standard input) and decode it.
+ * frd_open_ex - read the dump at @path ("-": standard input) and decode it.
  * @path: file name; kept (not copied) for messages, must outlive the dump.
+ * @flags: FRD_OPEN_EVENTS or 0 (events are then read through frd_tcur only,
+ *         and frd_thread.events is NULL).
  * @out:  receives the dump on success.
  * @err, @errlen: receives a one-line message when nothing can be decoded.
  *
- * A damaged dump still opens: check (*out)->damaged and ->errors.
+ * A damaged dump still opens: check (*out)->damaged and ->errors. Messages,
+ * counts and coverage do not depend on @flags.
  *
  * Return: 0; -ENOMEM; -errno from open/read; -EBADMSG if the file is not a
  * flightrec dump of a version this reader knows (no usable header).
  */
+int frd_open_ex(const char *path, unsigned flags, struct frd_dump **out, char *err,
+                size_t errlen);
+
+/* frd_open - frd_open_ex(@path, FRD_OPEN_EVENTS, ...). */
 int frd_open(const char *path, struct frd_dump **out, char *err, size_t errlen);
 
 /*
- * frd_open_mem - as frd_open, reading from @len bytes at @buf, which are
- * copied. @name is used in messages. Return: as frd_open.
+ * frd_open_mem_ex - as frd_open_ex, reading from @len bytes at @buf, which
+ * are copied. @name is used in messages. Return: as frd_open_ex.
  */
+int frd_open_mem_ex(const void *buf, size_t len, const char *name, unsigned flags,
+                    struct frd_dump **out, char *err, size_t errlen);
+
+/* frd_open_mem - frd_open_mem_ex(..., FRD_OPEN_EVENTS, ...). */
 int frd_open_mem(const void *buf, size_t len, const char *name, struct frd_dump **out,
                  char *err, size_t errlen);
 
@@ -214,6 +251,29 @@ int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks);
  * CLOCK section has one at or after the newest event, else the newest event.
  */
 int64_t frd_end_ns(const struct frd_dump *d);
+
+/*
+ * A cursor over one thread's events in recording order, decoding them from
+ * the validated pages as it goes (no allocation). Fields are private.
+ */
+struct frd_tcur {
+    const struct frd_dump *d;
+    const struct frd_thread *t;
+    size_t page;            /* next page to enter */
+    const uint8_t *p, *end; /* records left in the current page */
+    uint32_t left;          /* how many */
+    uint64_t ticks, prev_task;
+    size_t idx; /* events returned so far */
+};
+
+/* frd_tcur_init - a cursor at the first event of thread @t of dump @d. */
+void frd_tcur_init(struct frd_tcur *c, const struct frd_dump *d, const struct frd_thread *t);
+
+/*
+ * frd_tcur_next - decode the next event into @e (ns included).
+ * Return: 1, or 0 at the end of the thread's events.
+ */
+int frd_tcur_next(struct frd_tcur *c, struct frd_event *e);
 
 /* frd_event_name - "spawn", "poll_begin", ... or "unknown". */
 const char *frd_event_name(unsigned type);

@@ -70,7 +70,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
             d->clock.source == FR_CLOCK_TSC ? "tsc" : "monotonic", d->clock.ns_per_tick,
             d->clock.npairs);
     fprintf(out, ", \"events\": %zu, \"tasks\": %zu, \"threads_count\": %zu, \"window_ns\": %lld",
-            m->nev, m->ntasks, d->nthreads, (long long)(m->end_ns - m->start_ns));
+            m->nevents, m->ntasks, d->nthreads, (long long)(m->end_ns - m->start_ns));
 
     /* crash */
     const struct frd_crash *c = &d->crash;
@@ -185,7 +185,7 @@ int frd_json_findings(FILE *out, const struct frd_view *v)
     const struct frd_model *m = v->m;
     fprintf(out, "{\"events\": %zu, \"tasks\": %zu, \"threads\": %zu, \"window_ns\": %lld, "
             "\"findings\": [",
-            m->nev, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns));
+            m->nevents, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns));
     for (size_t i = 0; i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
         fprintf(out, "%s\n {\"kind\": \"%s\", \"task\": ", i ? "," : "", frd_kind_name(x->kind));

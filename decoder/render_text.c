@@ -156,7 +156,7 @@ int frd_text_info(FILE *out, const struct frd_view *v)
     else
         fprintf(out, "clock     %s\n", d->clock.present ? "CLOCK_MONOTONIC" : "missing");
     fprintf(out, "window    %s of history, %zu events, %zu task instances, %zu threads\n",
-            frd_fmt_dur(m->end_ns - m->start_ns, b2, sizeof(b2)), m->nev, m->ntasks,
+            frd_fmt_dur(m->end_ns - m->start_ns, b2, sizeof(b2)), m->nevents, m->ntasks,
             d->nthreads);
 
     if (d->crash.present) {
@@ -528,7 +528,7 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
     char d1[32], d2[32], d3[32], d4[32];
     fprintf(out, "%zu events, %zu tasks, %zu threads, %s window; thresholds: starvation %s, "
             "long poll %s, hang %s\n",
-            m->nev, m->ntasks, m->dump->nthreads,
+            m->nevents, m->ntasks, m->dump->nthreads,
             frd_fmt_dur(m->end_ns - m->start_ns, d1, sizeof(d1)),
             frd_fmt_dur(v->th->starvation_ns, d2, sizeof(d2)),
             frd_fmt_dur(v->th->long_poll_ns, d3, sizeof(d3)),

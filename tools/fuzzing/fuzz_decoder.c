@@ -2,12 +2,16 @@
  * fuzz_decoder.c - libFuzzer harness for the decoder: every input goes through
  * the reader, the model, the analyses and the text, JSON and HTML renderers,
  * which is what `flightrec info/tasks/timeline/analyze/export/report` do with
- * a file, and the many-dump summary of `analyze`.
+ * a file, and the many-dump summary of `analyze`: once with every event
+ * decoded into arrays and the timeline kept (timeline, export), once the lean
+ * way (events decoded from the pages by cursors, as info, tasks and analyze
+ * do). The two must agree; the harness aborts if not.
  * Symbolization is left out: it opens files named by the (hostile) module map.
  * Built and run by tools/fuzz.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "analyze.h"
 #include "model.h"
@@ -16,6 +20,43 @@
 #include "summary.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The lean path: what `info`, `tasks` and `analyze` run. */
+static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_model *full)
+{
+    struct frd_dump *d = NULL;
+    char err[256];
+    if (frd_open_mem_ex(data, size, "fuzz", 0, &d, err, sizeof err) != 0)
+        abort(); /* the full path opened it */
+    struct frd_model m = { 0 };
+    if (frd_model_build_ex(d, 0, &m) == 0) {
+        if (full && (m.nevents != full->nevents || m.ntasks != full->ntasks ||
+                     m.nnotes != full->nnotes || m.start_ns != full->start_ns ||
+                     m.end_ns != full->end_ns))
+            abort();
+        for (size_t i = 0; full && i < m.ntasks; i++)
+            if (m.tasks[i].npolls != full->tasks[i].npolls ||
+                m.tasks[i].nwakes != full->tasks[i].nwakes ||
+                m.tasks[i].state != full->tasks[i].state)
+                abort();
+        struct frd_thresholds th = { FRD_DEFAULT_STARVATION_NS, FRD_DEFAULT_LONG_POLL_NS,
+                                     FRD_DEFAULT_HANG_NS };
+        struct frd_findings f = { 0 };
+        if (frd_analyze(&m, &th, &f) == 0) {
+            struct frd_view v = { .d = d, .m = &m, .f = &f, .th = &th };
+            frd_text_info(sink, &v);
+            frd_text_tasks(sink, &v);
+            frd_text_findings(sink, &v);
+            frd_json_info(sink, &v);
+            frd_json_tasks(sink, &v);
+            frd_json_findings(sink, &v);
+            frd_chrome_export(sink, &v);
+        }
+        frd_findings_free(&f);
+    }
+    frd_model_free(&m);
+    frd_close(d);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (frd_open_mem(data, size, "fuzz", &d, err, sizeof err) != 0)
         return 0;
     struct frd_model m = { 0 };
-    if (frd_model_build(d, &m) == 0) {
+    int built = frd_model_build(d, &m) == 0;
+    if (built) {
         struct frd_thresholds th = { FRD_DEFAULT_STARVATION_NS, FRD_DEFAULT_LONG_POLL_NS,
                                      FRD_DEFAULT_HANG_NS };
         struct frd_findings f = { 0 };
@@ -57,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         frd_findings_free(&f);
     }
+    lean(data, size, sink, built ? &m : NULL);
     frd_model_free(&m);
     frd_close(d);
     return 0;

@@ -1,0 +1,103 @@
+/*
+ * decoder/cursor.h - decoding one record at a thread cursor, and converting
+ * ticks to nanoseconds, as inline functions: the model's merge runs them once
+ * per event, so they are compiled into it rather than called. pages.c (the
+ * validation and frd_tcur_next) and reader.c (frd_ticks_to_ns) use the same
+ * code, so every path gives the same values. Not part of the decoder's API.
+ */
+#ifndef FRD_CURSOR_H
+#define FRD_CURSOR_H
+
+#include "bytes.h"
+#include "reader.h"
+
+/* Arguments each event type carries (format.h enum fr_event). */
+enum { FRD_A_TASK = 1, FRD_A_PARENT = 2, FRD_A_STR = 4 };
+static const uint8_t frd__args_of[FR_EV_MAX + 1] = {
+    [FR_EV_SPAWN] = FRD_A_TASK | FRD_A_PARENT | FRD_A_STR,
+    [FR_EV_POLL_BEGIN] = FRD_A_TASK,
+    [FR_EV_POLL_PENDING] = FRD_A_TASK,
+    [FR_EV_POLL_READY] = FRD_A_TASK,
+    [FR_EV_AWAIT] = FRD_A_TASK | FRD_A_STR,
+    [FR_EV_WAKE] = FRD_A_TASK,
+    [FR_EV_WAKER_CLONE] = FRD_A_TASK,
+    [FR_EV_WAKER_DROP] = FRD_A_TASK,
+    [FR_EV_PARK] = 0,
+    [FR_EV_UNPARK] = 0,
+    [FR_EV_DROP] = FRD_A_TASK,
+    [FR_EV_MARK] = FRD_A_TASK | FRD_A_STR,
+    [FR_EV_THREAD_NAME] = FRD_A_STR,
+};
+
+/* Ticks to CLOCK_MONOTONIC ns through the calibration in @k (reader.c). */
+static inline int64_t frd__ticks_to_ns(const struct frd_clock *k, uint64_t ticks)
+{
+    /* signed difference: events may precede the first calibration pair */
+    double delta = ticks >= k->ref_ticks ? (double)(ticks - k->ref_ticks)
+                                         : -(double)(k->ref_ticks - ticks);
+    double ns = (double)k->ref_ns + delta * k->ns_per_tick;
+    if (ns > 9.2e18)
+        return INT64_MAX;
+    if (ns < -9.2e18)
+        return INT64_MIN;
+    return (int64_t)ns;
+}
+
+/*
+ * ULEB128 from a page the reader validated: it decodes, so the only test
+ * kept is the end of the page (a cheap guard should the bytes ever differ).
+ */
+static inline uint64_t frd__uleb_trusted(const uint8_t **pp, const uint8_t *end)
+{
+    const uint8_t *p = *pp;
+    uint64_t r = 0;
+    for (unsigned shift = 0; p < end && shift < 70; shift += 7) {
+        uint8_t b = *p++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    *pp = p;
+    return r;
+}
+
+/* frd_tcur_next (reader.h), inline. */
+static inline int frd__tcur_next(struct frd_tcur *c, struct frd_event *e)
+{
+    while (c->left == 0) {
+        if (c->page >= c->t->ngood)
+            return 0;
+        const struct frd_page *pg = &c->t->pages[c->page++];
+        c->p = pg->body;
+        c->end = pg->body + pg->used;
+        c->left = pg->count;
+        c->ticks = pg->base;
+        c->prev_task = 0;
+    }
+    c->left--;
+    const uint8_t *p = c->p, *end = c->end;
+    uint8_t type = p < end ? *p++ : 0;
+    if (type > FR_EV_MAX)
+        type = 0;
+    c->ticks += frd__uleb_trusted(&p, end);
+    e->type = type;
+    e->ticks = c->ticks;
+    e->task = 0;
+    e->parent = 0;
+    e->str = 0;
+    uint8_t a = frd__args_of[type];
+    if (a & FRD_A_TASK) {
+        e->task = c->prev_task + (uint64_t)frd_unzigzag(frd__uleb_trusted(&p, end));
+        c->prev_task = e->task;
+    }
+    if (a & FRD_A_PARENT)
+        e->parent = e->task + (uint64_t)frd_unzigzag(frd__uleb_trusted(&p, end));
+    if (a & FRD_A_STR)
+        e->str = (uint32_t)frd__uleb_trusted(&p, end);
+    c->p = p;
+    e->ns = frd__ticks_to_ns(&c->d->clock, c->ticks);
+    c->idx++;
+    return 1;
+}
+
+#endif /* FRD_CURSOR_H */

@@ -1,0 +1,200 @@
+/*
+ * tests/decoder/test_streaming.c - the lean decoding path (pages kept, events
+ * decoded by thread cursors, no merged timeline) gives exactly what the full
+ * path (every event in an array, the timeline kept) gives: the same events in
+ * the same order, the same coverage, the same messages and the same model,
+ * on a whole dump whose rings wrapped and on that dump cut and corrupted.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flightrec.h"
+#include "scenario.h"
+
+static uint8_t *buf;
+static size_t len;
+
+/* Two threads; the 16 KiB rings wrap, so the oldest pages are gone. */
+static void make_dump(void)
+{
+    sc_recorder_start(16); /* the smallest ring */
+    fr_thread_name("main");
+    struct sc_worker *w = sc_worker_start("worker-1");
+    for (uint64_t t = 1; t <= 6000; t++) {
+        fr_spawn(t, t > 1 ? t - 1 : 0, t % 2 ? "odd" : "even");
+        fr_poll_begin(t);
+        fr_waker_clone(t);
+        fr_await(t, "somewhere");
+        fr_poll_end(t, FR_PENDING);
+        fr_wake(t);
+        if (t % 3)
+            fr_waker_drop(t);
+        if (t % 5 == 0)
+            fr_poll_end(t + 1, FR_READY); /* an end without a begin */
+        if (t % 7) {
+            fr_poll_begin(t);
+            fr_poll_end(t, FR_READY);
+            fr_drop(t);
+        }
+        if (t % 11 == 0) {
+            fr_park();
+            fr_unpark();
+        }
+        fr_mark(t, "note");
+    }
+    sc_worker_stop(w);
+    char path[512];
+    sc_dump(path);
+    fr_shutdown();
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    rewind(f);
+    buf = malloc(len);
+    cr_assert_eq(fread(buf, 1, len, f), len);
+    fclose(f);
+}
+
+static void same_event(const struct frd_event *a, const struct frd_event *b, size_t i)
+{
+    cr_assert(a->ticks == b->ticks && a->ns == b->ns && a->task == b->task &&
+                  a->parent == b->parent && a->str == b->str && a->type == b->type,
+              "event %zu differs", i);
+}
+
+static void same_dump(const struct frd_dump *lean, const struct frd_dump *full)
+{
+    cr_assert_eq(lean->nthreads, full->nthreads);
+    cr_assert_eq(lean->nerrors, full->nerrors);
+    cr_assert_eq(lean->errors_all, full->errors_all);
+    cr_assert_eq(lean->damaged, full->damaged);
+    for (size_t i = 0; i < lean->nerrors; i++)
+        cr_assert_str_eq(lean->errors[i], full->errors[i]);
+    for (size_t i = 0; i < lean->nthreads; i++) {
+        const struct frd_thread *a = &lean->threads[i], *b = &full->threads[i];
+        cr_assert_null(a->events, "lean threads hold no event array");
+        cr_assert_eq(a->nevents, b->nevents);
+        cr_assert_eq(a->first_whole, b->first_whole);
+        cr_assert_eq(a->complete_head, b->complete_head);
+        cr_assert_eq(a->complete_tail, b->complete_tail);
+        cr_assert_eq(a->covered_from_ns, b->covered_from_ns);
+        cr_assert_str_eq(a->name, b->name);
+        if (a->nevents) {
+            cr_assert_eq(a->first_ns, b->first_ns);
+            cr_assert_eq(a->last_ns, b->last_ns);
+            cr_assert_eq(a->first_ns, b->events[0].ns);
+            cr_assert_eq(a->last_ns, b->events[b->nevents - 1].ns);
+        }
+        struct frd_tcur c;
+        struct frd_event e;
+        size_t n = 0;
+        frd_tcur_init(&c, lean, a);
+        while (frd_tcur_next(&c, &e)) {
+            cr_assert_lt(n, b->nevents, "the cursor runs past the events");
+            same_event(&e, &b->events[n], n);
+            n++;
+        }
+        cr_assert_eq(n, b->nevents);
+    }
+}
+
+static void same_model(const struct frd_model *a, const struct frd_model *b)
+{
+    cr_assert_null(a->ev);
+    cr_assert_eq(a->nev, 0);
+    cr_assert_eq(a->nevents, b->nevents);
+    cr_assert_eq(b->nev, b->nevents, "the full model keeps the timeline");
+    cr_assert_eq(a->start_ns, b->start_ns);
+    cr_assert_eq(a->end_ns, b->end_ns);
+    cr_assert_eq(a->ntasks, b->ntasks);
+    for (size_t i = 0; i < a->ntasks; i++) {
+        const struct frd_task *x = &a->tasks[i], *y = &b->tasks[i];
+        cr_assert(x->id == y->id && x->name == y->name && x->parent_inst == y->parent_inst &&
+                      x->state == y->state && x->busy_ns == y->busy_ns &&
+                      x->idle_ns == y->idle_ns && x->waker_refs == y->waker_refs &&
+                      x->waker_zero_ns == y->waker_zero_ns && x->dropped == y->dropped &&
+                      x->first_ns == y->first_ns && x->last_ns == y->last_ns &&
+                      x->delay_p99_ns == y->delay_p99_ns,
+                  "task %zu differs", i);
+        cr_assert_eq(x->npolls, y->npolls);
+        cr_assert_eq(x->nwakes, y->nwakes);
+        for (size_t k = 0; k < x->npolls; k++)
+            cr_assert_eq(memcmp(&x->polls[k], &y->polls[k], sizeof(x->polls[k])), 0,
+                         "task %zu poll %zu differs", i, k);
+        for (size_t k = 0; k < x->nwakes; k++)
+            cr_assert_eq(memcmp(&x->wakes[k], &y->wakes[k], sizeof(x->wakes[k])), 0,
+                         "task %zu wake %zu differs", i, k);
+    }
+    for (size_t i = 0; i < a->dump->nthreads; i++) {
+        const struct frd_worker *x = &a->workers[i], *y = &b->workers[i];
+        cr_assert_eq(x->npolls, y->npolls);
+        cr_assert_eq(x->nparked, y->nparked);
+        cr_assert_eq(x->busy_ns, y->busy_ns);
+        if (x->npolls)
+            cr_assert_eq(memcmp(x->polls, y->polls, x->npolls * sizeof(*x->polls)), 0);
+        if (x->nparked)
+            cr_assert_eq(memcmp(x->parked, y->parked, x->nparked * sizeof(*x->parked)), 0);
+    }
+    cr_assert_eq(a->nnotes, b->nnotes);
+    for (size_t i = 0; i < a->nnotes; i++)
+        cr_assert_str_eq(a->notes[i].what, b->notes[i].what);
+}
+
+/* Decode @n bytes both ways and compare everything. */
+static void compare(const uint8_t *p, size_t n)
+{
+    struct frd_dump *lean = NULL, *full = NULL;
+    char e1[256], e2[256];
+    int r1 = frd_open_mem_ex(p, n, "x.frd", 0, &lean, e1, sizeof(e1));
+    int r2 = frd_open_mem(p, n, "x.frd", &full, e2, sizeof(e2));
+    cr_assert_eq(r1, r2);
+    if (r1 != 0) {
+        cr_assert_str_eq(e1, e2);
+        return;
+    }
+    same_dump(lean, full);
+    struct frd_model a, b;
+    cr_assert_eq(frd_model_build_ex(lean, FRD_MODEL_TIMELINE, &a), -EINVAL,
+                 "a timeline needs the events");
+    cr_assert_eq(frd_model_build_ex(lean, 0, &a), 0);
+    cr_assert_eq(frd_model_build(full, &b), 0);
+    same_model(&a, &b);
+    frd_model_free(&a);
+    frd_model_free(&b);
+    frd_close(lean);
+    frd_close(full);
+}
+
+Test(streaming, wrapped_dump_decodes_the_same_both_ways, .timeout = 60)
+{
+    make_dump();
+    struct frd_dump *d = NULL;
+    char err[256];
+    cr_assert_eq(frd_open_mem_ex(buf, len, "x.frd", 0, &d, err, sizeof(err)), 0, "%s", err);
+    int wrapped = 0;
+    for (size_t i = 0; i < d->nthreads; i++)
+        wrapped |= d->threads[i].nevents > 0 && !d->threads[i].complete_head;
+    cr_assert(wrapped, "the scenario must wrap a ring (holes before first_whole)");
+    frd_close(d);
+    compare(buf, len);
+    free(buf);
+}
+
+Test(streaming, cut_and_corrupted_dumps_decode_the_same_both_ways, .timeout = 120)
+{
+    make_dump();
+    for (size_t cut = 0; cut < len; cut += 1 + len / 150)
+        compare(buf, cut);
+    uint8_t *copy = malloc(len);
+    for (size_t at = 0; at < len; at += 1 + len / 150) {
+        memcpy(copy, buf, len);
+        copy[at] ^= 0x5a;
+        compare(copy, len);
+    }
+    free(copy);
+    free(buf);
+}
