@@ -30,16 +30,23 @@ static const uint8_t frd__args_of[FR_EV_MAX + 1] = {
 };
 
 /* Ticks to CLOCK_MONOTONIC ns through the calibration in @k (reader.c). */
+/*
+ * Times are clamped to +-2^61 ns (73 years either side of the clock's
+ * origin): a hostile clock section cannot push them to where the analyses'
+ * differences (end - spawn) and sums (start + duration) overflow.
+ */
+#define FRD_NS_LIMIT ((int64_t)1 << 61)
+
 static inline int64_t frd__ticks_to_ns(const struct frd_clock *k, uint64_t ticks)
 {
     /* signed difference: events may precede the first calibration pair */
     double delta = ticks >= k->ref_ticks ? (double)(ticks - k->ref_ticks)
                                          : -(double)(k->ref_ticks - ticks);
     double ns = (double)k->ref_ns + delta * k->ns_per_tick;
-    if (ns > 9.2e18)
-        return INT64_MAX;
-    if (ns < -9.2e18)
-        return INT64_MIN;
+    if (!(ns < (double)FRD_NS_LIMIT)) /* also NaN */
+        return ns < 0 ? -FRD_NS_LIMIT : FRD_NS_LIMIT;
+    if (ns < -(double)FRD_NS_LIMIT)
+        return -FRD_NS_LIMIT;
     return (int64_t)ns;
 }
 
