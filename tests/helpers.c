@@ -47,6 +47,28 @@ const char *th_tmpdir(void)
     return tmpdir;
 }
 
+char *th_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0, k;
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    while ((k = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n == cap - 1) {
+            s = realloc(s, cap *= 2);
+            cr_assert_not_null(s);
+        }
+    }
+    cr_assert(!ferror(f), "%s: read error", path);
+    fclose(f);
+    s[n] = 0;
+    if (len)
+        *len = n;
+    return s;
+}
+
 static int cmp_path(const void *a, const void *b)
 {
     return strcmp(a, b);

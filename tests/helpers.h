@@ -23,6 +23,10 @@ int th_list_dumps(const char *dir, char paths[][512], int max);
 /* Files whose name starts with '.flightrec-' (temporaries) in @dir. */
 int th_count_temporaries(const char *dir);
 
+/* The whole file at @path in a malloc'ed buffer with a NUL byte after it;
+ * its length in *@len if @len is not NULL. Fails the test if it cannot. */
+char *th_read_file(const char *path, size_t *len);
+
 /* `zstd -q -t PATH`: 0 if zstd accepts the whole file. */
 int th_zstd_test(const char *path);
 

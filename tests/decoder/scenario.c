@@ -190,23 +190,6 @@ const char *sc_describe(const struct sc_result *r)
     return buf;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    size_t k;
-    while ((k = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n - 1 == 0)
-            s = realloc(s, cap *= 2);
-    }
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 int sc_cli(const char *args, char **out, char **err)
 {
     char o[600], e[600], cmd[4096];
@@ -215,9 +198,9 @@ int sc_cli(const char *args, char **out, char **err)
     snprintf(cmd, sizeof(cmd), "'%s' %s >'%s' 2>'%s'", FLIGHTREC_CLI, args, o, e);
     int st = system(cmd);
     if (out)
-        *out = slurp(o);
+        *out = th_read_file(o, NULL);
     if (err)
-        *err = slurp(e);
+        *err = th_read_file(e, NULL);
     /* the shell reports a child killed by a signal as 128+N */
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) >= 128)
         return -1;

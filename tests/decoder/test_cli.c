@@ -120,14 +120,10 @@ Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
 {
     char path[512], cut[600], args[700], *out, *err;
     record(path, 1);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)len);
-    cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
+    size_t whole;
+    char *buf = th_read_file(path, &whole);
+    long len = (long)whole;
+    FILE *f;
     snprintf(cut, sizeof(cut), "%s/cut.frd", th_tmpdir());
     int n = 0;
     for (long at = 0; at < len; at += len / 60 + 1, n++) {

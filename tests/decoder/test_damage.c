@@ -12,6 +12,7 @@
 
 #include "flightrec.h"
 #include "render.h"
+#include "helpers.h"
 #include "scenario.h"
 
 static uint8_t *buf;
@@ -34,14 +35,7 @@ static void make_dump(void)
     char path[512];
     sc_dump(path);
     fr_shutdown();
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    len = (size_t)ftell(f);
-    rewind(f);
-    buf = malloc(len);
-    cr_assert_eq(fread(buf, 1, len, f), len);
-    fclose(f);
+    buf = (uint8_t *)th_read_file(path, &len);
 }
 
 /* Everything the CLI would do with a dump, output thrown away. */

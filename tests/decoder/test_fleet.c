@@ -326,18 +326,13 @@ Test(fleet, colour_only_on_a_terminal_without_no_color)
                  envs[i], FLIGHTREC_CLI, paths[0], th_tmpdir());
         cr_assert_eq(system(cmd), 0, "%s", cmd);
         snprintf(cmd, sizeof(cmd), "%s/tty.out", th_tmpdir());
-        FILE *f = fopen(cmd, "r");
-        cr_assert_not_null(f);
-        static char buf[1 << 16];
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        buf[n] = 0;
-        fclose(f);
-        out = buf;
+        out = th_read_file(cmd, NULL);
         cr_assert_not_null(strstr(out, "lost_wakeup"), "%s", out);
         if (i == 0)
             cr_assert_not_null(strstr(out, "\033[1;31mlost_wakeup"), "no colour on a tty: %s", out);
         else
             cr_assert_null(strstr(out, "\033["), "colour despite NO_COLOR: %s", out);
+        free(out);
     }
 }
 
@@ -363,17 +358,14 @@ Test(fleet, progress_line_for_slow_decodes_on_a_terminal, .timeout = 60)
             snprintf(cmd, sizeof(cmd), "%s 2> '%s/progress.out'", run, th_tmpdir());
         cr_assert_eq(system(cmd), 0, "%s", cmd);
         snprintf(cmd, sizeof(cmd), "%s/progress.out", th_tmpdir());
-        FILE *f = fopen(cmd, "r");
-        cr_assert_not_null(f);
-        static char buf[1 << 16];
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        buf[n] = 0;
-        fclose(f);
+        size_t n;
+        char *buf = th_read_file(cmd, &n);
         if (tty) {
             cr_assert_not_null(strstr(buf, "flightrec: -: reading... 1."), "%s", buf);
             cr_assert(n >= 4 && strcmp(buf + n - 4, "\r\033[K") == 0, "line not erased: %s", buf);
         } else {
             cr_assert_eq(n, 0, "progress off a terminal: %s", buf);
         }
+        free(buf);
     }
 }
