@@ -17,6 +17,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import Tap  # noqa: E402  (tests/tap.py)
+
 # args: flags for flightrec-demo; exit: expected status (negative: killed by
 # that signal); expect: (kind, task name) findings that must be present;
 # allowed: predicate every finding must satisfy (no false positives).
@@ -57,26 +60,6 @@ CASES = {
         allowed=lambda f: f.get("name") == "parse_header",
     ),
 }
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, ok, what, diag=None):
-        self.n += 1
-        print(f"{'ok' if ok else 'not ok'} {self.n} - {what}")
-        if not ok:
-            self.failed += 1
-            for line in (diag or "").splitlines():
-                print(f"# {line}")
-        sys.stdout.flush()
-        return ok
-
-    def bail(self, why):
-        print(f"Bail out! {why}")
-        sys.exit(1)
 
 
 def cli_json(flightrec, *args):

@@ -25,25 +25,8 @@ import subprocess
 import sys
 import tempfile
 
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, ok, what, diag=None):
-        self.n += 1
-        print(f"{'ok' if ok else 'not ok'} {self.n} - {what}")
-        if not ok:
-            self.failed += 1
-            for line in str(diag or "").splitlines():
-                print(f"# {line}")
-        sys.stdout.flush()
-        return ok
-
-    def bail(self, why):
-        print(f"Bail out! {why}")
-        sys.exit(1)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import Tap  # noqa: E402  (tests/tap.py)
 
 
 def run_json(cmd):

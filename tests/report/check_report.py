@@ -30,31 +30,10 @@ import sys
 import tempfile
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import Tap  # noqa: E402  (tests/tap.py)
+
 HOSTILE = "</script><script>alert(1)</script>"
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, ok, what, diag=None):
-        self.n += 1
-        print(f"{'ok' if ok else 'not ok'} {self.n} - {what}")
-        if not ok:
-            self.failed += 1
-            for line in str(diag or "").splitlines()[:40]:
-                print(f"# {line}")
-        sys.stdout.flush()
-        return ok
-
-    def skip(self, what, why):
-        self.n += 1
-        print(f"ok {self.n} - {what} # SKIP {why}")
-
-    def bail(self, why):
-        print(f"Bail out! {why}")
-        sys.exit(1)
 
 
 def run(cmd, timeout=120):
@@ -268,7 +247,7 @@ def main():
     if len(sys.argv) != 4 or sys.argv[1] not in ("demo", "hostile"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    tap = Tap()
+    tap = Tap(max_diag_lines=40)
     with tempfile.TemporaryDirectory(prefix="flightrec-report-test-") as tmp:
         browser = Browser(tmp)
         if not browser.exe and os.environ.get("FLIGHTREC_TOOLS_TEST"):
