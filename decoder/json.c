@@ -85,6 +85,19 @@ void frd_json_cstr(FILE *out, const char *s)
     frd_json_str(out, s, s ? strlen(s) : 0);
 }
 
+void frd_json_args(FILE *out, const struct frd_blob *b)
+{
+    size_t pos = 0, len;
+    const char *arg;
+    putc('[', out);
+    for (int first = 1; (arg = frd_blob_next_arg(b, &pos, &len)); first = 0) {
+        if (!first)
+            fputs(", ", out);
+        frd_json_str(out, arg, len);
+    }
+    putc(']', out);
+}
+
 void frd_json_strid(FILE *out, const struct frd_dump *d, uint32_t id)
 {
     size_t n = 0;

@@ -23,6 +23,9 @@ void frd_json_chars(FILE *out, const char *s, size_t len);
 /* Write a NUL-terminated string as a JSON string (NULL: null). */
 void frd_json_cstr(FILE *out, const char *s);
 
+/* Write the NUL-separated arguments in @b as a JSON array of strings. */
+void frd_json_args(FILE *out, const struct frd_blob *b);
+
 /* Write string @id of @d as a JSON string, or null if it has no text. */
 void frd_json_strid(FILE *out, const struct frd_dump *d, uint32_t id);
 

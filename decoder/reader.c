@@ -806,6 +806,17 @@ void frd_close(struct frd_dump *d)
     free(d);
 }
 
+const char *frd_blob_next_arg(const struct frd_blob *b, size_t *pos, size_t *len)
+{
+    if (*pos >= b->len)
+        return NULL;
+    const char *arg = b->p + *pos;
+    const char *z = memchr(arg, 0, b->len - *pos);
+    *len = z ? (size_t)(z - arg) : b->len - *pos;
+    *pos += *len + 1;
+    return arg;
+}
+
 const char *frd_string(const struct frd_dump *d, uint32_t id, size_t *len)
 {
     size_t lo = 0, hi = d->nstrings;

@@ -243,6 +243,13 @@ void frd_close(struct frd_dump *d);
  */
 const char *frd_string(const struct frd_dump *d, uint32_t id, size_t *len);
 
+/*
+ * frd_blob_next_arg - the next NUL-separated argument of @b (the command
+ * line) at *@pos, its length in *@len; advances *@pos. NULL after the last.
+ * A missing final NUL ends the last argument as well.
+ */
+const char *frd_blob_next_arg(const struct frd_blob *b, size_t *pos, size_t *len);
+
 /* frd_ticks_to_ns - convert recorded ticks to CLOCK_MONOTONIC ns. */
 int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks);
 

@@ -256,18 +256,9 @@ static void put_dump(FILE *j, const struct frd_view *v)
     if (d->proc.present) {
         fputs(", \"executable\": ", j);
         put_blob(j, &d->proc.exe);
-        fputs(", \"cmdline\": [", j);
-        const char *p = d->proc.cmdline.p;
-        size_t n = d->proc.cmdline.len;
-        for (size_t i = 0; i < n;) {
-            const char *z = memchr(p + i, 0, n - i);
-            size_t k = z ? (size_t)(z - (p + i)) : n - i;
-            if (i)
-                fputs(", ", j);
-            frd_json_str(j, p + i, k);
-            i += k + 1;
-        }
-        fputs("], \"host\": ", j);
+        fputs(", \"cmdline\": ", j);
+        frd_json_args(j, &d->proc.cmdline);
+        fputs(", \"host\": ", j);
         put_blob(j, &d->proc.host);
         fputs(", \"flightrec_version\": ", j);
         put_blob(j, &d->proc.version);

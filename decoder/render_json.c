@@ -48,20 +48,9 @@ int frd_json_info(FILE *out, const struct frd_view *v)
     if (d->proc.present) {
         fprintf(out, ", \"ppid\": %u, \"executable\": ", d->proc.ppid);
         frd_json_str(out, d->proc.exe.p, d->proc.exe.len);
-        fputs(", \"cmdline\": [", out);
-        const char *p = d->proc.cmdline.p;
-        size_t n = d->proc.cmdline.len;
-        int first = 1;
-        for (size_t i = 0; i < n;) {
-            const char *z = memchr(p + i, 0, n - i);
-            size_t k = z ? (size_t)(z - (p + i)) : n - i;
-            if (!first)
-                fputs(", ", out);
-            first = 0;
-            frd_json_str(out, p + i, k);
-            i += k + 1;
-        }
-        fputs("], \"host\": ", out);
+        fputs(", \"cmdline\": ", out);
+        frd_json_args(out, &d->proc.cmdline);
+        fputs(", \"host\": ", out);
         frd_json_str(out, d->proc.host.p, d->proc.host.len);
         fputs(", \"flightrec_version\": ", out);
         frd_json_str(out, d->proc.version.p, d->proc.version.len);

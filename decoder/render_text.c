@@ -133,14 +133,10 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         put_blob(out, &d->proc.exe);
         fputs("\ncommand  ", out);
         /* arguments are NUL-separated */
-        const char *p = d->proc.cmdline.p;
-        size_t n = d->proc.cmdline.len;
-        for (size_t i = 0; i < n;) {
-            const char *z = memchr(p + i, 0, n - i);
-            size_t k = z ? (size_t)(z - (p + i)) : n - i;
+        size_t pos = 0, len;
+        for (const char *arg; (arg = frd_blob_next_arg(&d->proc.cmdline, &pos, &len));) {
             putc(' ', out);
-            frd_text_str(out, p + i, k);
-            i += k + 1;
+            frd_text_str(out, arg, len);
         }
         fputs("\nhost      ", out);
         put_blob(out, &d->proc.host);
