@@ -442,6 +442,7 @@ static int analyze_many(const struct opts *o, const struct paths *p, FILE *out)
         struct decoded x;
         char err[512];
         int bad = decode(&x, path, &o->th, 0, i, err, sizeof(err));
+        frd_progress_hold();
         sum.ndumps++;
         if (o->json) {
             fputs(i ? ",\n{\"file\": " : "\n{\"file\": ", out);
@@ -480,6 +481,8 @@ static int analyze_many(const struct opts *o, const struct paths *p, FILE *out)
                 status = 1;
             }
         }
+        fflush(out);
+        frd_progress_release();
         decoded_free(&x);
     }
     frd_progress_stop();

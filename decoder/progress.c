@@ -24,7 +24,9 @@ static struct {
     _Atomic(const char *) file;
     _Atomic(const char *) stage;
     struct timespec t0;
-} P;
+    pthread_mutex_t lock; /* held while the line is drawn, and by frd_progress_hold() */
+    int drawn;            /* the line is on the screen (under lock) */
+} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static double elapsed_s(void)
 {
@@ -33,10 +35,18 @@ static double elapsed_s(void)
     return (double)(t.tv_sec - P.t0.tv_sec) + (double)(t.tv_nsec - P.t0.tv_nsec) / 1e9;
 }
 
+static void erase_locked(void)
+{
+    if (P.drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        P.drawn = 0;
+    }
+}
+
 static void *draw(void *arg)
 {
     (void)arg;
-    int drawn = 0;
     while (!atomic_load(&P.stop)) {
         struct timespec tick = {0, 100 * 1000 * 1000};
         nanosleep(&tick, NULL);
@@ -52,14 +62,15 @@ static void *draw(void *arg)
         else
             snprintf(line, sizeof(line), "flightrec: %s: %s... %.1f s", file,
                      stage ? stage : "", s);
+        pthread_mutex_lock(&P.lock);
         fprintf(stderr, "\r\033[K%s", line);
         fflush(stderr);
-        drawn = 1;
+        P.drawn = 1;
+        pthread_mutex_unlock(&P.lock);
     }
-    if (drawn) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
-    }
+    pthread_mutex_lock(&P.lock);
+    erase_locked();
+    pthread_mutex_unlock(&P.lock);
     return NULL;
 }
 
@@ -81,6 +92,20 @@ void frd_progress_stage(size_t index, const char *file, const char *stage)
     atomic_store(&P.index, index);
     atomic_store(&P.stage, stage);
     atomic_store(&P.file, file);
+}
+
+void frd_progress_hold(void)
+{
+    if (!P.running)
+        return;
+    pthread_mutex_lock(&P.lock);
+    erase_locked();
+}
+
+void frd_progress_release(void)
+{
+    if (P.running)
+        pthread_mutex_unlock(&P.lock);
 }
 
 void frd_progress_stop(void)

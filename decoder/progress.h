@@ -18,6 +18,12 @@ void frd_progress_start(size_t count);
  * strings must stay valid until the next call or frd_progress_stop(). */
 void frd_progress_stage(size_t index, const char *file, const char *stage);
 
+/* Erase the line and keep it off the screen until frd_progress_release():
+ * around output written between decodes (stdout and stderr may be one
+ * terminal). The output must be flushed before the release. */
+void frd_progress_hold(void);
+void frd_progress_release(void);
+
 /* Erase the line (if it was drawn) and stop the thread. */
 void frd_progress_stop(void);
 
