@@ -216,18 +216,25 @@ static int at_end(const struct frd_model *m, const struct frd_thresholds *th, in
     struct frd_finding *x = (struct frd_finding *)1;
 
     switch (t->state) {
-    case FRD_TASK_SPAWNED:
-        if (!t->spawn_seen || E - t->spawn_ns <= th->starvation_ns ||
-            !frd_model_covered(m, t->spawn_ns, E))
+    case FRD_TASK_SPAWNED: {
+        /* runnable since its spawn, or since a wake that ended a wait it
+         * started outside any poll (a handle started, then ready) */
+        int64_t R = t->ready_wake != FRD_NONE ? t->ready_ns : t->spawn_ns;
+        if ((!t->spawn_seen && t->ready_wake == FRD_NONE) || R == INT64_MIN ||
+            E - R <= th->starvation_ns || !frd_model_covered(m, R, E))
             break;
-        frd_culprit(m, ti, t->spawn_ns, E, why, sizeof(why));
-        x = add(f, FRD_NEVER_POLLED, ti, t->spawn_thread, t->spawn_ns, E - t->spawn_ns,
-                "%s was spawned on %s and never polled in %s%s%s", tl,
-                frd_thread_label(m, t->spawn_thread, th1, sizeof(th1)),
-                frd_fmt_dur(E - t->spawn_ns, d1, sizeof(d1)),
-                why[0] && !workers_parked(m, t->spawn_ns, E) ? "; the workers were busy, " : "",
-                why[0] && !workers_parked(m, t->spawn_ns, E) ? why : "");
+        frd_culprit(m, ti, R, E, why, sizeof(why));
+        x = add(f, FRD_NEVER_POLLED, ti, t->spawn_thread, R, E - R,
+                "%s was %s on %s and never polled in %s%s%s", tl,
+                t->ready_wake != FRD_NONE ? "woken" : "spawned",
+                frd_thread_label(m, t->ready_wake != FRD_NONE ? t->wakes[t->ready_wake].thread
+                                                              : t->spawn_thread,
+                                 th1, sizeof(th1)),
+                frd_fmt_dur(E - R, d1, sizeof(d1)),
+                why[0] && !workers_parked(m, R, E) ? "; the workers were busy, " : "",
+                why[0] && !workers_parked(m, R, E) ? why : "");
         break;
+    }
     case FRD_TASK_RUNNABLE: {
         const struct frd_poll *last = &t->polls[t->npolls - 1];
         int64_t R = t->ready_ns, wait = E - R;
@@ -263,6 +270,19 @@ static int at_end(const struct frd_model *m, const struct frd_thresholds *th, in
         break;
     }
     case FRD_TASK_IDLE: {
+        /* waiting on the outside world, or stopped: not a bug however long */
+        if (t->wait == FRD_WAIT_EXTERNAL || t->wait == FRD_WAIT_STOPPED)
+            break;
+        if (t->npolls == 0) {
+            /* started outside any poll and never called back */
+            int64_t P = t->await_ns;
+            if (E - P > th->hang_ns && frd_model_covered(m, P, E))
+                x = add(f, FRD_HUNG, ti, t->spawn_thread, P, E - P,
+                        "%s is blocked at %s for %s: never polled, with no wake since", tl,
+                        label_text(m, t->await_str, lab, sizeof(lab)),
+                        frd_fmt_dur(E - P, d1, sizeof(d1)));
+            break;
+        }
         const struct frd_poll *last = &t->polls[t->npolls - 1];
         int64_t P = last->end_ns;
         frd_thread_label(m, last->thread, th1, sizeof(th1));

@@ -27,6 +27,8 @@ static const uint8_t frd__args_of[FR_EV_MAX + 1] = {
     [FR_EV_DROP] = FRD_A_TASK,
     [FR_EV_MARK] = FRD_A_TASK | FRD_A_STR,
     [FR_EV_THREAD_NAME] = FRD_A_STR,
+    [FR_EV_AWAIT_EXTERNAL] = FRD_A_TASK | FRD_A_STR,
+    [FR_EV_IDLE] = FRD_A_TASK,
 };
 
 /* Ticks to CLOCK_MONOTONIC ns through the calibration in @k (reader.c). */

@@ -399,10 +399,25 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         break;
     }
     case FR_EV_AWAIT:
-        t->await_str = e->str;
-        t->await_ns = ns;
-        if (t->open_poll != FRD_NONE)
-            t->polls[t->open_poll].await_str = e->str;
+    case FR_EV_AWAIT_EXTERNAL:
+    case FR_EV_IDLE:
+        t->wait = e->type == FR_EV_AWAIT   ? FRD_WAIT_INTERNAL
+                  : e->type == FR_EV_IDLE ? FRD_WAIT_STOPPED
+                                          : FRD_WAIT_EXTERNAL;
+        if (e->type != FR_EV_IDLE) {
+            t->await_str = e->str;
+            t->await_ns = ns;
+        }
+        if (t->open_poll != FRD_NONE) {
+            if (e->type != FR_EV_IDLE)
+                t->polls[t->open_poll].await_str = e->str;
+        } else if (!t->dropped) {
+            /* a loop's start call outside any poll (uv_read_start, event_add):
+             * the task waits from now on, it is not runnable */
+            t->ready_ns = INT64_MIN;
+            t->ready_wake = FRD_NONE;
+            t->waiting_unpolled = 1;
+        }
         break;
     case FR_EV_WAKE: {
         if (t->dropped)
@@ -422,7 +437,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         if (t->open_poll != FRD_NONE) {
             wk->during_own_poll = 1;
             t->polls[t->open_poll].woken_during = 1;
-        } else if (t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_PENDING &&
+        } else if (((t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_PENDING) ||
+                    (!t->npolls && t->waiting_unpolled)) &&
                    t->ready_ns == INT64_MIN) {
             wk->while_idle = 1;
             t->ready_ns = ns;
@@ -568,6 +584,8 @@ static void finish_task(struct frd_model *m, struct frd_task *t, int64_t *scratc
         t->state = FRD_TASK_DROPPED;
     else if (t->open_poll != FRD_NONE)
         t->state = FRD_TASK_RUNNING;
+    else if (t->npolls == 0 && t->ready_ns == INT64_MIN && t->waiting_unpolled)
+        t->state = FRD_TASK_IDLE; /* started (awaits), never called back yet */
     else if (t->npolls == 0)
         t->state = FRD_TASK_SPAWNED;
     else if (t->ready_ns != INT64_MIN)
@@ -760,6 +778,16 @@ const char *frd_task_state_name(int state)
     case FRD_TASK_READY: return "ready";
     case FRD_TASK_DROPPED: return "dropped";
     default: return "unknown";
+    }
+}
+
+const char *frd_wait_name(int wait)
+{
+    switch (wait) {
+    case FRD_WAIT_INTERNAL: return "internal";
+    case FRD_WAIT_EXTERNAL: return "external";
+    case FRD_WAIT_STOPPED: return "stopped";
+    default: return NULL;
     }
 }
 

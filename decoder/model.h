@@ -65,6 +65,15 @@ enum frd_task_state {
     FRD_TASK_DROPPED,
 };
 
+/* What a task last said it waits on (its last fr_await*, fr_idle): sticky
+ * until the next one, so a handle polled many times keeps its kind of wait. */
+enum frd_wait {
+    FRD_WAIT_UNKNOWN = 0,  /* no fr_await* or fr_idle seen */
+    FRD_WAIT_INTERNAL = 1, /* fr_await: something in the program must wake it */
+    FRD_WAIT_EXTERNAL = 2, /* fr_await_external: input from outside the process */
+    FRD_WAIT_STOPPED = 3,  /* fr_idle: stopped, waits for nothing */
+};
+
 struct frd_task {
     uint64_t id;
     uint64_t parent;
@@ -94,6 +103,8 @@ struct frd_task {
 
     int8_t spawn_seen;
     int8_t dropped;
+    int8_t wait;  /* enum frd_wait, as of the end of the recording */
+    int8_t waiting_unpolled; /* awaited outside any poll (replay state) */
     int8_t state; /* enum frd_task_state at the end of the recording */
     int64_t busy_ns, idle_ns;
     int64_t delay_p50_ns, delay_p99_ns; /* scheduling delay; -1 if no sample */
@@ -177,6 +188,9 @@ int64_t frd_model_parked_ns(const struct frd_model *m, int64_t a_ns, int64_t b_n
 int32_t frd_model_task_at(const struct frd_model *m, uint64_t id, int64_t ns);
 
 /* frd_task_state_name - "spawned", "running", "idle", "runnable", ... */
+/* frd_wait_name - "internal", "external", "stopped", or NULL when unknown. */
+const char *frd_wait_name(int wait);
+
 const char *frd_task_state_name(int state);
 
 /* frd_thread_label - the thread's name, or "tid N" when it has none, in @buf. */

@@ -100,6 +100,8 @@ const char *frd_event_name(unsigned type)
         [FR_EV_DROP] = "drop",
         [FR_EV_MARK] = "mark",
         [FR_EV_THREAD_NAME] = "thread_name",
+        [FR_EV_AWAIT_EXTERNAL] = "await_external",
+        [FR_EV_IDLE] = "idle",
     };
     if (type == 0 || type > FR_EV_MAX)
         return "unknown";

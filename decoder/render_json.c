@@ -140,6 +140,10 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
                 "\"idle_ns\": %lld",
                 frd_task_state_name(t->state), t->npolls, t->nwakes, (long long)t->busy_ns,
                 (long long)t->idle_ns);
+        if (frd_wait_name(t->wait))
+            fprintf(out, ", \"wait\": \"%s\"", frd_wait_name(t->wait));
+        else
+            fputs(", \"wait\": null", out);
         if (t->delay_p50_ns >= 0)
             fprintf(out, ", \"delay_p50_ns\": %lld, \"delay_p99_ns\": %lld",
                     (long long)t->delay_p50_ns, (long long)t->delay_p99_ns);

@@ -253,7 +253,10 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
             snprintf(par, sizeof(par), "-");
         frd_task_findings(v, (int32_t)i, fnd, sizeof(fnd));
         fprintf(out, "%-18llu %-24s %-18s %-8s %5zu %10s %10s %10s %10s %s\n",
-                (unsigned long long)t->id, name, par, frd_task_state_name(t->state),
+                (unsigned long long)t->id, name, par,
+                t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_EXTERNAL  ? "idle-ext"
+                : t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_STOPPED ? "stopped"
+                                                                           : frd_task_state_name(t->state),
                 t->npolls, frd_fmt_dur(t->busy_ns, a, sizeof(a)),
                 frd_fmt_dur(t->idle_ns, b, sizeof(b)), dur_or_dash(t->delay_p50_ns, c, sizeof(c)),
                 dur_or_dash(t->delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
@@ -323,9 +326,13 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
         put_thread(out, m, me->thread);
         break;
     case FR_EV_AWAIT:
-        fputs("awaiting \"", out);
+    case FR_EV_AWAIT_EXTERNAL:
+        fputs(e->type == FR_EV_AWAIT ? "awaiting \"" : "awaiting outside input \"", out);
         put_str(out, m->dump, e->str);
         putc('"', out);
+        break;
+    case FR_EV_IDLE:
+        fputs("stopped (waits for nothing)", out);
         break;
     case FR_EV_WAKE: {
         const struct frd_wake *w = &t->wakes[me->ref];

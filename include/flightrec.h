@@ -101,6 +101,28 @@ FR_API void fr_drop(uint64_t task);        /* task finished or cancelled */
 FR_API void fr_mark(uint64_t task, const char *label); /* a user annotation */
 
 /*
+ * Waits that are not a bug however long they last. A pending task that says
+ * where it waits with fr_await() is expected to be woken by the program
+ * itself; if no wake comes, `flightrec analyze` reports it as hung. These two
+ * say otherwise, and hold until the task's next fr_await*() or fr_idle():
+ *
+ * fr_await_external - @task waits for input from outside the process: a
+ * listener waiting for connections, a keep-alive connection waiting for its
+ * next request, a signal watcher, a timer set far ahead. @label is as for
+ * fr_await(). Such a task is shown as idle and never reported as hung,
+ * lost_wakeup or never_polled while it waits.
+ *
+ * fr_idle - @task waits for nothing: it was stopped (a timer stopped, reads
+ * stopped, an async handle nobody sends to) and runs again only after it is
+ * started anew. Shown as idle, never pending.
+ *
+ * Both may be called inside the task's poll or outside it (a loop's start or
+ * stop call); outside a poll they also end a runnable span that had no poll.
+ */
+FR_API void fr_await_external(uint64_t task, const char *label);
+FR_API void fr_idle(uint64_t task);
+
+/*
  * The inline gates. While flightrec is not recording (before fr_init(),
  * after fr_shutdown()), a hook called through this header costs one load
  * and a branch in the caller instead of a call into the library: the hooks
@@ -173,6 +195,16 @@ static inline void fr__gate_mark(uint64_t task, const char *label)
     if (fr__on())
         fr_mark(task, label);
 }
+static inline void fr__gate_await_external(uint64_t task, const char *label)
+{
+    if (fr__on())
+        fr_await_external(task, label);
+}
+static inline void fr__gate_idle(uint64_t task)
+{
+    if (fr__on())
+        fr_idle(task);
+}
 /* Function-like macros: `fr_wake(t)` goes through the gate, `&fr_wake` is
  * still the library's function. */
 #define fr_spawn(task, parent, name) fr__gate_spawn((task), (parent), (name))
@@ -186,6 +218,8 @@ static inline void fr__gate_mark(uint64_t task, const char *label)
 #define fr_unpark() fr__gate_unpark()
 #define fr_drop(task) fr__gate_drop(task)
 #define fr_mark(task, label) fr__gate_mark((task), (label))
+#define fr_await_external(task, label) fr__gate_await_external((task), (label))
+#define fr_idle(task) fr__gate_idle(task)
 #endif
 
 /*
@@ -206,6 +240,9 @@ static inline void fr__gate_mark(uint64_t task, const char *label)
 #define FR_UNPARK() fr_unpark()
 #define FR_DROP(task) fr_drop(task)
 #define FR_MARK(task, label) fr_mark((task), (label))
+#define FR_AWAIT_EXTERNAL(task, label)                                                            \
+    fr_await_external((task), label " (" __FILE__ ":" FR__STR(__LINE__) ")")
+#define FR_IDLE(task) fr_idle(task)
 #else
 #define FR_AWAIT(task, label) ((void)(task))
 #define FR_SPAWN(task, parent, name) ((void)(task), (void)(parent), (void)(name))
@@ -218,6 +255,8 @@ static inline void fr__gate_mark(uint64_t task, const char *label)
 #define FR_UNPARK() ((void)0)
 #define FR_DROP(task) ((void)(task))
 #define FR_MARK(task, label) ((void)(task), (void)(label))
+#define FR_AWAIT_EXTERNAL(task, label) ((void)(task))
+#define FR_IDLE(task) ((void)(task))
 #endif
 
 #ifdef __cplusplus

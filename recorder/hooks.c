@@ -155,6 +155,16 @@ FR_API void fr_mark(uint64_t task, const char *label)
     record(FR_EV_MARK, ARG_TASK | ARG_STR, task, 0, label);
 }
 
+FR_API void fr_await_external(uint64_t task, const char *label)
+{
+    record(FR_EV_AWAIT_EXTERNAL, ARG_TASK | ARG_STR, task, 0, label);
+}
+
+FR_API void fr_idle(uint64_t task)
+{
+    record(FR_EV_IDLE, ARG_TASK, task, 0, NULL);
+}
+
 FR_API void fr_thread_name(const char *name)
 {
     struct fr_writer *w = record(FR_EV_THREAD_NAME, ARG_STR, 0, 0, name);

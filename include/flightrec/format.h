@@ -152,7 +152,18 @@ enum fr_event {
     FR_EV_DROP = 11,          /* task */
     FR_EV_MARK = 12,          /* task, string label */
     FR_EV_THREAD_NAME = 13,   /* string name (fr_thread_name) */
+    FR_EV_AWAIT_EXTERNAL = 14, /* task, string label: waits on input from outside */
+    FR_EV_IDLE = 15,          /* task: stopped, waits for nothing */
+    /* 16..18 are reserved for the lock events (fr_lock_wait/acquire/release) */
 };
-#define FR_EV_MAX FR_EV_THREAD_NAME
+#define FR_EV_MAX FR_EV_IDLE
+
+/*
+ * Code addresses in strings. A name or label may carry a code address as the
+ * token "@0x" followed by lowercase hex digits (a callback, a caller's return
+ * address), e.g. "uv timer @0x55d0c1a2b3c4". The decoder replaces each such
+ * token by the symbol it resolves to through the MODULES section
+ * ("uv timer refresh_cache_cb"), or by "module+0xoffset" when nothing names it.
+ */
 
 #endif /* FLIGHTREC_FORMAT_H */
