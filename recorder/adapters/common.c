@@ -2,8 +2,9 @@
  * recorder/adapters/common.c - the wrappers both adapters share (common.h).
  *
  * The poller: a loop blocking in epoll_wait/epoll_pwait/epoll_pwait2 is a
- * worker going idle: fr_park() before a call that may block (timeout not 0),
- * fr_unpark() after. Only the outermost wrapper on a thread records them
+ * worker going idle: fr_park() before a call that blocks, fr_unpark() after
+ * (a call that finds work at once records neither; see PARKED). Only the
+ * outermost wrapper on a thread records them
  * (fr__poller_enter). After the call, every ready descriptor that this copy
  * saw registered through epoll_ctl with its own number as data is passed to
  * the adapter's ready hook, which turns it into a wake of the task waiting on
@@ -142,19 +143,20 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return r;
 }
 
-static inline int poll_begin(int may_block)
+/*
+ * A call that may block is first made with a zero timeout: under load the
+ * poller has work at once and nothing is recorded for it; only a call that
+ * really waits is bracketed by park and unpark, so an idle span in the
+ * recording is time the thread spent blocked. Returns the outermost flag.
+ */
+static inline int poll_enter(void)
 {
-    int outer = fr__poller_enter();
-    if (outer && may_block)
-        fr_park();
-    return outer && may_block;
+    return fr__poller_enter();
 }
 
-static inline int poll_end(int epfd, struct epoll_event *ev, int n, int parked)
+static inline int poll_leave(int epfd, struct epoll_event *ev, int n)
 {
     int saved = errno;
-    if (parked)
-        fr_unpark();
     if (n > 0 && ready_hook && fd_epoll) {
         for (int i = 0; i < n; i++) {
             int fd = ev[i].data.fd;
@@ -168,6 +170,17 @@ static inline int poll_end(int epfd, struct epoll_event *ev, int n, int parked)
     return n;
 }
 
+/* Park around the blocking call: errno of the blocking call is kept. */
+#define PARKED(call)                                                                               \
+    ({                                                                                             \
+        fr_park();                                                                                 \
+        int r_ = (call);                                                                           \
+        int e_ = errno;                                                                            \
+        fr_unpark();                                                                               \
+        errno = e_;                                                                                \
+        r_;                                                                                        \
+    })
+
 int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
     epoll_wait_fn *f = REAL(epoll_wait);
@@ -175,8 +188,11 @@ int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
         errno = ENOSYS;
         return -1;
     }
-    int parked = poll_begin(timeout != 0);
-    return poll_end(epfd, ev, f(epfd, ev, max, timeout), parked);
+    int outer = poll_enter();
+    int n = f(epfd, ev, max, outer && timeout != 0 ? 0 : timeout);
+    if (outer && timeout != 0 && n == 0)
+        n = PARKED(f(epfd, ev, max, timeout));
+    return poll_leave(epfd, ev, n);
 }
 
 int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *ss)
@@ -186,8 +202,11 @@ int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const si
         errno = ENOSYS;
         return -1;
     }
-    int parked = poll_begin(timeout != 0);
-    return poll_end(epfd, ev, f(epfd, ev, max, timeout, ss), parked);
+    int outer = poll_enter();
+    int n = f(epfd, ev, max, outer && timeout != 0 ? 0 : timeout, ss);
+    if (outer && timeout != 0 && n == 0)
+        n = PARKED(f(epfd, ev, max, timeout, ss));
+    return poll_leave(epfd, ev, n);
 }
 
 int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *t,
@@ -198,8 +217,13 @@ int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespe
         errno = ENOSYS;
         return -1;
     }
-    int parked = poll_begin(!t || t->tv_sec != 0 || t->tv_nsec != 0);
-    return poll_end(epfd, ev, f(epfd, ev, max, t, ss), parked);
+    static const struct timespec zero = { 0, 0 };
+    int outer = poll_enter();
+    int may_block = !t || t->tv_sec != 0 || t->tv_nsec != 0;
+    int n = f(epfd, ev, max, outer && may_block ? &zero : t, ss);
+    if (outer && may_block && n == 0)
+        n = PARKED(f(epfd, ev, max, t, ss));
+    return poll_leave(epfd, ev, n);
 }
 
 /* ---- the signals ---------------------------------------------------------- */
