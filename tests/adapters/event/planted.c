@@ -374,6 +374,8 @@ static int api(void)
     expect(event_del(&stack_ev) == 0 && errno == 0, "event_del of a non-added event: 0, errno kept");
     event_free(self);
     printf("failures=%d\n", failures);
+    say_code("note_cb", note_cb);
+    dump_now();
     return failures ? 1 : 0;
 }
 
