@@ -22,6 +22,15 @@ from tap import Tap  # noqa: E402  (tests/tap.py)
 THRESHOLDS = ["--long-poll-ms", "100", "--starvation-ms", "100", "--hang-ms", "300"]
 
 
+def preload(adapter):
+    """LD_PRELOAD for @adapter: a sanitizer build's adapter needs its runtime
+    (libasan, libtsan) first in the list, before the program's own libraries."""
+    r = subprocess.run(["ldd", adapter], capture_output=True, text=True)
+    first = [line.split("=>")[1].split()[0] for line in r.stdout.splitlines()
+             if "=>" in line and ("libasan" in line or "libtsan" in line)]
+    return ":".join(first + [adapter])
+
+
 def run(cmd, env=None, timeout=60):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -51,7 +60,7 @@ def main():
     case, planted, cli, adapter = sys.argv[1:5]
     t = Tap(max_diag_lines=40)
     tmp = tempfile.mkdtemp(prefix="event-" + case + "-", dir=os.environ.get("TMPDIR"))
-    env = dict(os.environ, FLIGHTREC_DIR=tmp, LD_PRELOAD=adapter)
+    env = dict(os.environ, FLIGHTREC_DIR=tmp, LD_PRELOAD=preload(adapter))
     env.pop("FLIGHTREC_SIGNAL", None)
 
     if case == "api":

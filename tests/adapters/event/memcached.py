@@ -36,6 +36,15 @@ DUMP_AFTER_S = 2.0
 CONCURRENCY = 16
 
 
+def preload(adapter):
+    """LD_PRELOAD for @adapter: a sanitizer build's adapter needs its runtime
+    (libasan, libtsan) first in the list, before the program's own libraries."""
+    r = subprocess.run(["ldd", adapter], capture_output=True, text=True)
+    first = [line.split("=>")[1].split()[0] for line in r.stdout.splitlines()
+             if "=>" in line and ("libasan" in line or "libtsan" in line)]
+    return ":".join(first + [adapter])
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,7 +112,11 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="event-memcached-", dir=os.environ.get("TMPDIR"))
     os.chmod(tmp, 0o777)  # memcached writes its dump after dropping to nobody
-    env = dict(os.environ, FLIGHTREC_DIR=tmp, LD_PRELOAD=adapter, FLIGHTREC_SIGNAL="USR2")
+    env = dict(os.environ, FLIGHTREC_DIR=tmp, LD_PRELOAD=preload(adapter),
+               FLIGHTREC_SIGNAL="USR2")
+    if "libasan" in env["LD_PRELOAD"]:
+        # memcached is not ours to check for leaks; its exit status must stay its own
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
     port = free_port()
     mc = subprocess.Popen(memcached_cmd(memcached, port), env=env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

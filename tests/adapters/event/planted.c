@@ -355,7 +355,18 @@ static int api(void)
         event_base_loop(base, EVLOOP_ONCE);
         expect(seen_calls == 5, "event_active from another thread runs the callback");
         event_free(act);
+    } else {
+        seen_calls = 5;
     }
+
+    /* a signal event: libevent's own socketpair event (wrapped too) hands it on */
+    struct event *sig = evsignal_new(base, SIGUSR2, note_cb, &marker);
+    expect(evsignal_add(sig, NULL) == 0, "evsignal_add returns 0");
+    raise(SIGUSR2);
+    event_base_loop(base, EVLOOP_ONCE);
+    expect(seen_calls == 6 && seen_arg == &marker, "a signal event's callback runs");
+    expect(evsignal_del(sig) == 0, "evsignal_del returns 0");
+    event_free(sig);
 
     /* a bufferevent freed inside its own read callback */
     int sv[2];
