@@ -225,12 +225,14 @@ static void crashing_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     if (planted_bug)
-        *(volatile int *)arg = 1; /* the bug: arg is NULL */
+        *(volatile int *)arg = 1; /* the bug: arg is no valid pointer */
 }
 
 static int crash(void)
 {
-    struct event *t = evtimer_new(base, crashing_timer, NULL);
+    /* an unmapped address, not NULL: a real SIGSEGV under the sanitizers too
+     * (UBSan stops at a null store before it faults) */
+    struct event *t = evtimer_new(base, crashing_timer, (void *)(uintptr_t)64);
     say_event("crash_task", t);
     say_code("crash_cb", crashing_timer);
     fflush(stdout);
