@@ -101,7 +101,7 @@ struct fdent {
     _Atomic uint8_t cls;
 };
 
-static struct slot *slots;
+static struct slot *slots; /* NULL: nothing is wrapped (no memory, or not libevent 2.1) */
 static struct fdent *fdtab;
 static unsigned nfd;
 static _Atomic unsigned long untracked; /* events the full table could not take */
@@ -145,6 +145,7 @@ static void (*real_get_assignment)(const struct event *, struct event_base **, e
                                    short *, event_callback_fn *, void **);
 static void *(*real_self_cbarg)(void);
 static void (*real_bev_free)(struct bufferevent *);
+static ev_uint32_t (*real_version_number)(void);
 
 #define RESOLVE(var, name)                                                                         \
     do {                                                                                           \
@@ -172,6 +173,7 @@ static void resolve_all(void)
     RESOLVE(real_get_assignment, "event_get_assignment");
     RESOLVE(real_self_cbarg, "event_self_cbarg");
     RESOLVE(real_bev_free, "bufferevent_free");
+    RESOLVE(real_version_number, "event_get_version_number");
 }
 
 /* Calls that arrive before the constructor ran (another library's
@@ -858,7 +860,10 @@ __attribute__((constructor(102))) static void fra_event_start(void)
         fdtab = f;
         nfd = (unsigned)want;
     }
-    slots = reserve((size_t)FRA_EVENT_SLOTS * sizeof(struct slot));
+    /* The wrappers read struct event as libevent 2.1 lays it out: with any
+     * other libevent at run time they only forward. */
+    if (real_version_number && (real_version_number() >> 16) == 0x0201u)
+        slots = reserve((size_t)FRA_EVENT_SLOTS * sizeof(struct slot));
     fra_set_ready_hook(on_ready);
     (void)fr_init(NULL); /* -EALREADY when the other adapter or the program came first */
     errno = saved;
