@@ -52,7 +52,7 @@
 /*
  * Capacity of the event table (live struct events at once). A power of two.
  * Events beyond it run unrecorded (their callbacks are not wrapped). Each
- * slot is 96 bytes of reserved memory, touched only when used.
+ * slot is 80 bytes of reserved memory, touched only when used.
  */
 #ifndef FRA_EVENT_SLOTS
 #define FRA_EVENT_SLOTS (1u << 17)
@@ -92,6 +92,7 @@ struct slot {
     uint8_t cls;
     uint8_t once;             /* event_base_once: ends after its callback */
 };
+_Static_assert(sizeof(struct slot) == 80, "docs/adapters.md gives the table's size");
 
 /* Per descriptor: the events waiting to read and to write on it, and the
  * class of the open file last seen on it. */
