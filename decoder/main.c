@@ -51,6 +51,9 @@ static const char usage_main[] =
     "                              findings, zoomable timeline of workers and tasks\n"
     "  dump PID [--dir DIR] [--timeout S]\n"
     "                              ask a running process for a dump, print its path\n"
+    "  run [--dir DIR] [--stall-ms N] [--signal SIG] -- CMD [ARGS...]\n"
+    "                              run CMD recorded, with the adapter of its event\n"
+    "                              loop (libuv, libevent) preloaded\n"
     "\n"
     "  flightrec COMMAND --help    help on one command\n"
     "  flightrec --version\n"
@@ -608,6 +611,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(c, "dump") == 0)
         return frd_cmd_dump(argc - 2, argv + 2);
+    if (strcmp(c, "run") == 0)
+        return frd_cmd_run(argc - 2, argv + 2);
     struct opts o;
     memset(&o, 0, sizeof(o));
     o.th.starvation_ns = FRD_DEFAULT_STARVATION_NS;
