@@ -5,7 +5,9 @@
  * ones it must refuse to signal.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +307,191 @@ Test(dump_cmd, refuses_what_it_cannot_do, .timeout = 60)
     cr_assert_eq(sc_cli("dump 1 --timeout x", NULL, NULL), 2);
     cr_assert_eq(sc_cli("dump --help", &out, &err), 0);
     cr_assert_not_null(strstr(out, "usage: flightrec dump PID"), "%s", out);
+}
+
+/* ---- flightrec dump PID: which signal --------------------------------------- */
+
+/* Does a thread of this process carry a name starting with "flightrec:"? */
+static int has_dumper_name(void)
+{
+    DIR *dp = opendir("/proc/self/task");
+    struct dirent *de;
+    int found = 0;
+    while (dp && !found && (de = readdir(dp))) {
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(comm, sizeof(comm), f))
+            found = strncmp(comm, "flightrec:", 10) == 0;
+        if (f)
+            fclose(f);
+    }
+    if (dp)
+        closedir(dp);
+    return found;
+}
+
+static void *named_idle(void *name)
+{
+    pthread_setname_np(pthread_self(), name);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/*
+ * A service whose real recorder uses dump signal @sig (-1: none), writing
+ * into @dir. A recorder that names its dumper thread announces the signal
+ * itself; one that does not yet gets a thread of this test named as the
+ * recorder names it ("flightrec:sig<N>", "flightrec:nosig"), so that what is
+ * tested is the command's reading of the name and, for a dump, the real
+ * recorder answering the signal so learned.
+ */
+static pid_t start_signal_service(const char *dir, int sig)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid)
+        return pid;
+    struct fr_config cfg = {.dump_dir = dir, .flags = FR_NO_CRASH_HANDLERS, .dump_signal = sig};
+    if (fr_init(&cfg))
+        _exit(3);
+    if (!has_dumper_name()) {
+        static char name[16];
+        if (sig > 0)
+            snprintf(name, sizeof(name), "flightrec:sig%d", sig);
+        else
+            snprintf(name, sizeof(name), "flightrec:nosig");
+        pthread_t t;
+        if (pthread_create(&t, NULL, named_idle, name))
+            _exit(4);
+    }
+    fr_thread_name("worker-1");
+    for (uint64_t id = 1; !stop; id++) {
+        fr_spawn(id, 0, "job");
+        fr_poll_begin(id);
+        fr_poll_end(id, FR_READY);
+        fr_drop(id);
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    _exit(0);
+}
+
+/* Wait until some thread of @pid has a name starting with "flightrec:". */
+static void wait_named(pid_t pid)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "grep -qs '^flightrec:' /proc/%d/task/*/comm", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        if (system(cmd) == 0)
+            return;
+        sc_sleep_ms(10);
+    }
+    cr_assert_fail("process %d never named a thread flightrec:...", (int)pid);
+}
+
+Test(dump_cmd, learns_the_dump_signal_from_the_dumper_thread, .timeout = 60)
+{
+    char dir[512], args[1200], *out, *err;
+    make_dir(dir, sizeof(dir), "usr2");
+    pid_t pid = start_signal_service(dir, SIGUSR2);
+    wait_named(pid);
+    /* SIGUSR1 is not caught: sending it, as before, would kill the process */
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 20", (int)pid, dir);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    strip_newline(out);
+    struct frd_dump *d = th_open(out);
+    cr_assert_eq(d->hdr.pid, (uint32_t)pid);
+    cr_assert_eq(d->hdr.trigger, FR_TRIGGER_SIGNAL);
+    cr_assert_eq(d->hdr.signo, (uint32_t)SIGUSR2, "dumped on signal %u", d->hdr.signo);
+    frd_close(d);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service must still run");
+
+    /* --signal overrides what the process announces: USR1 is not caught there */
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 1 --signal USR1", (int)pid, dir);
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "does not catch signal 10"), "%s", err);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service must still run");
+    finish(pid);
+}
+
+Test(dump_cmd, says_when_the_process_has_no_dump_signal, .timeout = 60)
+{
+    char dir[512], args[1200], *out, *err;
+    make_dir(dir, sizeof(dir), "nosig");
+    pid_t pid = start_signal_service(dir, -1);
+    wait_named(pid);
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 20", (int)pid, dir);
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "no dump signal"), "%s", err);
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the process must not have been signalled");
+    finish(pid);
+}
+
+Test(dump_cmd, says_when_the_process_does_not_run_flightrec, .timeout = 60)
+{
+    char args[1200], *out, *err;
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        execlp("sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    /* wait for the exec: the maps then show sleep, not this test's libraries */
+    char exe[64], link[512];
+    snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        ssize_t n = readlink(exe, link, sizeof(link) - 1);
+        if (n > 0 && (link[n] = 0, strstr(link, "sleep")))
+            break;
+        sc_sleep_ms(10);
+    }
+    snprintf(args, sizeof(args), "dump %d --timeout 1", (int)pid);
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    char want[64];
+    snprintf(want, sizeof(want), "process %d does not run flightrec", (int)pid);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the process must not have been signalled");
+    finish(pid);
+}
+
+/* Catches SIGUSR1 and blocks it in its only thread. */
+static pid_t start_blocking(void)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid)
+        return pid;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGUSR1, on_usr1);
+    for (;;)
+        pause();
+}
+
+Test(dump_cmd, says_when_the_signal_is_blocked_in_every_thread, .timeout = 60)
+{
+    char args[1200], *out, *err;
+    pid_t pid = start_blocking();
+    wait_catching(pid);
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 30", (int)pid, th_tmpdir());
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "blocks signal 10 (SIGUSR1) in every thread"), "%s", err);
+    cr_assert_not_null(strstr(err, "cannot be delivered"), "%s", err);
+    cr_assert_null(strstr(err, "no new dump"), "%s", err);
+    /* its healthy twin, the same process not blocking it: the usual timeout */
+    finish(pid);
+    pid = start_deaf(1);
+    wait_catching(pid);
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 0.3", (int)pid, th_tmpdir());
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_null(strstr(err, "every thread"), "%s", err);
+    cr_assert_not_null(strstr(err, "no new dump"), "%s", err);
+    finish(pid);
 }
 
 /* ---- manners ---------------------------------------------------------------- */
