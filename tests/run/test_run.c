@@ -49,6 +49,13 @@ static void run_cli(struct run *r, const char *const *argv, const char *const *e
         unsetenv("FLIGHTREC_STALL_MS");
         unsetenv("LD_PRELOAD");
         setenv("FLIGHTREC_ADAPTER_DIR", PROBE_DIR, 1);
+        /* under ASan (tools/sanitize), a preloaded instrumented library comes
+         * before the ASan runtime: allowed, it changes nothing here */
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[1024];
+        snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
+                 asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
         for (int i = 0; env && env[i]; i++) {
             const char *eq = strchr(env[i], '=');
             if (!eq) {
