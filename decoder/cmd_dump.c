@@ -37,6 +37,7 @@
 #include "signame.h"
 
 #define POLL_NS (20 * 1000 * 1000)
+#define SETTLE_NS (1000 * 1000 * 1000) /* a recorder still starting: see below */
 
 /* Names already present: a small sorted-free list, dumps per pid are few
  * (retention keeps at most max_dumps), but stay correct with many. */
@@ -319,7 +320,7 @@ static const char usage_dump[] =
 
 int frd_cmd_dump(int argc, char **argv)
 {
-    const char *pid_arg = NULL, *dir_arg = NULL;
+    const char *pid_arg = NULL, *dir_arg = NULL, *sig_arg = NULL;
     double timeout_s = 10;
     int sig = 0;
     for (int i = 0; i < argc; i++) {
@@ -345,6 +346,7 @@ int frd_cmd_dump(int argc, char **argv)
             if (*end || end == val || !(timeout_s >= 0) || timeout_s > 86400)
                 return frd_usage_error(usage_dump, "bad value '%s' for --timeout", val);
         } else if (strcmp(a, "--signal") == 0) {
+            sig_arg = val;
             if ((sig = frd_signal_parse(val)) < 0)
                 return frd_usage_error(usage_dump, "bad value '%s' for --signal", val);
         } else {
@@ -400,7 +402,24 @@ int frd_cmd_dump(int argc, char **argv)
         }
     }
 
+    /*
+     * The recorder names its dumper thread as soon as it runs, which can be a
+     * moment before the handler is installed or the dumper unblocks the
+     * signal (fr_init in progress), and the signal may move meanwhile: for a
+     * signal learned from the name, look again for up to SETTLE_NS before
+     * calling it uncaught or blocked.
+     */
     int c = catches(pid, sig);
+    for (int64_t until = now_ns() + SETTLE_NS;
+         !sig_arg && announced > 0 && c >= 0 && now_ns() < until &&
+         (c == 0 || blocked_everywhere(pid, sig) == 1);) {
+        struct timespec ts = {0, POLL_NS};
+        nanosleep(&ts, NULL);
+        int again = dumper_signal(pid);
+        if (again > 0)
+            sig = again;
+        c = catches(pid, sig);
+    }
     if (c == -ENOENT || c == -ESRCH) {
         fprintf(stderr, "flightrec: dump: no process %ld\n", pid);
         return 1;

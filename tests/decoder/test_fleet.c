@@ -5,7 +5,6 @@
  * ones it must refuse to signal.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -311,61 +310,35 @@ Test(dump_cmd, refuses_what_it_cannot_do, .timeout = 60)
 
 /* ---- flightrec dump PID: which signal --------------------------------------- */
 
-/* Does a thread of this process carry a name starting with "flightrec:"? */
-static int has_dumper_name(void)
+static void on_usr(int sig)
 {
-    DIR *dp = opendir("/proc/self/task");
-    struct dirent *de;
-    int found = 0;
-    while (dp && !found && (de = readdir(dp))) {
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
-        FILE *f = fopen(path, "r");
-        if (f && fgets(comm, sizeof(comm), f))
-            found = strncmp(comm, "flightrec:", 10) == 0;
-        if (f)
-            fclose(f);
-    }
-    if (dp)
-        closedir(dp);
-    return found;
-}
-
-static void *named_idle(void *name)
-{
-    pthread_setname_np(pthread_self(), name);
-    for (;;)
-        pause();
-    return NULL;
+    (void)sig;
 }
 
 /*
- * A service whose real recorder uses dump signal @sig (-1: none), writing
- * into @dir. A recorder that names its dumper thread announces the signal
- * itself; one that does not yet gets a thread of this test named as the
- * recorder names it ("flightrec:sig<N>", "flightrec:nosig"), so that what is
- * tested is the command's reading of the name and, for a dump, the real
- * recorder answering the signal so learned.
+ * A service whose real recorder takes its dump signal from FLIGHTREC_SIGNAL
+ * (@env), writing into @dir. @own_usr1: the program handles SIGUSR1 itself
+ * before fr_init (so "auto" moves the dump signal elsewhere); @block: it
+ * blocks @block in its own threads (the recorder's dumper still takes it).
  */
-static pid_t start_signal_service(const char *dir, int sig)
+static pid_t start_signal_service(const char *dir, const char *env, int own_usr1, int block)
 {
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid)
         return pid;
-    struct fr_config cfg = {.dump_dir = dir, .flags = FR_NO_CRASH_HANDLERS, .dump_signal = sig};
+    setenv("FLIGHTREC_SIGNAL", env, 1);
+    if (own_usr1)
+        signal(SIGUSR1, on_usr);
+    if (block) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, block);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+    struct fr_config cfg = {.dump_dir = dir, .flags = FR_NO_CRASH_HANDLERS};
     if (fr_init(&cfg))
         _exit(3);
-    if (!has_dumper_name()) {
-        static char name[16];
-        if (sig > 0)
-            snprintf(name, sizeof(name), "flightrec:sig%d", sig);
-        else
-            snprintf(name, sizeof(name), "flightrec:nosig");
-        pthread_t t;
-        if (pthread_create(&t, NULL, named_idle, name))
-            _exit(4);
-    }
     fr_thread_name("worker-1");
     for (uint64_t id = 1; !stop; id++) {
         fr_spawn(id, 0, "job");
@@ -378,35 +351,49 @@ static pid_t start_signal_service(const char *dir, int sig)
     _exit(0);
 }
 
-/* Wait until some thread of @pid has a name starting with "flightrec:". */
-static void wait_named(pid_t pid)
+/* Wait until a thread of @pid is named after dump signal @sig (0: none).
+ * While fr_init runs, the dumper may first carry the default's name and then
+ * the one the signal moved to: wait for the settled one. */
+static void wait_named(pid_t pid, int sig)
 {
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "grep -qs '^flightrec:' /proc/%d/task/*/comm", (int)pid);
+    char cmd[200], name[32];
+    if (sig > 0)
+        snprintf(name, sizeof(name), "flightrec:sig%d", sig);
+    else
+        snprintf(name, sizeof(name), "flightrec:nosig");
+    snprintf(cmd, sizeof(cmd), "grep -qsx '%s' /proc/%d/task/*/comm", name, (int)pid);
     for (int i = 0; i < 500; i++) {
         if (system(cmd) == 0)
             return;
         sc_sleep_ms(10);
     }
-    cr_assert_fail("process %d never named a thread flightrec:...", (int)pid);
+    cr_assert_fail("process %d never named a thread %s", (int)pid, name);
 }
 
-Test(dump_cmd, learns_the_dump_signal_from_the_dumper_thread, .timeout = 60)
+/* Dump @pid without --signal; return the dump's signal number. */
+static uint32_t dump_signal_of(pid_t pid, const char *dir)
 {
-    char dir[512], args[1200], *out, *err;
-    make_dir(dir, sizeof(dir), "usr2");
-    pid_t pid = start_signal_service(dir, SIGUSR2);
-    wait_named(pid);
-    /* SIGUSR1 is not caught: sending it, as before, would kill the process */
+    char args[1200], *out, *err;
     snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 20", (int)pid, dir);
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
     strip_newline(out);
     struct frd_dump *d = th_open(out);
     cr_assert_eq(d->hdr.pid, (uint32_t)pid);
     cr_assert_eq(d->hdr.trigger, FR_TRIGGER_SIGNAL);
-    cr_assert_eq(d->hdr.signo, (uint32_t)SIGUSR2, "dumped on signal %u", d->hdr.signo);
+    uint32_t sig = d->hdr.signo;
     frd_close(d);
     cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service must still run");
+    return sig;
+}
+
+Test(dump_cmd, learns_the_dump_signal_from_the_dumper_thread, .timeout = 60)
+{
+    char dir[512], args[1200], *out, *err;
+    make_dir(dir, sizeof(dir), "usr2");
+    /* FLIGHTREC_SIGNAL=USR2: SIGUSR1 is not caught, sending it would kill */
+    pid_t pid = start_signal_service(dir, "USR2", 0, 0);
+    wait_named(pid, SIGUSR2);
+    cr_assert_eq(dump_signal_of(pid, dir), (uint32_t)SIGUSR2);
 
     /* --signal overrides what the process announces: USR1 is not caught there */
     snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 1 --signal USR1", (int)pid, dir);
@@ -414,14 +401,28 @@ Test(dump_cmd, learns_the_dump_signal_from_the_dumper_thread, .timeout = 60)
     cr_assert_not_null(strstr(err, "does not catch signal 10"), "%s", err);
     cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service must still run");
     finish(pid);
+
+    /* auto, with the program handling SIGUSR1 itself: the signal moved */
+    pid = start_signal_service(dir, "auto", 1, 0);
+    wait_named(pid, SIGUSR2); /* the first free one after SIGUSR1 */
+    uint32_t moved = dump_signal_of(pid, dir);
+    cr_assert_neq(moved, (uint32_t)SIGUSR1);
+    cr_assert_neq(moved, 0);
+    finish(pid);
+
+    /* RTMIN+3, blocked in every thread of the program: the dumper takes it */
+    pid = start_signal_service(dir, "RTMIN+3", 0, SIGRTMIN + 3);
+    wait_named(pid, SIGRTMIN + 3);
+    cr_assert_eq(dump_signal_of(pid, dir), (uint32_t)(SIGRTMIN + 3));
+    finish(pid);
 }
 
 Test(dump_cmd, says_when_the_process_has_no_dump_signal, .timeout = 60)
 {
     char dir[512], args[1200], *out, *err;
     make_dir(dir, sizeof(dir), "nosig");
-    pid_t pid = start_signal_service(dir, -1);
-    wait_named(pid);
+    pid_t pid = start_signal_service(dir, "none", 0, 0);
+    wait_named(pid, 0);
     snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 20", (int)pid, dir);
     cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
     cr_assert_not_null(strstr(err, "no dump signal"), "%s", err);
