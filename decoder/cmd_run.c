@@ -121,6 +121,8 @@ static int find_adapter(const char *file, char *out, size_t len, char *tried, si
  */
 static int find_command(const char *cmd, char *out, size_t len)
 {
+    if (!cmd || !*cmd)
+        return 127;
     if (strchr(cmd, '/')) {
         snprintf(out, len, "%s", cmd);
         struct stat st;

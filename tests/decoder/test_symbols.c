@@ -89,13 +89,16 @@ Test(symbols, names_and_labels_read_as_symbols_in_text_and_json)
     /* libc has no .symtab on Debian: the name comes from .dynsym */
     cr_assert_not_null(strstr(out, "writer "), "%s", out);
     cr_assert_null(strstr(out, "writer @0x"), "%s", out);
-    const char *wr = strstr(out, "writer ");
-    cr_assert(strncmp(wr, "writer write", 12) == 0 || strncmp(wr, "writer __write", 14) == 0 ||
-                  strncmp(wr, "writer __libc_write", 19) == 0,
-              "write's address names write (libc %s): %s", libc_name_of_write(), out);
 
     snprintf(args, sizeof(args), "tasks '%s' --json", path);
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    /* write, __write or __libc_write (aliases at one address); under ASan,
+     * its interceptor __interceptor_write */
+    const char *wr = strstr(out, "\"writer ");
+    cr_assert_not_null(wr, "%s", out);
+    size_t wl = strcspn(wr + 8, "\"");
+    cr_assert(wl > 0 && memmem(wr + 8, wl, "write", 5) && !memmem(wr + 8, wl, "+0x", 3),
+              "write's address names a write function (in %s): %s", libc_name_of_write(), out);
     cr_assert_not_null(strstr(out, "\"timer sym_refresh_cb\""), "%s", out);
     cr_assert_not_null(strstr(out, "\"nowhere @0x1 and @0xZZ and @0x\""), "%s", out);
 
