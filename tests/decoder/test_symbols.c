@@ -1,14 +1,17 @@
 /*
  * tests/decoder/test_symbols.c - code addresses in names and labels
  * ("@0x<hex>", format.h) read as symbols in every view: a task named after
- * one of this program's functions (.symtab) and one after libc's write
- * (.dynsym), an await label carrying a call site (a return address minus 1:
- * function and file:line), an address in no mapping kept as it was;
+ * one of this program's functions (.symtab) and one after libc's write, a
+ * stripped library's function and a point inside it (.dynsym only:
+ * function, function+0xoff), this program's ELF header (module+0xoff), an
+ * await label carrying a call site (a return address minus 1: function and
+ * file:line), an address in no mapping kept as it was;
  * --raw-addresses keeps them all; a dump whose strings are all tokens decodes
  * through every command.
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,8 @@ __attribute__((noinline)) static void await_from_caller(uint64_t task)
     fr_await(task, label);
 }
 
+int symlib_exported_cb(int x); /* symlib.c, linked stripped */
+
 static int call_line; /* the line of the call in symbols_start_reading */
 
 __attribute__((noinline)) void symbols_start_reading(uint64_t task);
@@ -43,6 +48,22 @@ __attribute__((noinline)) void symbols_start_reading(uint64_t task)
     call_line = __LINE__ + 1;
     await_from_caller(task);
     __asm__ volatile("" ::: "memory"); /* no tail call: the return address stays here */
+}
+
+/* Where this program's file is mapped from offset 0: its load address. */
+static int first_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    *(uintptr_t *)arg = info->dlpi_addr;
+    return 1; /* the program comes first */
+}
+
+static uintptr_t exe_base(void)
+{
+    uintptr_t base = 0;
+    dl_iterate_phdr(first_object, &base);
+    cr_assert_neq(base, 0, "the test program is built position-independent");
+    return base;
 }
 
 static void record(char *path)
@@ -55,7 +76,19 @@ static void record(char *path)
     snprintf(name, sizeof(name), "writer @0x%lx", (unsigned long)(uintptr_t)w);
     fr_spawn(2, 0, name);
     fr_spawn(3, 0, "nowhere @0x1 and @0xZZ and @0x");
-    for (uint64_t t = 1; t <= 3; t++) {
+    /* inside write, past its start: function+0xoff (libc has no line info) */
+    snprintf(name, sizeof(name), "inside @0x%lx", (unsigned long)((uintptr_t)w + 4));
+    fr_spawn(4, 0, name);
+    /* this program's ELF header: mapped, in no function */
+    snprintf(name, sizeof(name), "header @0x%lx", (unsigned long)(exe_base() + 0x10));
+    fr_spawn(5, 0, name);
+    /* a stripped library: .dynsym only, no line information */
+    int (*cb)(int) = symlib_exported_cb;
+    snprintf(name, sizeof(name), "stripped @0x%lx", (unsigned long)(uintptr_t)cb);
+    fr_spawn(6, 0, name);
+    snprintf(name, sizeof(name), "stripped inside @0x%lx", (unsigned long)((uintptr_t)cb + 2));
+    fr_spawn(7, 0, name);
+    for (uint64_t t = 1; t <= 7; t++) {
         fr_poll_begin(t);
         if (t == 1)
             symbols_start_reading(t);
@@ -99,6 +132,17 @@ Test(symbols, names_and_labels_read_as_symbols_in_text_and_json)
     size_t wl = strcspn(wr + 8, "\"");
     cr_assert(wl > 0 && memmem(wr + 8, wl, "write", 5) && !memmem(wr + 8, wl, "+0x", 3),
               "write's address names a write function (in %s): %s", libc_name_of_write(), out);
+    const char *in = strstr(out, "\"inside ");
+    cr_assert_not_null(in, "%s", out);
+    size_t il = strcspn(in + 8, "\"");
+    cr_assert(memmem(in + 8, il, "write", 5) &&
+                  ((il > 4 && memcmp(in + 8 + il - 4, "+0x4", 4) == 0) ||
+                   memmem(in + 8, il, ":", 1)),
+              "4 bytes into write: function+0x4 (or a line where there is debug info): %.*s",
+              (int)il + 8, in);
+    cr_assert_not_null(strstr(out, "\"header test_decoder_symbols+0x10\""), "%s", out);
+    cr_assert_not_null(strstr(out, "\"stripped symlib_exported_cb\""), "%s", out);
+    cr_assert_not_null(strstr(out, "\"stripped inside symlib_exported_cb+0x2\""), "%s", out);
     cr_assert_not_null(strstr(out, "\"timer sym_refresh_cb\""), "%s", out);
     cr_assert_not_null(strstr(out, "\"nowhere @0x1 and @0xZZ and @0x\""), "%s", out);
 
