@@ -175,6 +175,22 @@ Test(run, program_with_neither_gets_both)
     expect_choice(PROG_PLAIN, "uv,event", "uv,event,");
 }
 
+Test(run, static_program_gets_both_and_a_warning)
+{
+    if (!PROG_STATIC[0])
+        cr_skip_test("no static build here (a sanitizer build, or no libc.a)");
+    struct run r;
+    const char *argv[] = {"--", PROG_STATIC, NULL};
+    run_cli(&r, argv, NULL);
+    check_clean(&r, PROG_STATIC);
+    char want[PATH_MAX * 2];
+    snprintf(want, sizeof(want), "%s/libflightrec-uv.so:%s/libflightrec-event.so", PROBE_DIR,
+             PROBE_DIR);
+    cr_assert_str_eq(field(r.out, "LD_PRELOAD"), want);
+    cr_assert_str_eq(field(r.out, "mapped"), "", "nothing can be preloaded into it");
+    cr_assert_not_null(strstr(r.err, "statically linked"), "%s", r.err);
+}
+
 Test(run, script_gets_both)
 {
     expect_choice(PROG_SCRIPT, "uv,event", "uv,event,");
