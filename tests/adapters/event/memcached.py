@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """memcached.py FLIGHTREC ADAPTER - Debian's memcached (libevent, 2 worker
-threads) under memcaslap with the libevent adapter preloaded, dumped
-mid-load, decoded (TAP on stdout).
+threads) under memcaslap, run by `flightrec run` (which preloads the libevent
+adapter found beside ADAPTER), dumped mid-load with `flightrec dump PID`,
+decoded (TAP on stdout).
 
 Checks: a listener task on the main thread and connection tasks on every
 worker thread, each polled only on the thread that spawned it (one base per
@@ -112,17 +113,27 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="event-memcached-", dir=os.environ.get("TMPDIR"))
     os.chmod(tmp, 0o777)  # memcached writes its dump after dropping to nobody
-    env = dict(os.environ, FLIGHTREC_DIR=tmp, LD_PRELOAD=preload(adapter),
-               FLIGHTREC_SIGNAL="USR2")
-    if "libasan" in env["LD_PRELOAD"]:
+    # flightrec run finds the adapter (this build's) and picks the dump
+    # signal: memcached takes SIGUSR1 for itself, so the default moves.
+    env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)))
+    env.pop("FLIGHTREC_SIGNAL", None)
+    env.pop("LD_PRELOAD", None)
+    runtime = preload(adapter).split(":")[:-1]
+    if runtime:
+        # a sanitizer build: its runtime must be loaded, and flightrec run puts
+        # the adapter in front of it
+        env["LD_PRELOAD"] = ":".join(runtime)
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
         # memcached is not ours to check for leaks; its exit status must stay its own
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"
     port = free_port()
-    mc = subprocess.Popen(memcached_cmd(memcached, port), env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    mc = subprocess.Popen([cli, "run", "--dir", tmp, "--", *memcached_cmd(memcached, port)],
+                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
     load = None
+    dump = None
     try:
-        if not t.check(wait_listening(port, mc), "memcached starts with the adapter",
+        if not t.check(wait_listening(port, mc), "memcached starts under flightrec run",
                        mc.stderr.read() if mc.poll() is not None else ""):
             t.bail("memcached did not start")
         load = subprocess.Popen([memcaslap, "-s", f"127.0.0.1:{port}", "-T", "2", "-c",
@@ -130,13 +141,11 @@ def main():
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         time.sleep(DUMP_AFTER_S)
-        mc.send_signal(signal.SIGUSR2)
-        dump = None
-        end = time.monotonic() + 20
-        while time.monotonic() < end and dump is None:
-            done = [f for f in os.listdir(tmp) if f.endswith(".frd")]
-            dump = os.path.join(tmp, done[0]) if done else None
-            time.sleep(0.1)
+        d = subprocess.run([cli, "dump", str(mc.pid), "--dir", tmp, "--timeout", "30"],
+                           capture_output=True, text=True, timeout=60)
+        t.check(d.returncode == 0 and d.stdout.strip().endswith(".frd"),
+                "flightrec dump PID took a dump mid-load", d.stdout + d.stderr)
+        dump = d.stdout.strip() if d.returncode == 0 else None
         loadout, _ = load.communicate(timeout=LOAD_S + 30)
         t.check(load.returncode == 0 and "TPS" in loadout, "memcaslap ran its load", loadout)
         status = stop(mc)
@@ -150,7 +159,7 @@ def main():
         if mc.poll() is None:
             mc.kill()
             mc.wait()
-    if not t.check(dump is not None, "a dump was written mid-load", str(os.listdir(tmp))):
+    if dump is None or not os.path.exists(dump):
         t.bail("no dump")
 
     def cli_json(*args):
