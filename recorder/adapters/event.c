@@ -19,6 +19,7 @@
  *   each callback                             poll (trampoline)
  *   event_free, finalize, re-assign           drop
  *   event_base_once / event_once              a task that ends after one poll
+ *   evconnlistener_new / _new_bind            its event is named by the program's callback
  *
  * Callbacks are wrapped: libevent is given a trampoline and, as argument, a
  * slot of a preallocated lock-free table keyed by the struct event pointer,
@@ -36,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/event_compat.h>
 #include <event2/event_struct.h>
+#include <event2/listener.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -52,7 +54,7 @@
 /*
  * Capacity of the event table (live struct events at once). A power of two.
  * Events beyond it run unrecorded (their callbacks are not wrapped). Each
- * slot is 80 bytes of reserved memory, touched only when used.
+ * slot is 88 bytes of reserved memory, touched only when used.
  */
 #ifndef FRA_EVENT_SLOTS
 #define FRA_EVENT_SLOTS (1u << 17)
@@ -84,6 +86,7 @@ struct slot {
     uint64_t task;            /* the event's address */
     uint64_t ino, dev;        /* the open file behind fd when assigned */
     event_finalize_callback_fn fin;
+    const void *owner;        /* the evconnlistener holding this event, or NULL */
     _Atomic uint32_t woken;   /* a wake was recorded since the last callback */
     uint32_t touch;           /* event_add/event_del/re-assign calls, for the trampoline */
     uint32_t gen;             /* instance counter: bumped at each drop */
@@ -92,7 +95,7 @@ struct slot {
     uint8_t cls;
     uint8_t once;             /* event_base_once: ends after its callback */
 };
-_Static_assert(sizeof(struct slot) == 80, "docs/adapters.md gives the table's size");
+_Static_assert(sizeof(struct slot) == 88, "docs/adapters.md gives the table's size");
 
 /* Per descriptor: the events waiting to read and to write on it, and the
  * class of the open file last seen on it. */
@@ -116,12 +119,17 @@ struct running {
 };
 static __thread struct running *cur __attribute__((tls_model("initial-exec")));
 
-/* event_base_once in progress on this thread: its inner event_assign names
- * the task by the program's callback, not libevent's event_once_cb. */
-static __thread struct {
-    cb_fn *user_cb;
-    struct slot *s;
-} once_hint __attribute__((tls_model("initial-exec")));
+/* A call that assigns an event inside libevent is in progress on this
+ * thread (event_base_once, evconnlistener_new): the first event_assign it
+ * makes names the task by the program's callback, not libevent's own
+ * (event_once_cb, listener_read_cb). */
+struct hint {
+    const void *user_cb; /* NULL: no hint */
+    const char *prefix;  /* the name's words; NULL: from the event's flags */
+    int once;            /* event_base_once: the task ends after one callback */
+    struct slot *s;      /* the slot the hinted assignment got */
+};
+static __thread struct hint once_hint __attribute__((tls_model("initial-exec")));
 
 /* ---- the real calls ------------------------------------------------------ */
 
@@ -147,6 +155,13 @@ static void (*real_get_assignment)(const struct event *, struct event_base **, e
 static void *(*real_self_cbarg)(void);
 static void (*real_bev_free)(struct bufferevent *);
 static ev_uint32_t (*real_version_number)(void);
+static void (*real_listener_free)(struct evconnlistener *);
+static evutil_socket_t (*real_listener_get_fd)(struct evconnlistener *);
+static struct evconnlistener *(*real_listener_new)(struct event_base *, evconnlistener_cb, void *,
+                                                   unsigned, int, evutil_socket_t);
+static struct evconnlistener *(*real_listener_new_bind)(struct event_base *, evconnlistener_cb,
+                                                        void *, unsigned, int,
+                                                        const struct sockaddr *, int);
 
 #define RESOLVE(var, name)                                                                         \
     do {                                                                                           \
@@ -175,6 +190,10 @@ static void resolve_all(void)
     RESOLVE(real_self_cbarg, "event_self_cbarg");
     RESOLVE(real_bev_free, "bufferevent_free");
     RESOLVE(real_version_number, "event_get_version_number");
+    RESOLVE(real_listener_new, "evconnlistener_new");
+    RESOLVE(real_listener_free, "evconnlistener_free");
+    RESOLVE(real_listener_get_fd, "evconnlistener_get_fd");
+    RESOLVE(real_listener_new_bind, "evconnlistener_new_bind");
 }
 
 /* Calls that arrive before the constructor ran (another library's
@@ -434,6 +453,16 @@ static void record_add(struct slot *s, const char *label)
 static void trampoline(evutil_socket_t fd, short what, void *p);
 static void fin_trampoline(struct event *ev, void *p);
 
+/* @ev's slot if libevent holds the trampoline for it and its task is live
+ * (not ended by event_free & co. just before libevent's own event_del). */
+static inline struct slot *live_slot(const struct event *ev)
+{
+    if (!ev || EV_CB(ev) != trampoline)
+        return NULL;
+    struct slot *s = EV_ARG(ev);
+    return atomic_load_explicit(&s->key, memory_order_relaxed) == (uintptr_t)ev ? s : NULL;
+}
+
 /*
  * Prepare @ev's slot for an assignment of (@fd, @flags, @cb, @arg): a new
  * task, or the same task when the event is re-assigned to the same callback,
@@ -457,12 +486,15 @@ static struct slot *prepare(struct event *ev, evutil_socket_t fd, short flags, c
     uint8_t cls = CLS_NONE;
     if (!(flags & EV_SIGNAL) && fd >= 0 && (flags & (EV_READ | EV_WRITE | EV_CLOSED)))
         cls = classify(fd, &ino, &dev);
-    cb_fn *name_cb = once_hint.user_cb ? once_hint.user_cb : cb;
-    int once = once_hint.user_cb != NULL;
+    int hinted = once_hint.user_cb != NULL && once_hint.s == NULL;
+    const void *name_cb = hinted ? once_hint.user_cb : (const void *)cb;
+    int once = hinted && once_hint.once;
+    const char *prefix = hinted && once_hint.prefix ? once_hint.prefix : name_of(flags, once);
     if (!fresh) {
         if (s->cb == cb && s->arg == arg && s->fd == fd && s->ino == ino && s->dev == dev &&
             s->cls == cls && kind_of(s->flags) != K_SIGNAL && kind_of(flags) != K_SIGNAL &&
-            (kind_of(s->flags) == K_TIMER) == (kind_of(flags) == K_TIMER) && !once && !s->once) {
+            (kind_of(s->flags) == K_TIMER) == (kind_of(flags) == K_TIMER) && !hinted &&
+            !s->once) {
             roles_clear(s);
             s->flags = flags;
             s->touch++;
@@ -480,10 +512,11 @@ static struct slot *prepare(struct event *ev, evutil_socket_t fd, short flags, c
     s->dev = dev;
     s->once = (uint8_t)once;
     s->fin = NULL;
+    s->owner = NULL;
     atomic_store_explicit(&s->woken, 0, memory_order_relaxed);
-    fr_spawn(s->task, cur ? cur->task : 0, fra_label(name_of(flags, once), (const void *)name_cb));
+    fr_spawn(s->task, cur ? cur->task : 0, fra_label(prefix, name_cb));
     fr_idle(s->task); /* assigned, not yet added */
-    if (once)
+    if (hinted)
         once_hint.s = s;
     return s;
 }
@@ -624,8 +657,8 @@ int event_add(struct event *ev, const struct timeval *tv)
         errno = ENOSYS;
         return -1;
     }
-    if (ev && EV_CB(ev) == trampoline) {
-        struct slot *s = EV_ARG(ev);
+    struct slot *s = live_slot(ev);
+    if (s) {
         int saved = errno;
         record_add(s, fra_label("event_add from", caller));
         errno = saved;
@@ -643,8 +676,8 @@ int event_add(struct event *ev, const struct timeval *tv)
 
 static int del_common(struct event *ev, int (*real)(struct event *))
 {
-    if (ev && EV_CB(ev) == trampoline) {
-        struct slot *s = EV_ARG(ev);
+    struct slot *s = live_slot(ev);
+    if (s) {
         s->touch++;
         roles_clear(s);
         fr_idle(s->task);
@@ -683,8 +716,8 @@ void event_active(struct event *ev, int res, short ncalls)
 {
     if (!REAL(real_active, "event_active"))
         return;
-    if (ev && EV_CB(ev) == trampoline) {
-        struct slot *s = EV_ARG(ev);
+    struct slot *s = live_slot(ev);
+    if (s) {
         atomic_store_explicit(&s->woken, 1, memory_order_relaxed);
         fr_wake(s->task);
     }
@@ -697,16 +730,13 @@ void event_active(struct event *ev, int res, short ncalls)
 static int once_common(struct event_base *base, evutil_socket_t fd, short events, cb_fn *cb,
                        void *arg, const struct timeval *tv, const void *caller, int with_base)
 {
-    cb_fn *saved_cb = once_hint.user_cb;
-    struct slot *saved_s = once_hint.s;
-    once_hint.user_cb = cb;
-    once_hint.s = NULL;
+    struct hint saved_hint = once_hint;
+    once_hint = (struct hint){(const void *)cb, NULL, 1, NULL};
     int r = with_base ? real_base_once(base, fd, events, cb, arg, tv)
                       : real_once(fd, events, cb, arg, tv);
     int saved = errno;
     struct slot *s = once_hint.s;
-    once_hint.user_cb = saved_cb;
-    once_hint.s = saved_s;
+    once_hint = saved_hint;
     if (s) {
         if (r != 0) {
             finish(s, 1); /* libevent freed the event it could not add */
@@ -747,8 +777,8 @@ int event_once(evutil_socket_t fd, short events, cb_fn *callback, void *arg,
 static int finalize_common(unsigned flags, struct event *ev, event_finalize_callback_fn cb,
                            int (*real)(unsigned, struct event *, event_finalize_callback_fn))
 {
-    if (ev && EV_CB(ev) == trampoline) {
-        struct slot *s = EV_ARG(ev);
+    struct slot *s = live_slot(ev);
+    if (s) {
         s->fin = cb;
         fr_idle(s->task);
         roles_clear(s);
@@ -809,6 +839,67 @@ void event_get_assignment(const struct event *ev, struct event_base **base_out,
         if (arg_out)
             *arg_out = s->arg;
     }
+}
+
+/* evconnlistener_new and _new_bind: libevent assigns the listener's event
+ * with its own listener_read_cb, which calls the program's callback; the
+ * task is named "evconnlistener @0x<program's callback>". */
+#define LISTENER_HINTED(call, cb)                                                                  \
+    ({                                                                                             \
+        struct hint saved_hint_ = once_hint;                                                       \
+        once_hint = (struct hint){(const void *)(cb), "evconnlistener", 0, NULL};                  \
+        __typeof__(call) r_ = (call);                                                              \
+        int e_ = errno;                                                                            \
+        if (r_ && once_hint.s)                                                                     \
+            once_hint.s->owner = r_;                                                               \
+        once_hint = saved_hint_;                                                                   \
+        errno = e_;                                                                                \
+        r_;                                                                                        \
+    })
+
+struct evconnlistener *evconnlistener_new(struct event_base *base, evconnlistener_cb cb,
+                                          void *ptr, unsigned flags, int backlog,
+                                          evutil_socket_t fd)
+{
+    if (!REAL(real_listener_new, "evconnlistener_new")) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    return LISTENER_HINTED(real_listener_new(base, cb, ptr, flags, backlog, fd), cb);
+}
+
+struct evconnlistener *evconnlistener_new_bind(struct event_base *base, evconnlistener_cb cb,
+                                               void *ptr, unsigned flags, int backlog,
+                                               const struct sockaddr *sa, int socklen)
+{
+    if (!REAL(real_listener_new_bind, "evconnlistener_new_bind")) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    return LISTENER_HINTED(real_listener_new_bind(base, cb, ptr, flags, backlog, sa, socklen),
+                           cb);
+}
+
+/* The listener's event lives inside it and is freed with it, never through
+ * event_free: found through its descriptor's read role (the listener reads
+ * its socket) and ended here. */
+void evconnlistener_free(struct evconnlistener *lev)
+{
+    if (!REAL(real_listener_free, "evconnlistener_free"))
+        return;
+    if (lev && real_listener_get_fd && fdtab) {
+        int saved = errno;
+        evutil_socket_t fd = real_listener_get_fd(lev);
+        struct slot *s = fd >= 0 && (unsigned)fd < nfd
+                             ? atomic_load_explicit(&fdtab[fd].rd, memory_order_relaxed)
+                             : NULL;
+        /* a disabled listener has no read role: its slot stays until the
+         * address is assigned again */
+        if (s && s->owner == lev)
+            finish(s, 1);
+        errno = saved;
+    }
+    real_listener_free(lev);
 }
 
 /* A bufferevent's two events live inside it and are freed with it, never

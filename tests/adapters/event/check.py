@@ -82,6 +82,11 @@ def main():
             t.check(len(mine) >= 5 and sum(x["polls"] for x in mine) >= 5,
                     "the events were recorded as tasks named by the callback, and polled",
                     json.dumps(mine, indent=1))
+            lst = [x for x in tasks if x["name"].startswith("evconnlistener") and
+                   names_callback(x["name"], out["accept_cb"], "on_accept")]
+            t.check(len(lst) == 1 and lst[0]["polls"] >= 1 and lst[0]["dropped_ns"] is not None,
+                    "the listener is a task named by the program's accept callback, polled, "
+                    "dropped by evconnlistener_free", json.dumps(lst or tasks, indent=1))
         print(f"1..{t.n}")
         return 1 if t.failed else 0
 

@@ -29,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -289,6 +290,15 @@ static void bev_read(struct bufferevent *bev, void *arg)
     bufferevent_free(bev); /* freed inside its own callback */
 }
 
+static int accepted;
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    (void)l, (void)sa, (void)socklen;
+    accepted += arg == (void *)&accepted;
+    close(fd);
+}
+
 static void *activator(void *p)
 {
     event_active(p, EV_READ, 1);
@@ -383,11 +393,31 @@ static int api(void)
     expect(bev_reads == 1, "a bufferevent's read callback gets its argument and may free it");
     close(sv[1]);
 
+    /* an evconnlistener: its event is libevent's, the callback ours */
+    struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        base, on_accept, &accepted, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
+        (struct sockaddr *)&la, sizeof(la));
+    expect(lev != NULL, "evconnlistener_new_bind gives a listener");
+    if (lev) {
+        struct sockaddr_in got;
+        socklen_t glen = sizeof(got);
+        getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&got, &glen);
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&got, glen) != 0)
+            die("connect");
+        run_for_ms(50);
+        expect(accepted == 1, "the listener's callback gets the connection and its argument");
+        close(c);
+        evconnlistener_free(lev);
+    }
+
     errno = 0;
     expect(event_del(&stack_ev) == 0 && errno == 0, "event_del of a non-added event: 0, errno kept");
     event_free(self);
     printf("failures=%d\n", failures);
     say_code("note_cb", note_cb);
+    printf("accept_cb=0x%llx\n", (unsigned long long)(uintptr_t)on_accept);
     dump_now();
     return failures ? 1 : 0;
 }
