@@ -6,8 +6,8 @@ under memcaslap, measured on this machine in one run.
 
 memcached (-t 2, 127.0.0.1 only, a fresh process per run) is loaded by
 memcaslap (-T 2 -c 16, get 90 % / set 10 %) for S seconds (default 5), N
-pairs of runs (default 5): without flightrec and with the adapter preloaded,
-alternated (which goes first flips every pair), so each pair compares
+pairs of runs (default 5): without flightrec and under `flightrec run` (the
+adapter found beside PATH given by --adapter preloaded), alternated (which goes first flips every pair), so each pair compares
 neighbours in time. Prints one JSON object on stdout, progress on stderr:
 
   {"runtime": "memcached", "pairs": N, "seconds": S,
@@ -20,7 +20,7 @@ neighbours in time. Prints one JSON object on stdout, progress on stderr:
 
 events_per_request comes from one more run with rings large enough to keep
 everything (FLIGHTREC_RING_KB=262144, nothing overwritten, checked), dumped
-after the load ends: the dump's event count over memcaslap's request count.
+with `flightrec dump PID` after the load ends: the dump's event count over memcaslap's request count.
 memcached and memcaslap share the machine's cores; the figures say what they
 say about this machine, nothing more.
 """
@@ -62,9 +62,9 @@ def wait_listening(port, proc, limit=10.0):
 
 
 class Memcached:
-    def __init__(self, memcached, env):
+    def __init__(self, memcached, env, prefix=()):
         self.port = free_port()
-        cmd = [memcached, "-t", "2", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
+        cmd = [*prefix, memcached, "-t", "2", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
                "-m", "256", "-c", "1024"]
         if os.geteuid() == 0:
             cmd += ["-u", "nobody"]
@@ -120,16 +120,20 @@ def main():
     os.chmod(tmp, 0o777)  # memcached drops to nobody before it dumps
     bare_env = dict(os.environ)
     bare_env.pop("LD_PRELOAD", None)
-    with_env = dict(bare_env, LD_PRELOAD=a.adapter, FLIGHTREC_DIR=tmp, FLIGHTREC_SIGNAL="USR2")
+    # "with": through flightrec run, which preloads the adapter found in
+    # FLIGHTREC_ADAPTER_DIR and moves the dump signal off memcached's SIGUSR1
+    with_env = dict(bare_env, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(a.adapter)))
+    with_env.pop("FLIGHTREC_SIGNAL", None)
+    run = [a.flightrec, "run", "--dir", tmp, "--"]
 
     without, with_, ratios = [], [], []
     for i in range(a.pairs):
-        order = [("without", bare_env), ("with", with_env)]
+        order = [("without", bare_env, ()), ("with", with_env, run)]
         if i % 2:
             order.reverse()
         got = {}
-        for name, env in order:
-            mc = Memcached(memcached, env)
+        for name, env, prefix in order:
+            mc = Memcached(memcached, env, prefix)
             try:
                 got[name], _ = load(memcaslap, mc.port, a.seconds)
             finally:
@@ -141,17 +145,12 @@ def main():
 
     # events per request: big rings, dump after the load
     big = dict(with_env, FLIGHTREC_RING_KB="262144")
-    mc = Memcached(memcached, big)
+    mc = Memcached(memcached, big, run)
     try:
         _, requests = load(memcaslap, mc.port, min(a.seconds, 2))
-        before = set(os.listdir(tmp))
-        mc.proc.send_signal(signal.SIGUSR2)
-        dump = None
-        end = time.monotonic() + 60
-        while dump is None and time.monotonic() < end:
-            new = [f for f in set(os.listdir(tmp)) - before if f.endswith(".frd")]
-            dump = os.path.join(tmp, new[0]) if new else None
-            time.sleep(0.2)
+        d = subprocess.run([a.flightrec, "dump", str(mc.proc.pid), "--dir", tmp, "--timeout",
+                            "60"], capture_output=True, text=True, timeout=90)
+        dump = d.stdout.strip() if d.returncode == 0 else None
     finally:
         mc.stop()
     if dump is None:
