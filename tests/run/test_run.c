@@ -322,6 +322,11 @@ Test(run, usage_errors_and_commands_that_cannot_run)
         free(r.out);
         free(r.err);
     }
+    struct run h;
+    const char *help[] = {"--help", NULL};
+    run_cli(&h, help, NULL);
+    cr_assert(exited(&h, 0));
+    cr_assert_not_null(strstr(h.out, "usage: flightrec run"), "%s", h.out);
     /* a needed adapter missing is an error, not a silent unrecorded run */
     if (PROG_UV[0]) {
         struct run r;
