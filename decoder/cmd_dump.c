@@ -375,7 +375,8 @@ int frd_cmd_dump(int argc, char **argv)
     if (!sig) {
         if (announced == 0) {
             fprintf(stderr, "flightrec: dump: process %ld runs flightrec with no dump signal "
-                            "(FLIGHTREC_SIGNAL=none); it dumps only through fr_dump() or a "
+                            "(FLIGHTREC_SIGNAL=none, or the program took every signal "
+                            "flightrec could move to); it dumps only through fr_dump() or a "
                             "crash\n", pid);
             return 1;
         }
