@@ -5,13 +5,15 @@
  * a file, and the many-dump summary of `analyze`: once with every event
  * decoded into arrays and the timeline kept (timeline, export), once the lean
  * way (events decoded from the pages by cursors, as info, tasks and analyze
- * do). The two must agree; the harness aborts if not.
+ * do). The two must agree, down to every finding's facts and sentence; the
+ * harness aborts if not.
  * Symbolization is left out: it opens files named by the (hostile) module map.
  * Built and run by tools/fuzz.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "analyze.h"
 #include "model.h"
@@ -22,7 +24,29 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The lean path: what `info`, `tasks` and `analyze` run. */
-static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_model *full)
+/* Do two findings lists say the same? */
+static int same_findings(const struct frd_findings *a, const struct frd_findings *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct frd_finding *x = &a->v[i], *y = &b->v[i];
+        if (x->kind != y->kind || x->cause != y->cause || x->task != y->task ||
+            x->thread != y->thread || x->at_ns != y->at_ns || x->duration_ns != y->duration_ns ||
+            x->how != y->how || x->poll != y->poll || x->wake != y->wake ||
+            x->ran_thread != y->ran_thread || x->culprit.task != y->culprit.task ||
+            x->culprit.thread != y->culprit.thread || x->culprit.busy_ns != y->culprit.busy_ns ||
+            x->culprit.polls != y->culprit.polls || x->workers != y->workers ||
+            x->workers_busy != y->workers_busy || x->workers_parked != y->workers_parked ||
+            x->idle_thread != y->idle_thread || x->idle_ns != y->idle_ns ||
+            strcmp(x->message, y->message) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_model *full,
+                 const struct frd_findings *full_f)
 {
     struct frd_dump *d = NULL;
     char err[256];
@@ -43,6 +67,8 @@ static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_
                                      FRD_DEFAULT_HANG_NS };
         struct frd_findings f = { 0 };
         if (frd_analyze(&m, &th, &f) == 0) {
+            if (full_f && !same_findings(&f, full_f))
+                abort();
             struct frd_view v = { .d = d, .m = &m, .f = &f, .th = &th };
             frd_text_info(sink, &v);
             frd_text_tasks(sink, &v);
@@ -68,12 +94,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (frd_open_mem(data, size, "fuzz", &d, err, sizeof err) != 0)
         return 0;
     struct frd_model m = { 0 };
-    int built = frd_model_build(d, &m) == 0;
+    int built = frd_model_build(d, &m) == 0, analyzed = 0;
+    struct frd_findings f = { 0 };
     if (built) {
         struct frd_thresholds th = { FRD_DEFAULT_STARVATION_NS, FRD_DEFAULT_LONG_POLL_NS,
                                      FRD_DEFAULT_HANG_NS };
-        struct frd_findings f = { 0 };
-        if (frd_analyze(&m, &th, &f) == 0) {
+        analyzed = frd_analyze(&m, &th, &f) == 0;
+        if (analyzed) {
             struct frd_view v = { .d = d, .m = &m, .f = &f, .th = &th };
             struct frd_filter all = { 0 };
             frd_text_info(sink, &v);
@@ -97,9 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frd_summary_json(sink, &sum);
             frd_summary_free(&sum);
         }
-        frd_findings_free(&f);
     }
-    lean(data, size, sink, built ? &m : NULL);
+    lean(data, size, sink, built ? &m : NULL, analyzed ? &f : NULL);
+    frd_findings_free(&f);
     frd_model_free(&m);
     frd_close(d);
     return 0;

@@ -1,7 +1,9 @@
 /*
  * make_seeds.c - real dumps, kept small, as the fuzzer's seed corpus: a clean
  * run, a lost wakeup, a long poll, a hung task, a wrapped ring, the monotonic
- * clock, and a crash. Usage: make_seeds DIR
+ * clock, a crash, and the shapes of the round-2 findings (a delayed wakeup,
+ * a victim behind many short polls of one task, a poll after READY, outside
+ * and stopped waits, a duplicate unpark). Usage: make_seeds DIR
  */
 #include <flightrec.h>
 #include <pthread.h>
@@ -54,6 +56,60 @@ static void scenario(void)
     pthread_join(th, NULL);
 }
 
+static void *waker(void *arg)
+{
+    (void)arg;
+    fr_thread_name("waker");
+    fr_wake(200); /* reaches no worker: the worker sleeps on */
+    return NULL;
+}
+
+static void shapes(void)
+{
+    fr_thread_name("worker-0");
+    /* delayed_wakeup: woken from another thread while this worker is parked */
+    fr_spawn(200, 0, "conn");
+    fr_poll_begin(200);
+    fr_poll_end(200, FR_PENDING);
+    fr_park();
+    pthread_t th;
+    pthread_create(&th, NULL, waker, NULL);
+    pthread_join(th, NULL);
+    spin_us(12000);
+    fr_unpark();
+    fr_poll_begin(200);
+    fr_poll_end(200, FR_READY);
+    fr_drop(200);
+    fr_unpark(); /* a duplicate */
+    /* starvation behind 300 short polls of one task */
+    fr_spawn(201, 0, "victim");
+    fr_poll_begin(201);
+    fr_poll_end(201, FR_PENDING);
+    fr_spawn(202, 0, "greedy");
+    fr_wake(201);
+    for (int i = 0; i < 300; i++) {
+        fr_poll_begin(202);
+        spin_us(40);
+        fr_poll_end(202, FR_PENDING);
+    }
+    fr_poll_begin(201);
+    fr_poll_end(201, FR_READY);
+    fr_drop(201);
+    /* protocol: polled again after READY */
+    fr_spawn(203, 0, "done");
+    fr_poll_begin(203);
+    fr_poll_end(203, FR_READY);
+    fr_wake(203);
+    fr_poll_begin(203);
+    fr_poll_end(203, FR_READY);
+    fr_drop(203);
+    /* waits that are no bug */
+    fr_spawn(204, 0, "listener");
+    fr_await_external(204, "accept");
+    fr_spawn(205, 0, "stopped");
+    fr_idle(205);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -66,6 +122,12 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < 6000; i++) /* wrap the 16 KiB ring */
         fr_mark(i, "wrap");
     fr_dump("wrapped", NULL, 0);
+    fr_shutdown();
+
+    if (fr_init(&cfg) != 0)
+        return 1;
+    shapes();
+    fr_dump("shapes", NULL, 0);
     fr_shutdown();
 
     setenv("FLIGHTREC_CLOCK", "monotonic", 1);
