@@ -47,6 +47,11 @@ int frd_json_export(FILE *out, const struct frd_view *v);
 int frd_chrome_export(FILE *out, const struct frd_view *v);
 int frd_csv_export(FILE *out, const struct frd_view *v);
 
+/* `flightrec locks`: one row per lock, by total wait (render_locks.c).
+ * Return: 0, -EIO, or -ENOMEM. */
+int frd_text_locks(FILE *out, const struct frd_view *v);
+int frd_json_locks(FILE *out, const struct frd_view *v);
+
 /* What `flightrec report` embeds at most: polls (and parked spans) per worker
  * lane, and task rows. The page says what it left out. */
 struct frd_report_limits {

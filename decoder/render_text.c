@@ -369,6 +369,16 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
         put_str(out, m->dump, e->str);
         putc('"', out);
         break;
+    case FR_EV_LOCK_WAIT:
+        fputs("waits for lock \"", out);
+        put_str(out, m->dump, e->str);
+        fprintf(out, "\" (0x%llx)", (unsigned long long)e->lock);
+        break;
+    case FR_EV_LOCK_ACQUIRE:
+    case FR_EV_LOCK_RELEASE:
+        fprintf(out, "%s lock 0x%llx", e->type == FR_EV_LOCK_ACQUIRE ? "acquired" : "released",
+                (unsigned long long)e->lock);
+        break;
     default:
         fputs(frd_event_name(e->type), out);
         break;
