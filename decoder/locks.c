@@ -5,8 +5,9 @@
  * locks, so the task model knows nothing of them.
  *
  * An acquisition counts as contended when, as its wait began, another task
- * held the lock or was already waiting for it, or when another task released
- * it during the wait (its holder was acquired before the recording). Waits
+ * was already waiting for the lock, or when another task released it during
+ * the wait (the grant had to wait for a holder). Holding alone is not enough:
+ * a semaphore or a pool may have room beside its holders. Waits
  * are kept one by one (they feed the report and the Chrome export); a wait
  * that a task abandons (it asks for another lock, or asks again) is closed
  * without a grant.
@@ -166,8 +167,6 @@ void frd__locks_step(struct frd_locks *l, int32_t task, uint32_t thread,
         w->thread = thread;
         w->open = 1;
         w->contended = k->waiting > 0;
-        for (size_t i = 0; i < k->nholders && !w->contended; i++)
-            w->contended = k->holders[i].task != task;
         k->waiting++;
         *slot = (int32_t)l->nwaits++;
         break;

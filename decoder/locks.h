@@ -6,7 +6,7 @@
  * The model's replay (model.c) hands every lock event to frd__locks_step, in
  * time order, with the task instance it is for; nothing else in the model
  * depends on locks. What comes out, per lock: its name, acquisitions (and how
- * many had to wait behind another task), wait and hold times, and the holders
+ * many had to wait for another task), wait and hold times, and the holders
  * at the end of the recording; per wait: the task, when it began and when it
  * was granted (or that it was still waiting at the end), and which holder's
  * release preceded the grant (the hand-over the Chrome export draws).
@@ -38,7 +38,8 @@ struct frd_lock {
     uint64_t id;
     uint32_t name; /* string id from its latest fr_lock_wait, 0 unknown */
     uint64_t acquisitions;
-    uint64_t contended; /* acquisitions that waited behind another task */
+    uint64_t contended; /* acquisitions that waited: queued behind another waiter, or
+                           granted after another task's release */
     int64_t wait_total_ns, wait_max_ns;
     int64_t hold_max_ns; /* longest hold released in the recording */
     int32_t hold_max_task; /* who held it that long, FRD_NONE */
@@ -58,7 +59,7 @@ struct frd_lock_wait {
     int32_t after_task;    /* the holder whose release came last before the grant, FRD_NONE */
     int64_t after_ns;      /* that release's time */
     uint32_t thread;       /* where the wait was recorded */
-    int8_t contended;      /* another task held it or waited for it, or released it meanwhile */
+    int8_t contended;      /* another task waited for it first, or released it meanwhile */
     int8_t open;           /* still waiting at the end of the recording */
 };
 

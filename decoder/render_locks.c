@@ -195,16 +195,16 @@ int frd_text_locks(FILE *out, const struct frd_view *v)
         } else {
             fputs("(unnamed)", out);
         }
-        fprintf(out, " 0x%llx: %llu acquisitions, %llu contended; waits %s in all, longest %s; "
-                     "longest hold %s",
+        fprintf(out, " 0x%llx: %llu acquisitions, %llu contended; waits %s in all, longest %s",
                 (unsigned long long)k->id, (unsigned long long)k->acquisitions,
                 (unsigned long long)k->contended, frd_fmt_dur(r[i].wait_total, d1, sizeof(d1)),
-                frd_fmt_dur(r[i].wait_max, d2, sizeof(d2)),
-                frd_fmt_dur(k->hold_max_ns, d3, sizeof(d3)));
+                frd_fmt_dur(r[i].wait_max, d2, sizeof(d2)));
         if (k->hold_max_task != FRD_NONE) {
-            fputs(" (", out);
+            fprintf(out, "; longest hold %s (", frd_fmt_dur(k->hold_max_ns, d3, sizeof(d3)));
             text_task(out, m, k->hold_max_task);
             putc(')', out);
+        } else {
+            fputs("; no hold released", out);
         }
         putc('\n', out);
         if (k->nholders) {
