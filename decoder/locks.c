@@ -177,10 +177,12 @@ void frd__locks_step(struct frd_locks *l, int32_t task, uint32_t thread,
             struct frd_lock_wait *w = &l->waits[*slot];
             w->open = 0;
             w->end_ns = ns;
+            w->end_thread = thread;
             if (k->last_release_task != FRD_NONE && k->last_release_task != task &&
                 k->last_release_ns >= w->begin_ns) {
                 w->after_task = k->last_release_task;
                 w->after_ns = k->last_release_ns;
+                w->after_thread = k->last_release_thread;
                 w->contended = 1;
             }
             contended = w->contended;
@@ -225,6 +227,7 @@ void frd__locks_step(struct frd_locks *l, int32_t task, uint32_t thread,
         }
         k->last_release_task = task;
         k->last_release_ns = ns;
+        k->last_release_thread = thread;
         break;
     }
     default:

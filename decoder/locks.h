@@ -48,6 +48,7 @@ struct frd_lock {
     size_t waiting; /* open waits now (replay state; at the end: still waiting) */
     int32_t last_release_task; /* replay state: the latest release */
     int64_t last_release_ns;
+    uint32_t last_release_thread;
 };
 
 /* One fr_lock_wait. */
@@ -58,7 +59,9 @@ struct frd_lock_wait {
     int64_t end_ns;        /* granted (acquired) at, or INT64_MIN: not granted */
     int32_t after_task;    /* the holder whose release came last before the grant, FRD_NONE */
     int64_t after_ns;      /* that release's time */
+    uint32_t after_thread; /* and thread */
     uint32_t thread;       /* where the wait was recorded */
+    uint32_t end_thread;   /* where the grant was recorded */
     int8_t contended;      /* another task waited for it first, or released it meanwhile */
     int8_t open;           /* still waiting at the end of the recording */
 };
