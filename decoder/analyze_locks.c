@@ -196,7 +196,7 @@ int frd__analyze_locks(const struct frd_model *m, const struct frd_thresholds *t
                                                  s->thread, s->ns, 0);
         if (!x)
             return -ENOMEM;
-        snprintf(what, sizeof(what), "releases %s, which it does not hold",
+        snprintf(what, sizeof(what), "released %s without holding it",
                  lock_text(m, lk->id, lk->name, lt, sizeof(lt)));
         memcpy(x->what, what, sizeof(x->what));
         x->lock = lk->id;
