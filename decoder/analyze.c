@@ -718,7 +718,7 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
         break;
     case FRD_DEADLOCK: {
         char cyc[320];
-        put(&s, "deadlock for %s: %s", d1, frd__lock_phrase(m, x, cyc, sizeof(cyc)));
+        put(&s, "%s: deadlocked for %s", frd__lock_phrase(m, x, cyc, sizeof(cyc)), d1);
         break;
     }
     case FRD_PROTOCOL:
