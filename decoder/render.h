@@ -76,7 +76,8 @@ const char *frd_signal_name(int signo, char *buf, size_t len);
  * `7 "fetch" <- 3 "accept_loop"`. */
 const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, size_t len);
 
-/* Findings of instance @ti as "kind,kind" in @buf ("" if none). */
+/* Findings of instance @ti as "kind,kind" in @buf ("" if none); a deadlock counts for
+ * every task of its cycle. */
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len);
 
 /*

@@ -161,7 +161,10 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         int seen[FRD_KIND_COUNT] = {0}, first = 1;
         for (size_t k = 0; v->f && k < v->f->n; k++) {
             const struct frd_finding *x = &v->f->v[k];
-            if (x->task != (int32_t)i || seen[x->kind])
+            int mine = x->task == (int32_t)i;
+            for (size_t c = 0; c < x->ncycle && !mine; c++) /* every task of a deadlock */
+                mine = x->cycle[c].task == (int32_t)i;
+            if (!mine || seen[x->kind])
                 continue;
             seen[x->kind] = 1;
             fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(x->kind));

@@ -84,7 +84,10 @@ const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, s
     int seen[FRD_KIND_COUNT] = {0};
     for (size_t i = 0; v->f && i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
-        if (x->task != ti || seen[x->kind])
+        int mine = x->task == ti;
+        for (size_t k = 0; k < x->ncycle && !mine; k++) /* every task of a deadlock */
+            mine = x->cycle[k].task == ti;
+        if (!mine || seen[x->kind])
             continue;
         seen[x->kind] = 1;
         int r = snprintf(buf + w, len - w, "%s%s", w ? "," : "", frd_kind_name(x->kind));
