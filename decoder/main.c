@@ -100,7 +100,8 @@ static const char usage_timeline[] =
     "\n"
     "Every task's history in time order, times relative to its first event: spawn,\n"
     "polls (thread, duration, result, await label, starvation), wakes (by which\n"
-    "thread and task), waker references, marks, drop.\n"
+    "thread and task), waker references, marks, lock waits, acquisitions and\n"
+    "releases, drop.\n"
     "\n"
     "  --task ID     only task ID (all its instances)\n"
     "  --thread TID  the thread's history instead: polls, park/unpark, wakes it sent\n";

@@ -373,15 +373,22 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
         putc('"', out);
         break;
     case FR_EV_LOCK_WAIT:
-        fputs("waits for lock \"", out);
-        put_str(out, m->dump, e->str);
-        fprintf(out, "\" (0x%llx)", (unsigned long long)e->lock);
-        break;
     case FR_EV_LOCK_ACQUIRE:
-    case FR_EV_LOCK_RELEASE:
-        fprintf(out, "%s lock 0x%llx", e->type == FR_EV_LOCK_ACQUIRE ? "acquired" : "released",
-                (unsigned long long)e->lock);
+    case FR_EV_LOCK_RELEASE: {
+        int64_t li = frd_lock_find(&m->locks, e->lock);
+        uint32_t name = e->str ? e->str : li >= 0 ? m->locks.v[li].name : 0;
+        fputs(e->type == FR_EV_LOCK_WAIT      ? "waits for lock "
+              : e->type == FR_EV_LOCK_ACQUIRE ? "acquired lock "
+                                              : "released lock ",
+              out);
+        if (name) {
+            putc('"', out);
+            put_str(out, m->dump, name);
+            fputs("\" ", out);
+        }
+        fprintf(out, "(0x%llx)", (unsigned long long)e->lock);
         break;
+    }
     default:
         fputs(frd_event_name(e->type), out);
         break;
