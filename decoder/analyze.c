@@ -157,6 +157,12 @@ struct cx {
     uint32_t *cnt;    /* polls inside the current window */
     int32_t *touched; /* instances with cnt > 0, to reset */
     size_t ntouched;
+    /* per worker, built at its first use (prepare): pre[w][j] = the summed
+     * length of its polls before poll j; runs[w]: where each run of
+     * consecutive polls of one task starts */
+    int64_t **pre;
+    size_t **runs;
+    size_t *nruns;
     int nomem;
 };
 
@@ -170,10 +176,88 @@ static const struct frd_poll *ref_poll(const struct frd_model *m, const struct f
     return &m->tasks[r->task].polls[r->poll];
 }
 
+/* The first poll of worker @w that begins at or after @ns. */
+static size_t first_poll_from(const struct frd_model *m, uint32_t w, int64_t ns)
+{
+    const struct frd_worker *wk = &m->workers[w];
+    size_t lo = 0, hi = wk->npolls;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ref_poll(m, &wk->polls[mid])->begin_ns < ns)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * Build worker @w's prefix sums of poll lengths (c->pre[w]) and its runs of
+ * consecutive polls of one task (c->runs[w]: run k is polls runs[k] up to
+ * runs[k + 1]), once. Return: 0, or -ENOMEM (c->nomem set).
+ */
+static int prepare(struct cx *c, uint32_t w)
+{
+    const struct frd_model *m = c->m;
+    const struct frd_worker *wk = &m->workers[w];
+    if (c->nomem)
+        return -ENOMEM;
+    if (!c->pre) {
+        c->pre = calloc(m->dump->nthreads, sizeof(*c->pre));
+        c->runs = calloc(m->dump->nthreads, sizeof(*c->runs));
+        c->nruns = calloc(m->dump->nthreads, sizeof(*c->nruns));
+        if (!c->pre || !c->runs || !c->nruns)
+            goto nomem;
+    }
+    if (c->pre[w])
+        return 0;
+    int64_t *pre = malloc((wk->npolls + 1) * sizeof(*pre));
+    size_t *runs = malloc((wk->npolls + 1) * sizeof(*runs));
+    if (!pre || !runs) {
+        free(pre);
+        free(runs);
+        goto nomem;
+    }
+    size_t n = 0;
+    pre[0] = 0;
+    for (size_t j = 0; j < wk->npolls; j++) {
+        const struct frd_poll *q = ref_poll(m, &wk->polls[j]);
+        pre[j + 1] = pre[j] + (q->end_ns - q->begin_ns);
+        if (j == 0 || wk->polls[j].task != wk->polls[j - 1].task)
+            runs[n++] = j;
+    }
+    runs[n] = wk->npolls;
+    c->pre[w] = pre;
+    c->runs[w] = runs;
+    c->nruns[w] = n;
+    return 0;
+nomem:
+    c->nomem = 1;
+    return -ENOMEM;
+}
+
+/* Credit task @ti with @o ns of busy time over @n polls (see worker_busy). */
+static void credit(struct cx *c, int32_t ti, int64_t o, uint32_t n, int64_t *busy, int sum)
+{
+    *busy += o;
+    if (!sum)
+        return;
+    if (!c->cnt[ti])
+        c->touched[c->ntouched++] = ti;
+    c->cnt[ti] += n;
+    c->acc[ti] += o;
+}
+
 /*
  * Time worker @w spent in polls of tasks other than @victim during [a, b].
  * With @best, also sum it per task and keep the task that held the worker
  * longest in *@best if it beats what is there.
+ *
+ * A binary search finds the polls that begin inside the span; the few
+ * before it (which may still run at a) and the few at its end (which may run
+ * past b) are clipped one by one, and those in between, which lie wholly
+ * inside the span, are summed a run of one task's polls at a time from the
+ * prefix sums: a task polled 50,000 times in a row costs one step.
  */
 static int64_t worker_busy(struct cx *c, uint32_t w, int32_t victim, int64_t a, int64_t b,
                            struct frd_culprit *best)
@@ -188,50 +272,56 @@ static int64_t worker_busy(struct cx *c, uint32_t w, int32_t victim, int64_t a, 
         if (!c->acc || !c->cnt || !c->touched)
             c->nomem = 1;
     }
-    if (c->nomem)
-        best = NULL;
-    /* the first poll that begins at or after a ... */
-    size_t lo = 0, hi = wk->npolls;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ref_poll(m, &wk->polls[mid])->begin_ns < a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    /* ... and a few before it, which may still run at a (the one before,
-     * or polls it was nested in) */
-    size_t j = lo > 4 ? lo - 4 : 0;
+    if (!wk->npolls || prepare(c, w))
+        return 0;
+    int sum = best != NULL;
+    size_t lo = first_poll_from(m, w, a), hi = first_poll_from(m, w, b);
+    size_t mid = hi > lo + 4 ? hi - 4 : lo;
     int64_t busy = 0;
     c->ntouched = 0;
-    for (; j < wk->npolls; j++) {
-        const struct frd_poll_ref *r = &wk->polls[j];
-        const struct frd_poll *p = ref_poll(m, r);
-        if (p->begin_ns >= b)
-            break;
-        if (r->task == victim)
-            continue;
-        int64_t s = p->begin_ns > a ? p->begin_ns : a;
+    /* begun before a: the one before, or polls it was nested in */
+    for (size_t j = lo > 4 ? lo - 4 : 0; j < lo; j++) {
+        const struct frd_poll *p = ref_poll(m, &wk->polls[j]);
         int64_t e = p->end_ns < b ? p->end_ns : b;
-        if (e <= s && !(p->begin_ns >= a && p->end_ns <= b))
-            continue; /* outside the wait (a zero-length poll inside counts) */
-        int64_t o = e > s ? e - s : 0;
-        busy += o;
-        if (best) {
-            if (!c->cnt[r->task])
-                c->touched[c->ntouched++] = r->task;
-            c->cnt[r->task]++;
-            c->acc[r->task] += o;
+        if (wk->polls[j].task != victim && e > a)
+            credit(c, wk->polls[j].task, e - a, 1, &busy, sum);
+    }
+    /* wholly inside: by runs when summing per task, else in one step */
+    if (lo < mid && !sum) {
+        busy += c->pre[w][mid] - c->pre[w][lo];
+    } else if (lo < mid) {
+        const size_t *runs = c->runs[w];
+        size_t k0 = 0, k1 = c->nruns[w];
+        while (k0 + 1 < k1) { /* the run holding poll lo */
+            size_t km = k0 + (k1 - k0) / 2;
+            if (runs[km] <= lo)
+                k0 = km;
+            else
+                k1 = km;
+        }
+        for (size_t j = lo, k = k0; j < mid; k++) {
+            size_t e = runs[k + 1] < mid ? runs[k + 1] : mid;
+            int32_t ti = wk->polls[j].task;
+            if (ti != victim)
+                credit(c, ti, c->pre[w][e] - c->pre[w][j], (uint32_t)(e - j), &busy, sum);
+            j = e;
         }
     }
-    if (best) {
+    /* begun inside, may run past b */
+    for (size_t j = mid; j < hi; j++) {
+        const struct frd_poll *p = ref_poll(m, &wk->polls[j]);
+        int64_t e = p->end_ns < b ? p->end_ns : b;
+        if (wk->polls[j].task != victim)
+            credit(c, wk->polls[j].task, e > p->begin_ns ? e - p->begin_ns : 0, 1, &busy, sum);
+    }
+    if (sum) {
         for (size_t k = 0; k < c->ntouched; k++) {
             int32_t ti = c->touched[k];
-            if (c->acc[ti] > best->busy_ns ||
-                (best->task == FRD_NONE && c->acc[ti] == best->busy_ns && c->cnt[ti])) {
+            int64_t v = c->acc[ti] < b - a ? c->acc[ti] : b - a;
+            if (v > best->busy_ns || (best->task == FRD_NONE && v == best->busy_ns)) {
                 best->task = ti;
                 best->thread = w;
-                best->busy_ns = c->acc[ti];
+                best->busy_ns = v;
                 best->polls = c->cnt[ti];
             }
             c->acc[ti] = 0;
@@ -574,6 +664,10 @@ static void put_culprit(struct sb *s, const struct frd_model *m, const struct fr
 static void put_idle(struct sb *s, const struct frd_model *m, const struct frd_finding *x)
 {
     char th[48], d[32];
+    if (x->idle_thread < 0 || (uint64_t)x->idle_thread >= m->dump->nthreads) {
+        put(s, "the workers sat parked");
+        return;
+    }
     put(s, "%s sat parked for %s of it",
         frd_thread_label(m, (uint32_t)x->idle_thread, th, sizeof(th)),
         frd_fmt_dur(x->idle_ns, d, sizeof(d)));
@@ -764,6 +858,13 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
     free(c.acc);
     free(c.cnt);
     free(c.touched);
+    for (size_t i = 0; c.pre && i < m->dump->nthreads; i++) {
+        free(c.pre[i]);
+        free(c.runs ? c.runs[i] : NULL);
+    }
+    free(c.pre);
+    free(c.runs);
+    free(c.nruns);
     if (c.nomem) {
         frd_findings_free(out);
         return -ENOMEM;

@@ -325,7 +325,7 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
             frd_culprit_phrase(m, &lf->culprit, lf->duration_ns, why, sizeof(why));
             fprintf(out, " (starved %s%s%s)", frd_fmt_dur(lf->duration_ns, d2, sizeof(d2)),
                     why[0] ? " " : "", why);
-        } else if (lf) {
+        } else if (lf && lf->idle_thread >= 0) {
             fprintf(out, " (delayed %s: ", frd_fmt_dur(lf->duration_ns, d2, sizeof(d2)));
             put_thread(out, m, (uint32_t)lf->idle_thread);
             fprintf(out, " sat parked for %s of it)", frd_fmt_dur(lf->idle_ns, d1, sizeof(d1)));

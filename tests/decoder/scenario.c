@@ -146,15 +146,21 @@ void sc_spin_ms(unsigned ms)
 
 void sc_decode(const char *path, struct sc_result *r)
 {
+    sc_decode_with(path, r, SC_STARVATION_MS, SC_LONG_POLL_MS, SC_HANG_MS);
+}
+
+void sc_decode_with(const char *path, struct sc_result *r, unsigned starvation_ms,
+                    unsigned long_poll_ms, unsigned hang_ms)
+{
     char err[512];
     memset(r, 0, sizeof(*r));
     cr_assert_eq(frd_open(path, &r->d, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(r->d->damaged, 0, "%s", r->d->nerrors ? r->d->errors[0] : "");
     cr_assert_eq(frd_model_build(r->d, &r->m), 0);
     struct frd_thresholds th = {
-        .starvation_ns = SC_STARVATION_MS * 1000000LL,
-        .long_poll_ns = SC_LONG_POLL_MS * 1000000LL,
-        .hang_ns = SC_HANG_MS * 1000000LL,
+        .starvation_ns = starvation_ms * 1000000LL,
+        .long_poll_ns = long_poll_ms * 1000000LL,
+        .hang_ns = hang_ms * 1000000LL,
     };
     cr_assert_eq(frd_analyze(&r->m, &th, &r->f), 0);
 

@@ -51,6 +51,10 @@ struct sc_result {
 /* Decode @path with the SC_* thresholds; fails the test on error, or if the
  * lean decoding path (no timeline) finds anything different. */
 void sc_decode(const char *path, struct sc_result *r);
+/* The same with thresholds of its own (a scenario of many tiny polls raises
+ * the long-poll one, so that a preempted 10 us poll is no finding). */
+void sc_decode_with(const char *path, struct sc_result *r, unsigned starvation_ms,
+                    unsigned long_poll_ms, unsigned hang_ms);
 void sc_result_free(struct sc_result *r);
 
 /* Number of findings of @kind (any task if @task is 0). */
