@@ -7,7 +7,10 @@
  * way (events decoded from the pages by cursors, as info, tasks and analyze
  * do). The two must agree, down to every finding's facts and sentence; the
  * harness aborts if not.
- * Symbolization is left out: it opens files named by the (hostile) module map.
+ * Symbolization of crash frames is left out: it opens files named by the
+ * (hostile) module map; the code-address tokens in strings are rewritten
+ * (module+offset only, FRD_SYM_NO_FILES) on both paths, as the CLI does before
+ * anything reads a name.
  * Built and run by tools/fuzz.
  */
 #include <stdint.h>
@@ -20,6 +23,7 @@
 #include "reader.h"
 #include "render.h"
 #include "summary.h"
+#include "symbolize.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -53,6 +57,7 @@ static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_
     char err[256];
     if (frd_open_mem_ex(data, size, "fuzz", 0, &d, err, sizeof err) != 0)
         abort(); /* the full path opened it */
+    frd_symbolize_strings(d, FRD_SYM_NO_FILES);
     struct frd_model m = { 0 };
     if (frd_model_build_ex(d, 0, &m) == 0) {
         if (full && (m.nevents != full->nevents || m.ntasks != full->ntasks ||
@@ -98,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     if (frd_open_mem(data, size, "fuzz", &d, err, sizeof err) != 0)
         return 0;
+    frd_symbolize_strings(d, FRD_SYM_NO_FILES);
     struct frd_model m = { 0 };
     int built = frd_model_build(d, &m) == 0, analyzed = 0;
     struct frd_findings f = { 0 };

@@ -1,14 +1,15 @@
 /*
  * make_seeds.c - real dumps, kept small, as the fuzzer's seed corpus: a clean
  * run, a lost wakeup, a long poll, a hung task, a wrapped ring, the monotonic
- * clock, a crash, and the shapes of the round-2 findings (a delayed wakeup,
- * a victim behind many short polls of one task, a poll after READY, outside
- * and stopped waits, a duplicate unpark), and locks (an AB-BA deadlock, a
- * hand-over, a task hung behind a leaked lock, a release of a lock not held).
- * Usage: make_seeds DIR
+ * clock, a crash, names and labels full of code-address tokens, the shapes
+ * of the round-2 findings (a delayed wakeup, a victim behind many short polls
+ * of one task, a poll after READY, outside and stopped waits, a duplicate
+ * unpark), and locks (an AB-BA deadlock, a hand-over, a task hung behind a
+ * leaked lock, a release of a lock not held). Usage: make_seeds DIR
  */
 #include <flightrec.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -208,6 +209,21 @@ int main(int argc, char **argv)
         return 1;
     scenario();
     fr_dump("monotonic", NULL, 0);
+    /* code-address tokens: names and labels the decoder symbolizes */
+    for (uint64_t t = 200; t < 232; t++) {
+        char name[256];
+        size_t n = 0;
+        while (n + 24 < sizeof(name))
+            n += (size_t)snprintf(name + n, sizeof(name) - n, "@0x%lx",
+                                  (unsigned long)((uintptr_t)&scenario + t * 13 + n));
+        fr_spawn(t, 0, name);
+        fr_poll_begin(t);
+        snprintf(name, sizeof(name), "read_start @0x%lx @0x @0xG",
+                 (unsigned long)((uintptr_t)__builtin_return_address(0) - 1));
+        fr_await(t, name);
+        fr_poll_end(t, FR_PENDING);
+    }
+    fr_dump("tokens", NULL, 0);
     pid_t pid = fork();
     if (pid == 0) {
         fr_spawn(7, 0, "crasher");
