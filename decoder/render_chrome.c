@@ -534,30 +534,31 @@ static void lock_waits(struct cx *c)
     }
 }
 
-/* The start of the poll running on @thread at @ns (the innermost one that
- * began last), or INT64_MIN if none was. */
-static int64_t poll_at(const struct cx *c, uint32_t thread, int64_t ns)
+/* The poll of task instance @ti running at @ns, else the first one that
+ * begins after it; NULL if none. */
+static const struct frd_poll *poll_from(const struct cx *c, int32_t ti, int64_t ns)
 {
-    const struct frd_worker *w = &c->m->workers[thread];
-    size_t lo = 0, hi = w->npolls;
+    const struct frd_task *t = &c->m->tasks[ti];
+    size_t lo = 0, hi = t->npolls;
     while (lo < hi) { /* first poll that begins after ns */
         size_t mid = lo + (hi - lo) / 2;
-        const struct frd_poll_ref *r = &w->polls[mid];
-        if (c->m->tasks[r->task].polls[r->poll].begin_ns <= ns)
+        if (t->polls[mid].begin_ns <= ns)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo == 0)
-        return INT64_MIN;
-    const struct frd_poll_ref *r = &w->polls[lo - 1];
-    const struct frd_poll *p = &c->m->tasks[r->task].polls[r->poll];
-    return p->end_ns >= ns ? p->begin_ns : INT64_MIN;
+    if (lo > 0 && t->polls[lo - 1].end_ns >= ns)
+        return &t->polls[lo - 1];
+    return lo < t->npolls ? &t->polls[lo] : NULL;
 }
 
-/* A flow per hand-over: from the poll in which a holder released the lock to
- * the poll in which the next task was granted it (both on the worker tracks;
- * a release or grant outside any poll has no slice to bind to, and no flow). */
+/*
+ * A flow per hand-over: from the holder's poll that released the lock to the
+ * next holder's poll that ran with it (the one it was granted in, or its next
+ * one: a runtime may record the grant from the releasing side). Both ends are
+ * polls on the worker tracks; a release or grant with no such poll has no
+ * flow.
+ */
 static void lock_flows(struct cx *c, unsigned long long id)
 {
     const struct frd_locks *l = &c->m->locks;
@@ -565,13 +566,14 @@ static void lock_flows(struct cx *c, unsigned long long id)
         const struct frd_lock_wait *w = &l->waits[i];
         if (w->after_task == FRD_NONE || w->end_ns == INT64_MIN)
             continue;
-        int64_t from = poll_at(c, w->after_thread, w->after_ns);
-        int64_t to = poll_at(c, w->end_thread, w->end_ns);
-        if (from == INT64_MIN || to == INT64_MIN)
+        const struct frd_poll *from = poll_from(c, w->after_task, w->after_ns);
+        const struct frd_poll *to = poll_from(c, w->task, w->end_ns);
+        if (!from || !to || from->begin_ns > w->after_ns || to->begin_ns < from->begin_ns ||
+            (to->thread == from->thread && to->begin_ns == from->begin_ns))
             continue;
-        ev_open(c, 's', "worker", PID_WORKERS, tid_of(c, w->after_thread), from);
+        ev_open(c, 's', "worker", PID_WORKERS, tid_of(c, from->thread), from->begin_ns);
         fprintf(c->out, ", \"id\": %llu, \"name\": \"lock handover\"}", ++id);
-        ev_open(c, 'f', "worker", PID_WORKERS, tid_of(c, w->end_thread), to);
+        ev_open(c, 'f', "worker", PID_WORKERS, tid_of(c, to->thread), to->begin_ns);
         fprintf(c->out, ", \"bp\": \"e\", \"id\": %llu, \"name\": \"lock handover\"}", id);
     }
 }
