@@ -137,8 +137,8 @@ static void abandon(struct frd_locks *l, int32_t *slot)
 void frd__locks_step(struct frd_locks *l, int32_t task, uint32_t thread,
                      const struct frd_event *e, int64_t ns)
 {
-    if (task < 0 || l->nomem)
-        return;
+    if (task < 0 || l->nomem || e->lock == 0)
+        return; /* lock ids are nonzero (flightrec.h); a 0 names nothing */
     struct frd_lock *k = lock_for(l, e->lock);
     int32_t *slot = wait_slot(l, task);
     if (!k || !slot) {
