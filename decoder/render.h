@@ -83,7 +83,8 @@ const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, s
 /*
  * frd_json_finding_facts - the facts of finding @x beyond kind, task, name,
  * thread, at_ns, duration_ns and message, as JSON members, each preceded by
- * ", ": cause, how, poll, waker, ran_on, await, culprit (task, name, thread,
+ * ", ": cause, how, poll (1-based) and its result, parent (the task that
+ * spawned it), waker, ran_on, await, culprit (task, name, thread,
  * busy_ns, polls; null when the finding blames no other work), workers
  * (total, busy, parked), idle_worker (thread, parked_ns) and, for protocol,
  * what. Threads are tids.

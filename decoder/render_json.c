@@ -193,10 +193,21 @@ void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct f
     const struct frd_task *t = x->task != FRD_NONE ? &m->tasks[x->task] : NULL;
     fprintf(out, ", \"cause\": \"%s\", \"how\": ", frd_cause_name(x->cause));
     frd_json_cstr(out, frd_how_name(x->how));
-    if (x->poll != FRD_NONE)
-        fprintf(out, ", \"poll\": %d", x->poll + 1);
-    else
-        fputs(", \"poll\": null", out);
+    if (t && x->poll != FRD_NONE && (size_t)x->poll < t->npolls) {
+        int res = t->polls[x->poll].result;
+        fprintf(out, ", \"poll\": %d, \"result\": \"%s\"", x->poll + 1,
+                res == FRD_POLL_READY ? "ready" : res == FRD_POLL_PENDING ? "pending" : "running");
+    } else {
+        fputs(", \"poll\": null, \"result\": null", out);
+    }
+    fputs(", \"parent\": ", out);
+    if (t && t->parent_inst != FRD_NONE) {
+        putc('{', out);
+        task_members(out, m, t->parent_inst);
+        putc('}', out);
+    } else {
+        fputs("null", out);
+    }
     fputs(", \"waker\": ", out);
     if (t && x->wake != FRD_NONE && (size_t)x->wake < t->nwakes) {
         const struct frd_wake *w = &t->wakes[x->wake];
