@@ -79,6 +79,13 @@ const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, siz
 /* Findings of instance @ti as "kind,kind" in @buf ("" if none); a deadlock counts for
  * every task of its cycle. */
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len);
+/* frd_task_kind_masks - per task instance, a bit (1 << kind) for each kind
+ * of finding about it (a deadlock: every task of its cycle): one pass over
+ * the findings instead of one per task.
+ * Return: a malloc'ed array of m->ntasks masks, or NULL (out of memory). */
+uint32_t *frd_task_kind_masks(const struct frd_view *v);
+/* frd_kinds_list - "hung,starvation" for @mask, in kind order, in @buf. */
+const char *frd_kinds_list(uint32_t mask, char *buf, size_t len);
 
 /*
  * frd_json_finding_facts - the facts of finding @x beyond kind, task, name,

@@ -8,6 +8,7 @@
  * Times named *_ns without "abs" are relative to the start of the recording.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -126,6 +127,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
 int frd_json_tasks(FILE *out, const struct frd_view *v)
 {
     const struct frd_model *m = v->m;
+    uint32_t *masks = frd_task_kind_masks(v); /* NULL: out of memory, look per task */
     fputs("{\"tasks\": [", out);
     for (size_t i = 0; i < m->ntasks; i++) {
         const struct frd_task *t = &m->tasks[i];
@@ -158,20 +160,27 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         else
             fputs(", \"dropped_ns\": null", out);
         fputs(", \"findings\": [", out);
-        int seen[FRD_KIND_COUNT] = {0}, first = 1;
-        for (size_t k = 0; v->f && k < v->f->n; k++) {
-            const struct frd_finding *x = &v->f->v[k];
-            int mine = x->task == (int32_t)i;
-            for (size_t c = 0; c < x->ncycle && !mine; c++) /* every task of a deadlock */
-                mine = x->cycle[c].task == (int32_t)i;
-            if (!mine || seen[x->kind])
+        int first = 1;
+        for (int k = 0; k < FRD_KIND_COUNT; k++) {
+            int has = 0;
+            if (masks) {
+                has = (masks[i] >> k) & 1;
+            } else {
+                for (size_t j = 0; v->f && j < v->f->n && !has; j++) {
+                    const struct frd_finding *x = &v->f->v[j];
+                    has = x->kind == k && x->task == (int32_t)i;
+                    for (size_t c = 0; c < x->ncycle && !has && x->kind == k; c++)
+                        has = x->cycle[c].task == (int32_t)i; /* every task of a deadlock */
+                }
+            }
+            if (!has)
                 continue;
-            seen[x->kind] = 1;
-            fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(x->kind));
+            fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(k));
             first = 0;
         }
         fputs("]}", out);
     }
+    free(masks);
     fputs("\n]}\n", out);
     return ferror(out) ? -EIO : 0;
 }
