@@ -8,11 +8,13 @@
  *   record_ns     one thread recording (ring already faulted in and wrapping)
  *   record_2t_ns  two threads recording at once, per event per thread
  *   floor_2t_ns   the floor on two threads at once (what the machine loses)
- *   hook_wake_ns, hook_lock_wait_ns, hook_lock_acquire_ns, hook_lock_release_ns
+ *   hook_wake_ns, hook_await_ns, hook_lock_wait_ns, hook_lock_acquire_ns,
+ *   hook_lock_release_ns
  *                 one hook alone in a loop (a new task id each call; the lock
  *                 a static address, as far from the ids as a lock can be), in
  *                 turn within each repetition, so the lock hooks compare with
- *                 fr_wake measured beside them
+ *                 fr_wake (and fr_lock_wait, which carries a string, with
+ *                 fr_await) measured beside them
  *
  * Floor, record and record_2t are measured in turn within each repetition,
  * so the ratios compare neighbours in time on a noisy machine. Prints
@@ -108,6 +110,7 @@ static char bench_lock; /* its address is the lock id */
     } while (0)
 
 static double run_wake(void) { ONE_HOOK_LOOP(fr_wake(id)); }
+static double run_await(void) { ONE_HOOK_LOOP(fr_await(id, BENCH_LABEL)); }
 static double run_lock_wait(void) { ONE_HOOK_LOOP(fr_lock_wait(id, LOCK_ID, "accounts")); }
 static double run_lock_acquire(void) { ONE_HOOK_LOOP(fr_lock_acquire(id, LOCK_ID)); }
 static double run_lock_release(void) { ONE_HOOK_LOOP(fr_lock_release(id, LOCK_ID)); }
@@ -177,7 +180,7 @@ int main(int argc, char **argv)
         return 2;
     }
     double disabled[100], floor_ns[100], floor2[100], rec[100], rec2[100], ratio[100],
-        ratio2[100], fratio2[100], wake[100], lwait[100], lacq[100], lrel[100];
+        ratio2[100], fratio2[100], wake[100], await_[100], lwait[100], lacq[100], lrel[100];
 
     /* Before fr_init: every hook returns after one compare. */
     for (int r = 0; r < reps; r++)
@@ -202,6 +205,7 @@ int main(int argc, char **argv)
         ratio2[r] = rec2[r] / rec[r];
         fratio2[r] = floor2[r] / floor_ns[r];
         wake[r] = run_wake();
+        await_[r] = run_await();
         lwait[r] = run_lock_wait();
         lacq[r] = run_lock_acquire();
         lrel[r] = run_lock_release();
@@ -215,6 +219,7 @@ int main(int argc, char **argv)
     report("record_over_floor", ratio, (size_t)reps);
     report("record_2t_over_record", ratio2, (size_t)reps);
     report("hook_wake_ns", wake, (size_t)reps);
+    report("hook_await_ns", await_, (size_t)reps);
     report("hook_lock_wait_ns", lwait, (size_t)reps);
     report("hook_lock_acquire_ns", lacq, (size_t)reps);
     report("hook_lock_release_ns", lrel, (size_t)reps);
