@@ -37,6 +37,7 @@
 const char *frd_kind_name(int kind)
 {
     static const char *const names[] = {
+        [FRD_DEADLOCK] = "deadlock",
         [FRD_LOST_WAKEUP] = "lost_wakeup",   [FRD_PROTOCOL] = "protocol",
         [FRD_HUNG] = "hung",                 [FRD_DELAYED_WAKEUP] = "delayed_wakeup",
         [FRD_STARVATION] = "starvation",     [FRD_NEVER_POLLED] = "never_polled",
@@ -61,6 +62,8 @@ const char *frd_cause_name(int cause)
         [FRD_CAUSE_WORKER_STUCK] = "worker_stuck",
         [FRD_CAUSE_BLOCKING] = "blocking",
         [FRD_CAUSE_HOOK_ORDER] = "hook_order",
+        [FRD_CAUSE_LOCK_CYCLE] = "lock_cycle",
+        [FRD_CAUSE_LOCK_HELD] = "lock_held",
     };
     if (cause < 0 || cause >= FRD_CAUSE_COUNT)
         return "unknown";
@@ -362,14 +365,20 @@ static void window(struct cx *c, struct frd_finding *x, int32_t victim, int64_t 
 static struct frd_finding *add(struct cx *c, int kind, int cause, int32_t task, uint32_t thread,
                                int64_t at, int64_t dur)
 {
-    struct frd_findings *f = c->out;
+    struct frd_finding *x = frd__finding_new(c->out, kind, cause, task, thread, at, dur);
+    if (!x)
+        c->nomem = 1;
+    return x;
+}
+
+struct frd_finding *frd__finding_new(struct frd_findings *f, int kind, int cause, int32_t task,
+                                     uint32_t thread, int64_t at, int64_t dur)
+{
     if (f->n == f->cap) {
         size_t nc = f->cap ? f->cap * 2 : 16;
         struct frd_finding *v = realloc(f->v, nc * sizeof(*v));
-        if (!v) {
-            c->nomem = 1;
+        if (!v)
             return NULL;
-        }
         f->v = v;
         f->cap = nc;
     }
@@ -386,6 +395,7 @@ static struct frd_finding *add(struct cx *c, int kind, int cause, int32_t task, 
     x->ran_thread = -1;
     x->idle_thread = -1;
     x->culprit.task = FRD_NONE;
+    x->lock_holder = FRD_NONE;
     return x;
 }
 
@@ -833,7 +843,16 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
             put_culprit(&s, m, x, 0, ", ");
             put(&s, ", so nothing there could wake it");
         }
+        if (x->lock) {
+            char lk[256];
+            put(&s, "%s", frd__lock_phrase(m, x, lk, sizeof(lk)));
+        }
         break;
+    case FRD_DEADLOCK: {
+        char cyc[320];
+        put(&s, "%s: deadlocked for %s", frd__lock_phrase(m, x, cyc, sizeof(cyc)), d1);
+        break;
+    }
     case FRD_PROTOCOL:
         put(&s, "%s: %s on %s", tl, x->what, frd_thread_label(m, x->thread, th, sizeof(th)));
         break;
@@ -872,6 +891,8 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
         if (x)
             snprintf(x->what, sizeof(x->what), "%s", n->what);
     }
+    if (!c.nomem && frd__analyze_locks(m, th, out))
+        c.nomem = 1;
     free(c.acc);
     free(c.cnt);
     free(c.touched);
@@ -895,6 +916,8 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
 
 void frd_findings_free(struct frd_findings *f)
 {
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i].cycle);
     free(f->v);
     memset(f, 0, sizeof(*f));
 }

@@ -102,6 +102,9 @@ const char *frd_event_name(unsigned type)
         [FR_EV_THREAD_NAME] = "thread_name",
         [FR_EV_AWAIT_EXTERNAL] = "await_external",
         [FR_EV_IDLE] = "idle",
+        [FR_EV_LOCK_WAIT] = "lock_wait",
+        [FR_EV_LOCK_ACQUIRE] = "lock_acquire",
+        [FR_EV_LOCK_RELEASE] = "lock_release",
     };
     if (type == 0 || type > FR_EV_MAX)
         return "unknown";

@@ -47,6 +47,11 @@ int frd_json_export(FILE *out, const struct frd_view *v);
 int frd_chrome_export(FILE *out, const struct frd_view *v);
 int frd_csv_export(FILE *out, const struct frd_view *v);
 
+/* `flightrec locks`: one row per lock, by total wait (render_locks.c).
+ * Return: 0, -EIO, or -ENOMEM. */
+int frd_text_locks(FILE *out, const struct frd_view *v);
+int frd_json_locks(FILE *out, const struct frd_view *v);
+
 /* What `flightrec report` embeds at most: polls (and parked spans) per worker
  * lane, and task rows. The page says what it left out. */
 struct frd_report_limits {
@@ -71,10 +76,12 @@ const char *frd_signal_name(int signo, char *buf, size_t len);
  * `7 "fetch" <- 3 "accept_loop"`. */
 const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, size_t len);
 
-/* Findings of instance @ti as "kind,kind" in @buf ("" if none). */
+/* Findings of instance @ti as "kind,kind" in @buf ("" if none); a deadlock counts for
+ * every task of its cycle. */
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len);
 /* frd_task_kind_masks - per task instance, a bit (1 << kind) for each kind
- * of finding about it: one pass over the findings instead of one per task.
+ * of finding about it (a deadlock: every task of its cycle): one pass over
+ * the findings instead of one per task.
  * Return: a malloc'ed array of m->ntasks masks, or NULL (out of memory). */
 uint32_t *frd_task_kind_masks(const struct frd_view *v);
 /* frd_kinds_list - "hung,starvation" for @mask, in kind order, in @buf. */

@@ -166,8 +166,12 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
             if (masks) {
                 has = (masks[i] >> k) & 1;
             } else {
-                for (size_t j = 0; v->f && j < v->f->n && !has; j++)
-                    has = v->f->v[j].task == (int32_t)i && v->f->v[j].kind == k;
+                for (size_t j = 0; v->f && j < v->f->n && !has; j++) {
+                    const struct frd_finding *x = &v->f->v[j];
+                    has = x->kind == k && x->task == (int32_t)i;
+                    for (size_t c = 0; c < x->ncycle && !has && x->kind == k; c++)
+                        has = x->cycle[c].task == (int32_t)i; /* every task of a deadlock */
+                }
             }
             if (!has)
                 continue;
@@ -253,6 +257,37 @@ void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct f
         fputs(", \"what\": ", out);
         frd_json_cstr(out, x->what);
     }
+    if (x->lock && x->kind != FRD_DEADLOCK) {
+        /* the lock a hung task waits for (and its holder), or a protocol
+         * finding is about */
+        fprintf(out, ", \"lock\": %llu, \"lock_name\": ", (unsigned long long)x->lock);
+        frd_json_strid(out, d, x->lock_name);
+        if (x->kind == FRD_HUNG) {
+            fputs(", \"held_by\": ", out);
+            if (x->lock_holder != FRD_NONE) {
+                putc('{', out);
+                task_members(out, m, x->lock_holder);
+                fprintf(out, ", \"state\": \"%s\"}",
+                        frd_task_state_name(m->tasks[x->lock_holder].state));
+            } else {
+                fputs("null", out);
+            }
+        }
+    }
+    if (x->kind == FRD_DEADLOCK) {
+        fputs(", \"cycle\": [", out);
+        for (size_t i = 0; i < x->ncycle; i++) {
+            const struct frd_cycle_link *c = &x->cycle[i];
+            fputs(i ? ", {" : "{", out);
+            task_members(out, m, c->task);
+            fprintf(out, ", \"lock\": %llu, \"lock_name\": ", (unsigned long long)c->lock);
+            frd_json_strid(out, d, c->lock_name);
+            fprintf(out, ", \"held_by\": %llu, \"since_ns\": %lld}",
+                    (unsigned long long)m->tasks[c->held_by].id,
+                    (long long)(c->since_ns - m->start_ns));
+        }
+        putc(']', out);
+    }
 }
 
 int frd_json_findings(FILE *out, const struct frd_view *v)
@@ -309,6 +344,8 @@ int frd_json_export(FILE *out, const struct frd_view *v)
             fprintf(out, ", \"task\": %llu", (unsigned long long)e->task);
         if (e->type == FR_EV_SPAWN)
             fprintf(out, ", \"parent\": %llu", (unsigned long long)e->parent);
+        if (e->type >= FR_EV_LOCK_WAIT && e->type <= FR_EV_LOCK_RELEASE)
+            fprintf(out, ", \"lock\": %llu", (unsigned long long)e->lock);
         if (e->str) {
             fprintf(out, ", \"string_id\": %u, \"string\": ", e->str);
             frd_json_strid(out, d, e->str);

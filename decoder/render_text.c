@@ -84,6 +84,8 @@ uint32_t *frd_task_kind_masks(const struct frd_view *v)
         const struct frd_finding *x = &v->f->v[i];
         if (x->task >= 0 && (size_t)x->task < v->m->ntasks)
             mask[x->task] |= 1u << x->kind;
+        for (size_t k = 0; k < x->ncycle; k++) /* every task of a deadlock */
+            mask[x->cycle[k].task] |= 1u << x->kind;
     }
     return mask;
 }
@@ -110,7 +112,10 @@ const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, s
     int seen[FRD_KIND_COUNT] = {0};
     for (size_t i = 0; v->f && i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
-        if (x->task != ti || seen[x->kind])
+        int mine = x->task == ti;
+        for (size_t k = 0; k < x->ncycle && !mine; k++) /* every task of a deadlock */
+            mine = x->cycle[k].task == ti;
+        if (!mine || seen[x->kind])
             continue;
         seen[x->kind] = 1;
         int r = snprintf(buf + w, len - w, "%s%s", w ? "," : "", frd_kind_name(x->kind));
@@ -400,6 +405,23 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
         put_str(out, m->dump, e->str);
         putc('"', out);
         break;
+    case FR_EV_LOCK_WAIT:
+    case FR_EV_LOCK_ACQUIRE:
+    case FR_EV_LOCK_RELEASE: {
+        int64_t li = frd_lock_find(&m->locks, e->lock);
+        uint32_t name = e->str ? e->str : li >= 0 ? m->locks.v[li].name : 0;
+        fputs(e->type == FR_EV_LOCK_WAIT      ? "waits for lock "
+              : e->type == FR_EV_LOCK_ACQUIRE ? "acquired lock "
+                                              : "released lock ",
+              out);
+        if (name) {
+            putc('"', out);
+            put_str(out, m->dump, name);
+            fputs("\" ", out);
+        }
+        fprintf(out, "(0x%llx)", (unsigned long long)e->lock);
+        break;
+    }
     default:
         fputs(frd_event_name(e->type), out);
         break;
