@@ -504,6 +504,16 @@ static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, in
         x->culprit = any;
 }
 
+/* A poll still running at the end: its thread's ring holds everything from
+ * its begin to the thread's covered end (where p->end_ns stops). Dumps
+ * without copy times ask it of every ring, up to the end of the recording. */
+static int running_covered(const struct frd_model *m, const struct frd_poll *p)
+{
+    if (!m->copy_times)
+        return frd_model_covered(m, p->begin_ns, m->end_ns);
+    return frd_model_thread_covered(m, p->thread, p->begin_ns, p->end_ns);
+}
+
 /* Findings along the task's history: long polls and late polls. */
 static void history(struct cx *c, int32_t ti)
 {
@@ -513,8 +523,7 @@ static void history(struct cx *c, int32_t ti)
     for (size_t i = 0; i < t->npolls && !c->nomem; i++) {
         const struct frd_poll *p = &t->polls[i];
         int64_t dur = p->end_ns - p->begin_ns;
-        if (dur > th->long_poll_ns &&
-            (p->result != FRD_POLL_RUNNING || frd_model_covered(m, p->begin_ns, m->end_ns))) {
+        if (dur > th->long_poll_ns && (p->result != FRD_POLL_RUNNING || running_covered(m, p))) {
             struct frd_finding *x =
                 add(c, FRD_LONG_POLL, FRD_CAUSE_BLOCKING, ti, p->thread, p->begin_ns, dur);
             if (!x)
@@ -551,7 +560,8 @@ static void at_end(struct cx *c, int32_t ti)
     const struct frd_model *m = c->m;
     const struct frd_thresholds *th = c->th;
     const struct frd_task *t = &m->tasks[ti];
-    const int64_t E = m->end_ns;
+    /* what every ring covers: an absence after it proves nothing */
+    const int64_t E = m->covered_end_ns;
 
     switch (t->state) {
     case FRD_TASK_SPAWNED: {

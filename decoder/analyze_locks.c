@@ -56,7 +56,7 @@ static const char *lock_text(const struct frd_model *m, uint64_t id, uint32_t na
 static int32_t sole_holder(const struct frd_model *m, const struct frd_lock_wait *w)
 {
     const struct frd_lock *k = &m->locks.v[w->lock];
-    if (k->nholders != 1 || !frd_model_covered(m, k->holders[0].since_ns, m->end_ns))
+    if (k->nholders != 1 || !frd_model_covered(m, k->holders[0].since_ns, m->covered_end_ns))
         return FRD_NONE;
     return k->holders[0].task;
 }
@@ -68,8 +68,8 @@ static int32_t waits_for(const struct frd_model *m, const struct frd_thresholds 
     const struct frd_task *t = &m->tasks[ti];
     const struct frd_lock_wait *w = frd_lock_open_wait(&m->locks, ti);
     *wp = w;
-    if (!w || t->dropped || m->end_ns - w->begin_ns <= th->hang_ns ||
-        !frd_model_covered(m, w->begin_ns, m->end_ns))
+    if (!w || t->dropped || m->covered_end_ns - w->begin_ns <= th->hang_ns ||
+        !frd_model_covered(m, w->begin_ns, m->covered_end_ns))
         return FRD_NONE;
     int32_t h = sole_holder(m, w);
     if (h == FRD_NONE || m->tasks[h].dropped)
@@ -130,7 +130,8 @@ static int cycles(const struct frd_model *m, const struct frd_thresholds *th,
             in_cycle[u] = 1;
         }
         struct frd_finding *x = frd__finding_new(out, FRD_DEADLOCK, FRD_CAUSE_LOCK_CYCLE, lo,
-                                                 cy[0].thread, closed, m->end_ns - closed);
+                                                 cy[0].thread, closed,
+                                                 m->covered_end_ns - closed);
         if (!x) {
             free(cy);
             rc = -ENOMEM;

@@ -561,6 +561,33 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Each thread's covered end and the model's (the earliest), from the copy
+ * times the dump gives. An exited thread records nothing more: it covers to
+ * the end. */
+static void coverage_ends(struct frd_model *m)
+{
+    const struct frd_dump *d = m->dump;
+    m->covered_end_ns = m->end_ns;
+    m->copy_times = 0;
+    for (size_t i = 0; i < d->nthreads; i++) {
+        const struct frd_thread *th = &d->threads[i];
+        int64_t e = m->end_ns;
+        if (th->copied && th->state == 1) {
+            m->copy_times = 1;
+            e = th->copied_ns;
+            if (th->nevents && th->last_ns > e)
+                e = th->last_ns;
+            if (e > m->end_ns)
+                e = m->end_ns;
+            if (e < m->start_ns)
+                e = m->start_ns;
+            if (e < m->covered_end_ns)
+                m->covered_end_ns = e;
+        }
+        m->workers[i].covered_end_ns = e;
+    }
+}
+
 /* Per-task figures once the replay is over. */
 static void finish_task(struct frd_model *m, struct frd_task *t, int64_t *scratch)
 {
@@ -569,7 +596,9 @@ static void finish_task(struct frd_model *m, struct frd_task *t, int64_t *scratc
     for (size_t i = 0; i < t->npolls; i++) {
         struct frd_poll *p = &t->polls[i];
         if (p->result == FRD_POLL_RUNNING) {
-            p->end_ns = end > p->begin_ns ? end : p->begin_ns;
+            /* running as far as its thread's ring tells, no further */
+            int64_t pe = t->dropped ? end : m->workers[p->thread].covered_end_ns;
+            p->end_ns = pe > p->begin_ns ? pe : p->begin_ns;
             t->busy_ns += p->end_ns - p->begin_ns;
         }
         if (p->ready_ns != INT64_MIN)
@@ -660,6 +689,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         m->start_ns = m->end_ns;
     if (m->end_ns < m->start_ns)
         m->end_ns = m->start_ns;
+    coverage_ends(m);
 
     /*
      * Each thread's keys are non-decreasing, so the merge is a k-way merge
@@ -701,7 +731,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         struct frd_worker *w = &m->workers[i];
         if (ts->parked &&
             !grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
-            w->parked[w->nparked++] = (struct frd_span){ts->parked_since, m->end_ns};
+            w->parked[w->nparked++] = (struct frd_span){ts->parked_since, w->covered_end_ns};
         free(ts->stack);
     }
     free(r.ts);
@@ -741,20 +771,33 @@ void frd_model_free(struct frd_model *m)
 
 /* ---- queries ------------------------------------------------------------ */
 
+static int thread_covered(const struct frd_model *m, size_t i, int64_t a_ns, int64_t b_ns)
+{
+    const struct frd_thread *t = &m->dump->threads[i];
+    if (m->copy_times && b_ns > m->workers[i].covered_end_ns)
+        return 0; /* copied before b: what it did after is not in the dump */
+    if (t->pages_started == 0)
+        return 1; /* never recorded anything */
+    if (t->complete_tail && t->nevents && t->last_ns < a_ns && t->state == 2)
+        return 1; /* exited before the span, nothing lost after its end */
+    if (!t->complete_head && t->covered_from_ns > a_ns)
+        return 0;
+    if (!t->complete_tail && (t->nevents == 0 || t->last_ns < b_ns))
+        return 0;
+    return 1;
+}
+
+int frd_model_thread_covered(const struct frd_model *m, uint32_t thread, int64_t a_ns,
+                             int64_t b_ns)
+{
+    return thread < m->dump->nthreads && thread_covered(m, thread, a_ns, b_ns);
+}
+
 int frd_model_covered(const struct frd_model *m, int64_t a_ns, int64_t b_ns)
 {
-    const struct frd_dump *d = m->dump;
-    for (size_t i = 0; i < d->nthreads; i++) {
-        const struct frd_thread *t = &d->threads[i];
-        if (t->pages_started == 0)
-            continue; /* never recorded anything */
-        if (t->complete_tail && t->nevents && t->last_ns < a_ns && t->state == 2)
-            continue; /* exited before the span, nothing lost after its end */
-        if (!t->complete_head && t->covered_from_ns > a_ns)
+    for (size_t i = 0; i < m->dump->nthreads; i++)
+        if (!thread_covered(m, i, a_ns, b_ns))
             return 0;
-        if (!t->complete_tail && (t->nevents == 0 || t->last_ns < b_ns))
-            return 0;
-    }
     return 1;
 }
 

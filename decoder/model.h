@@ -127,6 +127,11 @@ struct frd_worker {
     struct frd_span *parked;    /* parked spans, in order */
     size_t nparked;
     int64_t busy_ns;
+    /* The end of this thread's coverage: when the dump writer copied its
+     * ring (or its newest held event, if later); events it recorded after
+     * that may be missing. end_ns of the model when the dump gives no copy
+     * time or the thread had exited. */
+    int64_t covered_end_ns;
 };
 
 struct frd_protocol_note {
@@ -147,6 +152,12 @@ struct frd_model {
     struct frd_protocol_note *notes;
     size_t nnotes;
     int64_t start_ns, end_ns; /* the recording window */
+    /* Every thread's ring covers the recording up to covered_end_ns: the
+     * earliest covered end of a live thread (workers[].covered_end_ns), or
+     * end_ns when the dump gives no copy times (older dumps). Conclusions
+     * about what did not happen by the end of the recording stop there. */
+    int64_t covered_end_ns;
+    int copy_times; /* the dump gave copy times for its threads */
     struct frd_model_mem *mem; /* where polls and wakes live (model.c) */
     struct frd_locks locks;    /* holders and waiters of locks (locks.h) */
 };
@@ -175,9 +186,17 @@ void frd_model_free(struct frd_model *m);
 /*
  * frd_model_covered - true if every thread's ring holds all of its events
  * between @a_ns and @b_ns: only then may a conclusion rest on an event being
- * absent from that span.
+ * absent from that span. False when @b_ns passes a live thread's
+ * covered_end_ns (its ring was copied before @b_ns).
  */
 int frd_model_covered(const struct frd_model *m, int64_t a_ns, int64_t b_ns);
+
+/*
+ * frd_model_thread_covered - true if thread @thread's ring holds all of its
+ * events between @a_ns and @b_ns (the question for that thread alone).
+ */
+int frd_model_thread_covered(const struct frd_model *m, uint32_t thread, int64_t a_ns,
+                             int64_t b_ns);
 
 /*
  * frd_model_parked_ns - the longest time any worker (thread that polled or

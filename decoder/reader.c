@@ -131,6 +131,7 @@ static const char *section_name(uint32_t kind)
     case FR_SEC_MODULES: return "MODULES";
     case FR_SEC_THREAD: return "THREAD";
     case FR_SEC_END: return "END";
+    case FR_SEC_COPIED: return "COPIED";
     default: return "unknown";
     }
 }
@@ -399,6 +400,61 @@ static void sec_end(struct frd_dump *d, uint64_t off, struct frd_cur *c)
                    d->end_sections, d->nsections);
 }
 
+static void sec_copied(struct frd_dump *d, uint64_t off, struct frd_cur *c)
+{
+    if (c->len % 24) {
+        frd__error(d, off, "COPIED section: expected a multiple of 24 bytes, found %zu "
+                   "(ignored)", c->len);
+        return;
+    }
+    size_t n = c->len / 24;
+    if (!n)
+        return;
+    struct frd_copied *v = realloc(d->copied, (d->ncopied + n) * sizeof(*v));
+    if (!v)
+        return; /* copy times are a refinement: without them, as an older dump */
+    d->copied = v;
+    for (size_t i = 0; i < n; i++) {
+        struct frd_copied *e = &v[d->ncopied + i];
+        uint32_t reserved;
+        if (frd_get_u32(c, &e->tid) || frd_get_u32(c, &e->slot) || frd_get_u32(c, &e->gen) ||
+            frd_get_u32(c, &reserved) || frd_get_u64(c, &e->ticks))
+            return;
+    }
+    d->ncopied += n;
+}
+
+static int cmp_copied(const void *a, const void *b)
+{
+    const struct frd_copied *x = a, *y = b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    if (x->gen != y->gen)
+        return x->gen < y->gen ? -1 : 1;
+    return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+/* Each thread's copy time: the COPIED entry with its slot, gen and tid. */
+static void match_copied(struct frd_dump *d)
+{
+    if (d->ncopied > 1)
+        qsort(d->copied, d->ncopied, sizeof(*d->copied), cmp_copied);
+    for (size_t i = 0; i < d->nthreads; i++) {
+        struct frd_thread *t = &d->threads[i];
+        t->copied = 0;
+        t->copied_ticks = 0;
+        t->copied_ns = INT64_MAX;
+        struct frd_copied key = { t->tid, t->slot, t->gen, 0 };
+        const struct frd_copied *e =
+            d->ncopied ? bsearch(&key, d->copied, d->ncopied, sizeof(key), cmp_copied) : NULL;
+        if (e) {
+            t->copied = 1;
+            t->copied_ticks = e->ticks;
+            t->copied_ns = frd_ticks_to_ns(d, e->ticks);
+        }
+    }
+}
+
 /* ---- frames ------------------------------------------------------------ */
 
 /*
@@ -521,6 +577,9 @@ static void decode_section(struct frd_dump *d, uint64_t off, uint8_t *buf, size_
     case FR_SEC_END:
         d->nsections--; /* END counts the sections before it */
         sec_end(d, off, &body);
+        break;
+    case FR_SEC_COPIED:
+        sec_copied(d, off, &body);
         break;
     default:
         break; /* unknown kinds are skipped by design */
@@ -669,6 +728,7 @@ static void finish(struct frd_dump *d)
         d->crash.ns = frd_ticks_to_ns(d, d->crash.ticks);
     for (size_t i = 0; i < d->nthreads; i++)
         frd__thread_coverage(d, &d->threads[i]);
+    match_copied(d);
     if (!d->have_end)
         frd__error(d, d->stopped_at, "expected an END section, found %s: the dump was cut "
                    "short; everything before this point is shown",
@@ -804,6 +864,7 @@ void frd_close(struct frd_dump *d)
         free(d->threads[i].pages);
     }
     free(d->threads);
+    free(d->copied);
     free(d->strings);
     for (size_t i = 0; i < d->nerrors; i++)
         free(d->errors[i]);

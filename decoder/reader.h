@@ -174,6 +174,22 @@ struct frd_thread {
     int complete_head, complete_tail;
     int64_t covered_from_ns; /* INT64_MIN if complete_head, INT64_MAX if none */
     size_t first_whole;      /* events from index first_whole on have no hole among them */
+
+    /*
+     * When the dump writer copied this ring (COPIED section): events the
+     * thread recorded after copied_ns may be missing from the dump.
+     * copied: 0 when the dump does not say (older writers); copied_ns is
+     * then INT64_MAX.
+     */
+    int copied;
+    uint64_t copied_ticks;
+    int64_t copied_ns;
+};
+
+/* One entry of the COPIED section, as recorded. */
+struct frd_copied {
+    uint32_t tid, slot, gen;
+    uint64_t ticks;
 };
 
 struct frd_dump {
@@ -189,6 +205,9 @@ struct frd_dump {
     unsigned flags;          /* FRD_OPEN_* it was opened with */
     struct frd_thread *threads;
     size_t nthreads;
+
+    struct frd_copied *copied; /* COPIED entries, as read (matched to threads by finish) */
+    size_t ncopied;
 
     int have_end;          /* END section seen: the dump is whole */
     uint32_t end_sections; /* count stored in END */

@@ -264,6 +264,10 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
 void fr__dump_salvage(enum fr_dump_ctx_id ctx); /* second crash inside a dump: keep its whole frames */
 int fr__dump_lock(unsigned timeout_ms);
 void fr__dump_unlock(void);
+#ifdef FR_TEST_HOOKS
+/* Test builds only: called by fr_dump()'s writer after it copied a ring. */
+extern void (*fr__test_after_copy)(uint32_t tid);
+#endif
 
 /* dumpfile.c: one dump file's life, all async-signal-safe */
 struct fr_dumpfile {

@@ -67,6 +67,8 @@ enum fr_section {
     FR_SEC_MODULES = 5,
     FR_SEC_THREAD = 6,
     FR_SEC_END = 7,
+    /* 8 and 9 are reserved */
+    FR_SEC_COPIED = 10, /* when each thread's ring was copied */
 };
 
 /*
@@ -117,6 +119,16 @@ enum fr_section {
  *      when the copy began (copied as far as it was committed); newer pages
  *      are left out so the history has no hole in the middle. Readers still
  *      sort by seq and must not assume the order.
+ *
+ * COPIED body: when the writer copied each thread's ring.
+ *   entries to the end of the section, one per THREAD section written,
+ *   each 24 bytes { u32 tid, u32 slot, u32 gen, u32 reserved (0), u64 ticks }:
+ *   ticks read just before that thread's pages were copied (same clock as
+ *   event ticks). The writer copies the rings one after the other while the
+ *   other threads keep recording, so each ring covers the recording up to
+ *   its own copy (or its newest held event, if later) and no further: an
+ *   event a thread recorded after its copy is not in the dump. A dump
+ *   without this section (older writers) gives no copy times.
  *
  * END body:
  *   0  u32 sections written before this one   4  u32 flags (0)
