@@ -41,6 +41,11 @@ extern "C" {
 
 /* fr_config.flags */
 #define FR_NO_CRASH_HANDLERS 0x1u /* do not install SIGSEGV/SIGBUS/... handlers */
+/* A synchronous fault goes first to the SIGSEGV/SIGBUS/SIGILL/SIGFPE handler
+ * installed before fr_init (a garbage collector's barrier, a JIT's guard
+ * page); only a fault it does not resolve is a crash (env
+ * FLIGHTREC_CHAIN_FIRST=1). Without it, flightrec dumps first, then chains. */
+#define FR_CHAIN_FIRST 0x4u
 
 struct fr_config {
     const char *dump_dir;    /* NULL: $FLIGHTREC_DIR, else the current directory */
