@@ -43,7 +43,10 @@ struct dump_ctx {
     size_t notes_len;
 };
 
-static struct dump_ctx ctxs[FR_CTX_COUNT];
+static struct dump_ctx ctxs[FR_CTX_COUNT] = {
+    [FR_CTX_NORMAL] = { .file = { .dirfd = -1, .fd = -1, .spare = { .fd = -1 } } },
+    [FR_CTX_CRASH] = { .file = { .dirfd = -1, .fd = -1, .spare = { .fd = -1 } } },
+};
 static _Atomic uint64_t dump_seq;
 static _Atomic int normal_lock;
 static _Atomic int last_reported_err;
@@ -502,10 +505,10 @@ int fr__dump_init(void)
         c->out = mem + ws + pg;
         c->out_cap = out;
     }
-    struct fr_dumpfile files[FR_CTX_COUNT];
-    fr__dumpfile_init(files, FR_CTX_COUNT);
+    struct fr_dumpfile *files[FR_CTX_COUNT];
     for (int i = 0; i < FR_CTX_COUNT; i++)
-        ctxs[i].file = files[i];
+        files[i] = &ctxs[i].file;
+    fr__dumpfile_init(files, FR_CTX_COUNT);
     fr__fd_release(&maps_h);
     fr__fd_hold(&maps_h, open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
     atomic_store(&unreachable_reported, 0);
@@ -515,12 +518,10 @@ int fr__dump_init(void)
 /* fr_shutdown: close the descriptors held for dumps (only those still ours). */
 void fr__dump_fini(void)
 {
-    struct fr_dumpfile files[FR_CTX_COUNT];
+    struct fr_dumpfile *files[FR_CTX_COUNT];
     for (int i = 0; i < FR_CTX_COUNT; i++)
-        files[i] = ctxs[i].file;
+        files[i] = &ctxs[i].file;
     fr__dumpfile_fini(files, FR_CTX_COUNT);
-    for (int i = 0; i < FR_CTX_COUNT; i++)
-        ctxs[i].file.spare = files[i].spare;
     fr__fd_release(&maps_h);
 }
 

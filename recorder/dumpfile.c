@@ -92,23 +92,26 @@ static void take_spare(struct fr_dumpfile *f)
     fr__fd_hold(&f->spare, open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
-void fr__dumpfile_init(struct fr_dumpfile *files, int n)
+/* fr_init: the directory (a missing one is tried again at each dump), a
+ * spare for each writer context, a new unique name component. */
+void fr__dumpfile_init(struct fr_dumpfile *const *files, int n)
 {
     fr__fd_release(&dir_h);
-    fr__fd_hold(&dir_h, open_dir()); /* a missing directory is tried again at each dump */
+    fr__fd_hold(&dir_h, open_dir());
     atomic_store(&dir_lost_reported, 0);
     for (int i = 0; i < n; i++) {
-        files[i].fd = files[i].dirfd = -1;
-        take_spare(&files[i]);
+        files[i]->fd = files[i]->dirfd = -1;
+        take_spare(files[i]); /* keeps a spare still held from an earlier fr_init */
     }
     draw_unique();
 }
 
-void fr__dumpfile_fini(struct fr_dumpfile *files, int n)
+/* fr_shutdown: close what is still ours, nothing else. */
+void fr__dumpfile_fini(struct fr_dumpfile *const *files, int n)
 {
     fr__fd_release(&dir_h);
     for (int i = 0; i < n; i++)
-        fr__fd_release(&files[i].spare);
+        fr__fd_release(&files[i]->spare);
 }
 
 void fr__dumpfile_after_fork(void)

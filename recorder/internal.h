@@ -299,8 +299,8 @@ struct fr_dumpfile {
     char tmp[96];
     char final[128];
 };
-void fr__dumpfile_init(struct fr_dumpfile *files, int n); /* fr_init: directory, spares */
-void fr__dumpfile_fini(struct fr_dumpfile *files, int n); /* fr_shutdown: close what is ours */
+void fr__dumpfile_init(struct fr_dumpfile *const *files, int n); /* fr_init: dir, spares */
+void fr__dumpfile_fini(struct fr_dumpfile *const *files, int n); /* fr_shutdown */
 void fr__dumpfile_after_fork(void);                     /* a new unique name component */
 int fr__dumpfile_open(struct fr_dumpfile *f, uint64_t seq, uint64_t real_ns);
 int fr__dumpfile_write(struct fr_dumpfile *f, const void *buf, size_t len);

@@ -139,10 +139,17 @@ static void warm_up(void)
     uint64_t frames[8];
     if (getcontext(&uc) == 0)
         unwind_into(&uc, frames, 8, NULL);
-    n_unw_fds = 0;
-    for (int fd = 0; fd < SCAN && n_unw_fds < MAX_UNW_FDS; fd++)
+    /* Only the first warm-up sees the pipe appear; a later fr_init keeps
+     * what the first one found. */
+    struct fr_fd found[MAX_UNW_FDS];
+    int n = 0;
+    for (int fd = 0; fd < SCAN && n < MAX_UNW_FDS; fd++)
         if (!(was_fifo[fd / 8] & (1u << (fd % 8))) && is_fifo(fd, &st))
-            fr__fd_hold(&unw_fds[n_unw_fds++], fd);
+            fr__fd_hold(&found[n++], fd);
+    if (n) {
+        memcpy(unw_fds, found, sizeof found[0] * (size_t)n);
+        n_unw_fds = n;
+    }
 }
 
 static int start_thread(void)

@@ -916,3 +916,31 @@ Test(output, a_fault_shows_its_address_and_no_sender, .timeout = 60)
     cr_assert_not_null(strstr(json, "\"notes\": []"), "%s", json);
     free(json);
 }
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+Test(descriptors, init_shutdown_cycles_leave_no_descriptor_behind, .timeout = 60)
+{
+    dump_dir = th_tmpdir();
+    /* The first fr_init sets libunwind up, which keeps a pipe of its own. */
+    cr_assert_eq(init_rec(0), 0);
+    fr_shutdown();
+    int before = count_fds();
+    for (int i = 0; i < 50; i++) {
+        cr_assert_eq(init_rec(0), 0);
+        fr_spawn(TASK, 0, "cycle");
+        cr_assert_eq(fr_dump("cycle", NULL, 0), 0);
+        fr_shutdown();
+        cr_assert_eq(count_fds(), before, "cycle %d: %d descriptors open, %d before", i,
+                     count_fds(), before);
+    }
+}
