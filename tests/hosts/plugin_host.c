@@ -3,7 +3,8 @@
  * SIGUSR1 handler, loads tests/hosts/plugin.c with dlopen, lets it record,
  * dlcloses it (with or without the plugin's fr_shutdown first), releases the
  * plugin's recording thread and waits for it to exit, then raises SIGUSR1
- * and calls abort().
+ * (and, still recording, the dump signal, which moved off SIGUSR1) and calls
+ * abort().
  *
  *   plugin_host PLUGIN DUMP_DIR shutdown|noshutdown MARKER
  *
@@ -40,6 +41,26 @@ static int has_dump(const char *dir)
     if (d)
         closedir(d);
     return found;
+}
+
+/* The dump signal, from the dumper thread's name ("flightrec:sig12"). */
+static int dump_signal(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int sig = -1;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char p[300], comm[32] = "";
+        snprintf(p, sizeof p, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f) && strncmp(comm, "flightrec:sig", 13) == 0)
+            sig = atoi(comm + 13);
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return sig;
 }
 
 int main(int argc, char **argv)
@@ -83,10 +104,16 @@ int main(int argc, char **argv)
     if (stat(task, &st) == 0)
         return 8;
 
-    raise(SIGUSR1);
-    /* Still recording (no shutdown): the signal's dump is written by the
-     * pinned recorder's dumper thread; wait for it before abort(). */
-    for (int i = 0; !shutdown_first && i < 5000 && !has_dump(argv[2]); i++)
-        usleep(1000);
+    raise(SIGUSR1); /* the host's own: flightrec left it alone */
+    if (!shutdown_first) {
+        /* Still recording: the dump signal (which moved off the host's
+         * SIGUSR1) is served by the pinned recorder's dumper thread. */
+        int sig = dump_signal();
+        if (sig <= 0)
+            return 9;
+        raise(sig);
+        for (int i = 0; i < 5000 && !has_dump(argv[2]); i++)
+            usleep(1000);
+    }
     abort();
 }
