@@ -179,7 +179,11 @@ static int start_thread(void)
 
 int fr__unwind_start(void)
 {
-    warm_up();
+    static int warmed; /* libunwind sets itself up once per process */
+    if (!warmed) {
+        warm_up();
+        warmed = 1;
+    }
     if (running)
         return 0;
     return start_thread();
