@@ -67,6 +67,7 @@ enum fr_section {
     FR_SEC_MODULES = 5,
     FR_SEC_THREAD = 6,
     FR_SEC_END = 7,
+    FR_SEC_NOTES = 8, /* text: what the dump could not capture, and why */
 };
 
 /*
