@@ -130,17 +130,27 @@ static int resolve_config(const struct fr_config *cfg)
         return -EINVAL;
     fr__cfg.ring_bytes = ring / FR_PAGE_SIZE * FR_PAGE_SIZE;
 
-    if (cfg->dump_signal == 0)
-        fr__cfg.dump_signal = SIGUSR1;
-    else if (cfg->dump_signal < 0)
+    if (cfg->dump_signal == 0) {
+        /* FLIGHTREC_SIGNAL: a name or number, "none", or "auto" (the default) */
+        const char *v = secure_getenv("FLIGHTREC_SIGNAL");
+        int sig = (v && *v) ? fr__signal_parse(v) : 0;
+        if (sig == -EINVAL)
+            return -EINVAL;
+        fr__cfg.dump_signal = sig == 0 ? SIGUSR1 : sig;
+        fr__cfg.dump_signal_fixed = sig != 0;
+    } else if (cfg->dump_signal < 0) {
         fr__cfg.dump_signal = -1;
+        fr__cfg.dump_signal_fixed = 1;
+    }
     else if (cfg->dump_signal >= NSIG || cfg->dump_signal == SIGKILL ||
              cfg->dump_signal == SIGSTOP || cfg->dump_signal == SIGSEGV ||
              cfg->dump_signal == SIGBUS || cfg->dump_signal == SIGILL ||
              cfg->dump_signal == SIGFPE || cfg->dump_signal == SIGABRT)
         return -EINVAL;
-    else
+    else {
         fr__cfg.dump_signal = cfg->dump_signal;
+        fr__cfg.dump_signal_fixed = 1;
+    }
     fr__cfg.flags = cfg->flags;
     fr__cfg.max_dumps = cfg->max_dumps ? cfg->max_dumps : FR_DEFAULT_MAX_DUMPS;
     return 0;

@@ -250,7 +250,8 @@ enum fr_dump_ctx_id { FR_CTX_NORMAL = 0, FR_CTX_CRASH = 1, FR_CTX_COUNT };
 struct fr_settings {
     char dump_dir[4096];
     size_t ring_bytes;
-    int dump_signal;
+    int dump_signal;        /* the current one, -1 none; moves (signal.c): read it atomically */
+    int dump_signal_fixed;  /* chosen by fr_config or FLIGHTREC_SIGNAL=NAME, not the default */
     unsigned flags;
     unsigned max_dumps;
 };
@@ -281,6 +282,10 @@ void fr__dumpfile_abort(struct fr_dumpfile *f);  /* close and unlink the tempora
 int fr__dumper_start(void);
 void fr__dumper_stop(void);
 void fr__dumper_restart_in_child(void);
+FR_API void fr__signal_claimed(int sig, int how); /* for the adapters' wrappers */
+FR_API int fr__poller_enter(void);                /* adapter.c */
+FR_API int fr__poller_leave(void);
+int fr__signal_parse(const char *s);              /* "USR2", "RTMIN+3", "12"; -1 none; 0 auto; -EINVAL */
 int fr__crash_install(void);
 void fr__crash_uninstall(void);
 void fr__crash_reset_after_fork(void);

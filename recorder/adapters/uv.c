@@ -1,7 +1,7 @@
 /*
  * uv.c - libflightrec-uv.so's core: the real functions, the side table of
  * followed handles and requests, the fd table readiness goes through, task
- * ids and labels, the constructor, and uv_close (how a handle's task ends).
+ * ids, the constructor, and uv_close (how a handle's task ends).
  *
  * The side table is a fixed open-addressing hash set (UVR_SLOTS entries,
  * mapped once at load time). An entry lives within UVR_PROBE slots of its
@@ -13,6 +13,8 @@
  * locks or makes a system call after the constructor.
  */
 #include "uvr.h"
+
+#include "common.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -53,9 +55,6 @@ struct fd_slot {
 static struct fd_slot *fdtab;
 static unsigned fdcap;
 
-/* The lead's poller wrappers (common.c) call the hook with each fd the
- * poller returned; weak until that file is linked in. */
-void fra_set_ready_hook(void (*hook)(int fd, uint32_t events)) __attribute__((weak));
 
 /* ---- resolution --------------------------------------------------------- */
 
@@ -244,35 +243,9 @@ void uvr_wake_due_timers(const uv_loop_t *loop)
 
 /* ---- labels ------------------------------------------------------------- */
 
-struct label_slot {
-    const char *prefix;
-    uintptr_t addr;
-    char text[88];
-};
-static __thread struct label_slot labels[32];
-
 const char *uvr_label(const char *prefix, const void *addr)
 {
-    uintptr_t a = (uintptr_t)addr;
-    struct label_slot *s = &labels[(((uintptr_t)prefix >> 3) ^ (a >> 2) ^ (a >> 9)) & 31];
-    if (s->prefix == prefix && s->addr == a)
-        return s->text;
-    size_t n = 0;
-    while (prefix[n] && n < sizeof(s->text) - 24) {
-        s->text[n] = prefix[n];
-        n++;
-    }
-    memcpy(s->text + n, " @0x", 4);
-    n += 4;
-    int digits = 1;
-    while (digits < 16 && (a >> (4 * digits)))
-        digits++;
-    for (int i = digits - 1; i >= 0; i--)
-        s->text[n++] = "0123456789abcdef"[(a >> (4 * i)) & 15];
-    s->text[n] = 0;
-    s->prefix = prefix;
-    s->addr = a;
-    return s->text;
+    return fra_label(prefix, addr);
 }
 
 const char *uvr_from(const char *call_from, const void *ret)
@@ -363,8 +336,7 @@ __attribute__((constructor)) static void uvr_init(void)
         fdtab = NULL;
         fdcap = 0;
     }
-    if (fra_set_ready_hook)
-        fra_set_ready_hook(ready_hook);
+    fra_set_ready_hook(ready_hook);
 
     int rc = fr_init(NULL);
     if (rc < 0 && rc != -EALREADY) {

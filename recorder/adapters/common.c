@@ -1,0 +1,317 @@
+/*
+ * recorder/adapters/common.c - the wrappers both adapters share (common.h).
+ *
+ * The poller: a loop blocking in epoll_wait/epoll_pwait/epoll_pwait2 is a
+ * worker going idle: fr_park() before a call that blocks, fr_unpark() after
+ * (a call that finds work at once records neither; see PARKED). Only the
+ * outermost wrapper on a thread records them
+ * (fr__poller_enter). After the call, every ready descriptor that this copy
+ * saw registered through epoll_ctl with its own number as data is passed to
+ * the adapter's ready hook, which turns it into a wake of the task waiting on
+ * it. Only calls that cross into libc are seen: a loop that polls through a
+ * raw syscall, or with poll()/select(), is not (docs/adapters.md).
+ *
+ * The signals: after the program sets a disposition (sigaction, signal) or
+ * starts waiting for a signal (sigwait, sigwaitinfo, sigtimedwait,
+ * signalfd), the library hears of it (fr__signal_claimed) and moves the dump
+ * signal out of the program's way. The real call always happens first and
+ * its result and errno are returned untouched.
+ */
+#include "common.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+
+void *fra_real(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+/* ---- labels ------------------------------------------------------------- */
+
+#define LABEL_SLOTS 64u
+
+struct label_slot {
+    const char *prefix;
+    uintptr_t addr;
+    char text[88]; /* 64 prefix + " @0x" + 16 digits + NUL */
+};
+
+static __thread struct label_slot labels[LABEL_SLOTS];
+
+const char *fra_label(const char *prefix, const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    struct label_slot *s = &labels[((a >> 4) ^ ((uintptr_t)prefix >> 3)) % LABEL_SLOTS];
+    if (s->prefix == prefix && s->addr == a && s->text[0])
+        return s->text;
+    size_t n = strnlen(prefix, 64);
+    memcpy(s->text, prefix, n);
+    memcpy(s->text + n, " @0x", 4);
+    n += 4;
+    int digits = 1;
+    while (digits < 16 && (a >> (4 * digits)) != 0)
+        digits++;
+    for (int i = digits - 1; i >= 0; i--)
+        s->text[n++] = "0123456789abcdef"[(a >> (4 * i)) & 0xf];
+    s->text[n] = '\0';
+    s->prefix = prefix;
+    s->addr = a;
+    return s->text;
+}
+
+/* ---- the poller ---------------------------------------------------------- */
+
+/* epfd + 1 that each descriptor was last registered on with data.fd == fd,
+ * 0 none. Reserved (not committed) once; pages appear as descriptors do. */
+#define FD_SLOTS (1u << 20)
+static _Atomic int32_t *fd_epoll;
+static void (*ready_hook)(int fd, uint32_t events);
+
+typedef int epoll_ctl_fn(int, int, int, struct epoll_event *);
+typedef int epoll_wait_fn(int, struct epoll_event *, int, int);
+typedef int epoll_pwait_fn(int, struct epoll_event *, int, int, const sigset_t *);
+typedef int epoll_pwait2_fn(int, struct epoll_event *, int, const struct timespec *,
+                            const sigset_t *);
+typedef int sigaction_fn(int, const struct sigaction *, struct sigaction *);
+typedef sighandler_t signal_fn(int, sighandler_t);
+typedef int sigwait_fn(const sigset_t *, int *);
+typedef int sigwaitinfo_fn(const sigset_t *, siginfo_t *);
+typedef int sigtimedwait_fn(const sigset_t *, siginfo_t *, const struct timespec *);
+typedef int signalfd_fn(int, const sigset_t *, int);
+
+static epoll_ctl_fn *real_epoll_ctl;
+static epoll_wait_fn *real_epoll_wait;
+static epoll_pwait_fn *real_epoll_pwait;
+static epoll_pwait2_fn *real_epoll_pwait2;
+static sigaction_fn *real_sigaction;
+static signal_fn *real_signal;
+static sigwait_fn *real_sigwait;
+static sigwaitinfo_fn *real_sigwaitinfo;
+static sigtimedwait_fn *real_sigtimedwait;
+static signalfd_fn *real_signalfd;
+
+/* Resolved before main() runs (and before any wrapped call can come from
+ * another thread); a wrapper called earlier still resolves its own. */
+__attribute__((constructor(101))) static void resolve(void)
+{
+    real_epoll_ctl = (epoll_ctl_fn *)fra_real("epoll_ctl");
+    real_epoll_wait = (epoll_wait_fn *)fra_real("epoll_wait");
+    real_epoll_pwait = (epoll_pwait_fn *)fra_real("epoll_pwait");
+    real_epoll_pwait2 = (epoll_pwait2_fn *)fra_real("epoll_pwait2");
+    real_sigaction = (sigaction_fn *)fra_real("sigaction");
+    real_signal = (signal_fn *)fra_real("signal");
+    real_sigwait = (sigwait_fn *)fra_real("sigwait");
+    real_sigwaitinfo = (sigwaitinfo_fn *)fra_real("sigwaitinfo");
+    real_sigtimedwait = (sigtimedwait_fn *)fra_real("sigtimedwait");
+    real_signalfd = (signalfd_fn *)fra_real("signalfd");
+    void *p = mmap(NULL, FD_SLOTS * sizeof(*fd_epoll), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED)
+        fd_epoll = p;
+}
+
+#define REAL(fn) (real_##fn ? real_##fn : (real_##fn = (fn##_fn *)fra_real(#fn)))
+
+void fra_set_ready_hook(void (*hook)(int fd, uint32_t events))
+{
+    ready_hook = hook;
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    epoll_ctl_fn *f = REAL(epoll_ctl);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int r = f(epfd, op, fd, ev);
+    if (r == 0 && fd_epoll && fd >= 0 && (unsigned)fd < FD_SLOTS) {
+        int saved = errno;
+        int32_t v = 0;
+        if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev && ev->data.fd == fd)
+            v = epfd + 1;
+        atomic_store_explicit(&fd_epoll[fd], v, memory_order_relaxed);
+        errno = saved;
+    }
+    return r;
+}
+
+/*
+ * A call that may block is first made with a zero timeout: under load the
+ * poller has work at once and nothing is recorded for it; only a call that
+ * really waits is bracketed by park and unpark, so an idle span in the
+ * recording is time the thread spent blocked. Returns the outermost flag.
+ */
+static inline int poll_enter(void)
+{
+    return fr__poller_enter();
+}
+
+static inline int poll_leave(int epfd, struct epoll_event *ev, int n)
+{
+    int saved = errno;
+    if (n > 0 && ready_hook && fd_epoll) {
+        for (int i = 0; i < n; i++) {
+            int fd = ev[i].data.fd;
+            if (fd >= 0 && (unsigned)fd < FD_SLOTS &&
+                atomic_load_explicit(&fd_epoll[fd], memory_order_relaxed) == epfd + 1)
+                ready_hook(fd, ev[i].events);
+        }
+    }
+    fr__poller_leave();
+    errno = saved;
+    return n;
+}
+
+/* Park around the blocking call: errno of the blocking call is kept. */
+#define PARKED(call)                                                                               \
+    ({                                                                                             \
+        fr_park();                                                                                 \
+        int r_ = (call);                                                                           \
+        int e_ = errno;                                                                            \
+        fr_unpark();                                                                               \
+        errno = e_;                                                                                \
+        r_;                                                                                        \
+    })
+
+int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+    epoll_wait_fn *f = REAL(epoll_wait);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int outer = poll_enter();
+    int n = f(epfd, ev, max, outer && timeout != 0 ? 0 : timeout);
+    if (outer && timeout != 0 && n == 0)
+        n = PARKED(f(epfd, ev, max, timeout));
+    return poll_leave(epfd, ev, n);
+}
+
+int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *ss)
+{
+    epoll_pwait_fn *f = REAL(epoll_pwait);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int outer = poll_enter();
+    int n = f(epfd, ev, max, outer && timeout != 0 ? 0 : timeout, ss);
+    if (outer && timeout != 0 && n == 0)
+        n = PARKED(f(epfd, ev, max, timeout, ss));
+    return poll_leave(epfd, ev, n);
+}
+
+int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *t,
+                 const sigset_t *ss)
+{
+    epoll_pwait2_fn *f = REAL(epoll_pwait2);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    static const struct timespec zero = { 0, 0 };
+    int outer = poll_enter();
+    int may_block = !t || t->tv_sec != 0 || t->tv_nsec != 0;
+    int n = f(epfd, ev, max, outer && may_block ? &zero : t, ss);
+    if (outer && may_block && n == 0)
+        n = PARKED(f(epfd, ev, max, t, ss));
+    return poll_leave(epfd, ev, n);
+}
+
+/* ---- the signals ---------------------------------------------------------- */
+
+static void claimed_set(const sigset_t *set)
+{
+    if (!set)
+        return;
+    int saved = errno;
+    for (int s = 1; s < 65; s++)
+        if (sigismember(set, s) == 1)
+            fr__signal_claimed(s, 1);
+    errno = saved;
+}
+
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    sigaction_fn *f = REAL(sigaction);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int r = f(sig, act, old);
+    if (r == 0 && act) {
+        int saved = errno;
+        int dfl = !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+        fr__signal_claimed(sig, !dfl);
+        errno = saved;
+    }
+    return r;
+}
+
+sighandler_t signal(int sig, sighandler_t handler)
+{
+    signal_fn *f = REAL(signal);
+    if (!f) {
+        errno = ENOSYS;
+        return SIG_ERR;
+    }
+    sighandler_t r = f(sig, handler);
+    if (r != SIG_ERR) {
+        int saved = errno;
+        fr__signal_claimed(sig, handler != SIG_DFL);
+        errno = saved;
+    }
+    return r;
+}
+
+int sigwait(const sigset_t *set, int *sig)
+{
+    sigwait_fn *f = REAL(sigwait);
+    if (!f)
+        return ENOSYS;
+    claimed_set(set);
+    return f(set, sig);
+}
+
+int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+    sigwaitinfo_fn *f = REAL(sigwaitinfo);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    claimed_set(set);
+    return f(set, info);
+}
+
+int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *t)
+{
+    sigtimedwait_fn *f = REAL(sigtimedwait);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    claimed_set(set);
+    return f(set, info, t);
+}
+
+int signalfd(int fd, const sigset_t *mask, int flags)
+{
+    signalfd_fn *f = REAL(signalfd);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int r = f(fd, mask, flags);
+    if (r >= 0)
+        claimed_set(mask);
+    return r;
+}
