@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""check.py - the libuv adapter on small real libuv programs (uvprog.c).
+
+    check.py CASE UVPROG ADAPTER FLIGHTREC
+
+Runs `UVPROG CASE` with ADAPTER (libflightrec-uv.so) preloaded, dumps it
+with its dump signal once it printed "ready", stops it with SIGTERM (or lets
+it crash), and reads the dump with the FLIGHTREC CLI's --json views:
+
+  block         a timer callback blocks the loop 300 ms: long_poll on its task,
+                starvation of the timer due in the same pass, blamed on it
+  pool-stuck    a uv_queue_work item blocks on a lock: its work callback is a
+                poll still running on a pool thread ("uv-pool"), for how long
+  rearm-forgot  a read callback stops reading and never resumes: no finding;
+                the read task is idle, stopped, after one poll
+  crash         a timer callback dies: the crash names the timer's task
+  *-clean       the same program without the bug: zero findings
+
+Task names carry "@0x<callback>" (the decoder may print the function's name
+instead); the program prints each callback's address so either form matches.
+Output is TAP.
+"""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from tap import Tap  # noqa: E402  (tests/tap.py)
+
+THRESHOLDS = ["--long-poll-ms", "100", "--starvation-ms", "100"]
+
+
+def run_cli(cli, *args):
+    p = subprocess.run([cli, *args], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError(f"flightrec {' '.join(args)}: exit {p.returncode}: {p.stderr}")
+    return json.loads(p.stdout)
+
+
+def named(task_name, cb, addrs):
+    """Does a task name carry callback @cb (by symbol or by address)?"""
+    if not task_name:
+        return False
+    return cb in task_name or f"@0x{addrs[cb]:x}" in task_name
+
+
+def main():
+    case, prog, adapter, cli = sys.argv[1:5]
+    t = Tap()
+    d = tempfile.mkdtemp(prefix="uvadapter-")
+    env = dict(os.environ, LD_PRELOAD=adapter, FLIGHTREC_DIR=d, FLIGHTREC_SIGNAL="USR2")
+    p = subprocess.Popen([prog, case], stdout=subprocess.PIPE, text=True, env=env)
+    addrs = {}
+    deadline = time.monotonic() + 20
+    line = ""
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if not line or line.strip() == "ready":
+            break
+        if line.startswith("cb "):
+            _, name, addr = line.split()
+            addrs[name] = int(addr, 16)
+    if not t.check(line.strip() == "ready", f"{case}: the program reached its point", line):
+        p.kill()
+        t.bail("no ready line")
+
+    crash = case == "crash"
+    if crash:
+        rc = p.wait(timeout=20)
+        t.check(rc == -signal.SIGSEGV, f"{case}: died of SIGSEGV", rc)
+    else:
+        time.sleep(0.2)
+        p.send_signal(signal.SIGUSR2)
+        frd = []
+        while time.monotonic() < deadline and not frd:
+            time.sleep(0.05)
+            frd = glob.glob(os.path.join(d, "*.frd"))
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=20)
+        t.check(rc == 0, f"{case}: the program stopped cleanly on SIGTERM", rc)
+    frd = sorted(glob.glob(os.path.join(d, "*.frd")))
+    if not t.check(len(frd) == 1, f"{case}: one dump written", frd):
+        t.bail("no dump")
+    dump = frd[0]
+    an = run_cli(cli, "analyze", dump, "--json", *THRESHOLDS)
+    tasks = run_cli(cli, "tasks", dump, "--json")["tasks"]
+    info = run_cli(cli, "info", dump, "--json")
+    findings = an["findings"]
+
+    def task_of(cb):
+        return [x for x in tasks if named(x["name"], cb, addrs)]
+
+    t.check(all(x["name"] and x["name"].startswith("uv ") for x in tasks),
+            f"{case}: every task is a libuv handle or request, named after it",
+            [x["name"] for x in tasks])
+
+    if case.endswith("-clean") or case == "rearm-forgot":
+        t.check(findings == [], f"{case}: zero findings", json.dumps(findings, indent=1))
+
+    if case == "block":
+        slow, tick = task_of("slow_cb"), task_of("tick_cb")
+        t.check(len(slow) == 1 and len(tick) == 1, "block: one task per timer", tasks)
+        lp = [f for f in findings if f["kind"] == "long_poll"]
+        t.check(len(lp) == 1 and named(lp[0]["name"], "slow_cb", addrs)
+                and lp[0]["duration_ns"] >= 250e6,
+                "block: long_poll names the blocking callback, ~300 ms", findings)
+        st = [f for f in findings if f["kind"] == "starvation"]
+        t.check(len(st) == 1 and named(st[0]["name"], "tick_cb", addrs),
+                "block: starvation of the timer due behind it", findings)
+        if st and slow:
+            c = st[0].get("culprit")
+            if c is not None:
+                ok = c.get("task") == slow[0]["id"]
+            else:  # until findings carry a culprit object: the culprit's id in the text
+                ok = f"task {slow[0]['id']} " in st[0]["message"]
+            t.check(ok, "block: the starvation blames the blocking timer's task", st[0])
+        t.check(all(f["kind"] in ("long_poll", "starvation") for f in findings),
+                "block: nothing else found", findings)
+
+    if case == "pool-stuck":
+        w = task_of("stuck_work_cb")
+        t.check(len(w) == 1 and w[0]["state"] == "running" and w[0]["busy_ns"] >= 300e6,
+                "pool-stuck: the work callback is still running, for over 300 ms", w)
+        lp = [f for f in findings if f["kind"] == "long_poll"]
+        t.check(len(lp) == 1 and named(lp[0]["name"], "stuck_work_cb", addrs),
+                "pool-stuck: long_poll names the work callback", findings)
+        pool = [th["tid"] for th in info.get("threads", []) if th.get("name") == "uv-pool"]
+        t.check(lp and lp[0]["thread"] in pool and lp[0]["thread"] != info.get("pid"),
+                "pool-stuck: it runs on a pool thread named uv-pool", [lp, info.get("threads")])
+        t.check(all(f["kind"] == "long_poll" for f in findings),
+                "pool-stuck: nothing else found", findings)
+
+    if case == "pool-clean":
+        w = task_of("stuck_work_cb")
+        t.check(len(w) == 1 and w[0]["state"] == "dropped" and w[0]["polls"] == 2,
+                "pool-clean: work callback and after-work callback, then dropped", w)
+
+    if case.startswith("rearm"):
+        r = task_of("on_read")
+        t.check(len(r) == 1, f"{case}: one task for the read handle", tasks)
+        if r and case == "rearm-forgot":
+            t.check(r[0]["state"] == "idle" and r[0]["wait"] == "stopped" and r[0]["polls"] == 1,
+                    "rearm-forgot: the read task is idle, stopped, after its one poll", r)
+        if r and case == "rearm-clean":
+            t.check(r[0]["wait"] == "external" and r[0]["polls"] >= 6,
+                    "rearm-clean: read again each time, waiting on the peer", r)
+
+    if case == "crash":
+        ct = info.get("crash_task")
+        c = task_of("crash_cb")
+        t.check(ct is not None and len(c) == 1 and ct["id"] == c[0]["id"]
+                and named(ct.get("name"), "crash_cb", addrs),
+                "crash: the crashing task is the timer's, named after its callback", [ct, c])
+
+    print(f"1..{t.n}")
+    sys.exit(1 if t.failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+/*
+ * uvprog.c - small libuv programs for the libuv adapter's tests (check.py).
+ * They know nothing of flightrec: the adapter is preloaded.
+ *
+ *   uvprog SCENARIO      block | block-clean | pool-stuck | pool-clean |
+ *                        rearm-forgot | rearm-clean | crash | crash-clean
+ *
+ * Prints "cb NAME 0xADDR" for the callbacks the test looks for (so it can
+ * match a task name whether or not the decoder symbolized it), then "ready"
+ * once the scenario has played out. It then idles in its loop until SIGTERM
+ * (a uv_signal handle), closes every handle and exits 0; "crash" dies in a
+ * timer callback instead.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+static const char *scenario;
+static int bug;
+static uv_loop_t *loop;
+static uv_signal_t sigterm;
+static uv_timer_t slow, tick, later, writer, rearm;
+static uv_pipe_t reader;
+static int pair[2];
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static uv_work_t work;
+static int writes, reads;
+static volatile int *volatile nowhere; /* NULL, opaque to the compiler */
+
+static void ready(void)
+{
+    printf("ready\n");
+    fflush(stdout);
+}
+
+static void spin_ms(int ms)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+}
+
+static void close_one(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_sigterm(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    if (!strncmp(scenario, "pool", 4))
+        pthread_mutex_unlock(&held); /* let the stuck work finish */
+    uv_walk(loop, close_one, NULL);
+}
+
+/* ---- block: a timer callback that blocks the loop ----------------------- */
+
+static void slow_cb(uv_timer_t *h)
+{
+    (void)h;
+    spin_ms(bug ? 300 : 1);
+}
+
+static void tick_cb(uv_timer_t *h)
+{
+    (void)h;
+}
+
+static void later_cb(uv_timer_t *h)
+{
+    (void)h;
+    ready();
+}
+
+/* ---- pool: a work item stuck on a lock ---------------------------------- */
+
+static void stuck_work_cb(uv_work_t *req)
+{
+    (void)req;
+    pthread_mutex_lock(&held);
+    pthread_mutex_unlock(&held);
+}
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/* ---- rearm: a read callback that stops reading -------------------------- */
+
+static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    static char mem[256];
+    (void)h;
+    (void)size;
+    *buf = uv_buf_init(mem, sizeof mem);
+}
+
+static void rearm_cb(uv_timer_t *h);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread <= 0)
+        return;
+    reads++;
+    /* pause reading (back-pressure); the bug is never resuming */
+    uv_read_stop(s);
+    if (!bug)
+        uv_timer_start(&rearm, rearm_cb, 5, 0);
+}
+
+static void rearm_cb(uv_timer_t *h)
+{
+    (void)h;
+    uv_read_start((uv_stream_t *)&reader, alloc_cb, on_read);
+}
+
+static void writer_cb(uv_timer_t *h)
+{
+    if (write(pair[1], "x", 1) != 1)
+        abort();
+    if (++writes == 6) {
+        uv_timer_stop(h);
+        ready();
+    }
+}
+
+/* ---- crash: a timer callback that dies ---------------------------------- */
+
+static void crash_cb(uv_timer_t *h)
+{
+    (void)h;
+    ready();
+    if (bug) {
+        usleep(200000); /* let the test see "ready" */
+        *nowhere = 1;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: uvprog SCENARIO\n");
+        return 2;
+    }
+    scenario = argv[1];
+    bug = strstr(scenario, "-clean") == NULL;
+    loop = uv_default_loop();
+    uv_signal_init(loop, &sigterm);
+    uv_signal_start(&sigterm, on_sigterm, SIGTERM);
+
+    if (!strncmp(scenario, "block", 5)) {
+        printf("cb slow_cb %p\ncb tick_cb %p\n", (void *)slow_cb, (void *)tick_cb);
+        uv_timer_init(loop, &slow);
+        uv_timer_init(loop, &tick);
+        uv_timer_init(loop, &later);
+        uv_timer_start(&slow, slow_cb, 50, 0); /* both due in the same pass: */
+        uv_timer_start(&tick, tick_cb, 50, 0); /* tick runs after slow */
+        uv_timer_start(&later, later_cb, 500, 0);
+    } else if (!strncmp(scenario, "pool", 4)) {
+        printf("cb stuck_work_cb %p\n", (void *)stuck_work_cb);
+        if (bug)
+            pthread_mutex_lock(&held);
+        uv_queue_work(loop, &work, stuck_work_cb, after_work_cb);
+        uv_timer_init(loop, &later);
+        uv_timer_start(&later, later_cb, 500, 0);
+    } else if (!strncmp(scenario, "rearm", 5)) {
+        printf("cb on_read %p\n", (void *)on_read);
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair))
+            return 1;
+        uv_pipe_init(loop, &reader, 0);
+        uv_pipe_open(&reader, pair[0]);
+        uv_read_start((uv_stream_t *)&reader, alloc_cb, on_read);
+        uv_timer_init(loop, &rearm);
+        uv_timer_init(loop, &writer);
+        uv_timer_start(&writer, writer_cb, 50, 50);
+    } else if (!strncmp(scenario, "crash", 5)) {
+        printf("cb crash_cb %p\n", (void *)crash_cb);
+        uv_timer_init(loop, &slow);
+        uv_timer_start(&slow, crash_cb, 100, 0);
+    } else {
+        fprintf(stderr, "uvprog: unknown scenario %s\n", scenario);
+        return 2;
+    }
+    fflush(stdout);
+    uv_run(loop, UV_RUN_DEFAULT);
+    if (!strncmp(scenario, "rearm", 5))
+        printf("reads %d\n", reads);
+    uv_loop_close(loop);
+    return 0;
+}
