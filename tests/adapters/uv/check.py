@@ -35,6 +35,15 @@ from tap import Tap  # noqa: E402  (tests/tap.py)
 THRESHOLDS = ["--long-poll-ms", "100", "--starvation-ms", "100"]
 
 
+def preload(adapter):
+    """LD_PRELOAD for @adapter: a sanitizer runtime it links must come first
+    (the sanitizer builds, tools/sanitize)."""
+    out = subprocess.run(["ldd", adapter], capture_output=True, text=True).stdout
+    first = [ln.split("=>")[1].split()[0] for ln in out.splitlines()
+             if "=>" in ln and any(rt in ln for rt in ("libasan.so", "libtsan.so", "libubsan.so"))]
+    return " ".join(first + [adapter])
+
+
 def run_cli(cli, *args):
     p = subprocess.run([cli, *args], capture_output=True, text=True, timeout=60)
     if p.returncode != 0:
@@ -53,7 +62,7 @@ def main():
     case, prog, adapter, cli = sys.argv[1:5]
     t = Tap()
     d = tempfile.mkdtemp(prefix="uvadapter-")
-    env = dict(os.environ, LD_PRELOAD=adapter, FLIGHTREC_DIR=d, FLIGHTREC_SIGNAL="USR2")
+    env = dict(os.environ, LD_PRELOAD=preload(adapter), FLIGHTREC_DIR=d, FLIGHTREC_SIGNAL="USR2")
     p = subprocess.Popen([prog, case], stdout=subprocess.PIPE, text=True, env=env)
     addrs = {}
     deadline = time.monotonic() + 20
