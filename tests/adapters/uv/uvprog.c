@@ -3,7 +3,7 @@
  * They know nothing of flightrec: the adapter is preloaded.
  *
  *   uvprog SCENARIO      block | block-clean | pool-stuck | pool-clean |
- *                        rearm-forgot | rearm-clean | crash | crash-clean
+ *                        rearm-forgot | rearm-clean | crash | crash-clean | churn
  *
  * Prints "cb NAME 0xADDR" for the callbacks the test looks for (so it can
  * match a task name whether or not the decoder symbolized it), then "ready"
@@ -138,6 +138,70 @@ static void writer_cb(uv_timer_t *h)
     }
 }
 
+/* ---- churn: 100 000 handles and requests come and go -------------------- */
+
+#define CHURN_TOTAL 100000
+#define CHURN_LIVE 2000
+static long churn_started, churn_fired, churn_closed, churn_worked, churn_bad;
+
+static void churn_closed_cb(uv_handle_t *h)
+{
+    churn_closed++;
+    free(h);
+}
+
+static void churn_start(void);
+
+static void churn_cb(uv_timer_t *h)
+{
+    /* what the program stored is what it reads back */
+    if (h->data == NULL || *(long *)h->data <= 0 || uv_handle_get_data((uv_handle_t *)h) != h->data)
+        churn_bad++;
+    free(h->data);
+    churn_fired++;
+    uv_close((uv_handle_t *)h, churn_closed_cb);
+    churn_start();
+}
+
+static void churn_work_cb(uv_work_t *req)
+{
+    if (req->data != (void *)req)
+        churn_bad++;
+}
+
+static void churn_after_cb(uv_work_t *req, int status)
+{
+    if (status != 0 || req->data != (void *)req)
+        churn_bad++;
+    churn_worked++;
+    free(req);
+}
+
+static void churn_start(void)
+{
+    if (churn_started == CHURN_TOTAL) {
+        if (churn_fired == CHURN_TOTAL)
+            ready();
+        return;
+    }
+    churn_started++;
+    uv_timer_t *t = malloc(sizeof *t);
+    long *tag = malloc(sizeof *tag);
+    *tag = churn_started;
+    uv_timer_init(loop, t);
+    t->data = tag;
+    /* 1 ms, not 0: a 0 ms timer started by a timer callback runs in the same
+     * pass, and 100 000 of them would keep the loop from its I/O */
+    if (uv_timer_start(t, churn_cb, 1, 0) != 0)
+        churn_bad++;
+    if (churn_started % 10 == 0) {
+        uv_work_t *w = malloc(sizeof *w);
+        w->data = w;
+        if (uv_queue_work(loop, w, churn_work_cb, churn_after_cb) != 0)
+            churn_bad++;
+    }
+}
+
 /* ---- crash: a timer callback that dies ---------------------------------- */
 
 static void crash_cb(uv_timer_t *h)
@@ -187,6 +251,9 @@ int main(int argc, char **argv)
         uv_timer_init(loop, &rearm);
         uv_timer_init(loop, &writer);
         uv_timer_start(&writer, writer_cb, 50, 50);
+    } else if (!strcmp(scenario, "churn")) {
+        for (int i = 0; i < CHURN_LIVE; i++)
+            churn_start();
     } else if (!strncmp(scenario, "crash", 5)) {
         printf("cb crash_cb %p\n", (void *)crash_cb);
         uv_timer_init(loop, &slow);
@@ -199,6 +266,9 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     if (!strncmp(scenario, "rearm", 5))
         printf("reads %d\n", reads);
+    if (!strcmp(scenario, "churn"))
+        printf("churn fired %ld closed %ld worked %ld bad %ld\n", churn_fired, churn_closed,
+               churn_worked, churn_bad);
     uv_loop_close(loop);
     return 0;
 }
