@@ -5,8 +5,10 @@
  *
  * The side table is a fixed open-addressing hash set (UVR_SLOTS entries,
  * mapped once at load time). An entry lives within UVR_PROBE slots of its
- * key's home slot, so a lookup reads at most UVR_PROBE entries and never
- * waits: keys are claimed with a compare-and-swap (empty or removed -> being
+ * key's home slot, so a lookup reads at most UVR_PROBE keys and never
+ * waits. The keys are an array of their own (eight to a cache line): once
+ * churn has left "removed" marks everywhere, a miss still reads only eight
+ * consecutive lines. Keys are keys are claimed with a compare-and-swap (empty or removed -> being
  * filled), filled, then published with a release store; removal stores
  * "removed". A key that finds no room is not followed (uvr_untracked counts
  * them) and runs exactly as without the adapter. Nothing here allocates,
@@ -42,9 +44,11 @@ UVR_FUNCS(UVR_DEFINE_REAL)
 
 int uvr_layout_ok;
 uintptr_t uvr_lo, uvr_hi;
+__thread unsigned uvr_depth;
 __thread uint64_t uvr_current;
 
-static struct uvr_ent *table;
+static struct uvr_ent *table;     /* entry i belongs to keys[i] */
+static _Atomic uintptr_t *keys;   /* 0 empty, 1 removed, 2 being filled, else the key */
 static _Atomic uint64_t untracked;
 
 struct fd_slot {
@@ -67,19 +71,25 @@ void uvr_resolve(void)
 #undef UVR_RESOLVE
 }
 
-/* libuv's executable segments: where calls libuv makes to itself come from. */
-static int find_libuv(struct dl_phdr_info *info, size_t size, void *arg)
+/* The executable segment holding an address: libuv's, where calls libuv
+ * makes to itself come from. */
+struct text_range {
+    uintptr_t probe, lo, hi;
+};
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
-    uintptr_t probe = (uintptr_t)arg;
+    struct text_range *r = arg;
+    uintptr_t probe = r->probe;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
         if (probe >= lo && probe < hi) {
-            uvr_lo = lo;
-            uvr_hi = hi;
+            r->lo = lo;
+            r->hi = hi;
             return 1;
         }
     }
@@ -100,10 +110,10 @@ struct uvr_ent *uvr_find(const void *key)
     uintptr_t k = (uintptr_t)key;
     uint32_t h = home(k);
     for (uint32_t i = 0; i < UVR_PROBE; i++) {
-        struct uvr_ent *e = &table[(h + i) & (UVR_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&e->key, memory_order_acquire); /* pairs: publish */
+        uint32_t j = (h + i) & (UVR_SLOTS - 1);
+        uintptr_t cur = atomic_load_explicit(&keys[j], memory_order_acquire); /* pairs: publish */
         if (cur == k)
-            return e;
+            return &table[j];
         if (cur == KEY_EMPTY)
             return NULL;
     }
@@ -144,20 +154,21 @@ struct uvr_ent *uvr_claim(const void *key, int kind, int *fresh)
     uintptr_t k = (uintptr_t)key;
     uint32_t h = home(k);
     for (uint32_t i = 0; i < UVR_PROBE; i++) {
-        e = &table[(h + i) & (UVR_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&e->key, memory_order_relaxed);
+        uint32_t j = (h + i) & (UVR_SLOTS - 1);
+        uintptr_t cur = atomic_load_explicit(&keys[j], memory_order_relaxed);
         if (cur != KEY_EMPTY && cur != KEY_REMOVED)
             continue;
-        if (!atomic_compare_exchange_strong_explicit(&e->key, &cur, KEY_BUSY, memory_order_acquire,
+        if (!atomic_compare_exchange_strong_explicit(&keys[j], &cur, KEY_BUSY, memory_order_acquire,
                                                      memory_order_relaxed))
             continue;
+        e = &table[j];
         e->task = uvr_new_id();
         e->cb = e->cb2 = NULL;
         e->due = 0;
         e->fd = -1;
         e->kind = (uint8_t)kind;
         e->armed = 0;
-        atomic_store_explicit(&e->key, k, memory_order_release); /* pairs: uvr_find */
+        atomic_store_explicit(&keys[j], k, memory_order_release); /* pairs: uvr_find */
         *fresh = 1;
         return e;
     }
@@ -168,7 +179,7 @@ struct uvr_ent *uvr_claim(const void *key, int kind, int *fresh)
 void uvr_remove(struct uvr_ent *e)
 {
     uvr_fd_disarm(e);
-    atomic_store_explicit(&e->key, KEY_REMOVED, memory_order_release);
+    atomic_store_explicit(&keys[e - table], KEY_REMOVED, memory_order_release);
 }
 
 /* ---- readiness ---------------------------------------------------------- */
@@ -299,14 +310,14 @@ void uv_close(uv_handle_t *h, uv_close_cb cb)
 {
     if (in_close_reset || !uvr_internal(__builtin_return_address(0)))
         cb = closing(h, cb);
-    UVR_REAL(uv_close)(h, cb);
+    UVR_CALL_VOID(uv_close, (h, cb));
 }
 
 int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb)
 {
     int internal = uvr_internal(__builtin_return_address(0));
     in_close_reset = !internal;
-    int rc = UVR_REAL(uv_tcp_close_reset)(h, cb);
+    int rc = UVR_CALL(uv_tcp_close_reset, (h, cb));
     in_close_reset = 0;
     return rc;
 }
@@ -316,15 +327,20 @@ int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb)
 __attribute__((constructor)) static void uvr_init(void)
 {
     uvr_resolve();
-    void *probe = dlsym(RTLD_NEXT, "uv_run");
-    if (probe)
-        dl_iterate_phdr(find_libuv, probe);
+    struct text_range r = {(uintptr_t)dlsym(RTLD_NEXT, "uv_run"), 0, 0};
+    if (r.probe && dl_iterate_phdr(find_text, &r)) {
+        uvr_lo = r.lo;
+        uvr_hi = r.hi;
+    }
+
     unsigned (*version)(void) = (unsigned (*)(void))dlsym(RTLD_NEXT, "uv_version");
     uvr_layout_ok = version && (version() >> 16) == 1 && ((version() >> 8) & 0xff) >= 30;
 
     table = mmap(NULL, (size_t)UVR_SLOTS * sizeof(*table), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (table == MAP_FAILED)
+    keys = mmap(NULL, (size_t)UVR_SLOTS * sizeof(*keys), PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (table == MAP_FAILED || keys == MAP_FAILED)
         table = NULL;
     struct rlimit rl;
     fdcap = 65536;

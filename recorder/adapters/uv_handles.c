@@ -117,19 +117,19 @@ static void tramp_timer(uv_timer_t *h)
 int uv_timer_start(uv_timer_t *h, uv_timer_cb cb, uint64_t timeout, uint64_t repeat)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_timer_start)(h, cb, timeout, repeat);
+        return UVR_CALL(uv_timer_start, (h, cb, timeout, repeat));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_TIMER, (uvr_fn)cb, (uvr_fn)tramp_timer, "uv timer", &fresh,
                               &old);
-    int rc = UVR_REAL(uv_timer_start)(h, e ? tramp_timer : cb, timeout, repeat);
+    int rc = UVR_CALL(uv_timer_start, (h, e ? tramp_timer : cb, timeout, repeat));
     UVR_KEEP_ERRNO(started(e, rc, fresh, old, "uv_timer_start from", CALLER()));
     return rc;
 }
 
 int uv_timer_again(uv_timer_t *h)
 {
-    int rc = UVR_REAL(uv_timer_again)(h);
+    int rc = UVR_CALL(uv_timer_again, (h));
     if (rc == 0 && !INTERNAL() && h->repeat) {
         struct uvr_ent *e = uvr_find(h);
         if (e && e->kind == UVR_TIMER)
@@ -140,7 +140,7 @@ int uv_timer_again(uv_timer_t *h)
 
 int uv_timer_stop(uv_timer_t *h)
 {
-    int rc = UVR_REAL(uv_timer_stop)(h);
+    int rc = UVR_CALL(uv_timer_stop, (h));
     if (!INTERNAL())
         UVR_KEEP_ERRNO(stopped(h, UVR_TIMER, NULL, NULL));
     return rc;
@@ -172,12 +172,12 @@ static const char *stream_what(const uv_stream_t *s, int listen)
 int uv_read_start(uv_stream_t *h, uv_alloc_cb alloc_cb, uv_read_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_read_start)(h, alloc_cb, cb);
+        return UVR_CALL(uv_read_start, (h, alloc_cb, cb));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_READ, (uvr_fn)cb, (uvr_fn)tramp_read, stream_what(h, 0),
                               &fresh, &old);
-    int rc = UVR_REAL(uv_read_start)(h, alloc_cb, e ? tramp_read : cb);
+    int rc = UVR_CALL(uv_read_start, (h, alloc_cb, e ? tramp_read : cb));
     UVR_KEEP_ERRNO({
         started(e, rc, fresh, old, "uv_read_start from", CALLER());
         if (e && rc == 0 && uvr_layout_ok)
@@ -188,7 +188,7 @@ int uv_read_start(uv_stream_t *h, uv_alloc_cb alloc_cb, uv_read_cb cb)
 
 int uv_read_stop(uv_stream_t *h)
 {
-    int rc = UVR_REAL(uv_read_stop)(h);
+    int rc = UVR_CALL(uv_read_stop, (h));
     if (!INTERNAL())
         UVR_KEEP_ERRNO(stopped(h, UVR_READ, "uv_read_stop from", CALLER()));
     return rc;
@@ -207,12 +207,12 @@ static void tramp_connection(uv_stream_t *h, int status)
 int uv_listen(uv_stream_t *h, int backlog, uv_connection_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_listen)(h, backlog, cb);
+        return UVR_CALL(uv_listen, (h, backlog, cb));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_LISTEN, (uvr_fn)cb, (uvr_fn)tramp_connection,
                               stream_what(h, 1), &fresh, &old);
-    int rc = UVR_REAL(uv_listen)(h, backlog, e ? tramp_connection : cb);
+    int rc = UVR_CALL(uv_listen, (h, backlog, e ? tramp_connection : cb));
     UVR_KEEP_ERRNO(started(e, rc, fresh, old, "uv_listen from", CALLER()));
     return rc;
 }
@@ -230,12 +230,12 @@ static void tramp_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 int uv_udp_recv_start(uv_udp_t *h, uv_alloc_cb alloc_cb, uv_udp_recv_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_udp_recv_start)(h, alloc_cb, cb);
+        return UVR_CALL(uv_udp_recv_start, (h, alloc_cb, cb));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_UDP, (uvr_fn)cb, (uvr_fn)tramp_udp_recv, "uv udp recv",
                               &fresh, &old);
-    int rc = UVR_REAL(uv_udp_recv_start)(h, alloc_cb, e ? tramp_udp_recv : cb);
+    int rc = UVR_CALL(uv_udp_recv_start, (h, alloc_cb, e ? tramp_udp_recv : cb));
     UVR_KEEP_ERRNO({
         started(e, rc, fresh, old, "uv_udp_recv_start from", CALLER());
         if (e && rc == 0 && uvr_layout_ok)
@@ -246,7 +246,7 @@ int uv_udp_recv_start(uv_udp_t *h, uv_alloc_cb alloc_cb, uv_udp_recv_cb cb)
 
 int uv_udp_recv_stop(uv_udp_t *h)
 {
-    int rc = UVR_REAL(uv_udp_recv_stop)(h);
+    int rc = UVR_CALL(uv_udp_recv_stop, (h));
     if (!INTERNAL())
         UVR_KEEP_ERRNO(stopped(h, UVR_UDP, "uv_udp_recv_stop from", CALLER()));
     return rc;
@@ -264,12 +264,12 @@ static void tramp_poll(uv_poll_t *h, int status, int events)
 int uv_poll_start(uv_poll_t *h, int events, uv_poll_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_poll_start)(h, events, cb);
+        return UVR_CALL(uv_poll_start, (h, events, cb));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_POLL, (uvr_fn)cb, (uvr_fn)tramp_poll, "uv poll", &fresh,
                               &old);
-    int rc = UVR_REAL(uv_poll_start)(h, events, e ? tramp_poll : cb);
+    int rc = UVR_CALL(uv_poll_start, (h, events, e ? tramp_poll : cb));
     UVR_KEEP_ERRNO({
         started(e, rc, fresh, old, "uv_poll_start from", CALLER());
         if (e && rc == 0 && uvr_layout_ok) {
@@ -286,7 +286,7 @@ int uv_poll_start(uv_poll_t *h, int events, uv_poll_cb cb)
 
 int uv_poll_stop(uv_poll_t *h)
 {
-    int rc = UVR_REAL(uv_poll_stop)(h);
+    int rc = UVR_CALL(uv_poll_stop, (h));
     if (!INTERNAL())
         UVR_KEEP_ERRNO(stopped(h, UVR_POLL, NULL, NULL));
     return rc;
@@ -308,8 +308,8 @@ static int signal_start(uv_signal_t *h, uv_signal_cb cb, int signum, int oneshot
     struct uvr_ent *e = start(h, UVR_SIGNAL, (uvr_fn)cb, (uvr_fn)tramp_signal, "uv signal", &fresh,
                               &old);
     uv_signal_cb pass = e ? tramp_signal : cb;
-    int rc = oneshot ? UVR_REAL(uv_signal_start_oneshot)(h, pass, signum)
-                     : UVR_REAL(uv_signal_start)(h, pass, signum);
+    int rc = oneshot ? UVR_CALL(uv_signal_start_oneshot, (h, pass, signum))
+                     : UVR_CALL(uv_signal_start, (h, pass, signum));
     UVR_KEEP_ERRNO(started(e, rc, fresh, old,
                            oneshot ? "uv_signal_start_oneshot from" : "uv_signal_start from", ret));
     return rc;
@@ -318,20 +318,20 @@ static int signal_start(uv_signal_t *h, uv_signal_cb cb, int signum, int oneshot
 int uv_signal_start(uv_signal_t *h, uv_signal_cb cb, int signum)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_signal_start)(h, cb, signum);
+        return UVR_CALL(uv_signal_start, (h, cb, signum));
     return signal_start(h, cb, signum, 0, CALLER());
 }
 
 int uv_signal_start_oneshot(uv_signal_t *h, uv_signal_cb cb, int signum)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_signal_start_oneshot)(h, cb, signum);
+        return UVR_CALL(uv_signal_start_oneshot, (h, cb, signum));
     return signal_start(h, cb, signum, 1, CALLER());
 }
 
 int uv_signal_stop(uv_signal_t *h)
 {
-    int rc = UVR_REAL(uv_signal_stop)(h);
+    int rc = UVR_CALL(uv_signal_stop, (h));
     if (!INTERNAL())
         UVR_KEEP_ERRNO(stopped(h, UVR_SIGNAL, NULL, NULL));
     return rc;
@@ -351,12 +351,12 @@ static void tramp_async(uv_async_t *h)
 int uv_async_init(uv_loop_t *loop, uv_async_t *h, uv_async_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_async_init)(loop, h, cb);
+        return UVR_CALL(uv_async_init, (loop, h, cb));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_ASYNC, (uvr_fn)cb, (uvr_fn)tramp_async, "uv async", &fresh,
                               &old);
-    int rc = UVR_REAL(uv_async_init)(loop, h, e ? tramp_async : cb);
+    int rc = UVR_CALL(uv_async_init, (loop, h, e ? tramp_async : cb));
     UVR_KEEP_ERRNO({
         if (e && rc == 0) {
             e->armed = 1;
@@ -375,7 +375,7 @@ int uv_async_send(uv_async_t *h)
         if (e && e->kind == UVR_ASYNC)
             fr_wake(e->task);
     }
-    return UVR_REAL(uv_async_send)(h);
+    return UVR_CALL(uv_async_send, (h));
 }
 
 /* ---- prepare, check, idle ----------------------------------------------- */
@@ -392,18 +392,18 @@ int uv_async_send(uv_async_t *h)
     int uv_##name##_start(uv_##name##_t *h, uv_##name##_cb cb)                                     \
     {                                                                                              \
         if (INTERNAL() || !cb)                                                                     \
-            return UVR_REAL(uv_##name##_start)(h, cb);                                             \
+            return UVR_CALL(uv_##name##_start, (h, cb));                                             \
         int fresh;                                                                                 \
         uvr_fn old;                                                                                \
         struct uvr_ent *e = start(h, kind, (uvr_fn)cb, (uvr_fn)tramp_##name, "uv " #name, &fresh, \
                                   &old);                                                           \
-        int rc = UVR_REAL(uv_##name##_start)(h, e ? tramp_##name : cb);                            \
+        int rc = UVR_CALL(uv_##name##_start, (h, e ? tramp_##name : cb));                            \
         UVR_KEEP_ERRNO(started(e, rc, fresh, old, "uv_" #name "_start from", CALLER()));           \
         return rc;                                                                                 \
     }                                                                                              \
     int uv_##name##_stop(uv_##name##_t *h)                                                         \
     {                                                                                              \
-        int rc = UVR_REAL(uv_##name##_stop)(h);                                                    \
+        int rc = UVR_CALL(uv_##name##_stop, (h));                                                    \
         if (!INTERNAL())                                                                           \
             UVR_KEEP_ERRNO(stopped(h, kind, NULL, NULL));                                          \
         return rc;                                                                                 \
@@ -425,19 +425,19 @@ static void tramp_fs_event(uv_fs_event_t *h, const char *filename, int events, i
 int uv_fs_event_start(uv_fs_event_t *h, uv_fs_event_cb cb, const char *path, unsigned flags)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_fs_event_start)(h, cb, path, flags);
+        return UVR_CALL(uv_fs_event_start, (h, cb, path, flags));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_FS_EVENT, (uvr_fn)cb, (uvr_fn)tramp_fs_event, "uv fs_event",
                               &fresh, &old);
-    int rc = UVR_REAL(uv_fs_event_start)(h, e ? tramp_fs_event : cb, path, flags);
+    int rc = UVR_CALL(uv_fs_event_start, (h, e ? tramp_fs_event : cb, path, flags));
     UVR_KEEP_ERRNO(started(e, rc, fresh, old, "uv_fs_event_start from", CALLER()));
     return rc;
 }
 
 int uv_fs_event_stop(uv_fs_event_t *h)
 {
-    int rc = UVR_REAL(uv_fs_event_stop)(h);
+    int rc = UVR_CALL(uv_fs_event_stop, (h));
     if (!INTERNAL())
         UVR_KEEP_ERRNO(stopped(h, UVR_FS_EVENT, NULL, NULL));
     return rc;
@@ -454,19 +454,19 @@ static void tramp_fs_poll(uv_fs_poll_t *h, int status, const uv_stat_t *prev_sta
 int uv_fs_poll_start(uv_fs_poll_t *h, uv_fs_poll_cb cb, const char *path, unsigned interval)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_fs_poll_start)(h, cb, path, interval);
+        return UVR_CALL(uv_fs_poll_start, (h, cb, path, interval));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_FS_POLL, (uvr_fn)cb, (uvr_fn)tramp_fs_poll, "uv fs_poll",
                               &fresh, &old);
-    int rc = UVR_REAL(uv_fs_poll_start)(h, e ? tramp_fs_poll : cb, path, interval);
+    int rc = UVR_CALL(uv_fs_poll_start, (h, e ? tramp_fs_poll : cb, path, interval));
     UVR_KEEP_ERRNO(started(e, rc, fresh, old, "uv_fs_poll_start from", CALLER()));
     return rc;
 }
 
 int uv_fs_poll_stop(uv_fs_poll_t *h)
 {
-    int rc = UVR_REAL(uv_fs_poll_stop)(h);
+    int rc = UVR_CALL(uv_fs_poll_stop, (h));
     if (!INTERNAL())
         UVR_KEEP_ERRNO(stopped(h, UVR_FS_POLL, NULL, NULL));
     return rc;
@@ -486,16 +486,16 @@ static void tramp_exit(uv_process_t *h, int64_t exit_status, int term_signal)
 int uv_spawn(uv_loop_t *loop, uv_process_t *h, const uv_process_options_t *options)
 {
     if (INTERNAL() || !options || !options->exit_cb)
-        return UVR_REAL(uv_spawn)(loop, h, options);
+        return UVR_CALL(uv_spawn, (loop, h, options));
     int fresh;
     uvr_fn old;
     struct uvr_ent *e = start(h, UVR_PROCESS, (uvr_fn)options->exit_cb, (uvr_fn)tramp_exit,
                               "uv process", &fresh, &old);
     if (!e)
-        return UVR_REAL(uv_spawn)(loop, h, options);
+        return UVR_CALL(uv_spawn, (loop, h, options));
     uv_process_options_t copy = *options;
     copy.exit_cb = tramp_exit;
-    int rc = UVR_REAL(uv_spawn)(loop, h, &copy);
+    int rc = UVR_CALL(uv_spawn, (loop, h, &copy));
     UVR_KEEP_ERRNO(started(e, rc, fresh, old, "uv_spawn from", CALLER()));
     return rc;
 }

@@ -84,11 +84,11 @@ int uv_write(uv_write_t *req, uv_stream_t *h, const uv_buf_t bufs[], unsigned nb
              uv_write_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_write)(req, h, bufs, nbufs, cb);
+        return UVR_CALL(uv_write, (req, h, bufs, nbufs, cb));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, write_what(h));
     if (e)
         fr_await_external(e->task, uvr_from("uv_write from", CALLER()));
-    int rc = UVR_REAL(uv_write)(req, h, bufs, nbufs, e ? tramp_write : cb);
+    int rc = UVR_CALL(uv_write, (req, h, bufs, nbufs, e ? tramp_write : cb));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -98,11 +98,11 @@ int uv_write2(uv_write_t *req, uv_stream_t *h, const uv_buf_t bufs[], unsigned n
               uv_stream_t *send_handle, uv_write_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_write2)(req, h, bufs, nbufs, send_handle, cb);
+        return UVR_CALL(uv_write2, (req, h, bufs, nbufs, send_handle, cb));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, write_what(h));
     if (e)
         fr_await_external(e->task, uvr_from("uv_write2 from", CALLER()));
-    int rc = UVR_REAL(uv_write2)(req, h, bufs, nbufs, send_handle, e ? tramp_write : cb);
+    int rc = UVR_CALL(uv_write2, (req, h, bufs, nbufs, send_handle, e ? tramp_write : cb));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -118,11 +118,11 @@ static void tramp_connect(uv_connect_t *req, int status)
 int uv_tcp_connect(uv_connect_t *req, uv_tcp_t *h, const struct sockaddr *addr, uv_connect_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_tcp_connect)(req, h, addr, cb);
+        return UVR_CALL(uv_tcp_connect, (req, h, addr, cb));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv tcp connect");
     if (e)
         fr_await_external(e->task, uvr_from("uv_tcp_connect from", CALLER()));
-    int rc = UVR_REAL(uv_tcp_connect)(req, h, addr, e ? tramp_connect : cb);
+    int rc = UVR_CALL(uv_tcp_connect, (req, h, addr, e ? tramp_connect : cb));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -132,13 +132,13 @@ int uv_tcp_connect(uv_connect_t *req, uv_tcp_t *h, const struct sockaddr *addr, 
 void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *h, const char *name, uv_connect_cb cb)
 {
     if (INTERNAL() || !cb) {
-        UVR_REAL(uv_pipe_connect)(req, h, name, cb);
+        UVR_CALL_VOID(uv_pipe_connect, (req, h, name, cb));
         return;
     }
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv pipe connect");
     if (e)
         fr_await_external(e->task, uvr_from("uv_pipe_connect from", CALLER()));
-    UVR_REAL(uv_pipe_connect)(req, h, name, e ? tramp_connect : cb);
+    UVR_CALL_VOID(uv_pipe_connect, (req, h, name, e ? tramp_connect : cb));
 }
 
 static void tramp_shutdown(uv_shutdown_t *req, int status)
@@ -151,11 +151,11 @@ static void tramp_shutdown(uv_shutdown_t *req, int status)
 int uv_shutdown(uv_shutdown_t *req, uv_stream_t *h, uv_shutdown_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_shutdown)(req, h, cb);
+        return UVR_CALL(uv_shutdown, (req, h, cb));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv shutdown");
     if (e)
         fr_await_external(e->task, uvr_from("uv_shutdown from", CALLER()));
-    int rc = UVR_REAL(uv_shutdown)(req, h, e ? tramp_shutdown : cb);
+    int rc = UVR_CALL(uv_shutdown, (req, h, e ? tramp_shutdown : cb));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -172,11 +172,11 @@ int uv_udp_send(uv_udp_send_t *req, uv_udp_t *h, const uv_buf_t bufs[], unsigned
                 const struct sockaddr *addr, uv_udp_send_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_udp_send)(req, h, bufs, nbufs, addr, cb);
+        return UVR_CALL(uv_udp_send, (req, h, bufs, nbufs, addr, cb));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv udp send");
     if (e)
         fr_await_external(e->task, uvr_from("uv_udp_send from", CALLER()));
-    int rc = UVR_REAL(uv_udp_send)(req, h, bufs, nbufs, addr, e ? tramp_udp_send : cb);
+    int rc = UVR_CALL(uv_udp_send, (req, h, bufs, nbufs, addr, e ? tramp_udp_send : cb));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -217,12 +217,12 @@ int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb,
                   uv_after_work_cb after_work_cb)
 {
     if (INTERNAL() || !work_cb)
-        return UVR_REAL(uv_queue_work)(loop, req, work_cb, after_work_cb);
+        return UVR_CALL(uv_queue_work, (loop, req, work_cb, after_work_cb));
     struct uvr_ent *e = submit(req, (uvr_fn)work_cb, (uvr_fn)after_work_cb, "uv work");
     if (!e)
-        return UVR_REAL(uv_queue_work)(loop, req, work_cb, after_work_cb);
+        return UVR_CALL(uv_queue_work, (loop, req, work_cb, after_work_cb));
     fr_mark(e->task, uvr_from("uv_queue_work from", CALLER()));
-    int rc = UVR_REAL(uv_queue_work)(loop, req, tramp_work, tramp_after_work);
+    int rc = UVR_CALL(uv_queue_work, (loop, req, tramp_work, tramp_after_work));
     if (rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -241,13 +241,13 @@ static void tramp_fs(uv_fs_t *req)
     int uv_fs_##op params                                                                          \
     {                                                                                              \
         if (INTERNAL() || !cb)                                                                     \
-            return UVR_REAL(uv_fs_##op) args;                                                      \
+            return UVR_CALL(uv_fs_##op, args);                                                      \
         struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv fs " #op);                           \
         if (e) {                                                                                   \
             fr_await(e->task, uvr_from("uv_fs_" #op " from", CALLER()));                          \
             cb = tramp_fs;                                                                         \
         }                                                                                          \
-        int rc = UVR_REAL(uv_fs_##op) args;                                                        \
+        int rc = UVR_CALL(uv_fs_##op, args);                                                        \
         if (e && rc < 0)                                                                           \
             UVR_KEEP_ERRNO(failed(e));                                                             \
         return rc;                                                                                 \
@@ -301,11 +301,11 @@ int uv_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb,
                    const char *service, const struct addrinfo *hints)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_getaddrinfo)(loop, req, cb, node, service, hints);
+        return UVR_CALL(uv_getaddrinfo, (loop, req, cb, node, service, hints));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv getaddrinfo");
     if (e)
         fr_await(e->task, uvr_from("uv_getaddrinfo from", CALLER()));
-    int rc = UVR_REAL(uv_getaddrinfo)(loop, req, e ? tramp_getaddrinfo : cb, node, service, hints);
+    int rc = UVR_CALL(uv_getaddrinfo, (loop, req, e ? tramp_getaddrinfo : cb, node, service, hints));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -323,11 +323,11 @@ int uv_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, uv_getnameinfo_cb cb,
                    const struct sockaddr *addr, int flags)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_getnameinfo)(loop, req, cb, addr, flags);
+        return UVR_CALL(uv_getnameinfo, (loop, req, cb, addr, flags));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv getnameinfo");
     if (e)
         fr_await(e->task, uvr_from("uv_getnameinfo from", CALLER()));
-    int rc = UVR_REAL(uv_getnameinfo)(loop, req, e ? tramp_getnameinfo : cb, addr, flags);
+    int rc = UVR_CALL(uv_getnameinfo, (loop, req, e ? tramp_getnameinfo : cb, addr, flags));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;
@@ -344,11 +344,11 @@ int uv_random(uv_loop_t *loop, uv_random_t *req, void *buf, size_t buflen, unsig
               uv_random_cb cb)
 {
     if (INTERNAL() || !cb)
-        return UVR_REAL(uv_random)(loop, req, buf, buflen, flags, cb);
+        return UVR_CALL(uv_random, (loop, req, buf, buflen, flags, cb));
     struct uvr_ent *e = submit(req, (uvr_fn)cb, NULL, "uv random");
     if (e)
         fr_await(e->task, uvr_from("uv_random from", CALLER()));
-    int rc = UVR_REAL(uv_random)(loop, req, buf, buflen, flags, e ? tramp_random : cb);
+    int rc = UVR_CALL(uv_random, (loop, req, buf, buflen, flags, e ? tramp_random : cb));
     if (e && rc)
         UVR_KEEP_ERRNO(failed(e));
     return rc;

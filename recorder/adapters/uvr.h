@@ -69,13 +69,35 @@ void uvr_resolve(void);
 /* 1 when the running libuv has the 1.x unix layout the adapter reads. */
 extern int uvr_layout_ok;
 
-/* True if @ret (a return address) lies in libuv's own code: libuv calling
- * its own exported functions (uv_timer_again -> uv_timer_start, uv_write ->
- * uv_write2, uv_fs_poll's timer) is passed through unrecorded. */
+/* How many real libuv calls the adapter is inside on this thread. */
+extern __thread unsigned uvr_depth;
+
+/* Forward to the real function (@args in parentheses). A wrapped function
+ * entered meanwhile is libuv calling itself (uv_write jumps to uv_write2 as
+ * a tail call: the return address alone would not show it). No real call
+ * the adapter forwards runs a program callback before it returns. */
+#define UVR_CALL(fn, args)                                                                         \
+    ({                                                                                             \
+        uvr_depth++;                                                                               \
+        __typeof__(UVR_REAL(fn) args) uvr_r_ = UVR_REAL(fn) args;                                  \
+        uvr_depth--;                                                                               \
+        uvr_r_;                                                                                    \
+    })
+#define UVR_CALL_VOID(fn, args)                                                                    \
+    do {                                                                                           \
+        uvr_depth++;                                                                               \
+        UVR_REAL(fn) args;                                                                         \
+        uvr_depth--;                                                                               \
+    } while (0)
+
+/* True for a call libuv makes to its own exported functions, which is passed
+ * through unrecorded: inside a forwarded call (above), or from libuv's code
+ * (@ret, the return address, in its text: uv__run_timers calling
+ * uv_timer_stop, uv_fs_poll's timer, uv_loop_init's async handle). */
 extern uintptr_t uvr_lo, uvr_hi;
 static inline int uvr_internal(const void *ret)
 {
-    return (uintptr_t)ret >= uvr_lo && (uintptr_t)ret < uvr_hi;
+    return uvr_depth > 0 || ((uintptr_t)ret >= uvr_lo && (uintptr_t)ret < uvr_hi);
 }
 
 /* What a side-table entry stands for. */
@@ -92,7 +114,6 @@ enum uvr_kind {
  * read entries whose key they found with an acquire load.
  */
 struct uvr_ent {
-    _Atomic uintptr_t key; /* the handle or request; 0 empty, 1 removed, 2 being filled */
     uint64_t task;         /* its task id (uvr_new_id) */
     void (*cb)(void);      /* the program's callback (read_cb, timer_cb, work_cb, fs cb...) */
     void (*cb2)(void);     /* a second one: after_work_cb, or the close_cb once closing */

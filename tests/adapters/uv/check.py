@@ -17,6 +17,9 @@ it crash), and reads the dump with the FLIGHTREC CLI's --json views:
   churn         50 000 timers (malloc'd, closed, freed) and 5 000 work
                 requests come and go: every callback the program gave runs,
                 with the data it stored; no protocol, lost_wakeup or hung finding
+  tcp           an echo server and its client on one loop: listen, connect,
+                read, write and shutdown are tasks named after their callbacks,
+                reads are woken by the poller's ready descriptors; zero findings
   *-clean       the same program without the bug: zero findings
 
 Task names carry "@0x<callback>" (the decoder may print the function's name
@@ -114,7 +117,7 @@ def main():
     t.check(unnamed == [] and any(x["name"] for x in tasks),
             f"{case}: every task is a libuv handle or request, named after it", unnamed[:10])
 
-    if case.endswith("-clean") or case == "rearm-forgot":
+    if case.endswith("-clean") or case in ("rearm-forgot", "tcp"):
         t.check(findings == [], f"{case}: zero findings", json.dumps(findings[:5], indent=1))
 
     if case == "block":
@@ -164,6 +167,25 @@ def main():
         if r and case == "rearm-clean":
             t.check(r[0]["wait"] == "external" and r[0]["polls"] >= 6,
                     "rearm-clean: read again each time, waiting on the peer", r)
+
+    if case == "tcp":
+        final = [ln.split() for ln in rest.splitlines() if ln.startswith("tcp ")]
+        t.check(final and final[0][1:] == ["echoed", "200", "bad", "0"],
+                "tcp: every ping echoed, every write completed", rest)
+        kinds = {"server_read": "uv tcp read", "client_read": "uv tcp read",
+                 "on_connection": "uv tcp listen", "echo_written": "uv tcp write",
+                 "on_connect": "uv tcp connect", "client_shut": "uv shutdown"}
+        for cb, what in kinds.items():
+            x = task_of(cb)
+            t.check(x and all(y["name"].startswith(what) for y in x),
+                    f"tcp: {cb} runs in a '{what}' task", x[:3])
+        reads = task_of("server_read") + task_of("client_read")
+        t.check(len(reads) == 2 and all(x["wakes"] >= 10 and x["polls"] >= 50 for x in reads),
+                "tcp: each read handle is woken by readiness and polled per read", reads)
+        writes = task_of("echo_written")
+        t.check(len(writes) >= 90 and all(x["state"] == "dropped" and x["polls"] == 1
+                                          for x in writes),
+                "tcp: each write is a task, polled once and dropped", len(writes))
 
     if case == "churn":
         # timing findings depend on the machine (a sanitizer build, a busy box);

@@ -3,7 +3,8 @@
  * They know nothing of flightrec: the adapter is preloaded.
  *
  *   uvprog SCENARIO      block | block-clean | pool-stuck | pool-clean |
- *                        rearm-forgot | rearm-clean | crash | crash-clean | churn
+ *                        rearm-forgot | rearm-clean | crash | crash-clean | churn |
+ *                        tcp
  *
  * Prints "cb NAME 0xADDR" for the callbacks the test looks for (so it can
  * match a task name whether or not the decoder symbolized it), then "ready"
@@ -202,6 +203,96 @@ static void churn_start(void)
     }
 }
 
+/* ---- tcp: an echo server and its client on one loop ---------------------- */
+
+#define ECHO_ROUNDS 50
+static uv_tcp_t server, client, conn;
+static uv_connect_t connect_req;
+static uv_shutdown_t shutdown_req;
+static int echoed, pings;
+static char ping[] = "ping";
+
+struct wreq {
+    uv_write_t req;
+    char buf[256];
+};
+
+static void echo_written(uv_write_t *req, int status)
+{
+    if (status)
+        churn_bad++;
+    free(req->data);
+}
+
+static void write_copy(uv_stream_t *s, const char *p, size_t n)
+{
+    struct wreq *w = malloc(sizeof *w);
+    memcpy(w->buf, p, n);
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init(w->buf, (unsigned)n);
+    if (uv_write(&w->req, s, &b, 1, echo_written))
+        churn_bad++;
+}
+
+static void server_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread > 0)
+        write_copy(s, buf->base, (size_t)nread);
+    else if (nread < 0)
+        uv_close((uv_handle_t *)s, NULL);
+}
+
+static void on_connection(uv_stream_t *srv, int status)
+{
+    if (status || uv_tcp_init(loop, &conn) || uv_accept(srv, (uv_stream_t *)&conn))
+        abort();
+    uv_read_start((uv_stream_t *)&conn, alloc_cb, server_read);
+}
+
+static void client_shut(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+    ready();
+}
+
+static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread <= 0)
+        return;
+    echoed += (int)nread;
+    if (echoed == pings * 4 && pings < ECHO_ROUNDS) {
+        pings++;
+        write_copy(s, ping, 4);
+    } else if (echoed == ECHO_ROUNDS * 4) {
+        uv_shutdown(&shutdown_req, s, client_shut);
+    }
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    if (status)
+        abort();
+    uv_read_start(req->handle, alloc_cb, client_read);
+    pings = 1;
+    write_copy(req->handle, ping, 4);
+}
+
+static void tcp_start(void)
+{
+    struct sockaddr_in addr;
+    int len = sizeof addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    uv_tcp_init(loop, &server);
+    uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0);
+    if (uv_listen((uv_stream_t *)&server, 16, on_connection))
+        abort();
+    uv_tcp_getsockname(&server, (struct sockaddr *)&addr, &len);
+    uv_tcp_init(loop, &client);
+    uv_tcp_connect(&connect_req, &client, (const struct sockaddr *)&addr, on_connect);
+}
+
 /* ---- crash: a timer callback that dies ---------------------------------- */
 
 /* A real invalid store, not UBSan's to report: the test wants the crash. */
@@ -252,6 +343,12 @@ int main(int argc, char **argv)
         uv_timer_init(loop, &rearm);
         uv_timer_init(loop, &writer);
         uv_timer_start(&writer, writer_cb, 50, 50);
+    } else if (!strcmp(scenario, "tcp")) {
+        printf("cb server_read %p\ncb client_read %p\ncb on_connection %p\n",
+               (void *)server_read, (void *)client_read, (void *)on_connection);
+        printf("cb echo_written %p\ncb on_connect %p\ncb client_shut %p\n",
+               (void *)echo_written, (void *)on_connect, (void *)client_shut);
+        tcp_start();
     } else if (!strcmp(scenario, "churn")) {
         for (int i = 0; i < CHURN_LIVE; i++)
             churn_start();
@@ -267,6 +364,8 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     if (!strncmp(scenario, "rearm", 5))
         printf("reads %d\n", reads);
+    if (!strcmp(scenario, "tcp"))
+        printf("tcp echoed %d bad %ld\n", echoed, churn_bad);
     if (!strcmp(scenario, "churn"))
         printf("churn fired %ld closed %ld worked %ld bad %ld\n", churn_fired, churn_closed,
                churn_worked, churn_bad);
