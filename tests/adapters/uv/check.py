@@ -3,9 +3,10 @@
 
     check.py CASE UVPROG ADAPTER FLIGHTREC
 
-Runs `UVPROG CASE` with ADAPTER (libflightrec-uv.so) preloaded, dumps it
-with its dump signal once it printed "ready", stops it with SIGTERM (or lets
-it crash), and reads the dump with the FLIGHTREC CLI's --json views:
+Runs `flightrec run -- UVPROG CASE` (which preloads ADAPTER,
+libflightrec-uv.so, from its directory), takes a dump with `flightrec dump
+PID` once it printed "ready", stops it with SIGTERM (or lets it crash), and
+reads the dump with the FLIGHTREC CLI's --json views:
 
   block         a timer callback blocks the loop 300 ms: long_poll on its task,
                 starvation of the timer due in the same pass, blamed on it
@@ -29,6 +30,7 @@ Output is TAP.
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,13 +43,20 @@ from tap import Tap  # noqa: E402  (tests/tap.py)
 THRESHOLDS = ["--long-poll-ms", "100", "--starvation-ms", "100"]
 
 
-def preload(adapter):
-    """LD_PRELOAD for @adapter: a sanitizer runtime it links must come first
-    (the sanitizer builds, tools/sanitize)."""
+def run_env(adapter, d):
+    """The environment for `flightrec run` with @adapter's directory. In a
+    sanitizer build (tools/sanitize) the adapter links the sanitizer's
+    runtime, which must be loaded before libc: it goes in LD_PRELOAD, after
+    the adapter that `flightrec run` puts first."""
+    env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)))
+    env.pop("FLIGHTREC_DIR", None)
     out = subprocess.run(["ldd", adapter], capture_output=True, text=True).stdout
-    first = [ln.split("=>")[1].split()[0] for ln in out.splitlines()
-             if "=>" in ln and any(rt in ln for rt in ("libasan.so", "libtsan.so", "libubsan.so"))]
-    return " ".join(first + [adapter])
+    rts = [ln.split("=>")[1].split()[0] for ln in out.splitlines()
+           if "=>" in ln and any(rt in ln for rt in ("libasan.so", "libtsan.so", "libubsan.so"))]
+    if rts:
+        env["LD_PRELOAD"] = ":".join(rts)
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    return env
 
 
 def run_cli(cli, *args):
@@ -61,15 +70,16 @@ def named(task_name, cb, addrs):
     """Does a task name carry callback @cb (by symbol or by address)?"""
     if not task_name:
         return False
-    return cb in task_name or f"@0x{addrs[cb]:x}" in task_name
+    return (re.search(r"(^|\s)" + re.escape(cb) + r"(\s|\(|\+|$)", task_name) is not None
+            or f"@0x{addrs[cb]:x}" in task_name)
 
 
 def main():
     case, prog, adapter, cli = sys.argv[1:5]
     t = Tap()
     d = tempfile.mkdtemp(prefix="uvadapter-")
-    env = dict(os.environ, LD_PRELOAD=preload(adapter), FLIGHTREC_DIR=d, FLIGHTREC_SIGNAL="USR2")
-    p = subprocess.Popen([prog, case], stdout=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen([cli, "run", "--dir", d, "--", prog, case], stdout=subprocess.PIPE,
+                         text=True, env=run_env(adapter, d))
     addrs = {}
     deadline = time.monotonic() + 20
     line = ""
@@ -90,11 +100,10 @@ def main():
         t.check(rc == -signal.SIGSEGV, f"{case}: died of SIGSEGV", rc)
     else:
         time.sleep(0.2)
-        p.send_signal(signal.SIGUSR2)
-        frd = []
-        while time.monotonic() < deadline and not frd:
-            time.sleep(0.05)
-            frd = glob.glob(os.path.join(d, "*.frd"))
+        dumped = subprocess.run([cli, "dump", str(p.pid), "--dir", d], capture_output=True,
+                                text=True, timeout=30)
+        t.check(dumped.returncode == 0 and dumped.stdout.strip().endswith(".frd"),
+                f"{case}: flightrec dump PID took a dump", dumped.stderr)
         p.send_signal(signal.SIGTERM)
         rest, _ = p.communicate(timeout=60)
         rc = p.returncode
@@ -131,12 +140,9 @@ def main():
         t.check(len(st) == 1 and named(st[0]["name"], "tick_cb", addrs),
                 "block: starvation of the timer due behind it", findings)
         if st and slow:
-            c = st[0].get("culprit")
-            if c is not None:
-                ok = c.get("task") == slow[0]["id"]
-            else:  # until findings carry a culprit object: the culprit's id in the text
-                ok = f"task {slow[0]['id']} " in st[0]["message"]
-            t.check(ok, "block: the starvation blames the blocking timer's task", st[0])
+            c = st[0].get("culprit") or {}
+            t.check(c.get("task") == slow[0]["id"],
+                    "block: the starvation blames the blocking timer's task", st[0])
         t.check(all(f["kind"] in ("long_poll", "starvation") for f in findings),
                 "block: nothing else found", findings)
 
