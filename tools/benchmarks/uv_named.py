@@ -5,10 +5,10 @@
 
 Runs Debian's named (authoritative zone on 127.0.0.1, free high port, -n 2,
 no recursion, config in a temporary directory) under dnsperf for S seconds,
-N times without and N times with ADAPTER (libflightrec-uv.so) preloaded,
-alternated (off, on, off, on...) so both see the same machine. Each run
+N times without and N times under `FLIGHTREC run` (which preloads ADAPTER,
+libflightrec-uv.so, from its directory), alternated (off, on, off, on...) so both see the same machine. Each run
 starts a fresh named. In each run with the adapter a dump is taken at the end
-of the load and read with FLIGHTREC: events in the dump's window divided by
+of the load (`flightrec dump PID`) and read with FLIGHTREC: events in the dump's window divided by
 the replies in it ("uv udp send" tasks) gives the events per query.
 
 Prints one JSON object on stdout: queries/s medians, min, max and relative
@@ -77,11 +77,12 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
 """)
     for old in glob.glob(os.path.join(d, "*.frd")):
         os.unlink(old)
-    env = dict(os.environ, FLIGHTREC_DIR=d, FLIGHTREC_SIGNAL="USR2")
+    env = dict(os.environ)
+    cmd = [NAMED, "-f", "-n", "2", "-c", conf]
     if adapter:
-        env["LD_PRELOAD"] = adapter
-    named = subprocess.Popen([NAMED, "-f", "-n", "2", "-c", conf], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env["FLIGHTREC_ADAPTER_DIR"] = os.path.dirname(os.path.abspath(adapter))
+        cmd = [cli, "run", "--dir", d, "--"] + cmd
+    named = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while not answers(port):
@@ -95,12 +96,8 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
         qps = float([ln for ln in out.splitlines() if "Queries per second" in ln][0].split()[-1])
         events = replies = 0
         if adapter:
-            named.send_signal(signal.SIGUSR2)
-            frd = []
-            while not frd and time.monotonic() < deadline + seconds + 30:
-                time.sleep(0.1)
-                frd = glob.glob(os.path.join(d, "*.frd"))
-            dump = frd[0]
+            dump = subprocess.run([cli, "dump", str(named.pid), "--dir", d], capture_output=True,
+                                  text=True, check=True, timeout=60).stdout.strip()
             info = json.loads(subprocess.run([cli, "info", dump, "--json"], capture_output=True,
                                              text=True, check=True).stdout)
             events = info["events"]
