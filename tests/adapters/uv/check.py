@@ -60,7 +60,7 @@ def run_env(adapter, d):
 
 
 def run_cli(cli, *args):
-    p = subprocess.run([cli, *args], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([cli, *args], capture_output=True, text=True, timeout=200)
     if p.returncode != 0:
         raise RuntimeError(f"flightrec {' '.join(args)}: exit {p.returncode}: {p.stderr}")
     return json.loads(p.stdout)
