@@ -229,6 +229,15 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
     for f in startup:
         print(f"# before the load: {f['kind']} {f['name']} {f['duration_ns'] / 1e6:.1f} ms")
     under_load = [f for f in an["findings"] if f not in startup]
+    if "LD_PRELOAD" in env:
+        # a sanitizer build: named's every allocation goes through the
+        # sanitizer's allocator, and its timing is not named's
+        timing = [f for f in under_load if f["kind"] in ("long_poll", "starvation",
+                                                          "delayed_wakeup")]
+        for f in timing:
+            print(f"# sanitizer build, timing: {f['kind']} {f['name']} "
+                  f"{f['duration_ns'] / 1e6:.1f} ms")
+        under_load = [f for f in under_load if f not in timing]
     t.check(under_load == [], "zero findings on the healthy server under load (100 ms thresholds)",
             json.dumps(under_load[:5], indent=1))
     window = an["window_ns"]
