@@ -13,7 +13,10 @@ the replies in it ("uv udp send" tasks) gives the events per query.
 
 Prints one JSON object on stdout: queries/s medians, min, max and relative
 spread ((max - min) / median) of both arms, the ratio of the medians
-(with / without), the median of the per-pair ratios, and events per query.
+(with / without), the median of the per-pair ratios, named's CPU time per
+answered query (user + system, from /proc, read when dnsperf is done) in
+both arms and its ratio, and events per query. On a machine shared with
+other work, queries/s moves with the neighbours; CPU per query less so.
 Progress goes to stderr. Needs root or a user that may run named.
 """
 import argparse
@@ -94,6 +97,10 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
                               "-q", "64"], capture_output=True, text=True,
                              timeout=seconds + 60).stdout
         qps = float([ln for ln in out.splitlines() if "Queries per second" in ln][0].split()[-1])
+        done = int([ln for ln in out.splitlines() if "Queries completed" in ln][0].split()[2])
+        with open(f"/proc/{named.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         events = replies = 0
         if adapter:
             dump = subprocess.run([cli, "dump", str(named.pid), "--dir", d], capture_output=True,
@@ -113,7 +120,7 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
         except subprocess.TimeoutExpired:
             named.kill()
             named.wait()
-    return qps, events, replies
+    return qps, events, replies, (cpu_s / done if done else 0.0)
 
 
 def summary(v):
@@ -139,18 +146,21 @@ def main():
     with open(os.path.join(d, "queries"), "w") as f:
         for _ in range(50):
             f.write("www.example.test A\nns.example.test A\nexample.test NS\n")
-    off, on, ratios, epq = [], [], [], []
+    off, on, ratios, epq, cpu_off, cpu_on = [], [], [], [], [], []
     try:
         for i in range(a.runs):
-            q0, _, _ = one_run(d, None, a.flightrec, a.seconds, a.clients)
-            q1, ev, rep = one_run(d, a.adapter, a.flightrec, a.seconds, a.clients)
+            q0, _, _, c0 = one_run(d, None, a.flightrec, a.seconds, a.clients)
+            q1, ev, rep, c1 = one_run(d, a.adapter, a.flightrec, a.seconds, a.clients)
+            cpu_off.append(c0 * 1e6)
+            cpu_on.append(c1 * 1e6)
             off.append(q0)
             on.append(q1)
             ratios.append(q1 / q0)
             if rep:
                 epq.append(ev / rep)
             print(f"uv_named: run {i + 1}/{a.runs}: without {q0:.0f} q/s, with {q1:.0f} q/s, "
-                  f"{ev / rep if rep else 0:.2f} events/query", file=sys.stderr)
+                  f"{ev / rep if rep else 0:.2f} events/query, CPU {c0 * 1e6:.1f} / {c1 * 1e6:.1f} us/query",
+                  file=sys.stderr)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print(json.dumps({
@@ -159,6 +169,8 @@ def main():
         "qps_without": summary(off), "qps_with": summary(on),
         "ratio": round(statistics.median(on) / statistics.median(off), 4),
         "ratio_pairs_median": round(statistics.median(ratios), 4),
+        "cpu_us_per_query_without": summary(cpu_off), "cpu_us_per_query_with": summary(cpu_on),
+        "cpu_ratio": round(statistics.median(cpu_on) / statistics.median(cpu_off), 4),
         "events_per_query": round(statistics.median(epq), 2) if epq else None,
     }))
 

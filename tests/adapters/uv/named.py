@@ -229,14 +229,20 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
     for f in startup:
         print(f"# before the load: {f['kind']} {f['name']} {f['duration_ns'] / 1e6:.1f} ms")
     under_load = [f for f in an["findings"] if f not in startup]
-    if "LD_PRELOAD" in env:
-        # a sanitizer build: named's every allocation goes through the
-        # sanitizer's allocator, and its timing is not named's
+    # Timing findings are named's only on a machine that had the CPUs to run
+    # it: not in a sanitizer build (every allocation goes through the
+    # sanitizer's allocator), not when other work kept the run queue longer
+    # than the CPUs (a thread descheduled 150 ms mid-callback is a long poll
+    # the machine made). They are then listed, not failed; the others fail.
+    load = os.getloadavg()[0]
+    why = ("a sanitizer build" if "LD_PRELOAD" in env
+           else f"load average {load:.1f} on {os.cpu_count()} CPUs"
+           if load > os.cpu_count() else None)
+    if why:
         timing = [f for f in under_load if f["kind"] in ("long_poll", "starvation",
                                                           "delayed_wakeup")]
         for f in timing:
-            print(f"# sanitizer build, timing: {f['kind']} {f['name']} "
-                  f"{f['duration_ns'] / 1e6:.1f} ms")
+            print(f"# {why}, timing: {f['kind']} {f['name']} {f['duration_ns'] / 1e6:.1f} ms")
         under_load = [f for f in under_load if f not in timing]
     t.check(under_load == [], "zero findings on the healthy server under load (100 ms thresholds)",
             json.dumps(under_load[:5], indent=1))
