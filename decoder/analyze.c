@@ -397,6 +397,37 @@ static const struct frd_culprit no_culprit = {FRD_NONE, 0, 0, 0};
  * recording. @queued is the worker it waited on (-1 unknown). Adds the
  * starvation, delayed_wakeup, lost_wakeup or never_polled finding it is.
  */
+/*
+ * Was the worker that finally polled task @ti (poll @pi) woken by something
+ * else first: did it poll, between @R and that poll, another task that
+ * became runnable after @R (a timer, an unrelated event)? That is what a lost
+ * notification rescued later looks like; a worker that wakes and polls the
+ * victim first was merely slow to be scheduled.
+ */
+static int rescued_by_other(const struct frd_model *m, int32_t ti, int32_t pi, int64_t R)
+{
+    const struct frd_poll *vp = &m->tasks[ti].polls[pi];
+    const struct frd_worker *w = &m->workers[vp->thread];
+    size_t lo = 0, hi = w->npolls;
+    while (lo < hi) { /* first poll that begins at or after R */
+        size_t mid = lo + (hi - lo) / 2;
+        const struct frd_poll_ref *r = &w->polls[mid];
+        if (m->tasks[r->task].polls[r->poll].begin_ns < R)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t j = lo; j < w->npolls; j++) {
+        const struct frd_poll_ref *r = &w->polls[j];
+        const struct frd_poll *p = &m->tasks[r->task].polls[r->poll];
+        if (p->begin_ns >= vp->begin_ns)
+            break;
+        if (r->task != ti && p->ready_ns != INT64_MIN && p->ready_ns > R)
+            return 1;
+    }
+    return 0;
+}
+
 static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, int64_t R, int64_t B,
                  int64_t queued)
 {
@@ -428,6 +459,13 @@ static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, in
                     : FRD_CAUSE_WORKERS_BUSY;
         kind = how == FRD_HOW_SPAWNED && pi == FRD_NONE ? FRD_NEVER_POLLED : FRD_STARVATION;
     }
+    /* A parked worker that wakes late and polls the victim first was slow to
+     * be scheduled (a loaded machine), or was notified late: only a wait far
+     * past the threshold (FRD_DELAYED_NOISE_FACTOR times), or another task
+     * polled first by the worker that ran it, makes it a verdict. */
+    if (kind == FRD_DELAYED_WAKEUP && wait <= c->th->starvation_ns * FRD_DELAYED_NOISE_FACTOR &&
+        !rescued_by_other(m, ti, pi, R))
+        return;
     if (kind == FRD_LOST_WAKEUP)
         cause = how == FRD_HOW_SELF_WOKEN ? FRD_CAUSE_WAKE_IN_POLL : FRD_CAUSE_WAKE_LOST;
     uint32_t thread = pi != FRD_NONE             ? t->polls[pi].thread

@@ -35,6 +35,7 @@ enum frd_kind {
     FRD_LONG_POLL,
     FRD_KIND_COUNT
 };
+_Static_assert(FRD_KIND_COUNT <= 32, "frd_task_kind_masks keeps one bit per kind");
 
 /* Which variant of its kind a finding is: the mechanism behind it. */
 enum frd_cause {
@@ -64,6 +65,12 @@ struct frd_thresholds {
 #define FRD_DEFAULT_STARVATION_NS 10000000
 #define FRD_DEFAULT_LONG_POLL_NS 10000000
 #define FRD_DEFAULT_HANG_NS 1000000000
+/* A delayed_wakeup whose worker woke and polled the victim first needs a wait
+ * this many times --starvation-ms: shorter, it is as likely a thread the OS
+ * was slow to schedule on a loaded machine as a notification that was late. */
+#ifndef FRD_DELAYED_NOISE_FACTOR
+#define FRD_DELAYED_NOISE_FACTOR 10
+#endif
 
 /*
  * The culprit: the task whose polls held a worker longest during a wait, by

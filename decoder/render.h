@@ -73,11 +73,18 @@ const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, siz
 
 /* Findings of instance @ti as "kind,kind" in @buf ("" if none). */
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len);
+/* frd_task_kind_masks - per task instance, a bit (1 << kind) for each kind
+ * of finding about it: one pass over the findings instead of one per task.
+ * Return: a malloc'ed array of m->ntasks masks, or NULL (out of memory). */
+uint32_t *frd_task_kind_masks(const struct frd_view *v);
+/* frd_kinds_list - "hung,starvation" for @mask, in kind order, in @buf. */
+const char *frd_kinds_list(uint32_t mask, char *buf, size_t len);
 
 /*
  * frd_json_finding_facts - the facts of finding @x beyond kind, task, name,
  * thread, at_ns, duration_ns and message, as JSON members, each preceded by
- * ", ": cause, how, poll, waker, ran_on, await, culprit (task, name, thread,
+ * ", ": cause, how, poll (1-based) and its result, parent (the task that
+ * spawned it), waker, ran_on, await, culprit (task, name, thread,
  * busy_ns, polls; null when the finding blames no other work), workers
  * (total, busy, parked), idle_worker (thread, parked_ns) and, for protocol,
  * what. Threads are tids.

@@ -8,6 +8,7 @@
  * Times named *_ns without "abs" are relative to the start of the recording.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -126,6 +127,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
 int frd_json_tasks(FILE *out, const struct frd_view *v)
 {
     const struct frd_model *m = v->m;
+    uint32_t *masks = frd_task_kind_masks(v); /* NULL: out of memory, look per task */
     fputs("{\"tasks\": [", out);
     for (size_t i = 0; i < m->ntasks; i++) {
         const struct frd_task *t = &m->tasks[i];
@@ -158,17 +160,23 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         else
             fputs(", \"dropped_ns\": null", out);
         fputs(", \"findings\": [", out);
-        int seen[FRD_KIND_COUNT] = {0}, first = 1;
-        for (size_t k = 0; v->f && k < v->f->n; k++) {
-            const struct frd_finding *x = &v->f->v[k];
-            if (x->task != (int32_t)i || seen[x->kind])
+        int first = 1;
+        for (int k = 0; k < FRD_KIND_COUNT; k++) {
+            int has = 0;
+            if (masks) {
+                has = (masks[i] >> k) & 1;
+            } else {
+                for (size_t j = 0; v->f && j < v->f->n && !has; j++)
+                    has = v->f->v[j].task == (int32_t)i && v->f->v[j].kind == k;
+            }
+            if (!has)
                 continue;
-            seen[x->kind] = 1;
-            fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(x->kind));
+            fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(k));
             first = 0;
         }
         fputs("]}", out);
     }
+    free(masks);
     fputs("\n]}\n", out);
     return ferror(out) ? -EIO : 0;
 }
@@ -190,10 +198,21 @@ void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct f
     const struct frd_task *t = x->task != FRD_NONE ? &m->tasks[x->task] : NULL;
     fprintf(out, ", \"cause\": \"%s\", \"how\": ", frd_cause_name(x->cause));
     frd_json_cstr(out, frd_how_name(x->how));
-    if (x->poll != FRD_NONE)
-        fprintf(out, ", \"poll\": %d", x->poll + 1);
-    else
-        fputs(", \"poll\": null", out);
+    if (t && x->poll != FRD_NONE && (size_t)x->poll < t->npolls) {
+        int res = t->polls[x->poll].result;
+        fprintf(out, ", \"poll\": %d, \"result\": \"%s\"", x->poll + 1,
+                res == FRD_POLL_READY ? "ready" : res == FRD_POLL_PENDING ? "pending" : "running");
+    } else {
+        fputs(", \"poll\": null, \"result\": null", out);
+    }
+    fputs(", \"parent\": ", out);
+    if (t && t->parent_inst != FRD_NONE) {
+        putc('{', out);
+        task_members(out, m, t->parent_inst);
+        putc('}', out);
+    } else {
+        fputs("null", out);
+    }
     fputs(", \"waker\": ", out);
     if (t && x->wake != FRD_NONE && (size_t)x->wake < t->nwakes) {
         const struct frd_wake *w = &t->wakes[x->wake];

@@ -77,6 +77,32 @@ const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, siz
     return buf;
 }
 
+uint32_t *frd_task_kind_masks(const struct frd_view *v)
+{
+    uint32_t *mask = calloc(v->m->ntasks ? v->m->ntasks : 1, sizeof(*mask));
+    for (size_t i = 0; mask && v->f && i < v->f->n; i++) {
+        const struct frd_finding *x = &v->f->v[i];
+        if (x->task >= 0 && (size_t)x->task < v->m->ntasks)
+            mask[x->task] |= 1u << x->kind;
+    }
+    return mask;
+}
+
+const char *frd_kinds_list(uint32_t mask, char *buf, size_t len)
+{
+    size_t w = 0;
+    buf[0] = 0;
+    for (int k = 0; k < FRD_KIND_COUNT; k++) {
+        if (!(mask & (1u << k)))
+            continue;
+        int r = snprintf(buf + w, len - w, "%s%s", w ? "," : "", frd_kind_name(k));
+        if (r < 0 || (size_t)r >= len - w)
+            break;
+        w += (size_t)r;
+    }
+    return buf;
+}
+
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len)
 {
     size_t w = 0;
@@ -236,6 +262,7 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
     const struct frd_model *m = v->m;
     fprintf(out, "%-18s %-24s %-18s %-8s %5s %10s %10s %10s %10s %s\n", "ID", "NAME", "PARENT",
             "STATE", "POLLS", "BUSY", "IDLE", "DELAY p50", "DELAY p99", "FINDINGS");
+    uint32_t *masks = frd_task_kind_masks(v); /* NULL: out of memory, look per task */
     for (size_t i = 0; i < m->ntasks; i++) {
         const struct frd_task *t = &m->tasks[i];
         char name[25], a[32], b[32], c[32], e[32], fnd[96], par[24];
@@ -251,7 +278,10 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
             snprintf(par, sizeof(par), "%llu", (unsigned long long)t->parent);
         else
             snprintf(par, sizeof(par), "-");
-        frd_task_findings(v, (int32_t)i, fnd, sizeof(fnd));
+        if (masks)
+            frd_kinds_list(masks[i], fnd, sizeof(fnd));
+        else
+            frd_task_findings(v, (int32_t)i, fnd, sizeof(fnd));
         fprintf(out, "%-18llu %-24s %-18s %-8s %5zu %10s %10s %10s %10s %s\n",
                 (unsigned long long)t->id, name, par,
                 t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_EXTERNAL  ? "idle-ext"
@@ -261,6 +291,7 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
                 frd_fmt_dur(t->idle_ns, b, sizeof(b)), dur_or_dash(t->delay_p50_ns, c, sizeof(c)),
                 dur_or_dash(t->delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
     }
+    free(masks);
     return ferror(out) ? -EIO : 0;
 }
 

@@ -18,8 +18,8 @@
  * fr__signal_claimed) gets it, and the dump signal moves on the same way,
  * whether it was the default or chosen: the program's own handling of every
  * signal keeps working. The dumper thread's name says the current signal
- * ("flightrec:sig12", "flightrec:nosig"), which is how `flightrec dump PID`
- * learns it without being told.
+ * ("flightrec:sig12", "flightrec:nosig"; "flightrec:start" until the handler
+ * is in place), which is how `flightrec dump PID` learns it without being told.
  *
  * The dumper thread blocks every signal but the crash signals and the dump
  * signal: when every application thread blocks the dump signal (an inherited
@@ -130,7 +130,9 @@ static void *dumper_main(void *arg)
      * wait a scheduler tick. */
     struct sched_param none = { 0 };
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &none);
-    dumper_retune();
+    /* Named after its signal only once the handler is in place (fr__dumper_start
+     * sends 'n'): until then `flightrec dump` reads "starting" and waits. */
+    prctl(PR_SET_NAME, "flightrec:start", 0, 0, 0);
     int fd = pipe_fd[0];
     struct pollfd p = { .fd = fd, .events = POLLIN };
     /* Second calibration pair, unless a request comes first. */
@@ -261,8 +263,12 @@ int fr__dumper_start(void)
 {
     int err = start_thread();
     int sig = fr__cfg.dump_signal;
-    if (err || sig <= 0)
+    if (err)
         return err;
+    if (sig <= 0) {
+        tell_dumper('n'); /* "flightrec:nosig" */
+        return 0;
+    }
     if (!fr__cfg.dump_signal_fixed && !signal_free(sig)) {
         char a[32], b[64];
         int alt = first_free_signal();
@@ -275,9 +281,10 @@ int fr__dumper_start(void)
         fr__warn("dump signal", b, 0);
         sig = alt;
         __atomic_store_n(&fr__cfg.dump_signal, sig, __ATOMIC_RELEASE);
-        tell_dumper('n');
-        if (sig <= 0)
+        if (sig <= 0) {
+            tell_dumper('n');
             return 0;
+        }
     } else if (fr__cfg.dump_signal_fixed) {
         sigset_t mask;
         if (pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, sig)) {
@@ -287,7 +294,9 @@ int fr__dumper_start(void)
                         "instead", 0);
         }
     }
-    return install_on(sig);
+    err = install_on(sig);
+    tell_dumper('n'); /* named after the signal now that it is caught */
+    return err;
 }
 
 /*

@@ -73,13 +73,20 @@ static void shapes(void)
     fr_spawn(200, 0, "conn");
     fr_poll_begin(200);
     fr_poll_end(200, FR_PENDING);
+    fr_spawn(209, 0, "tick");
+    fr_poll_begin(209);
+    fr_poll_end(209, FR_PENDING);
     fr_park();
     pthread_t th;
     pthread_create(&th, NULL, waker, NULL);
     pthread_join(th, NULL);
     spin_us(12000);
+    fr_wake(209); /* an unrelated timer wakes the worker at last... */
     fr_unpark();
-    fr_poll_begin(200);
+    fr_poll_begin(209);
+    fr_poll_end(209, FR_READY);
+    fr_drop(209);
+    fr_poll_begin(200); /* ...and only then is conn polled */
     fr_poll_end(200, FR_READY);
     fr_drop(200);
     fr_unpark(); /* a duplicate */
