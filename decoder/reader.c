@@ -131,6 +131,7 @@ static const char *section_name(uint32_t kind)
     case FR_SEC_MODULES: return "MODULES";
     case FR_SEC_THREAD: return "THREAD";
     case FR_SEC_END: return "END";
+    case FR_SEC_NOTES: return "NOTES";
     case FR_SEC_COPIED: return "COPIED";
     default: return "unknown";
     }
@@ -567,6 +568,12 @@ static void decode_section(struct frd_dump *d, uint64_t off, uint8_t *buf, size_
     case FR_SEC_MODULES:
         d->modules.p = (const char *)body.p;
         d->modules.len = body.len;
+        break;
+    case FR_SEC_NOTES:
+        if (!d->notes.p) {
+            d->notes.p = (const char *)body.p;
+            d->notes.len = body.len;
+        }
         break;
     case FR_SEC_THREAD: {
         struct frd_thread *t = frd__thread_new(d);

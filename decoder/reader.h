@@ -202,6 +202,7 @@ struct frd_dump {
     struct frd_string *strings; /* sorted by id, ids unique */
     size_t nstrings;
     struct frd_blob modules; /* /proc/self/maps text at dump time */
+    struct frd_blob notes;   /* NOTES text: what the recorder could not capture; p NULL if none */
     unsigned flags;          /* FRD_OPEN_* it was opened with */
     struct frd_thread *threads;
     size_t nthreads;

@@ -71,6 +71,9 @@ int frd_html_report(FILE *out, const struct frd_view *v, const struct frd_report
 
 /* The signal's abbreviation ("SIGSEGV"), or "signal N" in @buf. */
 const char *frd_signal_name(int signo, char *buf, size_t len);
+/* "fault address 0x...", "sent by pid P (uid U) with kill", or SI_KERNEL's
+ * "fault address unknown": what si_code says about the crash signal. */
+const char *frd_crash_origin(const struct frd_crash *c, char *buf, size_t len);
 
 /* Parent chain of task instance @ti (the async call chain), as text in @buf:
  * `7 "fetch" <- 3 "accept_loop"`. */

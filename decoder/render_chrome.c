@@ -442,8 +442,15 @@ static void crash_event(struct cx *c)
     frd_json_chars(c->out, sig, strlen(sig));
     fprintf(c->out, "\", \"args\": {\"signal\": %u, \"signal_name\": ", k->signo);
     frd_json_cstr(c->out, sig);
-    fprintf(c->out, ", \"signal_code\": %d, \"fault_addr\": \"0x%llx\", \"thread\": %u, "
-            "\"thread_name\": ", k->code, (unsigned long long)k->fault_addr, k->tid);
+    fprintf(c->out, ", \"signal_code\": %d, \"fault_addr\": ", k->code);
+    if (k->code > 0 && k->code != 0x80)
+        fprintf(c->out, "\"0x%llx\"", (unsigned long long)k->fault_addr);
+    else
+        fputs("null", c->out); /* a sent signal has a sender, not an address */
+    char origin[128];
+    fputs(", \"origin\": ", c->out);
+    frd_json_cstr(c->out, frd_crash_origin(k, origin, sizeof(origin)));
+    fprintf(c->out, ", \"thread\": %u, \"thread_name\": ", k->tid);
     const char *tname = NULL;
     for (size_t i = 0; i < c->d->nthreads; i++)
         if (c->d->threads[i].tid == k->tid && c->d->threads[i].name[0])

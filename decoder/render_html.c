@@ -303,8 +303,15 @@ static void put_crash(FILE *j, const struct plan *p)
     }
     fputs("{\"signal_name\": ", j);
     frd_json_cstr(j, frd_signal_name((int)c->signo, b, sizeof(b)));
-    fprintf(j, ", \"code\": %d, \"fault_addr\": \"0x%llx\", \"at_ns\": %lld, \"tid\": %u", c->code,
-            (unsigned long long)c->fault_addr, rel(v->m, c->ns), c->tid);
+    char origin[128];
+    fprintf(j, ", \"code\": %d, \"fault_addr\": ", c->code);
+    if (c->code > 0 && c->code != 0x80)
+        fprintf(j, "\"0x%llx\"", (unsigned long long)c->fault_addr);
+    else
+        fputs("null", j); /* a sent signal has a sender, not an address */
+    fputs(", \"origin\": ", j);
+    frd_json_cstr(j, frd_crash_origin(c, origin, sizeof(origin)));
+    fprintf(j, ", \"at_ns\": %lld, \"tid\": %u", rel(v->m, c->ns), c->tid);
     int32_t lane = -1;
     const char *tname = NULL;
     for (size_t i = 0; i < v->d->nthreads; i++)

@@ -79,9 +79,19 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         ti = m->tasks[ti].parent_inst;
     }
     fputs("]", out);
-    if (c->present)
-        fprintf(out, ", \"signal_code\": %d, \"fault_addr\": \"0x%llx\"", c->code,
-                (unsigned long long)c->fault_addr);
+    if (c->present) {
+        /* fault_addr only for a fault that has one; a sent signal names its sender */
+        fprintf(out, ", \"signal_code\": %d, \"fault_addr\": ", c->code);
+        if (c->code > 0 && c->code != 0x80)
+            fprintf(out, "\"0x%llx\"", (unsigned long long)c->fault_addr);
+        else
+            fputs("null", out);
+        if (c->code <= 0)
+            fprintf(out, ", \"sender\": {\"pid\": %u, \"uid\": %u}",
+                    (unsigned)(c->fault_addr & 0xffffffffu), (unsigned)(c->fault_addr >> 32));
+        else
+            fputs(", \"sender\": null", out);
+    }
     fputs(", \"backtrace\": [", out);
     for (size_t i = 0; i < v->nframes; i++) {
         const struct frd_frame *f = &v->frames[i];
@@ -97,6 +107,15 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         fputs(", \"module\": ", out);
         frd_json_cstr(out, f->module[0] ? f->module : NULL);
         fprintf(out, ", \"offset\": \"0x%llx\"}", (unsigned long long)f->offset);
+    }
+    fputs("], \"notes\": [", out);
+    for (size_t pos = 0, k = 0; d->notes.p && pos < d->notes.len; k++) {
+        const char *nl = memchr(d->notes.p + pos, '\n', d->notes.len - pos);
+        size_t end = nl ? (size_t)(nl - d->notes.p) : d->notes.len;
+        if (k)
+            fputs(", ", out);
+        frd_json_str(out, d->notes.p + pos, end - pos);
+        pos = end + 1;
     }
     fputs("], \"threads\": [", out);
     for (size_t i = 0; i < d->nthreads; i++) {

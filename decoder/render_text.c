@@ -25,6 +25,37 @@ const char *frd_signal_name(int signo, char *buf, size_t len)
     return buf;
 }
 
+/*
+ * What the crash's si_code says about where the signal came from. A sent
+ * signal (si_code <= 0: kill, raise, abort, sigqueue) has no fault address:
+ * the recorder stored the sender's pid (low 32 bits) and uid (high 32 bits).
+ * SI_KERNEL (0x80) faults (a general protection fault, a non-canonical
+ * address) carry no usable address either.
+ */
+const char *frd_crash_origin(const struct frd_crash *c, char *buf, size_t len)
+{
+    static const struct {
+        int code;
+        const char *how;
+    } sent[] = {
+        { 0, "kill" }, { -1, "sigqueue" }, { -2, "a POSIX timer" }, { -3, "a message queue" },
+        { -4, "asynchronous I/O" }, { -5, "SIGIO" }, { -6, "tkill, raise or abort" },
+    };
+    if (c->code <= 0) {
+        const char *how = "a process";
+        for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++)
+            if (sent[i].code == c->code)
+                how = sent[i].how;
+        snprintf(buf, len, "sent by pid %u (uid %u) with %s", (unsigned)(c->fault_addr & 0xffffffffu),
+                 (unsigned)(c->fault_addr >> 32), how);
+    } else if (c->code == 0x80) {
+        snprintf(buf, len, "raised by the kernel (SI_KERNEL): fault address unknown");
+    } else {
+        snprintf(buf, len, "fault address 0x%llx", (unsigned long long)c->fault_addr);
+    }
+    return buf;
+}
+
 static void put_task(FILE *out, const struct frd_model *m, int32_t ti)
 {
     const struct frd_task *t = &m->tasks[ti];
@@ -161,7 +192,10 @@ int frd_text_info(FILE *out, const struct frd_view *v)
             (unsigned long long)d->hdr.dump_seq);
     if (d->proc.present) {
         fprintf(out, "process   pid %u (ppid %u) ", d->proc.pid, d->proc.ppid);
-        put_blob(out, &d->proc.exe);
+        if (d->proc.exe.len)
+            put_blob(out, &d->proc.exe);
+        else
+            fputs("(executable unknown)", out);
         fputs("\ncommand  ", out);
         /* arguments are NUL-separated */
         size_t pos = 0, len;
@@ -178,8 +212,11 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         fprintf(out, "process   pid %u (no PROCESS section)\n", d->hdr.pid);
     }
     if (d->clock.present && d->clock.source == FR_CLOCK_TSC)
-        fprintf(out, "clock     TSC at %.3f GHz (%u calibration pairs)\n",
-                d->clock.ns_per_tick > 0 ? 1.0 / d->clock.ns_per_tick : 0.0, d->clock.npairs);
+        if (d->clock.ns_per_tick > 0)
+            fprintf(out, "clock     TSC at %.3f GHz (%u calibration pairs)\n",
+                    1.0 / d->clock.ns_per_tick, d->clock.npairs);
+        else
+            fprintf(out, "clock     TSC, rate unknown (%u calibration pairs)\n", d->clock.npairs);
     else
         fprintf(out, "clock     %s\n", d->clock.present ? "CLOCK_MONOTONIC" : "missing");
     fprintf(out, "window    %s of history, %zu events, %zu task instances, %zu threads\n",
@@ -188,17 +225,23 @@ int frd_text_info(FILE *out, const struct frd_view *v)
 
     if (d->crash.present) {
         const struct frd_crash *c = &d->crash;
-        fprintf(out, "\n%scrash%s     %s (code %d), fault address 0x%llx, at %.3f ms\n",
+        char origin[128];
+        fprintf(out, "\n%scrash%s     %s (code %d), %s, at %.3f ms\n",
                 v->color ? "\033[1;31m" : "", v->color ? "\033[0m" : "",
                 frd_signal_name((int)c->signo, b2, sizeof(b2)), c->code,
-                (unsigned long long)c->fault_addr, rel_ms(m, c->ns));
-        const char *tn = "";
+                frd_crash_origin(c, origin, sizeof(origin)), rel_ms(m, c->ns));
+        const struct frd_thread *ct = NULL;
         for (size_t i = 0; i < d->nthreads; i++)
             if (d->threads[i].tid == c->tid)
-                tn = d->threads[i].name;
-        fprintf(out, "thread    %u \"", c->tid);
-        frd_text_str(out, tn, strlen(tn));
-        fputs("\"\n", out);
+                ct = &d->threads[i];
+        fprintf(out, "thread    %u ", c->tid);
+        if (ct) {
+            putc('"', out);
+            frd_text_str(out, ct->name, strlen(ct->name));
+            fputs("\"\n", out);
+        } else {
+            fputs("(no ring in the dump: it never recorded, or its ring was not whole)\n", out);
+        }
         if (c->task) {
             int32_t ti = frd_model_task_at(m, c->task, c->ns);
             if (ti != FRD_NONE)
@@ -207,10 +250,12 @@ int frd_text_info(FILE *out, const struct frd_view *v)
             else
                 fprintf(out, "task      %llu (no events of it left in the rings)\n",
                         (unsigned long long)c->task);
-        } else {
+        } else if (ct) {
             fputs("task      none was being polled on the crashing thread\n", out);
+        } else {
+            fputs("task      unknown (the crashing thread has no ring)\n", out);
         }
-        fputs("backtrace\n", out);
+        fputs(v->nframes ? "backtrace\n" : "backtrace none captured (see notes)\n", out);
         for (size_t i = 0; i < v->nframes; i++) {
             const struct frd_frame *f = &v->frames[i];
             fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
@@ -221,6 +266,20 @@ int frd_text_info(FILE *out, const struct frd_view *v)
             if (f->module[0])
                 fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
             putc('\n', out);
+        }
+    }
+
+    if (d->notes.p && d->notes.len) {
+        /* What the recorder could not capture, one note a line. */
+        fputs("\nnotes\n", out);
+        size_t pos = 0;
+        while (pos < d->notes.len) {
+            const char *nl = memchr(d->notes.p + pos, '\n', d->notes.len - pos);
+            size_t end = nl ? (size_t)(nl - d->notes.p) : d->notes.len;
+            fputs("  ", out);
+            frd_text_str(out, d->notes.p + pos, end - pos);
+            putc('\n', out);
+            pos = end + 1;
         }
     }
 

@@ -41,6 +41,11 @@ extern "C" {
 
 /* fr_config.flags */
 #define FR_NO_CRASH_HANDLERS 0x1u /* do not install SIGSEGV/SIGBUS/... handlers */
+/* A synchronous fault goes first to the SIGSEGV/SIGBUS/SIGILL/SIGFPE handler
+ * installed before fr_init (a garbage collector's barrier, a JIT's guard
+ * page); only a fault it does not resolve is a crash (env
+ * FLIGHTREC_CHAIN_FIRST=1). Without it, flightrec dumps first, then chains. */
+#define FR_CHAIN_FIRST 0x4u
 
 struct fr_config {
     const char *dump_dir;    /* NULL: $FLIGHTREC_DIR, else the current directory */
@@ -74,7 +79,11 @@ FR_API void fr_shutdown(void);
 /*
  * fr_dump - write a dump now, synchronously, from the calling thread.
  * @reason: short text stored in the dump (NULL: "api").
- * @path: if not NULL, receives the final file name (NUL-terminated).
+ * @path: if not NULL, receives the final file name (NUL-terminated):
+ *        "<dump_dir>/flightrec-<pid>-<UTC time>-<seq>-<unique>.frd". The
+ *        directory is the one opened at fr_init(); if its path no longer
+ *        leads there (renamed, or a chroot), @path gives where the kernel says
+ *        it is now, else its path as fr_init() saw it (outside the jail).
  * @path_size: size of @path.
  *
  * Return: 0; -ENOTCONN if not initialised; -EBUSY if another dump held the

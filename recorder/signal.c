@@ -27,6 +27,12 @@
  *
  * The dumper thread also takes the second clock calibration pair ~50 ms after
  * fr_init, so short-lived processes still get a usable tick rate.
+ *
+ * The pipe's two descriptors are checked (fr__fd_ours) before each use: a
+ * daemon that closes every descriptor >= 3 after fr_init and opens its own
+ * files must never get a byte written into them by the handler, nor have them
+ * read or closed by the dumper or fr_shutdown. Once ours are gone, the dump
+ * signal dumps nothing, and says so once on stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +47,16 @@
 #include "internal.h"
 
 static int pipe_fd[2] = { -1, -1 };
+static struct fr_fd pipe_h[2] = { { .fd = -1 }, { .fd = -1 } };
+static _Atomic int pipe_lost_reported;
+
+static void pipe_lost(void)
+{
+    if (!atomic_exchange(&pipe_lost_reported, 1))
+        fr__warn("the dump signal's pipe was closed by the program; the dump signal no longer "
+                 "dumps (fr_dump still does)",
+                 NULL, 0);
+}
 static pthread_t dumper;
 static int dumper_running;
 static struct sigaction old_action; /* what the current dump signal had before us */
@@ -62,8 +78,12 @@ static void on_dump_signal(int sig)
 {
     (void)sig;
     int saved = errno;
-    ssize_t r = write(pipe_fd[1], "d", 1); /* EAGAIN: a dump is already pending */
-    (void)r;
+    if (fr__fd_ours(&pipe_h[1])) {
+        ssize_t r = write(pipe_fd[1], "d", 1); /* EAGAIN: a dump is already pending */
+        (void)r;
+    } else {
+        pipe_lost();
+    }
     errno = saved;
 }
 
@@ -71,8 +91,8 @@ static void on_dump_signal(int sig)
  * dumper is about to read anyway). */
 static void tell_dumper(char what)
 {
-    if (pipe_fd[1] < 0)
-        return;
+    if (pipe_fd[1] < 0 || !fr__fd_ours(&pipe_h[1]))
+        return; /* never into a descriptor that is no longer ours */
     int saved = errno;
     ssize_t r = write(pipe_fd[1], &what, 1);
     (void)r;
@@ -142,6 +162,8 @@ static void *dumper_main(void *arg)
     }
     for (;;) {
         char buf[256];
+        if (!fr__fd_ours(&pipe_h[0]))
+            break; /* the number is the program's now: never read it */
         ssize_t n = read(fd, buf, 1);
         if (n < 0 && errno == EINTR)
             continue;
@@ -174,6 +196,9 @@ static int start_thread(void)
     if (pipe2(pipe_fd, O_CLOEXEC) != 0)
         return -errno;
     fcntl(pipe_fd[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
+    fr__fd_hold(&pipe_h[0], pipe_fd[0]);
+    fr__fd_hold(&pipe_h[1], pipe_fd[1]);
+    atomic_store(&pipe_lost_reported, 0);
 
     /* The dumper never runs the application's signal handlers; it unblocks
      * the dump signal itself once running (dumper_retune). */
@@ -183,8 +208,8 @@ static int start_thread(void)
     int err = pthread_create(&dumper, NULL, dumper_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
-        close(pipe_fd[0]);
-        close(pipe_fd[1]);
+        fr__fd_release(&pipe_h[0]);
+        fr__fd_release(&pipe_h[1]);
         pipe_fd[0] = pipe_fd[1] = -1;
         return -err;
     }
@@ -241,16 +266,55 @@ static int install_on(int sig)
     return 0;
 }
 
-static void name_of(int sig, char *buf, size_t len)
+/* Appends @t at *@n in @buf (of @len), always NUL-terminated;
+ * async-signal-safe (fr__signal_claimed may run in a handler). */
+static void put(char *buf, size_t len, size_t *n, const char *t)
 {
-    if (sig == SIGUSR1)
-        snprintf(buf, len, "SIGUSR1");
-    else if (sig == SIGUSR2)
-        snprintf(buf, len, "SIGUSR2");
-    else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-        snprintf(buf, len, "SIGRTMAX-%d (%d)", SIGRTMAX - sig, sig);
-    else
-        snprintf(buf, len, "signal %d", sig);
+    while (*t && *n + 1 < len)
+        buf[(*n)++] = *t++;
+    buf[*n] = '\0';
+}
+
+static void put_signal(char *buf, size_t len, size_t *n, int sig)
+{
+    char num[8];
+    int k = 0, v = sig >= SIGRTMIN && sig <= SIGRTMAX && sig != SIGUSR1 && sig != SIGUSR2
+                     ? SIGRTMAX - sig
+                     : sig;
+    if (sig == SIGUSR1) {
+        put(buf, len, n, "SIGUSR1");
+        return;
+    }
+    if (sig == SIGUSR2) {
+        put(buf, len, n, "SIGUSR2");
+        return;
+    }
+    put(buf, len, n, sig >= SIGRTMIN && sig <= SIGRTMAX ? "SIGRTMAX-" : "signal ");
+    do
+        num[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < 7);
+    while (k)
+        buf[*n < len - 1 ? (*n)++ : *n] = num[--k];
+    buf[*n] = '\0';
+}
+
+/* One line on stderr: "SIGUSR1 is the program's (@why); dumps now on SIGUSR2". */
+static void say_moved(int from, int to, const char *why)
+{
+    char line[160];
+    size_t n = 0;
+    put_signal(line, sizeof line, &n, from);
+    put(line, sizeof line, &n, " is the program's (");
+    put(line, sizeof line, &n, why);
+    put(line, sizeof line, &n, "); ");
+    if (to > 0) {
+        put(line, sizeof line, &n, "dumps now on ");
+        put_signal(line, sizeof line, &n, to);
+        put(line, sizeof line, &n, ", which flightrec dump finds by itself");
+    } else {
+        put(line, sizeof line, &n, "no free signal left: dumps only by fr_dump() or a crash");
+    }
+    fr__warn(line, NULL, 0);
 }
 
 /*
@@ -270,15 +334,8 @@ int fr__dumper_start(void)
         return 0;
     }
     if (!fr__cfg.dump_signal_fixed && !signal_free(sig)) {
-        char a[32], b[64];
         int alt = first_free_signal();
-        name_of(sig, a, sizeof a);
-        if (alt > 0)
-            name_of(alt, b, sizeof b);
-        else
-            snprintf(b, sizeof b, "none (every candidate is in use)");
-        fr__warn(a, "the program handles, ignores or blocks it; dump signal is now", 0);
-        fr__warn("dump signal", b, 0);
+        say_moved(sig, alt, "it handles, ignores or blocks it");
         sig = alt;
         __atomic_store_n(&fr__cfg.dump_signal, sig, __ATOMIC_RELEASE);
         if (sig <= 0) {
@@ -288,8 +345,9 @@ int fr__dumper_start(void)
     } else if (fr__cfg.dump_signal_fixed) {
         sigset_t mask;
         if (pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, sig)) {
-            char a[32];
-            name_of(sig, a, sizeof a);
+            char a[64];
+            size_t n = 0;
+            put_signal(a, sizeof a, &n, sig);
             fr__warn(a, "blocked in this thread (and threads it starts): the dumper thread takes it "
                         "instead", 0);
         }
@@ -322,15 +380,8 @@ FR_API void fr__signal_claimed(int sig, int how)
         if (!how) {
             install_on(cur);
         } else {
-            char a[32], b[64];
             int alt = first_free_signal();
-            name_of(cur, a, sizeof a);
-            if (alt > 0)
-                name_of(alt, b, sizeof b);
-            else
-                snprintf(b, sizeof b, "none (every candidate is in use)");
-            fr__warn(a, "the program took it; dump signal is now", 0);
-            fr__warn("dump signal", b, 0);
+            say_moved(cur, alt, "it took it");
             handler_installed = 0; /* the program's disposition stays on @cur */
             __atomic_store_n(&fr__cfg.dump_signal, alt, __ATOMIC_RELEASE);
             if (alt > 0)
@@ -348,22 +399,24 @@ void fr__dumper_stop(void)
         handler_installed = 0;
     }
     if (dumper_running) {
-        ssize_t r;
-        do
-            r = write(pipe_fd[1], "q", 1);
-        while (r < 0 && errno == EINTR);
-        if (r < 0) { /* pipe full of dump requests: make room for the 'q' */
-            int flags = fcntl(pipe_fd[1], F_GETFL);
-            fcntl(pipe_fd[1], F_SETFL, flags & ~O_NONBLOCK);
-            r = write(pipe_fd[1], "q", 1);
+        /* With our write end gone, the dumper saw end-of-file (no writer
+         * left) or stops at its identity check: nothing to send. */
+        if (fr__fd_ours(&pipe_h[1])) {
+            ssize_t r;
+            do
+                r = write(pipe_fd[1], "q", 1);
+            while (r < 0 && errno == EINTR);
+            if (r < 0) { /* pipe full of dump requests: make room for the 'q' */
+                int flags = fcntl(pipe_fd[1], F_GETFL);
+                fcntl(pipe_fd[1], F_SETFL, flags & ~O_NONBLOCK);
+                r = write(pipe_fd[1], "q", 1);
+            }
         }
         pthread_join(dumper, NULL);
         dumper_running = 0;
     }
-    if (pipe_fd[0] >= 0) {
-        close(pipe_fd[0]);
-        close(pipe_fd[1]);
-    }
+    fr__fd_release(&pipe_h[0]); /* only if still ours */
+    fr__fd_release(&pipe_h[1]);
     pipe_fd[0] = pipe_fd[1] = -1;
 }
 
@@ -372,10 +425,8 @@ void fr__dumper_stop(void)
  * and now writes to the child's pipe. */
 void fr__dumper_restart_in_child(void)
 {
-    if (pipe_fd[0] >= 0) {
-        close(pipe_fd[0]);
-        close(pipe_fd[1]);
-    }
+    fr__fd_release(&pipe_h[0]);
+    fr__fd_release(&pipe_h[1]);
     pipe_fd[0] = pipe_fd[1] = -1;
     dumper_running = 0;
     if (start_thread() != 0)

@@ -6,7 +6,7 @@
  *               executable, cmdline[], host, flightrec_version, window_ns,
  *               events, tasks, threads, errors[], errors_all}
  *   thresholds {starvation_ns, long_poll_ns, hang_ns}; limits {max_polls, max_tasks}
- *   crash      null | {signal_name, code, fault_addr, at_ns, tid, lane, thread,
+ *   crash      null | {signal_name, code, fault_addr, origin, at_ns, tid, lane, thread,
  *               task_id, chain: [{id, row, name}], backtrace: [{ip, function,
  *               file, line, module, offset}]}
  *   findings   [{kind, row, task: {id, row, name} | null, lane, at_ns,
@@ -131,8 +131,8 @@
         ' ("' + D.dump.reason + '").'));
       return;
     }
-    box.appendChild(el('p', 'headline', c.signal_name + ' (code ' + c.code + '), fault address ' +
-      c.fault_addr + ', at ' + at(c.at_ns)));
+    box.appendChild(el('p', 'headline', c.signal_name + ' (code ' + c.code + '), ' +
+      c.origin + ', at ' + at(c.at_ns)));
     box.appendChild(el('p', null, 'thread ' + c.tid + (c.thread ? ' "' + c.thread + '"' : '')));
     const chain = el('p', 'chain');
     if (c.chain.length) {

@@ -67,8 +67,9 @@ enum fr_section {
     FR_SEC_MODULES = 5,
     FR_SEC_THREAD = 6,
     FR_SEC_END = 7,
-    /* 8 and 9 are reserved */
-    FR_SEC_COPIED = 10, /* when each thread's ring was copied */
+    FR_SEC_NOTES = 8, /* text: what the dump could not capture, and why */
+    /* 9 and 10 are reserved */
+    FR_SEC_COPIED = 11, /* when each thread's ring was copied */
 };
 
 /*
