@@ -124,7 +124,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         frd_json_cstr(out, t->name);
         fprintf(out, ", \"state\": \"%s\", \"events\": %zu, \"first_ns\": %lld, "
                 "\"last_ns\": %lld, \"complete\": %s, \"overwritten\": %llu, \"dropped\": %llu, "
-                "\"pages_bad\": %u, \"pages_missing\": %llu, \"current_task\": %llu}",
+                "\"pages_bad\": %u, \"pages_missing\": %llu, \"current_task\": %llu",
                 t->state == 1 ? "live" : t->state == 2 ? "exited" : "unknown", t->nevents,
                 (long long)(t->nevents ? t->first_ns - m->start_ns : 0),
                 (long long)(t->nevents ? t->last_ns - m->start_ns : 0),
@@ -132,6 +132,9 @@ int frd_json_info(FILE *out, const struct frd_view *v)
                 (unsigned long long)t->events_overwritten,
                 (unsigned long long)t->events_dropped, t->pages_bad,
                 (unsigned long long)t->pages_missing, (unsigned long long)t->current_task);
+        if (t->copied) /* dumps that say when the ring was copied */
+            fprintf(out, ", \"copied_ns\": %lld", (long long)(t->copied_ns - m->start_ns));
+        putc('}', out);
     }
     fputs("], \"errors\": [", out);
     for (size_t i = 0; i < d->nerrors; i++) {

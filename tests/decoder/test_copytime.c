@@ -12,6 +12,8 @@
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "flightrec.h"
@@ -185,6 +187,17 @@ Test(copytime, wake_and_poll_before_the_dump_is_clean)
         cr_assert_geq(r.m.workers[i].covered_end_ns, r.m.covered_end_ns);
     }
     cr_assert_geq(r.m.covered_end_ns, t->drop_ns);
+
+    /* info --json gives each thread's copy time */
+    char cmd[700], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof(cmd), "info --json '%s'", path);
+    cr_assert_eq(sc_cli(cmd, &out, &err), 0, "%s", err);
+    size_t n = 0;
+    for (const char *p = out; (p = strstr(p, "\"copied_ns\": ")) != NULL; p++)
+        n++;
+    cr_assert_eq(n, r.d->nthreads, "%s", out);
+    free(out);
+    free(err);
     sc_result_free(&r);
 }
 
