@@ -13,6 +13,7 @@
  * more than half of the wait means the runtime had room and did not use it.
  */
 #include "analyze.h"
+#include "stall.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -152,12 +153,26 @@ static const char *waker_label(const struct frd_model *m, const struct frd_wake 
     return buf;
 }
 
+/* "; at 100 ms it was in nanosleep <- ..." when the dump's STALL section
+ * (the stall watchdog) caught poll @p stuck, else "". */
+static const char *stuck_at(const struct frd_model *m, const struct frd_task *t,
+                            const struct frd_poll *p, char *buf, size_t len)
+{
+    const struct frd_dump *d = m->dump;
+    uint32_t tid = p->thread < d->nthreads ? d->threads[p->thread].tid : 0;
+    if (len < 3 || !frd_stall_quote(d, t->id, tid, p->begin_ns, p->end_ns, buf + 2, len - 2))
+        return "";
+    buf[0] = ';';
+    buf[1] = ' ';
+    return buf;
+}
+
 /* Findings along the task's history: long polls and late polls. */
 static int history(const struct frd_model *m, const struct frd_thresholds *th, int32_t ti,
                    struct frd_findings *f)
 {
     const struct frd_task *t = &m->tasks[ti];
-    char tl[96], d1[32], d2[32], th1[160], why[256], who[192];
+    char tl[96], d1[32], d2[32], th1[160], why[256], who[192], stuck[512];
     /* labels are formatted only for a finding: most tasks have none */
     tl[0] = 0;
     for (size_t i = 0; i < t->npolls; i++) {
@@ -169,11 +184,12 @@ static int history(const struct frd_model *m, const struct frd_thresholds *th, i
                 task_label(m, ti, tl, sizeof(tl));
             frd_thread_label(m, p->thread, th1, sizeof(th1));
             if (!add(f, FRD_LONG_POLL, ti, p->thread, p->begin_ns, dur,
-                     "poll #%zu of %s held %s for %s (%s)", i + 1, tl, th1,
+                     "poll #%zu of %s held %s for %s (%s)%s", i + 1, tl, th1,
                      frd_fmt_dur(dur, d1, sizeof(d1)),
                      p->result == FRD_POLL_RUNNING ? "still running at the dump"
                      : p->result == FRD_POLL_READY ? "returned ready"
-                                                   : "returned pending"))
+                                                   : "returned pending",
+                     stuck_at(m, t, p, stuck, sizeof(stuck))))
                 return -ENOMEM;
         }
         if (p->ready_ns == INT64_MIN)

@@ -88,6 +88,13 @@ static struct fr_slot *claim_slot(void)
 static int ensure_ring(struct fr_slot *s)
 {
     struct fr_ring *r = &s->ring;
+    if (fr__cfg.flags & FR_SHARED_RINGS) { /* the ring lives in the .rings file */
+        int err = fr__shared_ring(s);
+        if (!err)
+            fr__ring_reset(r);
+        return err;
+    }
+    fr__shared_ring_release(s);
     size_t bytes = fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE;
     if (r->mem && r->bytes != bytes) {
         /* Only after a re-init with another size; no reader holds a
@@ -183,6 +190,7 @@ int fr__writer_attach(struct fr_writer *w)
     fr__writer_next_page(w, fr__ticks());
     /* Publish the slot to dumpers: pairs with their acquire load of state. */
     atomic_store_explicit(&s->state, FR_SLOT_LIVE, FR_RELEASE);
+    fr__shared_slot(s, 0);
     w->epoch = e;
     atomic_signal_fence(memory_order_seq_cst);
     w->busy = 0;
@@ -208,6 +216,7 @@ static void on_thread_exit(void *arg)
     w->page = NULL;
     atomic_store_explicit(&s->exit_ticks, fr__ticks(), FR_RELAXED);
     atomic_store_explicit(&s->state, FR_SLOT_EXITED, FR_RELEASE);
+    fr__shared_slot(s, 1);
 }
 
 /* Forget every thread (fork child, or fr_init after fr_shutdown). Mappings
@@ -230,4 +239,5 @@ void fr__thread_name_set(struct fr_slot *s, const char *name)
     memset(s->name, 0, sizeof s->name);
     memcpy(s->name, name, n);
     atomic_store_explicit(&s->name_len, (uint32_t)n, FR_RELEASE);
+    fr__shared_slot(s, 0);
 }

@@ -137,6 +137,7 @@ static void *dumper_main(void *arg)
     if (poll(&p, 1, 50) == 0 && atomic_load(&fr__clock_npairs) == 1) {
         fr__clock_pair_now(&fr__clock_pairs[1]);
         atomic_store_explicit(&fr__clock_npairs, 2, FR_RELEASE); /* pairs with dump.c */
+        fr__shared_clock();
     }
     for (;;) {
         char buf[256];
@@ -196,6 +197,22 @@ static int own_sigaction(int sig, const struct sigaction *act, struct sigaction 
     own_call = 1;
     int r = sigaction(sig, act, old);
     own_call = 0;
+    return r;
+}
+
+/* Inside one of our own sigaction() calls on this thread (termination.c). */
+int fr__in_own_sigaction(void)
+{
+    return own_call;
+}
+
+/* The same for the other files that install handlers (watchdog.c, termination.c). */
+int fr__own_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    int saved = own_call;
+    own_call = 1;
+    int r = sigaction(sig, act, old);
+    own_call = saved;
     return r;
 }
 
@@ -308,6 +325,8 @@ FR_API void fr__signal_claimed(int sig, int how)
         return; /* another thread is moving it: it re-checks the dump signal */
     if (how)
         claimed |= 1ull << (sig - 1);
+    fr__termination_claimed(sig);       /* a dump_on signal: keep dumping before it */
+    fr__watchdog_signal_claimed(sig, how); /* the stall sampler's signal moves too */
     int cur = current_signal();
     if (sig == cur) {
         if (!how) {
