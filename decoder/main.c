@@ -51,6 +51,9 @@ static const char usage_main[] =
     "                              findings, zoomable timeline of workers and tasks\n"
     "  dump PID [--dir DIR] [--timeout S]\n"
     "                              ask a running process for a dump, print its path\n"
+    "  recover FILE|PID [--dir DIR] [--force]\n"
+    "                              turn the shared rings a killed process left\n"
+    "                              (FLIGHTREC_SHARED_RINGS=1) into a dump, print its path\n"
     "\n"
     "  flightrec COMMAND --help    help on one command\n"
     "  flightrec --version\n"
@@ -608,6 +611,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(c, "dump") == 0)
         return frd_cmd_dump(argc - 2, argv + 2);
+    if (strcmp(c, "recover") == 0)
+        return frd_cmd_recover(argc - 2, argv + 2);
     struct opts o;
     memset(&o, 0, sizeof(o));
     o.th.starvation_ns = FRD_DEFAULT_STARVATION_NS;
