@@ -260,3 +260,46 @@ Test(shared, off_by_default)
     cr_assert_eq(run_recover("/nonexistent.rings", NULL, 0), 1);
     cr_assert_eq(run_recover("", NULL, 0), 2);
 }
+
+/* A fork child records into a file of its own, never into its parent's. */
+Test(shared, a_fork_child_gets_its_own_file)
+{
+    start_shared();
+    fr_thread_name("parent");
+    for (uint64_t n = 1; n <= 10; n++)
+        fr_wake(n);
+    char rings[1024];
+    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        for (uint64_t n = 1; n <= 1000; n++)
+            fr_wake(1000 + n);
+        _exit(count_rings(th_tmpdir(), NULL, 0) == 2 ? 0 : 3); /* _exit: its file stays */
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 2);
+
+    char args[1200], out[1024];
+    snprintf(args, sizeof args, "%s --force", rings);
+    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    struct frd_dump *d = th_open(out);
+    const struct frd_thread *t = th_thread(d, (uint32_t)th_gettid());
+    cr_assert(t);
+    cr_assert_eq(t->nevents, 11, "the parent's ring holds its own 11 events only");
+    frd_close(d);
+    snprintf(args, sizeof args, "%ld --dir %s", (long)pid, th_tmpdir());
+    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    d = th_open(out);
+    cr_assert_eq(d->hdr.pid, (uint32_t)pid);
+    size_t events = 0;
+    for (size_t i = 0; i < d->nthreads; i++)
+        events += d->threads[i].nevents;
+    cr_assert_eq(events, 1000, "the child's file holds the child's 1000 wakes");
+    frd_close(d);
+    fr_shutdown();
+    cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 1, "the parent removes its own only");
+    unsetenv("FLIGHTREC_SHARED_RINGS");
+}
