@@ -3,14 +3,23 @@
  *
  * Third stage of the decoder: reads a built model and names the bugs that
  * are hard to see in a raw trace: lost_wakeup (three causes), starvation
- * (with what kept the workers busy), long_poll, hung (with the last await
- * label), never_polled and protocol. Any finding that rests on an event being
- * absent from a span is only made when every thread's ring covers that span
- * (frd_model_covered). Findings are sorted by severity, then time.
+ * (with the culprit: the task that held the victim's worker longest),
+ * delayed_wakeup (a wake that reached no worker, rescued later), long_poll,
+ * hung (with the last await label), never_polled and protocol. Any finding
+ * that rests on an event being absent from a span is only made when every
+ * thread's ring covers that span (frd_model_covered). Findings are sorted by
+ * severity, then time.
+ *
+ * A finding is data (struct frd_finding): the analyses fill in the facts,
+ * frd_finding_format writes the sentence from them, and the renderers (text,
+ * JSON, chrome, report) print the facts and the sentence. A new kind adds an
+ * enum frd_kind value (and, if it needs one, an enum frd_cause value), fills
+ * the fields that apply and teaches frd_finding_format its sentence.
  */
 #ifndef FRD_ANALYZE_H
 #define FRD_ANALYZE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model.h"
@@ -20,11 +29,31 @@ enum frd_kind {
     FRD_LOST_WAKEUP,
     FRD_PROTOCOL,
     FRD_HUNG,
+    FRD_DELAYED_WAKEUP,
     FRD_STARVATION,
     FRD_NEVER_POLLED,
     FRD_LONG_POLL,
     FRD_KIND_COUNT
 };
+
+/* Which variant of its kind a finding is: the mechanism behind it. */
+enum frd_cause {
+    FRD_CAUSE_NONE = 0,
+    FRD_CAUSE_WAKER_DROPPED,   /* lost_wakeup (a) */
+    FRD_CAUSE_WAKE_LOST,       /* lost_wakeup (b): woken while idle, never polled */
+    FRD_CAUSE_WAKE_IN_POLL,    /* lost_wakeup (c): woken in its own poll, then pending */
+    FRD_CAUSE_WORKER_BUSY,     /* starvation: the worker it was queued on was busy */
+    FRD_CAUSE_WORKERS_BUSY,    /* starvation/never_polled: the workers were busy */
+    FRD_CAUSE_WORKERS_PARKED,  /* delayed_wakeup/never_polled: a worker sat parked */
+    FRD_CAUSE_NO_WAKE,         /* hung: pending with no wake since */
+    FRD_CAUSE_WORKER_STUCK,    /* hung: its only worker was inside another task's poll */
+    FRD_CAUSE_BLOCKING,        /* long_poll */
+    FRD_CAUSE_HOOK_ORDER,      /* protocol */
+    FRD_CAUSE_COUNT
+};
+
+/* How the victim became runnable (starvation, delayed_wakeup, never_polled). */
+enum frd_how { FRD_HOW_NONE = 0, FRD_HOW_SPAWNED, FRD_HOW_WOKEN, FRD_HOW_SELF_WOKEN };
 
 struct frd_thresholds {
     int64_t starvation_ns; /* default 10 ms */
@@ -36,13 +65,40 @@ struct frd_thresholds {
 #define FRD_DEFAULT_LONG_POLL_NS 10000000
 #define FRD_DEFAULT_HANG_NS 1000000000
 
+/*
+ * The culprit: the task whose polls held a worker longest during a wait, by
+ * busy time summed over its polls (many short polls count together).
+ */
+struct frd_culprit {
+    int32_t task;    /* instance index, FRD_NONE: no culprit */
+    uint32_t thread; /* the worker it held (index into dump->threads) */
+    int64_t busy_ns; /* its polls' time inside the wait, summed */
+    uint32_t polls;  /* its polls that overlap the wait */
+};
+
 struct frd_finding {
-    int kind;           /* enum frd_kind */
-    int32_t task;       /* instance index into the model, FRD_NONE if none */
-    uint32_t thread;    /* index into dump->threads */
-    int64_t at_ns;      /* absolute (CLOCK_MONOTONIC) ns */
+    int kind;       /* enum frd_kind */
+    int cause;      /* enum frd_cause */
+    int32_t task;   /* the victim: instance index into the model, FRD_NONE if none */
+    uint32_t thread; /* index into dump->threads: where the finding happened */
+    int64_t at_ns;  /* absolute (CLOCK_MONOTONIC) ns */
     int64_t duration_ns;
-    char message[320];
+
+    int how;          /* enum frd_how */
+    int32_t poll;     /* index of the poll it is about (the long one, the late one, the
+                         last one), FRD_NONE */
+    int32_t wake;     /* index into the victim's wakes of the wake that made it
+                         runnable, FRD_NONE (spawned, self-woken, or none) */
+    int64_t ran_thread; /* the worker that polled it at last (starvation, delayed_wakeup),
+                           -1 if none */
+    uint32_t await_str; /* the await label in force, 0 none */
+    struct frd_culprit culprit;
+    /* the workers (threads that polled or parked) during the wait */
+    uint32_t workers, workers_busy, workers_parked; /* busy/parked: for half of it or more */
+    int64_t idle_thread; /* the worker parked longest during the wait, -1 none */
+    int64_t idle_ns;     /* and for how long */
+    char what[96];       /* protocol: which hook order was broken */
+    char message[384];   /* the sentence, written by frd_finding_format */
 };
 
 struct frd_findings {
@@ -61,16 +117,29 @@ void frd_findings_free(struct frd_findings *f);
 
 /* frd_kind_name - "lost_wakeup", "starvation", ... (the JSON "kind"). */
 const char *frd_kind_name(int kind);
+/* frd_cause_name - "worker_busy", "workers_parked", ... (the JSON "cause"). */
+const char *frd_cause_name(int cause);
+/* frd_how_name - "spawned", "woken", "self_woken", or NULL. */
+const char *frd_how_name(int how);
+
+/* frd_finding_format flags. */
+#define FRD_FMT_NO_CULPRIT 1u /* leave the culprit out (it is said once for a group) */
 
 /*
- * frd_culprit - what kept the workers busy during [@a_ns, @b_ns]: the poll of
- * a task other than @victim that overlaps the span most, as a phrase in @buf
- * ("behind task 17 \"hog\"'s 180.0 ms poll on worker-1"), or "" if none.
+ * frd_finding_format - the sentence for finding @x of model @m into @buf
+ * (truncated to @len). Return: @buf.
  */
-const char *frd_culprit(const struct frd_model *m, int32_t victim, int64_t a_ns, int64_t b_ns,
-                        char *buf, size_t len);
+const char *frd_finding_format(const struct frd_model *m, const struct frd_finding *x,
+                               unsigned flags, char *buf, size_t len);
 
-/* frd_fmt_ms - format @ns as milliseconds ("12.345 ms" style, no unit) in @buf. */
+/*
+ * frd_culprit_phrase - `behind task 72 "greedy": 14,200 polls, 598 ms of the
+ * 600 ms on local-exec` for culprit @c of a wait of @wait_ns, or "" if none.
+ */
+const char *frd_culprit_phrase(const struct frd_model *m, const struct frd_culprit *c,
+                               int64_t wait_ns, char *buf, size_t len);
+
+/* frd_fmt_dur - format @ns as "12.345 ms", "12.3 ms" or "1.2 s" in @buf. */
 const char *frd_fmt_dur(int64_t ns, char *buf, size_t len);
 
 #endif /* FRD_ANALYZE_H */

@@ -13,6 +13,9 @@ int frd_usage_error(const char *usage, const char *fmt, const char *arg);
 /* flightrec dump PID [--dir DIR] [--timeout S] [--signal SIG] */
 int frd_cmd_dump(int argc, char **argv);
 
+/* flightrec run [--dir DIR] [--stall-ms N] [--signal SIG] -- CMD [ARGS...];
+ * returns only when CMD could not be executed */
+int frd_cmd_run(int argc, char **argv);
 /* flightrec recover FILE|PID [--dir DIR] [--force] (cmd_recover.c) */
 int frd_cmd_recover(int argc, char **argv);
 

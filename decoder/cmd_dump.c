@@ -2,17 +2,26 @@
  * decoder/cmd_dump.c - `flightrec dump PID`: ask a running process for a
  * dump and wait until it is on disk.
  *
- * The dump signal's default action terminates a process, so the command
- * first checks in /proc/PID/status that the process catches it: a process
- * that never called fr_init() is left alone. It then lists the dumps of that
- * pid already in the dump directory, sends the signal and polls the directory
- * for a new name. The recorder renames a dump to its final name only when it
- * is whole, so the first new name is a complete file.
+ * Which signal: the recorder names its dumper thread "flightrec:sig<N>"
+ * after its dump signal N (renamed when the signal moves), or
+ * "flightrec:nosig" when it has none, so the command reads the names of the
+ * process's threads (/proc/PID/task/ * /comm) and uses that signal; --signal
+ * overrides. A process with no such thread but libflightrec in its maps runs
+ * an older flightrec, whose signal is SIGUSR1. One with neither does not run
+ * flightrec, and is told so.
+ *
+ * The dump signal's default action terminates a process, so the command then
+ * checks in /proc/PID/status that the process catches it, and that some
+ * thread does not block it (else it could never be delivered). It then lists
+ * the dumps of that pid already in the dump directory, sends the signal and
+ * polls the directory for a new name. The recorder renames a dump to its
+ * final name only when it is whole, so the first new name is a complete file.
  *
  * The dump directory is --dir, else the FLIGHTREC_DIR the process started
  * with (/proc/PID/environ), else its working directory, which are the
  * recorder's defaults. A program that sets fr_config.dump_dir needs --dir.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +34,10 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "signame.h"
 
 #define POLL_NS (20 * 1000 * 1000)
+#define SETTLE_NS (1000 * 1000 * 1000) /* a recorder still starting: see below */
 
 /* Names already present: a small sorted-free list, dumps per pid are few
  * (retention keeps at most max_dumps), but stay correct with many. */
@@ -161,21 +172,105 @@ static int env_dir(long pid, char *buf, size_t len)
     return found;
 }
 
-static int signal_number(const char *s)
+/* The dumper thread's name: "flightrec:sig<N>" or "flightrec:nosig". */
+#define DUMPER_PREFIX "flightrec:"
+
+/*
+ * dumper_signal - the dump signal the recorder in process @pid announces in
+ * its dumper thread's name. Return: the signal (1..64), 0 for
+ * "flightrec:nosig", -ENOENT if no thread has such a name, -errno if the
+ * threads cannot be listed.
+ */
+static int dumper_signal(long pid)
 {
-    static const struct {
-        const char *name;
-        int sig;
-    } known[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"SIGUSR1", SIGUSR1},
-                 {"SIGUSR2", SIGUSR2}};
-    for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
-        if (strcmp(s, known[i].name) == 0)
-            return known[i].sig;
-    char *end;
-    long n = strtol(s, &end, 10);
-    if (*s && !*end && n >= 1 && n <= 64)
-        return (int)n;
-    return -1;
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+    DIR *dp = opendir(path);
+    if (!dp)
+        return -errno;
+    int r = -ENOENT;
+    struct dirent *de;
+    while (r == -ENOENT && (de = readdir(dp))) {
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        char comm[64];
+        snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/comm", pid, de->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* the thread exited meanwhile */
+        ssize_t n = read(fd, comm, sizeof(comm) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        comm[n] = 0;
+        comm[strcspn(comm, "\n")] = 0;
+        if (strncmp(comm, DUMPER_PREFIX, strlen(DUMPER_PREFIX)) != 0)
+            continue;
+        const char *v = comm + strlen(DUMPER_PREFIX);
+        if (strcmp(v, "nosig") == 0) {
+            r = 0;
+        } else if (strncmp(v, "sig", 3) == 0 && isdigit((unsigned char)v[3])) {
+            char *end;
+            long sig = strtol(v + 3, &end, 10);
+            if (!*end && sig >= 1 && sig <= 64)
+                r = (int)sig;
+        }
+    }
+    closedir(dp);
+    return r;
+}
+
+/* Does /proc/PID/maps map a file named libflightrec* (the library or an
+ * adapter)? 1, 0 or -errno. */
+static int maps_flightrec(long pid)
+{
+    char path[64], line[4096];
+    snprintf(path, sizeof(path), "/proc/%ld/maps", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    int r = 0;
+    while (!r && fgets(line, sizeof(line), f)) {
+        const char *slash = strrchr(line, '/');
+        r = slash && strncmp(slash + 1, "libflightrec", 12) == 0;
+    }
+    fclose(f);
+    return r;
+}
+
+/* Is @sig blocked in every thread of @pid (SigBlk of each task)? 1, 0 or
+ * -errno; a thread that exits meanwhile is skipped. */
+static int blocked_everywhere(long pid, int sig)
+{
+    char path[96], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+    DIR *dp = opendir(path);
+    if (!dp)
+        return -errno;
+    int threads = 0, blocked = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/status", pid, de->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        int state = -1;
+        while (fgets(line, sizeof(line), f))
+            if (strncmp(line, "SigBlk:", 7) == 0) {
+                unsigned long long mask = strtoull(line + 7, NULL, 16);
+                state = (int)(mask >> (sig - 1) & 1);
+                break;
+            }
+        fclose(f);
+        if (state < 0)
+            continue;
+        threads++;
+        blocked += state;
+    }
+    closedir(dp);
+    return threads > 0 && blocked == threads;
 }
 
 /* The process exists and is not a zombie (a zombie never writes a dump). */
@@ -213,18 +308,21 @@ static const char usage_dump[] =
     "                started with, else its working directory; a program that\n"
     "                sets fr_config.dump_dir needs --dir)\n"
     "  --timeout S   give up after S seconds (default 10)\n"
-    "  --signal SIG  the dump signal, USR1 (default), USR2 or a number, when the\n"
-    "                program set fr_config.dump_signal\n"
+    "  --signal SIG  send this signal (USR2, RTMIN+3, a number) instead of the\n"
+    "                one the process's flightrec announces (the name of its\n"
+    "                dumper thread, flightrec:sig<N>; SIGUSR1 for an older\n"
+    "                flightrec that does not name it)\n"
     "\n"
     "exit status: 0 the path was printed; 1 no such process, not permitted, the\n"
-    "process does not catch the signal, exited, or no dump before the timeout;\n"
-    "2 usage error\n";
+    "process does not run flightrec, has no dump signal, does not catch it or\n"
+    "blocks it in every thread, exited, or no dump before the timeout; 2 usage\n"
+    "error\n";
 
 int frd_cmd_dump(int argc, char **argv)
 {
-    const char *pid_arg = NULL, *dir_arg = NULL;
+    const char *pid_arg = NULL, *dir_arg = NULL, *sig_arg = NULL;
     double timeout_s = 10;
-    int sig = SIGUSR1;
+    int sig = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -248,7 +346,8 @@ int frd_cmd_dump(int argc, char **argv)
             if (*end || end == val || !(timeout_s >= 0) || timeout_s > 86400)
                 return frd_usage_error(usage_dump, "bad value '%s' for --timeout", val);
         } else if (strcmp(a, "--signal") == 0) {
-            if ((sig = signal_number(val)) < 0)
+            sig_arg = val;
+            if ((sig = frd_signal_parse(val)) < 0)
                 return frd_usage_error(usage_dump, "bad value '%s' for --signal", val);
         } else {
             return frd_usage_error(usage_dump, "unknown option '%s'", a);
@@ -262,7 +361,65 @@ int frd_cmd_dump(int argc, char **argv)
     if (errno || *end || pid <= 0 || pid > INT_MAX)
         return frd_usage_error(usage_dump, "bad PID '%s'", pid_arg);
 
+    char name[16];
+    int announced = dumper_signal(pid);
+    if (announced == -ENOENT && !alive(pid))
+        announced = -ESRCH;
+    if (announced < 0 && announced != -ENOENT) {
+        if (announced == -ESRCH)
+            fprintf(stderr, "flightrec: dump: no process %ld\n", pid);
+        else
+            fprintf(stderr, "flightrec: dump: /proc/%ld/task: %s\n", pid, strerror(-announced));
+        return 1;
+    }
+    if (!sig) {
+        if (announced == 0) {
+            fprintf(stderr, "flightrec: dump: process %ld runs flightrec with no dump signal "
+                            "(FLIGHTREC_SIGNAL=none); it dumps only through fr_dump() or a "
+                            "crash\n", pid);
+            return 1;
+        }
+        if (announced > 0) {
+            sig = announced;
+        } else {
+            int lib = maps_flightrec(pid);
+            if (lib == 0) {
+                fprintf(stderr, "flightrec: dump: process %ld does not run flightrec (no "
+                                "flightrec dumper thread, no libflightrec in its memory map); "
+                                "nothing sent. If it links flightrec statically, give "
+                                "--signal\n", pid);
+                return 1;
+            }
+            sig = SIGUSR1; /* an older flightrec: its only default */
+            if (lib > 0 && catches(pid, sig) == 0) {
+                fprintf(stderr, "flightrec: dump: process %ld has libflightrec loaded but names "
+                                "no dumper thread (an older flightrec, or fr_init() not called) "
+                                "and does not catch signal %d (%s); nothing sent, since it "
+                                "would kill the process. Is its dump signal another one "
+                                "(--signal)?\n", pid, sig, strsignal(sig));
+                return 1;
+            }
+        }
+    }
+
+    /*
+     * The recorder names its dumper thread as soon as it runs, which can be a
+     * moment before the handler is installed or the dumper unblocks the
+     * signal (fr_init in progress), and the signal may move meanwhile: for a
+     * signal learned from the name, look again for up to SETTLE_NS before
+     * calling it uncaught or blocked.
+     */
     int c = catches(pid, sig);
+    for (int64_t until = now_ns() + SETTLE_NS;
+         !sig_arg && announced > 0 && c >= 0 && now_ns() < until &&
+         (c == 0 || blocked_everywhere(pid, sig) == 1);) {
+        struct timespec ts = {0, POLL_NS};
+        nanosleep(&ts, NULL);
+        int again = dumper_signal(pid);
+        if (again > 0)
+            sig = again;
+        c = catches(pid, sig);
+    }
     if (c == -ENOENT || c == -ESRCH) {
         fprintf(stderr, "flightrec: dump: no process %ld\n", pid);
         return 1;
@@ -277,6 +434,13 @@ int frd_cmd_dump(int argc, char **argv)
                 "since it would kill the process. Did it call fr_init()? Is its dump signal "
                 "another one (--signal)?\n",
                 pid, sig, strsignal(sig));
+        return 1;
+    }
+    if (blocked_everywhere(pid, sig) == 1) {
+        fprintf(stderr,
+                "flightrec: dump: process %ld blocks signal %d (SIG%s) in every thread: the "
+                "dump signal cannot be delivered, so no dump can be asked for this way; "
+                "nothing sent\n", pid, sig, frd_signal_spell(sig, name, sizeof(name)));
         return 1;
     }
 

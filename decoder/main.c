@@ -41,8 +41,8 @@ static const char usage_main[] =
     "  timeline DUMP [--task ID] [--thread TID]\n"
     "                              per-task (or per-thread) history in time order\n"
     "  analyze DUMP... [--json] [--starvation-ms N] [--long-poll-ms N] [--hang-ms N]\n"
-    "                              findings: lost_wakeup, starvation, long_poll, hung,\n"
-    "                              never_polled, protocol; several dumps or a\n"
+    "                              findings: lost_wakeup, delayed_wakeup, starvation,\n"
+    "                              long_poll, hung, never_polled, protocol; several dumps or a\n"
     "                              directory: each one's findings and a summary\n"
     "  export DUMP --format chrome|json|csv [-o FILE]\n"
     "                              every event as JSON or CSV, or a trace for\n"
@@ -54,6 +54,13 @@ static const char usage_main[] =
     "  recover FILE|PID [--dir DIR] [--force]\n"
     "                              turn the shared rings a killed process left\n"
     "                              (FLIGHTREC_SHARED_RINGS=1) into a dump, print its path\n"
+    "  run [--dir DIR] [--stall-ms N] [--signal SIG] -- CMD [ARGS...]\n"
+    "                              run CMD recorded, with the adapter of its event\n"
+    "                              loop (libuv, libevent) preloaded\n"
+    "\n"
+    "Code addresses recorded in names and labels (@0x...) are shown as the\n"
+    "functions and source lines they point to; --raw-addresses (any command that\n"
+    "reads a dump) keeps them as recorded.\n"
     "\n"
     "  flightrec COMMAND --help    help on one command\n"
     "  flightrec --version\n"
@@ -99,13 +106,17 @@ static const char usage_analyze[] =
     "  lost_wakeup   a task can no longer progress because a wake went missing\n"
     "                (waker dropped; notification lost while workers parked; wake\n"
     "                during its own poll lost)\n"
-    "  protocol      hooks out of order (wake or poll after drop, overlapping polls,\n"
-    "                poll end without begin)\n"
+    "  protocol      hooks out of order (wake or poll after drop, a poll after\n"
+    "                READY, overlapping polls, poll end without begin)\n"
     "  hung          pending with no wake for longer than --hang-ms, with its\n"
-    "                last await label\n"
+    "                last await label (never a task waiting on outside input)\n"
+    "  delayed_wakeup  polled only after more than --starvation-ms while a worker\n"
+    "                sat parked for most of the wait: the wake reached no worker\n"
     "  starvation    runnable but not polled for longer than --starvation-ms while\n"
-    "                the workers were busy, naming what kept them busy\n"
-    "  never_polled  spawned and never polled within --starvation-ms\n"
+    "                its worker was busy; the culprit is the task that held that\n"
+    "                worker longest (busy time summed over its polls)\n"
+    "  never_polled  spawned and never polled within --starvation-ms (busy or\n"
+    "                parked workers, who spawned it)\n"
     "  long_poll     one poll held its worker longer than --long-poll-ms\n"
     "No finding rests on the absence of an event in a span some ring lost.\n"
     "\n"
@@ -170,6 +181,7 @@ struct opts {
     const char *format;
     const char *output;
     struct frd_report_limits lim;
+    int raw_addresses; /* keep "@0x..." tokens in strings as recorded */
 };
 
 int frd_usage_error(const char *usage, const char *fmt, const char *arg)
@@ -244,7 +256,10 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
         int ok = 0;
         uint64_t u = 0;
         int analyzes = o->cmd == C_ANALYZE || o->cmd == C_REPORT;
-        if (strcmp(name, "--json") == 0 && !val &&
+        if (strcmp(name, "--raw-addresses") == 0 && !val) {
+            o->raw_addresses = 1;
+            ok = 1;
+        } else if (strcmp(name, "--json") == 0 && !val &&
             (o->cmd == C_INFO || o->cmd == C_TASKS || o->cmd == C_ANALYZE)) {
             o->json = 1;
             ok = 1;
@@ -304,13 +319,19 @@ struct decoded {
  * events are read once, straight from the ring pages (far less memory).
  * Return: 0, or 1 if nothing could be decoded.
  */
-static int decode(struct decoded *x, const char *path, const struct frd_thresholds *th,
-                  int timeline, size_t index, char *err, size_t errlen)
+static int decode(struct decoded *x, const char *path, const struct opts *o, int timeline,
+                  size_t index, char *err, size_t errlen)
 {
+    const struct frd_thresholds *th = &o->th;
     memset(x, 0, sizeof(*x));
     frd_progress_stage(index, path, "reading");
     if (frd_open_ex(path, timeline ? FRD_OPEN_EVENTS : 0, &x->d, err, errlen) < 0)
         return 1;
+    /* once, before anything reads a name: every view shows symbols */
+    if (!o->raw_addresses && frd_symbolize_strings(x->d, 0) < 0) {
+        snprintf(err, errlen, "%s: out of memory symbolizing code addresses", path);
+        return 1;
+    }
     frd_progress_stage(index, path, "building the model");
     if (frd_model_build_ex(x->d, timeline ? FRD_MODEL_TIMELINE : 0, &x->m) < 0) {
         snprintf(err, errlen, "%s: out of memory building the model", path);
@@ -444,7 +465,7 @@ static int analyze_many(const struct opts *o, const struct paths *p, FILE *out)
         const char *path = p->v[i];
         struct decoded x;
         char err[512];
-        int bad = decode(&x, path, &o->th, 0, i, err, sizeof(err));
+        int bad = decode(&x, path, o, 0, i, err, sizeof(err));
         frd_progress_hold();
         sum.ndumps++;
         if (o->json) {
@@ -514,7 +535,7 @@ static int run_one(const struct opts *o, const char *path)
     /* only the timeline and the event exports walk every event after the
      * model is built; the rest read events once, straight from the pages */
     int timeline = o->cmd == C_TIMELINE || (o->cmd == C_EXPORT && strcmp(o->format, "chrome") != 0);
-    if (decode(&x, path, &o->th, timeline, 0, err, sizeof(err))) {
+    if (decode(&x, path, o, timeline, 0, err, sizeof(err))) {
         frd_progress_stop();
         fprintf(stderr, "flightrec: %s\n", err);
         decoded_free(&x);
@@ -611,6 +632,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(c, "dump") == 0)
         return frd_cmd_dump(argc - 2, argv + 2);
+    if (strcmp(c, "run") == 0)
+        return frd_cmd_run(argc - 2, argv + 2);
     if (strcmp(c, "recover") == 0)
         return frd_cmd_recover(argc - 2, argv + 2);
     struct opts o;

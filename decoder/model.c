@@ -204,6 +204,7 @@ struct tstate {
     size_t n, cap;
     int synced;  /* a poll begin was seen since the last hole */
     int parked;
+    int park_seen; /* a park or unpark was seen on the thread */
     int64_t parked_since;
     size_t cap_polls, cap_parked;
     /* the instance the last task event on this thread was for: consecutive
@@ -305,12 +306,19 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
             ts->parked = 1;
             ts->parked_since = ns;
         }
+        ts->park_seen = 1;
         return;
     case FR_EV_UNPARK: {
-        /* an unpark with no park seen: parked since the thread's oldest event */
+        /* only the thread's first park/unpark event may be an unpark whose
+         * park the ring lost (parked since its oldest event); a later unpark
+         * with no park before it is a duplicate (an adapter may record one)
+         * and parked nobody */
+        int was = ts->parked || !ts->park_seen;
         int64_t since = ts->parked ? ts->parked_since : m->dump->threads[thread].first_ns;
         ts->parked = 0;
-        if (!grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
+        ts->park_seen = 1;
+        if (was &&
+            !grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
             w->parked[w->nparked++] = (struct frd_span){since, ns};
         return;
     }
@@ -347,6 +355,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
             note(r, ti, thread, ns, "poll after drop");
         if (t->open_poll != FRD_NONE)
             note(r, ti, thread, ns, "poll begins while another poll of the task runs");
+        else if (!t->dropped && t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_READY)
+            note(r, ti, thread, ns, "poll after the task's poll returned ready");
         if (t->npolls >= INT32_MAX ||
             grow_in(mem, (void **)&t->polls, t->npolls, sizeof(*t->polls), 2))
             return;
@@ -741,18 +751,34 @@ int frd_model_covered(const struct frd_model *m, int64_t a_ns, int64_t b_ns)
     return 1;
 }
 
+int64_t frd_model_worker_parked_ns(const struct frd_model *m, uint32_t thread, int64_t a_ns,
+                                   int64_t b_ns)
+{
+    const struct frd_worker *w = &m->workers[thread];
+    /* spans are in order and do not overlap: find the first that ends after a */
+    size_t lo = 0, hi = w->nparked;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->parked[mid].end_ns <= a_ns)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int64_t sum = 0;
+    for (size_t j = lo; j < w->nparked && w->parked[j].begin_ns < b_ns; j++) {
+        int64_t s = w->parked[j].begin_ns > a_ns ? w->parked[j].begin_ns : a_ns;
+        int64_t e = w->parked[j].end_ns < b_ns ? w->parked[j].end_ns : b_ns;
+        if (e > s)
+            sum += e - s;
+    }
+    return sum;
+}
+
 int64_t frd_model_parked_ns(const struct frd_model *m, int64_t a_ns, int64_t b_ns)
 {
     int64_t best = 0;
     for (size_t i = 0; i < m->dump->nthreads; i++) {
-        const struct frd_worker *w = &m->workers[i];
-        int64_t sum = 0;
-        for (size_t j = 0; j < w->nparked; j++) {
-            int64_t lo = w->parked[j].begin_ns > a_ns ? w->parked[j].begin_ns : a_ns;
-            int64_t hi = w->parked[j].end_ns < b_ns ? w->parked[j].end_ns : b_ns;
-            if (hi > lo)
-                sum += hi - lo;
-        }
+        int64_t sum = frd_model_worker_parked_ns(m, (uint32_t)i, a_ns, b_ns);
         if (sum > best)
             best = sum;
     }

@@ -8,7 +8,9 @@
  * new instance): its spawn, polls (thread, start, duration, result, await
  * label, scheduling delay), wakes (which thread, and which task was polling
  * there), waker references, and drop. Per thread it keeps the polls it ran and
- * the spans it was parked. Hook-order violations found while replaying are
+ * the spans it was parked (an unpark with no park before it counts as parked
+ * since the thread's oldest event only if it is the thread's first park or
+ * unpark: later ones are duplicates). Hook-order violations found while replaying are
  * kept as protocol notes for the analyses. The merged timeline itself (one
  * struct frd_mev per event) is kept only when asked for (FRD_MODEL_TIMELINE):
  * the timeline and the event exports need it, the analyses do not.
@@ -180,6 +182,13 @@ int frd_model_covered(const struct frd_model *m, int64_t a_ns, int64_t b_ns);
  * parked) spent parked within [@a_ns, @b_ns].
  */
 int64_t frd_model_parked_ns(const struct frd_model *m, int64_t a_ns, int64_t b_ns);
+
+/*
+ * frd_model_worker_parked_ns - the time thread @thread spent parked within
+ * [@a_ns, @b_ns] (a binary search over its parked spans).
+ */
+int64_t frd_model_worker_parked_ns(const struct frd_model *m, uint32_t thread, int64_t a_ns,
+                                   int64_t b_ns);
 
 /*
  * frd_model_task_at - the instance of task @id live at @ns (the latest one

@@ -74,4 +74,14 @@ const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, siz
 /* Findings of instance @ti as "kind,kind" in @buf ("" if none). */
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len);
 
+/*
+ * frd_json_finding_facts - the facts of finding @x beyond kind, task, name,
+ * thread, at_ns, duration_ns and message, as JSON members, each preceded by
+ * ", ": cause, how, poll, waker, ran_on, await, culprit (task, name, thread,
+ * busy_ns, polls; null when the finding blames no other work), workers
+ * (total, busy, parked), idle_worker (thread, parked_ns) and, for protocol,
+ * what. Threads are tids.
+ */
+void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct frd_finding *x);
+
 #endif /* FRD_RENDER_H */

@@ -418,6 +418,7 @@ static void finding_events(struct cx *c, const struct frd_findings *f)
         frd_json_cstr(c->out, frd_thread_label(m, x->thread, b, sizeof(b)));
         fprintf(c->out, ", \"duration_ns\": %lld, \"message\": ", (long long)x->duration_ns);
         frd_json_cstr(c->out, x->message);
+        frd_json_finding_facts(c->out, m, x);
         fputs("}}", c->out);
     }
 }

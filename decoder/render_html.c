@@ -462,6 +462,7 @@ static void put_findings(FILE *j, const struct plan *p)
                 x->thread < v->d->nthreads ? p->lane[x->thread] : -1, rel(m, x->at_ns),
                 (long long)x->duration_ns);
         frd_json_cstr(j, x->message);
+        frd_json_finding_facts(j, m, x);
         putc('}', j);
     }
     fputs("]", j);

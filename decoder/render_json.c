@@ -222,6 +222,69 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
     return ferror(out) ? -EIO : 0;
 }
 
+/* {"task": 7, "name": "fetch"} members of instance @ti (or nulls). */
+static void task_members(FILE *out, const struct frd_model *m, int32_t ti)
+{
+    if (ti == FRD_NONE || (size_t)ti >= m->ntasks) {
+        fputs("\"task\": null, \"name\": null", out);
+        return;
+    }
+    fprintf(out, "\"task\": %llu, \"name\": ", (unsigned long long)m->tasks[ti].id);
+    frd_json_strid(out, m->dump, m->tasks[ti].name);
+}
+
+void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct frd_finding *x)
+{
+    const struct frd_dump *d = m->dump;
+    const struct frd_task *t = x->task != FRD_NONE ? &m->tasks[x->task] : NULL;
+    fprintf(out, ", \"cause\": \"%s\", \"how\": ", frd_cause_name(x->cause));
+    frd_json_cstr(out, frd_how_name(x->how));
+    if (x->poll != FRD_NONE)
+        fprintf(out, ", \"poll\": %d", x->poll + 1);
+    else
+        fputs(", \"poll\": null", out);
+    fputs(", \"waker\": ", out);
+    if (t && x->wake != FRD_NONE && (size_t)x->wake < t->nwakes) {
+        const struct frd_wake *w = &t->wakes[x->wake];
+        fprintf(out, "{\"thread\": %u, \"at_ns\": %lld, ", d->threads[w->thread].tid,
+                (long long)(w->ns - m->start_ns));
+        task_members(out, m, w->by_inst);
+        putc('}', out);
+    } else {
+        fputs("null", out);
+    }
+    if (x->ran_thread >= 0)
+        fprintf(out, ", \"ran_on\": %u", d->threads[x->ran_thread].tid);
+    else
+        fputs(", \"ran_on\": null", out);
+    fputs(", \"await\": ", out);
+    if (x->await_str)
+        frd_json_strid(out, d, x->await_str);
+    else
+        fputs("null", out);
+    fputs(", \"culprit\": ", out);
+    if (x->culprit.task != FRD_NONE) {
+        putc('{', out);
+        task_members(out, m, x->culprit.task);
+        fprintf(out, ", \"thread\": %u, \"busy_ns\": %lld, \"polls\": %u}",
+                d->threads[x->culprit.thread].tid, (long long)x->culprit.busy_ns,
+                x->culprit.polls);
+    } else {
+        fputs("null", out);
+    }
+    fprintf(out, ", \"workers\": {\"total\": %u, \"busy\": %u, \"parked\": %u}",
+            x->workers, x->workers_busy, x->workers_parked);
+    if (x->idle_thread >= 0)
+        fprintf(out, ", \"idle_worker\": {\"thread\": %u, \"parked_ns\": %lld}",
+                d->threads[x->idle_thread].tid, (long long)x->idle_ns);
+    else
+        fputs(", \"idle_worker\": null", out);
+    if (x->kind == FRD_PROTOCOL) {
+        fputs(", \"what\": ", out);
+        frd_json_cstr(out, x->what);
+    }
+}
+
 int frd_json_findings(FILE *out, const struct frd_view *v)
 {
     const struct frd_model *m = v->m;
@@ -241,6 +304,7 @@ int frd_json_findings(FILE *out, const struct frd_view *v)
                 m->dump->threads[x->thread].tid, (long long)(x->at_ns - m->start_ns),
                 (long long)x->duration_ns);
         frd_json_cstr(out, x->message);
+        frd_json_finding_facts(out, m, x);
         putc('}', out);
     }
     fputs(v->f->n ? "\n]}\n" : "]}\n", out);

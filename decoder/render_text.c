@@ -330,12 +330,16 @@ static void put_thread(FILE *out, const struct frd_model *m, uint32_t th)
     frd_text_str(out, b, strlen(b));
 }
 
-static const struct frd_finding *starvation_at(const struct frd_view *v, int32_t ti, int64_t at)
+/* The starvation or delayed_wakeup finding about poll @poll of task @ti. */
+static const struct frd_finding *late_poll_finding(const struct frd_view *v, int32_t ti,
+                                                   int32_t poll)
 {
-    for (size_t i = 0; v->f && i < v->f->n; i++)
-        if (v->f->v[i].kind == FRD_STARVATION && v->f->v[i].task == ti &&
-            v->f->v[i].at_ns == at)
-            return &v->f->v[i];
+    for (size_t i = 0; v->f && i < v->f->n; i++) {
+        const struct frd_finding *x = &v->f->v[i];
+        if ((x->kind == FRD_STARVATION || x->kind == FRD_DELAYED_WAKEUP) && x->task == ti &&
+            x->ran_thread >= 0 && x->poll == poll)
+            return x;
+    }
     return NULL;
 }
 
@@ -369,11 +373,16 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
         }
         if (p->woken_during)
             fputs(", woken while it ran", out);
-        if (p->ready_ns != INT64_MIN && starvation_at(v, me->task, p->ready_ns)) {
-            frd_culprit(m, me->task, p->ready_ns, p->begin_ns, why, sizeof(why));
-            fprintf(out, " (starved %s%s%s)",
-                    frd_fmt_dur(p->begin_ns - p->ready_ns, d2, sizeof(d2)), why[0] ? " " : "",
-                    why);
+        const struct frd_finding *lf =
+            p->ready_ns != INT64_MIN ? late_poll_finding(v, me->task, me->ref) : NULL;
+        if (lf && lf->kind == FRD_STARVATION) {
+            frd_culprit_phrase(m, &lf->culprit, lf->duration_ns, why, sizeof(why));
+            fprintf(out, " (starved %s%s%s)", frd_fmt_dur(lf->duration_ns, d2, sizeof(d2)),
+                    why[0] ? " " : "", why);
+        } else if (lf && lf->idle_thread >= 0) {
+            fprintf(out, " (delayed %s: ", frd_fmt_dur(lf->duration_ns, d2, sizeof(d2)));
+            put_thread(out, m, (uint32_t)lf->idle_thread);
+            fprintf(out, " sat parked for %s of it)", frd_fmt_dur(lf->idle_ns, d1, sizeof(d1)));
         }
         break;
     }
@@ -582,10 +591,17 @@ int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filt
 
 /* ---- findings ----------------------------------------------------------- */
 
+/* Do findings @a and @b share one cause (the same culprit on the same worker)? */
+static int same_cause(const struct frd_finding *a, const struct frd_finding *b)
+{
+    return a->kind == b->kind && a->cause == b->cause && a->culprit.task != FRD_NONE &&
+           a->culprit.task == b->culprit.task && a->culprit.thread == b->culprit.thread;
+}
+
 int frd_text_findings(FILE *out, const struct frd_view *v)
 {
     const struct frd_model *m = v->m;
-    char d1[32], d2[32], d3[32], d4[32];
+    char d1[32], d2[32], d3[32], d4[32], msg[sizeof(v->f->v[0].message)];
     fprintf(out, "%zu events, %zu tasks, %zu threads, %s window; thresholds: starvation %s, "
             "long poll %s, hang %s\n",
             m->nevents, m->ntasks, m->dump->nthreads,
@@ -598,17 +614,53 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
         return ferror(out) ? -EIO : 0;
     }
     fprintf(out, "%zu finding%s\n", v->f->n, v->f->n == 1 ? "" : "s");
+    /* findings that share one cause are told once, with their victims under it */
+    char *told = calloc(v->f->n, 1);
+    if (!told)
+        return -ENOMEM;
     for (size_t i = 0; i < v->f->n; i++) {
+        if (told[i])
+            continue;
         const struct frd_finding *x = &v->f->v[i];
+        size_t n = 1;
+        int64_t longest = x->duration_ns;
+        size_t worst = i;
+        for (size_t j = i + 1; j < v->f->n; j++)
+            if (!told[j] && same_cause(x, &v->f->v[j])) {
+                n++;
+                if (v->f->v[j].duration_ns > longest) {
+                    longest = v->f->v[j].duration_ns;
+                    worst = j;
+                }
+            }
         /* the most severe kinds (lost_wakeup, protocol, hung) in red, the rest yellow */
         const char *on = !v->color ? "" : x->kind <= FRD_HUNG ? "\033[1;31m" : "\033[1;33m";
         fprintf(out, "\n%s%-12s%s at %.3f ms", on, frd_kind_name(x->kind), v->color ? "\033[0m" : "",
                 rel_ms(m, x->at_ns));
-        if (x->duration_ns)
-            fprintf(out, " for %s", frd_fmt_dur(x->duration_ns, d1, sizeof(d1)));
-        fputs("\n  ", out);
-        frd_text_str(out, x->message, strlen(x->message));
-        putc('\n', out);
+        if (n == 1) {
+            if (x->duration_ns)
+                fprintf(out, " for %s", frd_fmt_dur(x->duration_ns, d1, sizeof(d1)));
+            fputs("\n  ", out);
+            frd_text_str(out, x->message, strlen(x->message));
+            putc('\n', out);
+            continue;
+        }
+        const struct frd_finding *w = &v->f->v[worst];
+        frd_culprit_phrase(m, &w->culprit, w->duration_ns, msg, sizeof(msg));
+        fprintf(out, " for up to %s: %zu tasks, one cause\n  ",
+                frd_fmt_dur(longest, d1, sizeof(d1)), n);
+        frd_text_str(out, msg, strlen(msg));
+        fputs(" (the longest wait)\n", out);
+        for (size_t j = i; j < v->f->n; j++) {
+            if (told[j] || (j != i && !same_cause(x, &v->f->v[j])))
+                continue;
+            told[j] = 1;
+            frd_finding_format(m, &v->f->v[j], FRD_FMT_NO_CULPRIT, msg, sizeof(msg));
+            fputs("  - ", out);
+            frd_text_str(out, msg, strlen(msg));
+            putc('\n', out);
+        }
     }
+    free(told);
     return ferror(out) ? -EIO : 0;
 }

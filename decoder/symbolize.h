@@ -32,4 +32,25 @@ struct frd_frame {
 int frd_symbolize(const struct frd_dump *d, const uint64_t *ips, size_t n,
                   struct frd_frame *out);
 
+/*
+ * frd_symbol_text - the text that replaces a code-address token: "function"
+ * at a function's start, "function (file:line)" with a source line (file's
+ * base name), "function+0xoff", "module+0xoff" (module's base name); "" when
+ * @f names nothing. @offset: bytes into the function, UINT64_MAX if unknown.
+ */
+void frd_symbol_text(const struct frd_frame *f, uint64_t offset, char *buf, size_t len);
+
+#define FRD_SYM_NO_FILES 1u /* module+offset only: open no file the dump names */
+
+/*
+ * frd_symbolize_strings - replace every "@0x<lowercase hex>" token in @d's
+ * strings (format.h "Code addresses in strings") by frd_symbol_text of its
+ * address, so every renderer shows names. A token that resolves to nothing,
+ * or past the work bounds (distinct addresses, rewritten bytes; see
+ * symbolize.c), stays as it was. Call once, after frd_open and before
+ * building the model. @flags: FRD_SYM_NO_FILES or 0.
+ * Return: 0, or -ENOMEM (the strings are then left as they were).
+ */
+int frd_symbolize_strings(struct frd_dump *d, unsigned flags);
+
 #endif /* FRD_SYMBOLIZE_H */

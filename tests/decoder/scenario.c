@@ -65,16 +65,30 @@ struct sc_worker *sc_worker_start(const char *name)
     return w;
 }
 
-void sc_run(struct sc_worker *w, void (*fn)(void *), void *arg)
+void sc_start(struct sc_worker *w, void (*fn)(void *), void *arg)
 {
     pthread_mutex_lock(&w->mu);
+    while (w->busy)
+        pthread_cond_wait(&w->cv, &w->mu);
     w->fn = fn;
     w->arg = arg;
     w->busy = 1;
     pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void sc_wait(struct sc_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
     while (w->busy)
         pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
+}
+
+void sc_run(struct sc_worker *w, void (*fn)(void *), void *arg)
+{
+    sc_start(w, fn, arg);
+    sc_wait(w);
 }
 
 void sc_worker_stop(struct sc_worker *w)
@@ -132,17 +146,48 @@ void sc_spin_ms(unsigned ms)
 
 void sc_decode(const char *path, struct sc_result *r)
 {
+    sc_decode_with(path, r, SC_STARVATION_MS, SC_LONG_POLL_MS, SC_HANG_MS);
+}
+
+void sc_decode_with(const char *path, struct sc_result *r, unsigned starvation_ms,
+                    unsigned long_poll_ms, unsigned hang_ms)
+{
     char err[512];
     memset(r, 0, sizeof(*r));
     cr_assert_eq(frd_open(path, &r->d, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(r->d->damaged, 0, "%s", r->d->nerrors ? r->d->errors[0] : "");
     cr_assert_eq(frd_model_build(r->d, &r->m), 0);
     struct frd_thresholds th = {
-        .starvation_ns = SC_STARVATION_MS * 1000000LL,
-        .long_poll_ns = SC_LONG_POLL_MS * 1000000LL,
-        .hang_ns = SC_HANG_MS * 1000000LL,
+        .starvation_ns = starvation_ms * 1000000LL,
+        .long_poll_ns = long_poll_ms * 1000000LL,
+        .hang_ns = hang_ms * 1000000LL,
     };
     cr_assert_eq(frd_analyze(&r->m, &th, &r->f), 0);
+
+    /* the lean path (events read from the pages, no timeline) must find the
+     * very same things */
+    struct frd_dump *d2 = NULL;
+    struct frd_model m2;
+    struct frd_findings f2;
+    cr_assert_eq(frd_open_ex(path, 0, &d2, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(frd_model_build_ex(d2, 0, &m2), 0);
+    cr_assert_eq(frd_analyze(&m2, &th, &f2), 0);
+    cr_assert_eq(f2.n, r->f.n, "lean path: %zu findings, full path: %zu", f2.n, r->f.n);
+    for (size_t i = 0; i < f2.n; i++) {
+        const struct frd_finding *a = &r->f.v[i], *b = &f2.v[i];
+        cr_assert(a->kind == b->kind && a->cause == b->cause && a->task == b->task &&
+                      a->at_ns == b->at_ns && a->duration_ns == b->duration_ns &&
+                      a->culprit.task == b->culprit.task &&
+                      a->culprit.busy_ns == b->culprit.busy_ns &&
+                      a->culprit.polls == b->culprit.polls &&
+                      a->workers_busy == b->workers_busy &&
+                      a->workers_parked == b->workers_parked,
+                  "lean and full paths disagree on finding %zu", i);
+        cr_assert_str_eq(a->message, b->message);
+    }
+    frd_findings_free(&f2);
+    frd_model_free(&m2);
+    frd_close(d2);
 }
 
 void sc_result_free(struct sc_result *r)

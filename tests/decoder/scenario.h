@@ -25,6 +25,10 @@ struct sc_worker;
 struct sc_worker *sc_worker_start(const char *name);
 /* Run fn(arg) on the worker and wait until it returns. */
 void sc_run(struct sc_worker *w, void (*fn)(void *), void *arg);
+/* Hand fn(arg) to the worker and return at once (after its previous step). */
+void sc_start(struct sc_worker *w, void (*fn)(void *), void *arg);
+/* Wait until the worker's step has returned. */
+void sc_wait(struct sc_worker *w);
 /* Stop and join the worker. */
 void sc_worker_stop(struct sc_worker *w);
 uint32_t sc_worker_tid(const struct sc_worker *w);
@@ -44,8 +48,13 @@ struct sc_result {
     struct frd_findings f;
 };
 
-/* Decode @path with the SC_* thresholds; fails the test on error. */
+/* Decode @path with the SC_* thresholds; fails the test on error, or if the
+ * lean decoding path (no timeline) finds anything different. */
 void sc_decode(const char *path, struct sc_result *r);
+/* The same with thresholds of its own (a scenario of many tiny polls raises
+ * the long-poll one, so that a preempted 10 us poll is no finding). */
+void sc_decode_with(const char *path, struct sc_result *r, unsigned starvation_ms,
+                    unsigned long_poll_ms, unsigned hang_ms);
 void sc_result_free(struct sc_result *r);
 
 /* Number of findings of @kind (any task if @task is 0). */

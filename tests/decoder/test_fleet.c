@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,193 @@ Test(dump_cmd, refuses_what_it_cannot_do, .timeout = 60)
     cr_assert_eq(sc_cli("dump 1 --timeout x", NULL, NULL), 2);
     cr_assert_eq(sc_cli("dump --help", &out, &err), 0);
     cr_assert_not_null(strstr(out, "usage: flightrec dump PID"), "%s", out);
+}
+
+/* ---- flightrec dump PID: which signal --------------------------------------- */
+
+static void on_usr(int sig)
+{
+    (void)sig;
+}
+
+/*
+ * A service whose real recorder takes its dump signal from FLIGHTREC_SIGNAL
+ * (@env), writing into @dir. @own_usr1: the program handles SIGUSR1 itself
+ * before fr_init (so "auto" moves the dump signal elsewhere); @block: it
+ * blocks @block in its own threads (the recorder's dumper still takes it).
+ */
+static pid_t start_signal_service(const char *dir, const char *env, int own_usr1, int block)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid)
+        return pid;
+    setenv("FLIGHTREC_SIGNAL", env, 1);
+    if (own_usr1)
+        signal(SIGUSR1, on_usr);
+    if (block) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, block);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+    struct fr_config cfg = {.dump_dir = dir, .flags = FR_NO_CRASH_HANDLERS};
+    if (fr_init(&cfg))
+        _exit(3);
+    fr_thread_name("worker-1");
+    for (uint64_t id = 1; !stop; id++) {
+        fr_spawn(id, 0, "job");
+        fr_poll_begin(id);
+        fr_poll_end(id, FR_READY);
+        fr_drop(id);
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    _exit(0);
+}
+
+/* Wait until a thread of @pid is named after dump signal @sig (0: none).
+ * While fr_init runs, the dumper may first carry the default's name and then
+ * the one the signal moved to: wait for the settled one. */
+static void wait_named(pid_t pid, int sig)
+{
+    char cmd[200], name[32];
+    if (sig > 0)
+        snprintf(name, sizeof(name), "flightrec:sig%d", sig);
+    else
+        snprintf(name, sizeof(name), "flightrec:nosig");
+    snprintf(cmd, sizeof(cmd), "grep -qsx '%s' /proc/%d/task/*/comm", name, (int)pid);
+    for (int i = 0; i < 500; i++) {
+        if (system(cmd) == 0)
+            return;
+        sc_sleep_ms(10);
+    }
+    cr_assert_fail("process %d never named a thread %s", (int)pid, name);
+}
+
+/* Dump @pid without --signal; return the dump's signal number. */
+static uint32_t dump_signal_of(pid_t pid, const char *dir)
+{
+    char args[1200], *out, *err;
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 20", (int)pid, dir);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    strip_newline(out);
+    struct frd_dump *d = th_open(out);
+    cr_assert_eq(d->hdr.pid, (uint32_t)pid);
+    cr_assert_eq(d->hdr.trigger, FR_TRIGGER_SIGNAL);
+    uint32_t sig = d->hdr.signo;
+    frd_close(d);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service must still run");
+    return sig;
+}
+
+Test(dump_cmd, learns_the_dump_signal_from_the_dumper_thread, .timeout = 60)
+{
+    char dir[512], args[1200], *out, *err;
+    make_dir(dir, sizeof(dir), "usr2");
+    /* FLIGHTREC_SIGNAL=USR2: SIGUSR1 is not caught, sending it would kill */
+    pid_t pid = start_signal_service(dir, "USR2", 0, 0);
+    wait_named(pid, SIGUSR2);
+    cr_assert_eq(dump_signal_of(pid, dir), (uint32_t)SIGUSR2);
+
+    /* --signal overrides what the process announces: USR1 is not caught there */
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 1 --signal USR1", (int)pid, dir);
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "does not catch signal 10"), "%s", err);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service must still run");
+    finish(pid);
+
+    /* auto, with the program handling SIGUSR1 itself: the signal moved */
+    pid = start_signal_service(dir, "auto", 1, 0);
+    wait_named(pid, SIGUSR2); /* the first free one after SIGUSR1 */
+    uint32_t moved = dump_signal_of(pid, dir);
+    cr_assert_neq(moved, (uint32_t)SIGUSR1);
+    cr_assert_neq(moved, 0);
+    finish(pid);
+
+    /* RTMIN+3, blocked in every thread of the program: the dumper takes it */
+    pid = start_signal_service(dir, "RTMIN+3", 0, SIGRTMIN + 3);
+    wait_named(pid, SIGRTMIN + 3);
+    cr_assert_eq(dump_signal_of(pid, dir), (uint32_t)(SIGRTMIN + 3));
+    finish(pid);
+}
+
+Test(dump_cmd, says_when_the_process_has_no_dump_signal, .timeout = 60)
+{
+    char dir[512], args[1200], *out, *err;
+    make_dir(dir, sizeof(dir), "nosig");
+    pid_t pid = start_signal_service(dir, "none", 0, 0);
+    wait_named(pid, 0);
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 20", (int)pid, dir);
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "no dump signal"), "%s", err);
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the process must not have been signalled");
+    finish(pid);
+}
+
+Test(dump_cmd, says_when_the_process_does_not_run_flightrec, .timeout = 60)
+{
+    char args[1200], *out, *err;
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        execlp("sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    /* wait for the exec: the maps then show sleep, not this test's libraries */
+    char exe[64], link[512];
+    snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        ssize_t n = readlink(exe, link, sizeof(link) - 1);
+        if (n > 0 && (link[n] = 0, strstr(link, "sleep")))
+            break;
+        sc_sleep_ms(10);
+    }
+    snprintf(args, sizeof(args), "dump %d --timeout 1", (int)pid);
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    char want[64];
+    snprintf(want, sizeof(want), "process %d does not run flightrec", (int)pid);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the process must not have been signalled");
+    finish(pid);
+}
+
+/* Catches SIGUSR1 and blocks it in its only thread. */
+static pid_t start_blocking(void)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid)
+        return pid;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGUSR1, on_usr1);
+    for (;;)
+        pause();
+}
+
+Test(dump_cmd, says_when_the_signal_is_blocked_in_every_thread, .timeout = 60)
+{
+    char args[1200], *out, *err;
+    pid_t pid = start_blocking();
+    wait_catching(pid);
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 30", (int)pid, th_tmpdir());
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "blocks signal 10 (SIGUSR1) in every thread"), "%s", err);
+    cr_assert_not_null(strstr(err, "cannot be delivered"), "%s", err);
+    cr_assert_null(strstr(err, "no new dump"), "%s", err);
+    /* its healthy twin, the same process not blocking it: the usual timeout */
+    finish(pid);
+    pid = start_deaf(1);
+    wait_catching(pid);
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 0.3", (int)pid, th_tmpdir());
+    cr_assert_eq(sc_cli(args, &out, &err), 1, "%s", err);
+    cr_assert_null(strstr(err, "every thread"), "%s", err);
+    cr_assert_not_null(strstr(err, "no new dump"), "%s", err);
+    finish(pid);
 }
 
 /* ---- manners ---------------------------------------------------------------- */

@@ -5,29 +5,58 @@
  * a file, and the many-dump summary of `analyze`: once with every event
  * decoded into arrays and the timeline kept (timeline, export), once the lean
  * way (events decoded from the pages by cursors, as info, tasks and analyze
- * do). The two must agree; the harness aborts if not.
- * Symbolization is left out: it opens files named by the (hostile) module map.
+ * do). The two must agree, down to every finding's facts and sentence; the
+ * harness aborts if not.
+ * Symbolization of crash frames is left out: it opens files named by the
+ * (hostile) module map; the code-address tokens in strings are rewritten
+ * (module+offset only, FRD_SYM_NO_FILES) on both paths, as the CLI does before
+ * anything reads a name.
  * Built and run by tools/fuzz.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "analyze.h"
 #include "model.h"
 #include "reader.h"
 #include "render.h"
 #include "summary.h"
+#include "symbolize.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The lean path: what `info`, `tasks` and `analyze` run. */
-static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_model *full)
+/* Do two findings lists say the same? */
+static int same_findings(const struct frd_findings *a, const struct frd_findings *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct frd_finding *x = &a->v[i], *y = &b->v[i];
+        if (x->kind != y->kind || x->cause != y->cause || x->task != y->task ||
+            x->thread != y->thread || x->at_ns != y->at_ns || x->duration_ns != y->duration_ns ||
+            x->how != y->how || x->poll != y->poll || x->wake != y->wake ||
+            x->ran_thread != y->ran_thread || x->culprit.task != y->culprit.task ||
+            x->culprit.thread != y->culprit.thread || x->culprit.busy_ns != y->culprit.busy_ns ||
+            x->culprit.polls != y->culprit.polls || x->workers != y->workers ||
+            x->workers_busy != y->workers_busy || x->workers_parked != y->workers_parked ||
+            x->idle_thread != y->idle_thread || x->idle_ns != y->idle_ns ||
+            strcmp(x->message, y->message) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_model *full,
+                 const struct frd_findings *full_f)
 {
     struct frd_dump *d = NULL;
     char err[256];
     if (frd_open_mem_ex(data, size, "fuzz", 0, &d, err, sizeof err) != 0)
         abort(); /* the full path opened it */
+    frd_symbolize_strings(d, FRD_SYM_NO_FILES);
     struct frd_model m = { 0 };
     if (frd_model_build_ex(d, 0, &m) == 0) {
         if (full && (m.nevents != full->nevents || m.ntasks != full->ntasks ||
@@ -43,6 +72,8 @@ static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_
                                      FRD_DEFAULT_HANG_NS };
         struct frd_findings f = { 0 };
         if (frd_analyze(&m, &th, &f) == 0) {
+            if (full_f && !same_findings(&f, full_f))
+                abort();
             struct frd_view v = { .d = d, .m = &m, .f = &f, .th = &th };
             frd_text_info(sink, &v);
             frd_text_tasks(sink, &v);
@@ -67,13 +98,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     if (frd_open_mem(data, size, "fuzz", &d, err, sizeof err) != 0)
         return 0;
+    frd_symbolize_strings(d, FRD_SYM_NO_FILES);
     struct frd_model m = { 0 };
-    int built = frd_model_build(d, &m) == 0;
+    int built = frd_model_build(d, &m) == 0, analyzed = 0;
+    struct frd_findings f = { 0 };
     if (built) {
         struct frd_thresholds th = { FRD_DEFAULT_STARVATION_NS, FRD_DEFAULT_LONG_POLL_NS,
                                      FRD_DEFAULT_HANG_NS };
-        struct frd_findings f = { 0 };
-        if (frd_analyze(&m, &th, &f) == 0) {
+        analyzed = frd_analyze(&m, &th, &f) == 0;
+        if (analyzed) {
             struct frd_view v = { .d = d, .m = &m, .f = &f, .th = &th };
             struct frd_filter all = { 0 };
             frd_text_info(sink, &v);
@@ -97,9 +130,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frd_summary_json(sink, &sum);
             frd_summary_free(&sum);
         }
-        frd_findings_free(&f);
     }
-    lean(data, size, sink, built ? &m : NULL);
+    lean(data, size, sink, built ? &m : NULL, analyzed ? &f : NULL);
+    frd_findings_free(&f);
     frd_model_free(&m);
     frd_close(d);
     return 0;

@@ -1,10 +1,14 @@
 /*
  * make_seeds.c - real dumps, kept small, as the fuzzer's seed corpus: a clean
  * run, a lost wakeup, a long poll, a hung task, a wrapped ring, the monotonic
- * clock, and a crash. Usage: make_seeds DIR
+ * clock, a crash, names and labels full of code-address tokens, and the
+ * shapes of the round-2 findings (a delayed wakeup, a victim behind many
+ * short polls of one task, a poll after READY, outside and stopped waits, a
+ * duplicate unpark). Usage: make_seeds DIR
  */
 #include <flightrec.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -54,6 +58,60 @@ static void scenario(void)
     pthread_join(th, NULL);
 }
 
+static void *waker(void *arg)
+{
+    (void)arg;
+    fr_thread_name("waker");
+    fr_wake(200); /* reaches no worker: the worker sleeps on */
+    return NULL;
+}
+
+static void shapes(void)
+{
+    fr_thread_name("worker-0");
+    /* delayed_wakeup: woken from another thread while this worker is parked */
+    fr_spawn(200, 0, "conn");
+    fr_poll_begin(200);
+    fr_poll_end(200, FR_PENDING);
+    fr_park();
+    pthread_t th;
+    pthread_create(&th, NULL, waker, NULL);
+    pthread_join(th, NULL);
+    spin_us(12000);
+    fr_unpark();
+    fr_poll_begin(200);
+    fr_poll_end(200, FR_READY);
+    fr_drop(200);
+    fr_unpark(); /* a duplicate */
+    /* starvation behind 300 short polls of one task */
+    fr_spawn(201, 0, "victim");
+    fr_poll_begin(201);
+    fr_poll_end(201, FR_PENDING);
+    fr_spawn(202, 0, "greedy");
+    fr_wake(201);
+    for (int i = 0; i < 300; i++) {
+        fr_poll_begin(202);
+        spin_us(40);
+        fr_poll_end(202, FR_PENDING);
+    }
+    fr_poll_begin(201);
+    fr_poll_end(201, FR_READY);
+    fr_drop(201);
+    /* protocol: polled again after READY */
+    fr_spawn(203, 0, "done");
+    fr_poll_begin(203);
+    fr_poll_end(203, FR_READY);
+    fr_wake(203);
+    fr_poll_begin(203);
+    fr_poll_end(203, FR_READY);
+    fr_drop(203);
+    /* waits that are no bug */
+    fr_spawn(204, 0, "listener");
+    fr_await_external(204, "accept");
+    fr_spawn(205, 0, "stopped");
+    fr_idle(205);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -68,11 +126,32 @@ int main(int argc, char **argv)
     fr_dump("wrapped", NULL, 0);
     fr_shutdown();
 
+    if (fr_init(&cfg) != 0)
+        return 1;
+    shapes();
+    fr_dump("shapes", NULL, 0);
+    fr_shutdown();
+
     setenv("FLIGHTREC_CLOCK", "monotonic", 1);
     if (fr_init(&cfg) != 0)
         return 1;
     scenario();
     fr_dump("monotonic", NULL, 0);
+    /* code-address tokens: names and labels the decoder symbolizes */
+    for (uint64_t t = 200; t < 232; t++) {
+        char name[256];
+        size_t n = 0;
+        while (n + 24 < sizeof(name))
+            n += (size_t)snprintf(name + n, sizeof(name) - n, "@0x%lx",
+                                  (unsigned long)((uintptr_t)&scenario + t * 13 + n));
+        fr_spawn(t, 0, name);
+        fr_poll_begin(t);
+        snprintf(name, sizeof(name), "read_start @0x%lx @0x @0xG",
+                 (unsigned long)((uintptr_t)__builtin_return_address(0) - 1));
+        fr_await(t, name);
+        fr_poll_end(t, FR_PENDING);
+    }
+    fr_dump("tokens", NULL, 0);
     pid_t pid = fork();
     if (pid == 0) {
         fr_spawn(7, 0, "crasher");
