@@ -57,7 +57,7 @@ static uint8_t *meta;     /* the metadata area, mapped shared */
 static size_t meta_len;
 static _Atomic uint64_t file_size;
 static _Atomic uint32_t arena_used;
-static _Atomic int grow_lock, maps_lock;
+static _Atomic int grow_lock, maps_lock, open_lock;
 static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
 static uint64_t proc_off, slots_off, strtab_off, arena_off, maps_off, rings_off;
@@ -238,7 +238,7 @@ int fr__shared_open(void)
         if (p == MAP_FAILED)
             err = -errno;
         else
-            meta = p;
+            __atomic_store_n(&meta, (uint8_t *)p, __ATOMIC_RELEASE);
     }
     if (err) {
         if (fd >= 0) {
@@ -296,7 +296,7 @@ void fr__shared_close(void)
     close(fd);
     close(dirfd_);
     fd = dirfd_ = -1;
-    meta = NULL; /* left mapped: see above */
+    __atomic_store_n(&meta, NULL, __ATOMIC_RELEASE); /* left mapped: see above */
 }
 
 /* fork child: forget the parent's file without touching it; the child's own
@@ -325,8 +325,15 @@ int fr__shared_ring(struct fr_slot *s)
     uint32_t i = (uint32_t)(s - fr__slots);
     struct fr_ring *r = &s->ring;
     size_t bytes = fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE;
-    if (fd < 0 || owner != getpid()) {
+    if (__atomic_load_n(&fd, __ATOMIC_ACQUIRE) < 0 || owner != getpid()) {
+        /* a fork child's first attaches may race: one creates the file */
+        int expect = 0;
+        while (!atomic_compare_exchange_weak(&open_lock, &expect, 1)) {
+            expect = 0;
+            sched_yield();
+        }
         int err = fr__shared_open();
+        atomic_store(&open_lock, 0);
         if (err)
             return err;
     }
@@ -372,7 +379,7 @@ void fr__shared_ring_release(struct fr_slot *s)
  */
 void fr__shared_slot(const struct fr_slot *s, int exited)
 {
-    uint8_t *m = meta;
+    uint8_t *m = __atomic_load_n(&meta, __ATOMIC_ACQUIRE);
     uint32_t i = (uint32_t)(s - fr__slots);
     if (!m || slot_gen[i] != file_gen || owner != getpid())
         return;
@@ -396,7 +403,7 @@ void fr__shared_slot(const struct fr_slot *s, int exited)
  */
 void fr__shared_string(uint32_t id, const char *s, uint32_t len)
 {
-    uint8_t *m = meta;
+    uint8_t *m = __atomic_load_n(&meta, __ATOMIC_ACQUIRE);
     if (!m || id < 2 || id - 2 >= FR_INTERN_SLOTS || owner != getpid())
         return;
     uint32_t off = atomic_fetch_add_explicit(&arena_used, len, FR_RELAXED);
