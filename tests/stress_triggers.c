@@ -7,8 +7,9 @@
  * stress_rings, so that it runs under ThreadSanitizer (suite concurrency).
  *
  * Checks: at least one stall dump and no more than the rate limit; every dump
- * decodes whole; each writer's events within a dump follow one another
- * (wake i+1 after wake i); the .rings file is gone after fr_shutdown.
+ * decodes whole; each writer's events within the part of a dump that is
+ * whole follow one another (wake i+1 after wake i); the .rings file is gone
+ * after fr_shutdown.
  * Usage: stress_triggers DIR. Exit 0 when every check passed.
  */
 #include <dirent.h>
@@ -115,17 +116,17 @@ int main(int argc, char **argv)
                 fails++;
             }
         }
+        /* Only the part the dump says is whole: a writer that laps the
+         * dumper recycles pages under it, a hole the reader reports. */
         for (size_t t = 0; t < fd->nthreads; t++) {
-            struct frd_tcur c;
-            struct frd_event ev;
+            const struct frd_thread *rt = &fd->threads[t];
             uint64_t prev = 0;
-            frd_tcur_init(&c, fd, &fd->threads[t]);
-            while (frd_tcur_next(&c, &ev)) {
+            for (size_t k = rt->first_whole; k < rt->nevents; k++) {
+                const struct frd_event ev = rt->events[k];
                 if (ev.type != FR_EV_WAKE)
                     continue;
                 if (prev && ev.task != prev + 1) {
-                    fprintf(stderr, "%s: thread %u: wake %llx after %llx\n", path,
-                            fd->threads[t].tid, (unsigned long long)ev.task,
+                    fprintf(stderr, "%s: thread %u: wake %llx after %llx\n", path, rt->tid, (unsigned long long)ev.task,
                             (unsigned long long)prev);
                     fails++;
                     break;
