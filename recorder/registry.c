@@ -33,6 +33,16 @@ _Atomic uint32_t fr__epoch;
  * <stdatomic.h> nor C11 (C++ includes it too). */
 FR_API unsigned fr__recording;
 _Atomic uint64_t fr__threads_unrecorded; /* threads that found the registry full */
+_Atomic uint32_t fr__slots_high; /* slots at and past this index were never claimed */
+
+static void note_claimed(struct fr_slot *s)
+{
+    uint32_t i = (uint32_t)(s - fr__slots) + 1;
+    uint32_t cur = atomic_load_explicit(&fr__slots_high, FR_RELAXED);
+    while (cur < i && !atomic_compare_exchange_weak_explicit(&fr__slots_high, &cur, i,
+                                                            FR_RELEASE, FR_RELAXED)) {
+    }
+}
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -159,6 +169,8 @@ int fr__writer_attach(struct fr_writer *w)
     atomic_signal_fence(memory_order_seq_cst);
 
     struct fr_slot *s = claim_slot();
+    if (s)
+        note_claimed(s);
     if (!s || ensure_ring(s) != 0) {
         if (s)
             atomic_store_explicit(&s->state, FR_SLOT_FREE, FR_RELEASE);
@@ -226,6 +238,7 @@ void fr__registry_reset(void)
     for (uint32_t i = 0; i < FR_MAX_THREADS; i++)
         atomic_store_explicit(&fr__slots[i].state, FR_SLOT_FREE, FR_RELAXED);
     atomic_store_explicit(&fr__threads_unrecorded, 0, FR_RELAXED);
+    atomic_store_explicit(&fr__slots_high, 0, FR_RELAXED);
 }
 
 /* Copy a thread name into the calling thread's slot @s (dumps show it). */

@@ -5,9 +5,10 @@
  * Off unless fr_config.stall_ms or FLIGHTREC_STALL_MS is set. A thread of our
  * own ("flightrec-watch") sleeps in poll() on a pipe for a coarse period
  * (stall_ms / 4, between 1 and 250 ms) and, on each wake, reads two words per
- * live ring: current_task and poll_ticks, which fr_poll_begin stores (the
- * record path's only cost, one more relaxed store beside the task). A thread
- * whose current poll began stall_ms or more ago is stuck:
+ * live ring (slots below the registry's high-water mark): current_task and
+ * poll_ticks, which fr_poll_begin stores (the record path's only cost, one
+ * more relaxed store beside the task). A thread whose current poll began
+ * stall_ms or more ago is stuck:
  *
  *   1. its stack is taken on the thread itself: tgkill() with the sampler
  *      signal, whose handler unwinds from the signal frame with libunwind
@@ -315,7 +316,10 @@ static void scan(void)
     if (npt <= 0)
         return;
     uint64_t limit_ns = (uint64_t)fr__cfg.stall_ms * 1000000u;
-    for (uint32_t i = 0; i < FR_MAX_THREADS; i++) {
+    /* Slots are claimed lowest first: only those below the high-water mark
+     * can be live (pairs with its release in registry.c). */
+    uint32_t high = atomic_load_explicit(&fr__slots_high, FR_ACQUIRE);
+    for (uint32_t i = 0; i < high && i < FR_MAX_THREADS; i++) {
         struct fr_slot *s = &fr__slots[i];
         if (atomic_load_explicit(&s->state, FR_ACQUIRE) != FR_SLOT_LIVE)
             continue;
