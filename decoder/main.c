@@ -75,9 +75,12 @@ static const char usage_info[] =
     "ring still holds and what was lost. For a crash: signal, code, fault address,\n"
     "the crashing thread, the task it was polling with its parent chain, and the\n"
     "backtrace symbolized offline (function, file:line; module+offset otherwise).\n"
+    "For a stall dump (the watchdog, FLIGHTREC_STALL_MS): the stuck thread, its\n"
+    "task, how long the poll had run and its stack, taken on that thread. For a\n"
+    "recovered dump: how many torn pages were dropped.\n"
     "\n"
     "  --json   one JSON object (reason, signal, signal_name, crash_thread,\n"
-    "           crash_task, backtrace, threads, ...)\n";
+    "           crash_task, backtrace, stall, recovery, threads, ...)\n";
 
 static const char usage_tasks[] =
     "usage: flightrec tasks DUMP [--json]\n"
