@@ -288,9 +288,14 @@ static int write_thread(struct rec *r, uint32_t i, uint8_t *ring, struct pg *ord
     const uint8_t *e = r->meta + r->slots_off + 64 * (uint64_t)i;
     uint32_t state = get32(e), gen = get32(e + 4), tid = get32(e + 8);
     uint64_t off = get64(e + 48);
-    if ((state != 1 && state != 2) || off != r->rings_off + (uint64_t)i * r->ring_bytes ||
-        off + r->ring_bytes > r->size)
+    if ((state != 1 && state != 2) || off != r->rings_off + (uint64_t)i * r->ring_bytes)
         return 0;
+    if (off + r->ring_bytes > r->size) {
+        fprintf(stderr, "flightrec: recover: %s: offset %llu: the ring of thread %u lies past "
+                "the end of the file (cut short); left out\n", r->path,
+                (unsigned long long)off, tid);
+        return 0;
+    }
     if (read_at(r->fd, ring, r->ring_bytes, off) != 0)
         return -EIO;
     uint32_t npages = (uint32_t)(r->ring_bytes / r->page_size), n = 0;

@@ -303,3 +303,108 @@ Test(shared, a_fork_child_gets_its_own_file)
     cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 1, "the parent removes its own only");
     unsetenv("FLIGHTREC_SHARED_RINGS");
 }
+
+static void copy_file(const char *from, const char *to, size_t keep)
+{
+    size_t len;
+    char *b = th_read_file(from, &len);
+    FILE *f = fopen(to, "wb");
+    cr_assert(f);
+    if (keep > len)
+        keep = len;
+    cr_assert_eq(fwrite(b, 1, keep, f), keep);
+    fclose(f);
+    free(b);
+}
+
+/* A page the process was recycling when it died (seq 0, header in use) is
+ * dropped and counted; the events before it stay in sequence. A damaged or
+ * cut file is refused with a message, never a crash. */
+Test(shared, torn_pages_are_dropped_and_damaged_files_refused)
+{
+    start_shared();
+    fr_thread_name("tearing");
+    for (uint64_t n = 1; n <= 30000; n++)
+        fr_wake(n);
+    char rings[1024], copy[1100], out[1024];
+    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    snprintf(copy, sizeof copy, "%s/copy.rings", th_tmpdir());
+    size_t len;
+    char *b = th_read_file(rings, &len);
+    /* this thread's ring: the slot entry whose tid is ours */
+    uint64_t slots_off, rings_off;
+    memcpy(&slots_off, b + 152, 8);
+    memcpy(&rings_off, b + 224, 8);
+    uint64_t ring_bytes;
+    memcpy(&ring_bytes, b + 32, 8);
+    uint64_t ring = 0;
+    for (uint32_t i = 0; i < 1024; i++) {
+        uint32_t tid;
+        memcpy(&tid, b + slots_off + 64 * i + 8, 4);
+        if (tid == (uint32_t)th_gettid())
+            memcpy(&ring, b + slots_off + 64 * i + 48, 8);
+    }
+    cr_assert_geq(ring, rings_off);
+    /* the newest page: the one being written; tear it as a recycle would */
+    uint64_t best = 0, at = 0;
+    for (uint64_t p = 0; p < ring_bytes / 4096; p++) {
+        uint64_t seq;
+        memcpy(&seq, b + ring + p * 4096, 8);
+        if ((seq & 0xffffffffffu) > best) {
+            best = seq & 0xffffffffffu;
+            at = ring + p * 4096;
+        }
+    }
+    cr_assert_gt(best, 2);
+    memset(b + at, 0, 8);
+    FILE *f = fopen(copy, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(b, 1, len, f), len);
+    fclose(f);
+
+    char args[1200];
+    snprintf(args, sizeof args, "%s --force", copy);
+    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    struct frd_dump *d = th_open(out);
+    cr_assert(d->recovery.present);
+    cr_assert_eq(d->recovery.pages_torn, 1);
+    const struct frd_thread *t = th_thread(d, (uint32_t)th_gettid());
+    cr_assert(t);
+    cr_assert_gt(t->nevents, 1000);
+    cr_assert_lt(t->nevents, 30001);
+    struct frd_tcur cur;
+    struct frd_event e;
+    frd_tcur_init(&cur, d, t);
+    uint64_t prev = 0;
+    while (frd_tcur_next(&cur, &e)) {
+        if (e.type != FR_EV_WAKE)
+            continue;
+        if (prev)
+            cr_assert_eq(e.task, prev + 1);
+        prev = e.task;
+    }
+    cr_assert_lt(prev, 30000, "the torn newest page's events are gone");
+    frd_close(d);
+
+    /* cut inside this thread's ring: the rest is recovered, this thread is
+     * left out (and said so on stderr) */
+    copy_file(rings, copy, (size_t)(ring + 100));
+    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    d = th_open(out);
+    cr_assert_null(th_thread(d, (uint32_t)th_gettid()));
+    frd_close(d);
+    /* cut inside the metadata, then not a rings file at all: refused */
+    size_t cuts[] = { 3000, 5000, 200000 };
+    for (size_t i = 0; i < 3; i++) {
+        copy_file(rings, copy, cuts[i]);
+        cr_assert_eq(run_recover(args, out, sizeof out), 1, "cut at %zu", cuts[i]);
+    }
+    memcpy(b, "NOTRINGS", 8);
+    f = fopen(copy, "wb");
+    fwrite(b, 1, len, f);
+    fclose(f);
+    cr_assert_eq(run_recover(args, out, sizeof out), 1);
+    free(b);
+    fr_shutdown();
+    unsetenv("FLIGHTREC_SHARED_RINGS");
+}
