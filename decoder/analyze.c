@@ -38,6 +38,7 @@
 const char *frd_kind_name(int kind)
 {
     static const char *const names[] = {
+        [FRD_DEADLOCK] = "deadlock",
         [FRD_LOST_WAKEUP] = "lost_wakeup",   [FRD_PROTOCOL] = "protocol",
         [FRD_HUNG] = "hung",                 [FRD_DELAYED_WAKEUP] = "delayed_wakeup",
         [FRD_STARVATION] = "starvation",     [FRD_NEVER_POLLED] = "never_polled",
@@ -62,6 +63,8 @@ const char *frd_cause_name(int cause)
         [FRD_CAUSE_WORKER_STUCK] = "worker_stuck",
         [FRD_CAUSE_BLOCKING] = "blocking",
         [FRD_CAUSE_HOOK_ORDER] = "hook_order",
+        [FRD_CAUSE_LOCK_CYCLE] = "lock_cycle",
+        [FRD_CAUSE_LOCK_HELD] = "lock_held",
     };
     if (cause < 0 || cause >= FRD_CAUSE_COUNT)
         return "unknown";
@@ -363,14 +366,20 @@ static void window(struct cx *c, struct frd_finding *x, int32_t victim, int64_t 
 static struct frd_finding *add(struct cx *c, int kind, int cause, int32_t task, uint32_t thread,
                                int64_t at, int64_t dur)
 {
-    struct frd_findings *f = c->out;
+    struct frd_finding *x = frd__finding_new(c->out, kind, cause, task, thread, at, dur);
+    if (!x)
+        c->nomem = 1;
+    return x;
+}
+
+struct frd_finding *frd__finding_new(struct frd_findings *f, int kind, int cause, int32_t task,
+                                     uint32_t thread, int64_t at, int64_t dur)
+{
     if (f->n == f->cap) {
         size_t nc = f->cap ? f->cap * 2 : 16;
         struct frd_finding *v = realloc(f->v, nc * sizeof(*v));
-        if (!v) {
-            c->nomem = 1;
+        if (!v)
             return NULL;
-        }
         f->v = v;
         f->cap = nc;
     }
@@ -387,6 +396,7 @@ static struct frd_finding *add(struct cx *c, int kind, int cause, int32_t task, 
     x->ran_thread = -1;
     x->idle_thread = -1;
     x->culprit.task = FRD_NONE;
+    x->lock_holder = FRD_NONE;
     return x;
 }
 
@@ -398,6 +408,37 @@ static const struct frd_culprit no_culprit = {FRD_NONE, 0, 0, 0};
  * recording. @queued is the worker it waited on (-1 unknown). Adds the
  * starvation, delayed_wakeup, lost_wakeup or never_polled finding it is.
  */
+/*
+ * Was the worker that finally polled task @ti (poll @pi) woken by something
+ * else first: did it poll, between @R and that poll, another task that
+ * became runnable after @R (a timer, an unrelated event)? That is what a lost
+ * notification rescued later looks like; a worker that wakes and polls the
+ * victim first was merely slow to be scheduled.
+ */
+static int rescued_by_other(const struct frd_model *m, int32_t ti, int32_t pi, int64_t R)
+{
+    const struct frd_poll *vp = &m->tasks[ti].polls[pi];
+    const struct frd_worker *w = &m->workers[vp->thread];
+    size_t lo = 0, hi = w->npolls;
+    while (lo < hi) { /* first poll that begins at or after R */
+        size_t mid = lo + (hi - lo) / 2;
+        const struct frd_poll_ref *r = &w->polls[mid];
+        if (m->tasks[r->task].polls[r->poll].begin_ns < R)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t j = lo; j < w->npolls; j++) {
+        const struct frd_poll_ref *r = &w->polls[j];
+        const struct frd_poll *p = &m->tasks[r->task].polls[r->poll];
+        if (p->begin_ns >= vp->begin_ns)
+            break;
+        if (r->task != ti && p->ready_ns != INT64_MIN && p->ready_ns > R)
+            return 1;
+    }
+    return 0;
+}
+
 static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, int64_t R, int64_t B,
                  int64_t queued)
 {
@@ -429,6 +470,13 @@ static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, in
                     : FRD_CAUSE_WORKERS_BUSY;
         kind = how == FRD_HOW_SPAWNED && pi == FRD_NONE ? FRD_NEVER_POLLED : FRD_STARVATION;
     }
+    /* A parked worker that wakes late and polls the victim first was slow to
+     * be scheduled (a loaded machine), or was notified late: only a wait far
+     * past the threshold (FRD_DELAYED_NOISE_FACTOR times), or another task
+     * polled first by the worker that ran it, makes it a verdict. */
+    if (kind == FRD_DELAYED_WAKEUP && wait <= c->th->starvation_ns * FRD_DELAYED_NOISE_FACTOR &&
+        !rescued_by_other(m, ti, pi, R))
+        return;
     if (kind == FRD_LOST_WAKEUP)
         cause = how == FRD_HOW_SELF_WOKEN ? FRD_CAUSE_WAKE_IN_POLL : FRD_CAUSE_WAKE_LOST;
     uint32_t thread = pi != FRD_NONE             ? t->polls[pi].thread
@@ -814,7 +862,16 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
             put_culprit(&s, m, x, 0, ", ");
             put(&s, ", so nothing there could wake it");
         }
+        if (x->lock) {
+            char lk[256];
+            put(&s, "%s", frd__lock_phrase(m, x, lk, sizeof(lk)));
+        }
         break;
+    case FRD_DEADLOCK: {
+        char cyc[320];
+        put(&s, "%s: deadlocked for %s", frd__lock_phrase(m, x, cyc, sizeof(cyc)), d1);
+        break;
+    }
     case FRD_PROTOCOL:
         put(&s, "%s: %s on %s", tl, x->what, frd_thread_label(m, x->thread, th, sizeof(th)));
         break;
@@ -853,6 +910,8 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
         if (x)
             snprintf(x->what, sizeof(x->what), "%s", n->what);
     }
+    if (!c.nomem && frd__analyze_locks(m, th, out))
+        c.nomem = 1;
     free(c.acc);
     free(c.cnt);
     free(c.touched);
@@ -876,6 +935,8 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
 
 void frd_findings_free(struct frd_findings *f)
 {
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i].cycle);
     free(f->v);
     memset(f, 0, sizeof(*f));
 }

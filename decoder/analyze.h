@@ -26,6 +26,7 @@
 
 /* Kinds in order of severity (most severe first). */
 enum frd_kind {
+    FRD_DEADLOCK,
     FRD_LOST_WAKEUP,
     FRD_PROTOCOL,
     FRD_HUNG,
@@ -35,6 +36,7 @@ enum frd_kind {
     FRD_LONG_POLL,
     FRD_KIND_COUNT
 };
+_Static_assert(FRD_KIND_COUNT <= 32, "frd_task_kind_masks keeps one bit per kind");
 
 /* Which variant of its kind a finding is: the mechanism behind it. */
 enum frd_cause {
@@ -49,6 +51,8 @@ enum frd_cause {
     FRD_CAUSE_WORKER_STUCK,    /* hung: its only worker was inside another task's poll */
     FRD_CAUSE_BLOCKING,        /* long_poll */
     FRD_CAUSE_HOOK_ORDER,      /* protocol */
+    FRD_CAUSE_LOCK_CYCLE,      /* deadlock: each waits for a lock the next one holds */
+    FRD_CAUSE_LOCK_HELD,       /* hung: it waits for a lock someone holds (lock_holder) */
     FRD_CAUSE_COUNT
 };
 
@@ -64,6 +68,12 @@ struct frd_thresholds {
 #define FRD_DEFAULT_STARVATION_NS 10000000
 #define FRD_DEFAULT_LONG_POLL_NS 10000000
 #define FRD_DEFAULT_HANG_NS 1000000000
+/* A delayed_wakeup whose worker woke and polled the victim first needs a wait
+ * this many times --starvation-ms: shorter, it is as likely a thread the OS
+ * was slow to schedule on a loaded machine as a notification that was late. */
+#ifndef FRD_DELAYED_NOISE_FACTOR
+#define FRD_DELAYED_NOISE_FACTOR 10
+#endif
 
 /*
  * The culprit: the task whose polls held a worker longest during a wait, by
@@ -74,6 +84,16 @@ struct frd_culprit {
     uint32_t thread; /* the worker it held (index into dump->threads) */
     int64_t busy_ns; /* its polls' time inside the wait, summed */
     uint32_t polls;  /* its polls that overlap the wait */
+};
+
+/* One task of a deadlock cycle: it waits for @lock, held by the next one. */
+struct frd_cycle_link {
+    int32_t task;       /* instance */
+    uint32_t thread;    /* where its wait was recorded */
+    uint64_t lock;      /* the lock it waits for */
+    uint32_t lock_name; /* string id, 0 unknown */
+    int32_t held_by;    /* the next task of the cycle (instance) */
+    int64_t since_ns;   /* its wait began */
 };
 
 struct frd_finding {
@@ -98,6 +118,14 @@ struct frd_finding {
     int64_t idle_thread; /* the worker parked longest during the wait, -1 none */
     int64_t idle_ns;     /* and for how long */
     char what[96];       /* protocol: which hook order was broken */
+    /* locks (analyze_locks.c): the lock a hung task waits for or a protocol
+     * finding is about (0 none), its name, and its holder (hung: an instance,
+     * FRD_NONE when unknown or shared; meaningful only when lock != 0) */
+    uint64_t lock;
+    uint32_t lock_name;
+    int32_t lock_holder;
+    struct frd_cycle_link *cycle; /* deadlock: the cycle, malloc'ed (frd_findings_free) */
+    size_t ncycle;
     char message[384];   /* the sentence, written by frd_finding_format */
 };
 
@@ -114,6 +142,32 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
                 struct frd_findings *out);
 
 void frd_findings_free(struct frd_findings *f);
+
+/*
+ * frd__finding_new - append a finding with the common fields set and the rest
+ * zero/none to @f. Return: it, or NULL when out of memory. (Internal: for the
+ * analyses in analyze.c and analyze_locks.c.)
+ */
+struct frd_finding *frd__finding_new(struct frd_findings *f, int kind, int cause, int32_t task,
+                                     uint32_t thread, int64_t at, int64_t dur);
+
+/*
+ * frd__analyze_locks - the lock analyses (analyze_locks.c), run by
+ * frd_analyze on the findings found so far: deadlock cycles (replacing the
+ * hung findings of the tasks in them), the lock and holder of each hung task
+ * that waits for one, and releases of locks not held (protocol).
+ * Return: 0 or -ENOMEM.
+ */
+int frd__analyze_locks(const struct frd_model *m, const struct frd_thresholds *th,
+                       struct frd_findings *out);
+
+/*
+ * frd__lock_phrase - the lock part of finding @x's sentence into @buf (""
+ * when it has none): the cycle of a deadlock, the lock and holder of a hung
+ * task. Return: @buf.
+ */
+const char *frd__lock_phrase(const struct frd_model *m, const struct frd_finding *x, char *buf,
+                             size_t len);
 
 /* frd_kind_name - "lost_wakeup", "starvation", ... (the JSON "kind"). */
 const char *frd_kind_name(int kind);

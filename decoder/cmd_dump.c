@@ -178,8 +178,9 @@ static int env_dir(long pid, char *buf, size_t len)
 /*
  * dumper_signal - the dump signal the recorder in process @pid announces in
  * its dumper thread's name. Return: the signal (1..64), 0 for
- * "flightrec:nosig", -ENOENT if no thread has such a name, -errno if the
- * threads cannot be listed.
+ * "flightrec:nosig", -EAGAIN for "flightrec:start" (fr_init in progress),
+ * -ENOENT if no thread has such a name, -errno if the threads cannot be
+ * listed.
  */
 static int dumper_signal(long pid)
 {
@@ -209,6 +210,8 @@ static int dumper_signal(long pid)
         const char *v = comm + strlen(DUMPER_PREFIX);
         if (strcmp(v, "nosig") == 0) {
             r = 0;
+        } else if (strcmp(v, "start") == 0) {
+            r = -EAGAIN; /* fr_init in progress: the handler is not in place yet */
         } else if (strncmp(v, "sig", 3) == 0 && isdigit((unsigned char)v[3])) {
             char *end;
             long sig = strtol(v + 3, &end, 10);
@@ -363,6 +366,16 @@ int frd_cmd_dump(int argc, char **argv)
 
     char name[16];
     int announced = dumper_signal(pid);
+    for (int64_t until = now_ns() + SETTLE_NS; announced == -EAGAIN && now_ns() < until;) {
+        struct timespec ts = {0, POLL_NS};
+        nanosleep(&ts, NULL);
+        announced = dumper_signal(pid);
+    }
+    if (announced == -EAGAIN) {
+        fprintf(stderr, "flightrec: dump: flightrec in process %ld is still starting (its dump "
+                        "signal is not in place yet); try again\n", pid);
+        return 1;
+    }
     if (announced == -ENOENT && !alive(pid))
         announced = -ESRCH;
     if (announced < 0 && announced != -ENOENT) {
@@ -375,7 +388,8 @@ int frd_cmd_dump(int argc, char **argv)
     if (!sig) {
         if (announced == 0) {
             fprintf(stderr, "flightrec: dump: process %ld runs flightrec with no dump signal "
-                            "(FLIGHTREC_SIGNAL=none); it dumps only through fr_dump() or a "
+                            "(FLIGHTREC_SIGNAL=none, or the program took every signal "
+                            "flightrec could move to); it dumps only through fr_dump() or a "
                             "crash\n", pid);
             return 1;
         }

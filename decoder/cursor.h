@@ -12,7 +12,9 @@
 #include "reader.h"
 
 /* Arguments each event type carries (format.h enum fr_event). */
-enum { FRD_A_TASK = 1, FRD_A_PARENT = 2, FRD_A_STR = 4 };
+/* FRD_A_LOCK is encoded and decoded like the parent, into e->lock (the same
+ * storage as e->parent). */
+enum { FRD_A_TASK = 1, FRD_A_PARENT = 2, FRD_A_STR = 4, FRD_A_LOCK = FRD_A_PARENT };
 static const uint8_t frd__args_of[FR_EV_MAX + 1] = {
     [FR_EV_SPAWN] = FRD_A_TASK | FRD_A_PARENT | FRD_A_STR,
     [FR_EV_POLL_BEGIN] = FRD_A_TASK,
@@ -29,6 +31,9 @@ static const uint8_t frd__args_of[FR_EV_MAX + 1] = {
     [FR_EV_THREAD_NAME] = FRD_A_STR,
     [FR_EV_AWAIT_EXTERNAL] = FRD_A_TASK | FRD_A_STR,
     [FR_EV_IDLE] = FRD_A_TASK,
+    [FR_EV_LOCK_WAIT] = FRD_A_TASK | FRD_A_LOCK | FRD_A_STR,
+    [FR_EV_LOCK_ACQUIRE] = FRD_A_TASK | FRD_A_LOCK,
+    [FR_EV_LOCK_RELEASE] = FRD_A_TASK | FRD_A_LOCK,
 };
 
 /* Ticks to CLOCK_MONOTONIC ns through the calibration in @k (reader.c). */

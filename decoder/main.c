@@ -41,14 +41,17 @@ static const char usage_main[] =
     "  timeline DUMP [--task ID] [--thread TID]\n"
     "                              per-task (or per-thread) history in time order\n"
     "  analyze DUMP... [--json] [--starvation-ms N] [--long-poll-ms N] [--hang-ms N]\n"
-    "                              findings: lost_wakeup, delayed_wakeup, starvation,\n"
-    "                              long_poll, hung, never_polled, protocol; several dumps or a\n"
+    "                              findings: deadlock, lost_wakeup, delayed_wakeup,\n"
+    "                              starvation, long_poll, hung, never_polled, protocol;\n"
+    "                              several dumps or a\n"
     "                              directory: each one's findings and a summary\n"
     "  export DUMP --format chrome|json|csv [-o FILE]\n"
     "                              every event as JSON or CSV, or a trace for\n"
     "                              Perfetto and chrome://tracing\n"
     "  report DUMP [-o FILE]       one self-contained HTML page: crash summary,\n"
     "                              findings, zoomable timeline of workers and tasks\n"
+    "  locks DUMP [--json]         per lock: acquisitions, contended ones, total and\n"
+    "                              longest wait, longest hold, holder, top waiters\n"
     "  dump PID [--dir DIR] [--timeout S]\n"
     "                              ask a running process for a dump, print its path\n"
     "  recover FILE|PID [--dir DIR] [--force]\n"
@@ -91,12 +94,27 @@ static const char usage_tasks[] =
     "\n"
     "  --json   {\"tasks\": [...]}\n";
 
+static const char usage_locks[] =
+    "usage: flightrec locks DUMP [--json]\n"
+    "\n"
+    "One row per lock the program recorded (fr_lock_wait, fr_lock_acquire,\n"
+    "fr_lock_release), most waited-for first: its name and id, acquisitions and\n"
+    "how many had to wait behind another task, total and longest wait (a wait\n"
+    "still going at the end counts up to the end), the longest hold, who holds it\n"
+    "at the end and who is still waiting, and the tasks that waited longest.\n"
+    "\n"
+    "  --json   {\"locks\": [{\"lock\", \"name\", \"acquisitions\", \"contended\",\n"
+    "           \"wait_total_ns\", \"wait_max_ns\", \"hold_max_ns\", \"holder\" (task id\n"
+    "           or null), \"holders\", \"waiting\", \"top_waiters\": [{\"task\", \"name\",\n"
+    "           \"wait_total_ns\"}]}]}, sorted by wait_total_ns\n";
+
 static const char usage_timeline[] =
     "usage: flightrec timeline DUMP [--task ID] [--thread TID]\n"
     "\n"
     "Every task's history in time order, times relative to its first event: spawn,\n"
     "polls (thread, duration, result, await label, starvation), wakes (by which\n"
-    "thread and task), waker references, marks, drop.\n"
+    "thread and task), waker references, marks, lock waits, acquisitions and\n"
+    "releases, drop.\n"
     "\n"
     "  --task ID     only task ID (all its instances)\n"
     "  --thread TID  the thread's history instead: polls, park/unpark, wakes it sent\n";
@@ -106,13 +124,17 @@ static const char usage_analyze[] =
     "                            [--hang-ms N]\n"
     "\n"
     "Name the bugs in the recording, most severe first:\n"
+    "  deadlock      a cycle of tasks, each waiting (fr_lock_wait) for longer than\n"
+    "                --hang-ms for a lock the next one holds; the cycle is drawn\n"
     "  lost_wakeup   a task can no longer progress because a wake went missing\n"
     "                (waker dropped; notification lost while workers parked; wake\n"
     "                during its own poll lost)\n"
     "  protocol      hooks out of order (wake or poll after drop, a poll after\n"
-    "                READY, overlapping polls, poll end without begin)\n"
+    "                READY, overlapping polls, poll end without begin, a lock\n"
+    "                released by a task that does not hold it)\n"
     "  hung          pending with no wake for longer than --hang-ms, with its\n"
-    "                last await label (never a task waiting on outside input)\n"
+    "                last await label (never a task waiting on outside input); a\n"
+    "                task waiting for a lock names the holder and what it does\n"
     "  delayed_wakeup  polled only after more than --starvation-ms while a worker\n"
     "                sat parked for most of the wait: the wake reached no worker\n"
     "  starvation    runnable but not polled for longer than --starvation-ms while\n"
@@ -172,7 +194,7 @@ static const char usage_report[] =
     "                    crashing task's chain first, then the latest\n"
     "  --starvation-ms N, --long-poll-ms N, --hang-ms N   as for analyze\n";
 
-enum cmd { C_INFO, C_TASKS, C_TIMELINE, C_ANALYZE, C_EXPORT, C_REPORT };
+enum cmd { C_INFO, C_TASKS, C_TIMELINE, C_ANALYZE, C_EXPORT, C_REPORT, C_LOCKS };
 
 struct opts {
     enum cmd cmd;
@@ -263,7 +285,8 @@ static int parse(int argc, char **argv, struct opts *o, const char *usage)
             o->raw_addresses = 1;
             ok = 1;
         } else if (strcmp(name, "--json") == 0 && !val &&
-            (o->cmd == C_INFO || o->cmd == C_TASKS || o->cmd == C_ANALYZE)) {
+                   (o->cmd == C_INFO || o->cmd == C_TASKS || o->cmd == C_ANALYZE ||
+                    o->cmd == C_LOCKS)) {
             o->json = 1;
             ok = 1;
         } else if (o->cmd == C_TIMELINE && strcmp(name, "--task") == 0) {
@@ -593,6 +616,7 @@ static int run_one(const struct opts *o, const char *path)
                                                : frd_json_export(out, &v);
         break;
     case C_REPORT: r = frd_html_report(out, &v, &o->lim); break;
+    case C_LOCKS: r = o->json ? frd_json_locks(out, &v) : frd_text_locks(out, &v); break;
     }
     if (fflush(out) != 0 && r == 0)
         r = -EIO;
@@ -665,6 +689,9 @@ int main(int argc, char **argv)
     } else if (strcmp(c, "report") == 0) {
         o.cmd = C_REPORT;
         usage = usage_report;
+    } else if (strcmp(c, "locks") == 0) {
+        o.cmd = C_LOCKS;
+        usage = usage_locks;
     } else {
         return frd_usage_error(usage_main, "unknown command '%s'", c);
     }

@@ -475,6 +475,12 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         }
         t->ready_ns = INT64_MIN;
         break;
+    case FR_EV_LOCK_WAIT:
+    case FR_EV_LOCK_ACQUIRE:
+    case FR_EV_LOCK_RELEASE:
+        /* the lock model is kept apart (locks.c) */
+        frd__locks_step(&m->locks, ti, thread, e, ns);
+        break;
     case FR_EV_MARK:
     default:
         break;
@@ -729,6 +735,7 @@ void frd_model_free(struct frd_model *m)
     free(m->tasks);
     free(m->ev);
     free(m->notes);
+    frd__locks_free(&m->locks);
     memset(m, 0, sizeof(*m));
 }
 

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "locks.h"
 #include "reader.h"
 
 #define FRD_NONE (-1)
@@ -147,6 +148,7 @@ struct frd_model {
     size_t nnotes;
     int64_t start_ns, end_ns; /* the recording window */
     struct frd_model_mem *mem; /* where polls and wakes live (model.c) */
+    struct frd_locks locks;    /* holders and waiters of locks (locks.h) */
 };
 
 /* frd_model_build_ex flags. */

@@ -102,6 +102,9 @@ const char *frd_event_name(unsigned type)
         [FR_EV_THREAD_NAME] = "thread_name",
         [FR_EV_AWAIT_EXTERNAL] = "await_external",
         [FR_EV_IDLE] = "idle",
+        [FR_EV_LOCK_WAIT] = "lock_wait",
+        [FR_EV_LOCK_ACQUIRE] = "lock_acquire",
+        [FR_EV_LOCK_RELEASE] = "lock_release",
     };
     if (type == 0 || type > FR_EV_MAX)
         return "unknown";
@@ -131,6 +134,7 @@ static const char *section_name(uint32_t kind)
     case FR_SEC_MODULES: return "MODULES";
     case FR_SEC_THREAD: return "THREAD";
     case FR_SEC_END: return "END";
+    case FR_SEC_NOTES: return "NOTES";
     case FR_SEC_STALL: return "STALL";
     case FR_SEC_RECOVERY: return "RECOVERY";
     default: return "unknown";
@@ -523,6 +527,12 @@ static void decode_section(struct frd_dump *d, uint64_t off, uint8_t *buf, size_
     case FR_SEC_MODULES:
         d->modules.p = (const char *)body.p;
         d->modules.len = body.len;
+        break;
+    case FR_SEC_NOTES:
+        if (!d->notes.p) {
+            d->notes.p = (const char *)body.p;
+            d->notes.len = body.len;
+        }
         break;
     case FR_SEC_THREAD: {
         struct frd_thread *t = frd__thread_new(d);

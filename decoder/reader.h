@@ -138,8 +138,11 @@ struct frd_event {
     uint64_t ticks;  /* absolute */
     int64_t ns;      /* CLOCK_MONOTONIC ns */
     uint64_t task;   /* all task hooks */
-    uint64_t parent; /* FR_EV_SPAWN only */
-    uint32_t str;    /* string id: SPAWN name, AWAIT/MARK label, THREAD_NAME */
+    union {
+        uint64_t parent; /* FR_EV_SPAWN */
+        uint64_t lock;   /* FR_EV_LOCK_WAIT, _ACQUIRE, _RELEASE */
+    };
+    uint32_t str;    /* string id: SPAWN name, AWAIT/MARK label, THREAD_NAME, LOCK_WAIT name */
     uint8_t type;    /* enum fr_event */
 };
 
@@ -203,6 +206,7 @@ struct frd_dump {
     struct frd_string *strings; /* sorted by id, ids unique */
     size_t nstrings;
     struct frd_blob modules; /* /proc/self/maps text at dump time */
+    struct frd_blob notes;   /* NOTES text: what the recorder could not capture; p NULL if none */
     unsigned flags;          /* FRD_OPEN_* it was opened with */
     struct frd_thread *threads;
     size_t nthreads;

@@ -47,6 +47,11 @@ int frd_json_export(FILE *out, const struct frd_view *v);
 int frd_chrome_export(FILE *out, const struct frd_view *v);
 int frd_csv_export(FILE *out, const struct frd_view *v);
 
+/* `flightrec locks`: one row per lock, by total wait (render_locks.c).
+ * Return: 0, -EIO, or -ENOMEM. */
+int frd_text_locks(FILE *out, const struct frd_view *v);
+int frd_json_locks(FILE *out, const struct frd_view *v);
+
 /* What `flightrec report` embeds at most: polls (and parked spans) per worker
  * lane, and task rows. The page says what it left out. */
 struct frd_report_limits {
@@ -66,18 +71,30 @@ int frd_html_report(FILE *out, const struct frd_view *v, const struct frd_report
 
 /* The signal's abbreviation ("SIGSEGV"), or "signal N" in @buf. */
 const char *frd_signal_name(int signo, char *buf, size_t len);
+/* "fault address 0x...", "sent by pid P (uid U) with kill", or SI_KERNEL's
+ * "fault address unknown": what si_code says about the crash signal. */
+const char *frd_crash_origin(const struct frd_crash *c, char *buf, size_t len);
 
 /* Parent chain of task instance @ti (the async call chain), as text in @buf:
  * `7 "fetch" <- 3 "accept_loop"`. */
 const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, size_t len);
 
-/* Findings of instance @ti as "kind,kind" in @buf ("" if none). */
+/* Findings of instance @ti as "kind,kind" in @buf ("" if none); a deadlock counts for
+ * every task of its cycle. */
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len);
+/* frd_task_kind_masks - per task instance, a bit (1 << kind) for each kind
+ * of finding about it (a deadlock: every task of its cycle): one pass over
+ * the findings instead of one per task.
+ * Return: a malloc'ed array of m->ntasks masks, or NULL (out of memory). */
+uint32_t *frd_task_kind_masks(const struct frd_view *v);
+/* frd_kinds_list - "hung,starvation" for @mask, in kind order, in @buf. */
+const char *frd_kinds_list(uint32_t mask, char *buf, size_t len);
 
 /*
  * frd_json_finding_facts - the facts of finding @x beyond kind, task, name,
  * thread, at_ns, duration_ns and message, as JSON members, each preceded by
- * ", ": cause, how, poll, waker, ran_on, await, culprit (task, name, thread,
+ * ", ": cause, how, poll (1-based) and its result, parent (the task that
+ * spawned it), waker, ran_on, await, culprit (task, name, thread,
  * busy_ns, polls; null when the finding blames no other work), workers
  * (total, busy, parked), idle_worker (thread, parked_ns) and, for protocol,
  * what. Threads are tids.

@@ -23,6 +23,12 @@
  * the slice open on its thread at that time, and order events of equal time
  * as they appear in the file, which is why flows come after every slice.
  *
+ * Lock waits (fr_lock_wait to fr_lock_acquire, or to the end for a wait
+ * still going) are async slices "wait <lock name>", category "lock", on the
+ * waiting task's track (async, since a wait spans poll boundaries); each
+ * grant that followed another task's release is a flow "lock handover" from
+ * the release on the holder's thread to the acquisition on the next one's.
+ *
  * Findings (analyze.c) are process-scoped instants on "tasks", the crash a
  * global instant. Times are microseconds since the start of the recording
  * window, written from integer nanoseconds ("1234.567"), so the output is the
@@ -436,8 +442,15 @@ static void crash_event(struct cx *c)
     frd_json_chars(c->out, sig, strlen(sig));
     fprintf(c->out, "\", \"args\": {\"signal\": %u, \"signal_name\": ", k->signo);
     frd_json_cstr(c->out, sig);
-    fprintf(c->out, ", \"signal_code\": %d, \"fault_addr\": \"0x%llx\", \"thread\": %u, "
-            "\"thread_name\": ", k->code, (unsigned long long)k->fault_addr, k->tid);
+    fprintf(c->out, ", \"signal_code\": %d, \"fault_addr\": ", k->code);
+    if (k->code > 0 && k->code != 0x80)
+        fprintf(c->out, "\"0x%llx\"", (unsigned long long)k->fault_addr);
+    else
+        fputs("null", c->out); /* a sent signal has a sender, not an address */
+    char origin[128];
+    fputs(", \"origin\": ", c->out);
+    frd_json_cstr(c->out, frd_crash_origin(k, origin, sizeof(origin)));
+    fprintf(c->out, ", \"thread\": %u, \"thread_name\": ", k->tid);
     const char *tname = NULL;
     for (size_t i = 0; i < c->d->nthreads; i++)
         if (c->d->threads[i].tid == k->tid && c->d->threads[i].name[0])
@@ -498,6 +511,80 @@ static unsigned long long wake_flows(struct cx *c)
     return id;
 }
 
+/* Lock waits as async slices on the waiting task's track. */
+static void lock_waits(struct cx *c)
+{
+    const struct frd_locks *l = &c->m->locks;
+    for (size_t i = 0; i < l->nwaits; i++) {
+        const struct frd_lock_wait *w = &l->waits[i];
+        int64_t end = w->end_ns != INT64_MIN ? w->end_ns : w->open ? c->m->end_ns : INT64_MIN;
+        if (end == INT64_MIN)
+            continue; /* given up: no end to draw */
+        const struct frd_lock *k = &l->v[w->lock];
+        for (int e = 0; e < 2; e++) {
+            ev_open(c, e ? 'e' : 'b', "lock", PID_TASKS, task_tid((size_t)w->task),
+                    e ? end : w->begin_ns);
+            fprintf(c->out, ", \"id\": %zu, \"name\": \"wait ", i + 1);
+            size_t n = 0;
+            const char *s = frd_string(c->d, k->name, &n);
+            if (s)
+                frd_json_chars(c->out, s, n);
+            else
+                fprintf(c->out, "0x%llx", (unsigned long long)k->id);
+            putc('"', c->out);
+            if (!e) {
+                fprintf(c->out, ", \"args\": {\"lock\": %llu, \"granted\": %s}",
+                        (unsigned long long)k->id, w->end_ns != INT64_MIN ? "true" : "false");
+            }
+            putc('}', c->out);
+        }
+    }
+}
+
+/* The poll of task instance @ti running at @ns, else the first one that
+ * begins after it; NULL if none. */
+static const struct frd_poll *poll_from(const struct cx *c, int32_t ti, int64_t ns)
+{
+    const struct frd_task *t = &c->m->tasks[ti];
+    size_t lo = 0, hi = t->npolls;
+    while (lo < hi) { /* first poll that begins after ns */
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->polls[mid].begin_ns <= ns)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && t->polls[lo - 1].end_ns >= ns)
+        return &t->polls[lo - 1];
+    return lo < t->npolls ? &t->polls[lo] : NULL;
+}
+
+/*
+ * A flow per hand-over: from the holder's poll that released the lock to the
+ * next holder's poll that ran with it (the one it was granted in, or its next
+ * one: a runtime may record the grant from the releasing side). Both ends are
+ * polls on the worker tracks; a release or grant with no such poll has no
+ * flow.
+ */
+static void lock_flows(struct cx *c, unsigned long long id)
+{
+    const struct frd_locks *l = &c->m->locks;
+    for (size_t i = 0; i < l->nwaits; i++) {
+        const struct frd_lock_wait *w = &l->waits[i];
+        if (w->after_task == FRD_NONE || w->end_ns == INT64_MIN)
+            continue;
+        const struct frd_poll *from = poll_from(c, w->after_task, w->after_ns);
+        const struct frd_poll *to = poll_from(c, w->task, w->end_ns);
+        if (!from || !to || from->begin_ns > w->after_ns || to->begin_ns < from->begin_ns ||
+            (to->thread == from->thread && to->begin_ns == from->begin_ns))
+            continue;
+        ev_open(c, 's', "worker", PID_WORKERS, tid_of(c, from->thread), from->begin_ns);
+        fprintf(c->out, ", \"id\": %llu, \"name\": \"lock handover\"}", ++id);
+        ev_open(c, 'f', "worker", PID_WORKERS, tid_of(c, to->thread), to->begin_ns);
+        fprintf(c->out, ", \"bp\": \"e\", \"id\": %llu, \"name\": \"lock handover\"}", id);
+    }
+}
+
 static void metadata_object(struct cx *c)
 {
     const struct frd_dump *d = c->d;
@@ -541,8 +628,9 @@ int frd_chrome_export(FILE *out, const struct frd_view *v)
     worker_tracks(&c, w, nw);
     task_tracks(&c);
     finding_events(&c, v->f);
+    lock_waits(&c);
     crash_event(&c);
-    wake_flows(&c);
+    lock_flows(&c, wake_flows(&c));
     fputs("\n],\n", out);
     metadata_object(&c);
     fputs("}\n", out);

@@ -90,10 +90,10 @@ static long string_index(const struct frd_dump *d, uint32_t id)
     return -1;
 }
 
-/* Index of task instance @ti's name in the page's name table, -1 if none. */
-static int32_t name_ref(struct plan *p, int32_t ti)
+/* Index of string @id in the page's name table, -1 if none. */
+static int32_t str_ref(struct plan *p, uint32_t id)
 {
-    long s = string_index(p->v->d, p->v->m->tasks[ti].name);
+    long s = string_index(p->v->d, id);
     if (s < 0)
         return -1;
     if (p->name_of[s] < 0) {
@@ -101,6 +101,12 @@ static int32_t name_ref(struct plan *p, int32_t ti)
         p->names[p->nnames++] = p->v->d->strings[s].id;
     }
     return p->name_of[s];
+}
+
+/* Index of task instance @ti's name in the page's name table, -1 if none. */
+static int32_t name_ref(struct plan *p, int32_t ti)
+{
+    return str_ref(p, p->v->m->tasks[ti].name);
 }
 
 static int32_t crash_task(const struct frd_view *v)
@@ -154,6 +160,8 @@ static int plan_build(struct plan *p, const struct frd_view *v, const struct frd
         p->flagged[ti] = 1;
         p->next_of[i] = p->finding_of[ti];
         p->finding_of[ti] = (int32_t)i;
+        for (size_t k = 0; k < v->f->v[i].ncycle; k++) /* a deadlock's whole cycle */
+            p->flagged[v->f->v[i].cycle[k].task] = 1;
     }
     for (int32_t ti = crash_task(v), depth = 0; ti != FRD_NONE && depth < 16; depth++) {
         p->flagged[ti] = 1;
@@ -295,8 +303,15 @@ static void put_crash(FILE *j, const struct plan *p)
     }
     fputs("{\"signal_name\": ", j);
     frd_json_cstr(j, frd_signal_name((int)c->signo, b, sizeof(b)));
-    fprintf(j, ", \"code\": %d, \"fault_addr\": \"0x%llx\", \"at_ns\": %lld, \"tid\": %u", c->code,
-            (unsigned long long)c->fault_addr, rel(v->m, c->ns), c->tid);
+    char origin[128];
+    fprintf(j, ", \"code\": %d, \"fault_addr\": ", c->code);
+    if (c->code > 0 && c->code != 0x80)
+        fprintf(j, "\"0x%llx\"", (unsigned long long)c->fault_addr);
+    else
+        fputs("null", j); /* a sent signal has a sender, not an address */
+    fputs(", \"origin\": ", j);
+    frd_json_cstr(j, frd_crash_origin(c, origin, sizeof(origin)));
+    fprintf(j, ", \"at_ns\": %lld, \"tid\": %u", rel(v->m, c->ns), c->tid);
     int32_t lane = -1;
     const char *tname = NULL;
     for (size_t i = 0; i < v->d->nthreads; i++)
@@ -463,7 +478,33 @@ static void put_findings(FILE *j, const struct plan *p)
                 (long long)x->duration_ns);
         frd_json_cstr(j, x->message);
         frd_json_finding_facts(j, m, x);
+        if (x->ncycle) {
+            fputs(", \"cycle_rows\": [", j);
+            for (size_t k = 0; k < x->ncycle; k++)
+                fprintf(j, "%s%d", k ? "," : "", p->row[x->cycle[k].task]);
+            putc(']', j);
+        }
         putc('}', j);
+    }
+    fputs("]", j);
+}
+
+/* Lock waits of the tasks on the page: flat [row, lock name, begin, end];
+ * a wait still going ends at the end of the window, one given up is left out. */
+static void put_lock_waits(FILE *j, struct plan *p)
+{
+    const struct frd_model *m = p->v->m;
+    const struct frd_locks *l = &m->locks;
+    fputs(", \"lock_waits\": [", j);
+    int first = 1;
+    for (size_t i = 0; i < l->nwaits; i++) {
+        const struct frd_lock_wait *w = &l->waits[i];
+        int64_t end = w->end_ns != INT64_MIN ? w->end_ns : w->open ? m->end_ns : INT64_MIN;
+        if (end == INT64_MIN || p->row[w->task] < 0)
+            continue;
+        fprintf(j, "%s%d,%d,%lld,%lld", first ? "" : ",", p->row[w->task],
+                str_ref(p, l->v[w->lock].name), rel(m, w->begin_ns), rel(m, end));
+        first = 0;
     }
     fputs("]", j);
 }
@@ -485,6 +526,7 @@ static int put_data(FILE *j, const struct frd_view *v, const struct frd_report_l
     }
     if (r == 0) {
         put_tasks(j, &p);
+        put_lock_waits(j, &p);
         /* last: the table of every name referenced above */
         fputs(", \"names\": [", j);
         for (size_t i = 0; i < p.nnames; i++) {

@@ -125,9 +125,19 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         ti = m->tasks[ti].parent_inst;
     }
     fputs("]", out);
-    if (c->present)
-        fprintf(out, ", \"signal_code\": %d, \"fault_addr\": \"0x%llx\"", c->code,
-                (unsigned long long)c->fault_addr);
+    if (c->present) {
+        /* fault_addr only for a fault that has one; a sent signal names its sender */
+        fprintf(out, ", \"signal_code\": %d, \"fault_addr\": ", c->code);
+        if (c->code > 0 && c->code != 0x80)
+            fprintf(out, "\"0x%llx\"", (unsigned long long)c->fault_addr);
+        else
+            fputs("null", out);
+        if (c->code <= 0)
+            fprintf(out, ", \"sender\": {\"pid\": %u, \"uid\": %u}",
+                    (unsigned)(c->fault_addr & 0xffffffffu), (unsigned)(c->fault_addr >> 32));
+        else
+            fputs(", \"sender\": null", out);
+    }
     fputs(", \"backtrace\": [", out);
     for (size_t i = 0; i < v->nframes; i++) {
         const struct frd_frame *f = &v->frames[i];
@@ -143,6 +153,15 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         fputs(", \"module\": ", out);
         frd_json_cstr(out, f->module[0] ? f->module : NULL);
         fprintf(out, ", \"offset\": \"0x%llx\"}", (unsigned long long)f->offset);
+    }
+    fputs("], \"notes\": [", out);
+    for (size_t pos = 0, k = 0; d->notes.p && pos < d->notes.len; k++) {
+        const char *nl = memchr(d->notes.p + pos, '\n', d->notes.len - pos);
+        size_t end = nl ? (size_t)(nl - d->notes.p) : d->notes.len;
+        if (k)
+            fputs(", ", out);
+        frd_json_str(out, d->notes.p + pos, end - pos);
+        pos = end + 1;
     }
     fputs("]", out);
     json_triggers(out, v);
@@ -175,6 +194,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
 int frd_json_tasks(FILE *out, const struct frd_view *v)
 {
     const struct frd_model *m = v->m;
+    uint32_t *masks = frd_task_kind_masks(v); /* NULL: out of memory, look per task */
     fputs("{\"tasks\": [", out);
     for (size_t i = 0; i < m->ntasks; i++) {
         const struct frd_task *t = &m->tasks[i];
@@ -207,17 +227,27 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         else
             fputs(", \"dropped_ns\": null", out);
         fputs(", \"findings\": [", out);
-        int seen[FRD_KIND_COUNT] = {0}, first = 1;
-        for (size_t k = 0; v->f && k < v->f->n; k++) {
-            const struct frd_finding *x = &v->f->v[k];
-            if (x->task != (int32_t)i || seen[x->kind])
+        int first = 1;
+        for (int k = 0; k < FRD_KIND_COUNT; k++) {
+            int has = 0;
+            if (masks) {
+                has = (masks[i] >> k) & 1;
+            } else {
+                for (size_t j = 0; v->f && j < v->f->n && !has; j++) {
+                    const struct frd_finding *x = &v->f->v[j];
+                    has = x->kind == k && x->task == (int32_t)i;
+                    for (size_t c = 0; c < x->ncycle && !has && x->kind == k; c++)
+                        has = x->cycle[c].task == (int32_t)i; /* every task of a deadlock */
+                }
+            }
+            if (!has)
                 continue;
-            seen[x->kind] = 1;
-            fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(x->kind));
+            fprintf(out, "%s\"%s\"", first ? "" : ", ", frd_kind_name(k));
             first = 0;
         }
         fputs("]}", out);
     }
+    free(masks);
     fputs("\n]}\n", out);
     return ferror(out) ? -EIO : 0;
 }
@@ -239,10 +269,21 @@ void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct f
     const struct frd_task *t = x->task != FRD_NONE ? &m->tasks[x->task] : NULL;
     fprintf(out, ", \"cause\": \"%s\", \"how\": ", frd_cause_name(x->cause));
     frd_json_cstr(out, frd_how_name(x->how));
-    if (x->poll != FRD_NONE)
-        fprintf(out, ", \"poll\": %d", x->poll + 1);
-    else
-        fputs(", \"poll\": null", out);
+    if (t && x->poll != FRD_NONE && (size_t)x->poll < t->npolls) {
+        int res = t->polls[x->poll].result;
+        fprintf(out, ", \"poll\": %d, \"result\": \"%s\"", x->poll + 1,
+                res == FRD_POLL_READY ? "ready" : res == FRD_POLL_PENDING ? "pending" : "running");
+    } else {
+        fputs(", \"poll\": null, \"result\": null", out);
+    }
+    fputs(", \"parent\": ", out);
+    if (t && t->parent_inst != FRD_NONE) {
+        putc('{', out);
+        task_members(out, m, t->parent_inst);
+        putc('}', out);
+    } else {
+        fputs("null", out);
+    }
     fputs(", \"waker\": ", out);
     if (t && x->wake != FRD_NONE && (size_t)x->wake < t->nwakes) {
         const struct frd_wake *w = &t->wakes[x->wake];
@@ -282,6 +323,37 @@ void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct f
     if (x->kind == FRD_PROTOCOL) {
         fputs(", \"what\": ", out);
         frd_json_cstr(out, x->what);
+    }
+    if (x->lock && x->kind != FRD_DEADLOCK) {
+        /* the lock a hung task waits for (and its holder), or a protocol
+         * finding is about */
+        fprintf(out, ", \"lock\": %llu, \"lock_name\": ", (unsigned long long)x->lock);
+        frd_json_strid(out, d, x->lock_name);
+        if (x->kind == FRD_HUNG) {
+            fputs(", \"held_by\": ", out);
+            if (x->lock_holder != FRD_NONE) {
+                putc('{', out);
+                task_members(out, m, x->lock_holder);
+                fprintf(out, ", \"state\": \"%s\"}",
+                        frd_task_state_name(m->tasks[x->lock_holder].state));
+            } else {
+                fputs("null", out);
+            }
+        }
+    }
+    if (x->kind == FRD_DEADLOCK) {
+        fputs(", \"cycle\": [", out);
+        for (size_t i = 0; i < x->ncycle; i++) {
+            const struct frd_cycle_link *c = &x->cycle[i];
+            fputs(i ? ", {" : "{", out);
+            task_members(out, m, c->task);
+            fprintf(out, ", \"lock\": %llu, \"lock_name\": ", (unsigned long long)c->lock);
+            frd_json_strid(out, d, c->lock_name);
+            fprintf(out, ", \"held_by\": %llu, \"since_ns\": %lld}",
+                    (unsigned long long)m->tasks[c->held_by].id,
+                    (long long)(c->since_ns - m->start_ns));
+        }
+        putc(']', out);
     }
 }
 
@@ -339,6 +411,8 @@ int frd_json_export(FILE *out, const struct frd_view *v)
             fprintf(out, ", \"task\": %llu", (unsigned long long)e->task);
         if (e->type == FR_EV_SPAWN)
             fprintf(out, ", \"parent\": %llu", (unsigned long long)e->parent);
+        if (e->type >= FR_EV_LOCK_WAIT && e->type <= FR_EV_LOCK_RELEASE)
+            fprintf(out, ", \"lock\": %llu", (unsigned long long)e->lock);
         if (e->str) {
             fprintf(out, ", \"string_id\": %u, \"string\": ", e->str);
             frd_json_strid(out, d, e->str);

@@ -25,6 +25,37 @@ const char *frd_signal_name(int signo, char *buf, size_t len)
     return buf;
 }
 
+/*
+ * What the crash's si_code says about where the signal came from. A sent
+ * signal (si_code <= 0: kill, raise, abort, sigqueue) has no fault address:
+ * the recorder stored the sender's pid (low 32 bits) and uid (high 32 bits).
+ * SI_KERNEL (0x80) faults (a general protection fault, a non-canonical
+ * address) carry no usable address either.
+ */
+const char *frd_crash_origin(const struct frd_crash *c, char *buf, size_t len)
+{
+    static const struct {
+        int code;
+        const char *how;
+    } sent[] = {
+        { 0, "kill" }, { -1, "sigqueue" }, { -2, "a POSIX timer" }, { -3, "a message queue" },
+        { -4, "asynchronous I/O" }, { -5, "SIGIO" }, { -6, "tkill, raise or abort" },
+    };
+    if (c->code <= 0) {
+        const char *how = "a process";
+        for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++)
+            if (sent[i].code == c->code)
+                how = sent[i].how;
+        snprintf(buf, len, "sent by pid %u (uid %u) with %s", (unsigned)(c->fault_addr & 0xffffffffu),
+                 (unsigned)(c->fault_addr >> 32), how);
+    } else if (c->code == 0x80) {
+        snprintf(buf, len, "raised by the kernel (SI_KERNEL): fault address unknown");
+    } else {
+        snprintf(buf, len, "fault address 0x%llx", (unsigned long long)c->fault_addr);
+    }
+    return buf;
+}
+
 static void put_task(FILE *out, const struct frd_model *m, int32_t ti)
 {
     const struct frd_task *t = &m->tasks[ti];
@@ -77,6 +108,34 @@ const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, siz
     return buf;
 }
 
+uint32_t *frd_task_kind_masks(const struct frd_view *v)
+{
+    uint32_t *mask = calloc(v->m->ntasks ? v->m->ntasks : 1, sizeof(*mask));
+    for (size_t i = 0; mask && v->f && i < v->f->n; i++) {
+        const struct frd_finding *x = &v->f->v[i];
+        if (x->task >= 0 && (size_t)x->task < v->m->ntasks)
+            mask[x->task] |= 1u << x->kind;
+        for (size_t k = 0; k < x->ncycle; k++) /* every task of a deadlock */
+            mask[x->cycle[k].task] |= 1u << x->kind;
+    }
+    return mask;
+}
+
+const char *frd_kinds_list(uint32_t mask, char *buf, size_t len)
+{
+    size_t w = 0;
+    buf[0] = 0;
+    for (int k = 0; k < FRD_KIND_COUNT; k++) {
+        if (!(mask & (1u << k)))
+            continue;
+        int r = snprintf(buf + w, len - w, "%s%s", w ? "," : "", frd_kind_name(k));
+        if (r < 0 || (size_t)r >= len - w)
+            break;
+        w += (size_t)r;
+    }
+    return buf;
+}
+
 const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, size_t len)
 {
     size_t w = 0;
@@ -84,7 +143,10 @@ const char *frd_task_findings(const struct frd_view *v, int32_t ti, char *buf, s
     int seen[FRD_KIND_COUNT] = {0};
     for (size_t i = 0; v->f && i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
-        if (x->task != ti || seen[x->kind])
+        int mine = x->task == ti;
+        for (size_t k = 0; k < x->ncycle && !mine; k++) /* every task of a deadlock */
+            mine = x->cycle[k].task == ti;
+        if (!mine || seen[x->kind])
             continue;
         seen[x->kind] = 1;
         int r = snprintf(buf + w, len - w, "%s%s", w ? "," : "", frd_kind_name(x->kind));
@@ -185,7 +247,10 @@ int frd_text_info(FILE *out, const struct frd_view *v)
             (unsigned long long)d->hdr.dump_seq);
     if (d->proc.present) {
         fprintf(out, "process   pid %u (ppid %u) ", d->proc.pid, d->proc.ppid);
-        put_blob(out, &d->proc.exe);
+        if (d->proc.exe.len)
+            put_blob(out, &d->proc.exe);
+        else
+            fputs("(executable unknown)", out);
         fputs("\ncommand  ", out);
         /* arguments are NUL-separated */
         size_t pos = 0, len;
@@ -202,8 +267,11 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         fprintf(out, "process   pid %u (no PROCESS section)\n", d->hdr.pid);
     }
     if (d->clock.present && d->clock.source == FR_CLOCK_TSC)
-        fprintf(out, "clock     TSC at %.3f GHz (%u calibration pairs)\n",
-                d->clock.ns_per_tick > 0 ? 1.0 / d->clock.ns_per_tick : 0.0, d->clock.npairs);
+        if (d->clock.ns_per_tick > 0)
+            fprintf(out, "clock     TSC at %.3f GHz (%u calibration pairs)\n",
+                    1.0 / d->clock.ns_per_tick, d->clock.npairs);
+        else
+            fprintf(out, "clock     TSC, rate unknown (%u calibration pairs)\n", d->clock.npairs);
     else
         fprintf(out, "clock     %s\n", d->clock.present ? "CLOCK_MONOTONIC" : "missing");
     fprintf(out, "window    %s of history, %zu events, %zu task instances, %zu threads\n",
@@ -212,17 +280,23 @@ int frd_text_info(FILE *out, const struct frd_view *v)
 
     if (d->crash.present) {
         const struct frd_crash *c = &d->crash;
-        fprintf(out, "\n%scrash%s     %s (code %d), fault address 0x%llx, at %.3f ms\n",
+        char origin[128];
+        fprintf(out, "\n%scrash%s     %s (code %d), %s, at %.3f ms\n",
                 v->color ? "\033[1;31m" : "", v->color ? "\033[0m" : "",
                 frd_signal_name((int)c->signo, b2, sizeof(b2)), c->code,
-                (unsigned long long)c->fault_addr, rel_ms(m, c->ns));
-        const char *tn = "";
+                frd_crash_origin(c, origin, sizeof(origin)), rel_ms(m, c->ns));
+        const struct frd_thread *ct = NULL;
         for (size_t i = 0; i < d->nthreads; i++)
             if (d->threads[i].tid == c->tid)
-                tn = d->threads[i].name;
-        fprintf(out, "thread    %u \"", c->tid);
-        frd_text_str(out, tn, strlen(tn));
-        fputs("\"\n", out);
+                ct = &d->threads[i];
+        fprintf(out, "thread    %u ", c->tid);
+        if (ct) {
+            putc('"', out);
+            frd_text_str(out, ct->name, strlen(ct->name));
+            fputs("\"\n", out);
+        } else {
+            fputs("(no ring in the dump: it never recorded, or its ring was not whole)\n", out);
+        }
         if (c->task) {
             int32_t ti = frd_model_task_at(m, c->task, c->ns);
             if (ti != FRD_NONE)
@@ -231,10 +305,12 @@ int frd_text_info(FILE *out, const struct frd_view *v)
             else
                 fprintf(out, "task      %llu (no events of it left in the rings)\n",
                         (unsigned long long)c->task);
-        } else {
+        } else if (ct) {
             fputs("task      none was being polled on the crashing thread\n", out);
+        } else {
+            fputs("task      unknown (the crashing thread has no ring)\n", out);
         }
-        fputs("backtrace\n", out);
+        fputs(v->nframes ? "backtrace\n" : "backtrace none captured (see notes)\n", out);
         for (size_t i = 0; i < v->nframes; i++) {
             const struct frd_frame *f = &v->frames[i];
             fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
@@ -249,6 +325,19 @@ int frd_text_info(FILE *out, const struct frd_view *v)
     }
 
     text_triggers(out, v);
+    if (d->notes.p && d->notes.len) {
+        /* What the recorder could not capture, one note a line. */
+        fputs("\nnotes\n", out);
+        size_t pos = 0;
+        while (pos < d->notes.len) {
+            const char *nl = memchr(d->notes.p + pos, '\n', d->notes.len - pos);
+            size_t end = nl ? (size_t)(nl - d->notes.p) : d->notes.len;
+            fputs("  ", out);
+            frd_text_str(out, d->notes.p + pos, end - pos);
+            putc('\n', out);
+            pos = end + 1;
+        }
+    }
 
     fputs("\nthreads\n", out);
     fprintf(out, "  %-8s %-20s %-7s %8s %-24s %s\n", "TID", "NAME", "STATE", "EVENTS",
@@ -293,6 +382,7 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
     const struct frd_model *m = v->m;
     fprintf(out, "%-18s %-24s %-18s %-8s %5s %10s %10s %10s %10s %s\n", "ID", "NAME", "PARENT",
             "STATE", "POLLS", "BUSY", "IDLE", "DELAY p50", "DELAY p99", "FINDINGS");
+    uint32_t *masks = frd_task_kind_masks(v); /* NULL: out of memory, look per task */
     for (size_t i = 0; i < m->ntasks; i++) {
         const struct frd_task *t = &m->tasks[i];
         char name[25], a[32], b[32], c[32], e[32], fnd[96], par[24];
@@ -308,7 +398,10 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
             snprintf(par, sizeof(par), "%llu", (unsigned long long)t->parent);
         else
             snprintf(par, sizeof(par), "-");
-        frd_task_findings(v, (int32_t)i, fnd, sizeof(fnd));
+        if (masks)
+            frd_kinds_list(masks[i], fnd, sizeof(fnd));
+        else
+            frd_task_findings(v, (int32_t)i, fnd, sizeof(fnd));
         fprintf(out, "%-18llu %-24s %-18s %-8s %5zu %10s %10s %10s %10s %s\n",
                 (unsigned long long)t->id, name, par,
                 t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_EXTERNAL  ? "idle-ext"
@@ -318,6 +411,7 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
                 frd_fmt_dur(t->idle_ns, b, sizeof(b)), dur_or_dash(t->delay_p50_ns, c, sizeof(c)),
                 dur_or_dash(t->delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
     }
+    free(masks);
     return ferror(out) ? -EIO : 0;
 }
 
@@ -426,6 +520,23 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
         put_str(out, m->dump, e->str);
         putc('"', out);
         break;
+    case FR_EV_LOCK_WAIT:
+    case FR_EV_LOCK_ACQUIRE:
+    case FR_EV_LOCK_RELEASE: {
+        int64_t li = frd_lock_find(&m->locks, e->lock);
+        uint32_t name = e->str ? e->str : li >= 0 ? m->locks.v[li].name : 0;
+        fputs(e->type == FR_EV_LOCK_WAIT      ? "waits for lock "
+              : e->type == FR_EV_LOCK_ACQUIRE ? "acquired lock "
+                                              : "released lock ",
+              out);
+        if (name) {
+            putc('"', out);
+            put_str(out, m->dump, name);
+            fputs("\" ", out);
+        }
+        fprintf(out, "(0x%llx)", (unsigned long long)e->lock);
+        break;
+    }
     default:
         fputs(frd_event_name(e->type), out);
         break;

@@ -51,6 +51,11 @@ extern "C" {
 /* fr_config.dump_on: the bit for signal @sig (1..64), e.g.
  * FR_DUMP_ON(SIGTERM) | FR_DUMP_ON(SIGINT). */
 #define FR_DUMP_ON(sig) (1ull << ((sig) - 1))
+/* A synchronous fault goes first to the SIGSEGV/SIGBUS/SIGILL/SIGFPE handler
+ * installed before fr_init (a garbage collector's barrier, a JIT's guard
+ * page); only a fault it does not resolve is a crash (env
+ * FLIGHTREC_CHAIN_FIRST=1). Without it, flightrec dumps first, then chains. */
+#define FR_CHAIN_FIRST 0x4u
 
 struct fr_config {
     const char *dump_dir;    /* NULL: $FLIGHTREC_DIR, else the current directory */
@@ -103,7 +108,11 @@ FR_API void fr_shutdown(void);
 /*
  * fr_dump - write a dump now, synchronously, from the calling thread.
  * @reason: short text stored in the dump (NULL: "api").
- * @path: if not NULL, receives the final file name (NUL-terminated).
+ * @path: if not NULL, receives the final file name (NUL-terminated):
+ *        "<dump_dir>/flightrec-<pid>-<UTC time>-<seq>-<unique>.frd". The
+ *        directory is the one opened at fr_init(); if its path no longer
+ *        leads there (renamed, or a chroot), @path gives where the kernel says
+ *        it is now, else its path as fr_init() saw it (outside the jail).
  * @path_size: size of @path.
  *
  * Return: 0; -ENOTCONN if not initialised; -EBUSY if another dump held the
@@ -150,6 +159,32 @@ FR_API void fr_mark(uint64_t task, const char *label); /* a user annotation */
  */
 FR_API void fr_await_external(uint64_t task, const char *label);
 FR_API void fr_idle(uint64_t task);
+
+/*
+ * Locks and other resources a task can wait for and hold: an async mutex, a
+ * rwlock's writer side, a semaphore permit, a pool slot. @lock is any nonzero
+ * id that names the resource for as long as it exists (its address will do).
+ *
+ * fr_lock_wait - @task asks for @lock and may have to wait; @name ("accounts",
+ * "db pool") names the lock in `flightrec locks` and in findings (copied like
+ * any string). Call it on every request, before trying the lock: a request
+ * granted at once is then an uncontended acquisition, and the lock has its
+ * name even when it is never contended. A later fr_lock_wait by the same task
+ * (for any lock) ends a wait it gave up.
+ *
+ * fr_lock_acquire - @task now holds @lock (after a wait or without one).
+ *
+ * fr_lock_release - @task lets @lock go. Releasing a lock the task does not
+ * hold is reported as a `protocol` finding (when the recording covers the
+ * task's whole life up to the release).
+ *
+ * `flightrec analyze` follows holders and waiters: a cycle of tasks each
+ * waiting for a lock the next one holds is a `deadlock`; a hung task waiting
+ * for a lock names the holder and what the holder is doing.
+ */
+FR_API void fr_lock_wait(uint64_t task, uint64_t lock, const char *name);
+FR_API void fr_lock_acquire(uint64_t task, uint64_t lock);
+FR_API void fr_lock_release(uint64_t task, uint64_t lock);
 
 /*
  * The inline gates. While flightrec is not recording (before fr_init(),
@@ -234,6 +269,21 @@ static inline void fr__gate_idle(uint64_t task)
     if (fr__on())
         fr_idle(task);
 }
+static inline void fr__gate_lock_wait(uint64_t task, uint64_t lock, const char *name)
+{
+    if (fr__on())
+        fr_lock_wait(task, lock, name);
+}
+static inline void fr__gate_lock_acquire(uint64_t task, uint64_t lock)
+{
+    if (fr__on())
+        fr_lock_acquire(task, lock);
+}
+static inline void fr__gate_lock_release(uint64_t task, uint64_t lock)
+{
+    if (fr__on())
+        fr_lock_release(task, lock);
+}
 /* Function-like macros: `fr_wake(t)` goes through the gate, `&fr_wake` is
  * still the library's function. */
 #define fr_spawn(task, parent, name) fr__gate_spawn((task), (parent), (name))
@@ -249,6 +299,9 @@ static inline void fr__gate_idle(uint64_t task)
 #define fr_mark(task, label) fr__gate_mark((task), (label))
 #define fr_await_external(task, label) fr__gate_await_external((task), (label))
 #define fr_idle(task) fr__gate_idle(task)
+#define fr_lock_wait(task, lock, name) fr__gate_lock_wait((task), (lock), (name))
+#define fr_lock_acquire(task, lock) fr__gate_lock_acquire((task), (lock))
+#define fr_lock_release(task, lock) fr__gate_lock_release((task), (lock))
 #endif
 
 /*
@@ -272,6 +325,9 @@ static inline void fr__gate_idle(uint64_t task)
 #define FR_AWAIT_EXTERNAL(task, label)                                                            \
     fr_await_external((task), label " (" __FILE__ ":" FR__STR(__LINE__) ")")
 #define FR_IDLE(task) fr_idle(task)
+#define FR_LOCK_WAIT(task, lock, name) fr_lock_wait((task), (lock), (name))
+#define FR_LOCK_ACQUIRE(task, lock) fr_lock_acquire((task), (lock))
+#define FR_LOCK_RELEASE(task, lock) fr_lock_release((task), (lock))
 #else
 #define FR_AWAIT(task, label) ((void)(task))
 #define FR_SPAWN(task, parent, name) ((void)(task), (void)(parent), (void)(name))
@@ -286,6 +342,9 @@ static inline void fr__gate_idle(uint64_t task)
 #define FR_MARK(task, label) ((void)(task), (void)(label))
 #define FR_AWAIT_EXTERNAL(task, label) ((void)(task))
 #define FR_IDLE(task) ((void)(task))
+#define FR_LOCK_WAIT(task, lock, name) ((void)(task), (void)(lock), (void)(name))
+#define FR_LOCK_ACQUIRE(task, lock) ((void)(task), (void)(lock))
+#define FR_LOCK_RELEASE(task, lock) ((void)(task), (void)(lock))
 #endif
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,6 +93,8 @@ void fr__warn(const char *a, const char *b, int err)
             { ELOOP, "is a symbolic link" }, { ENOTDIR, "not a directory" },
             { EDQUOT, "disk quota exceeded" }, { EIO, "input/output error" },
             { EEXIST, "file exists" }, { ENOMEM, "out of memory" },
+            { EMFILE, "too many open files" }, { ENFILE, "too many open files in system" },
+            { EBADF, "bad file descriptor" },
         };
         const char *s = NULL;
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -125,4 +128,35 @@ void fr__sleep_ms(unsigned ms)
 pid_t fr__gettid(void)
 {
     return (pid_t)syscall(SYS_gettid);
+}
+
+/*
+ * Descriptors the recorder holds across a host's life (the dump directory, a
+ * spare, the module map, pipes) are checked before every use: a daemon may
+ * close every descriptor >= 3 and open its own files under the same numbers.
+ * fstat(2) is async-signal-safe.
+ */
+int fr__fd_hold(struct fr_fd *h, int fd)
+{
+    struct stat st;
+    h->fd = -1;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return -1;
+    h->fd = fd;
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
+    return 0;
+}
+
+int fr__fd_ours(const struct fr_fd *h)
+{
+    struct stat st;
+    return h->fd >= 0 && fstat(h->fd, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
+}
+
+void fr__fd_release(struct fr_fd *h)
+{
+    if (fr__fd_ours(h))
+        close(h->fd);
+    h->fd = -1;
 }

@@ -39,13 +39,20 @@ struct dump_ctx {
     uint64_t written;         /* bytes written to the file so far */
     uint64_t whole;           /* file offset just past the last complete frame */
     _Atomic int active; /* a file is open: fr__dump_salvage may finish it */
+    char notes[1024];   /* NOTES text of this dump: what could not be captured, and why */
+    size_t notes_len;
 };
 
-static struct dump_ctx ctxs[FR_CTX_COUNT];
+static struct dump_ctx ctxs[FR_CTX_COUNT] = {
+    [FR_CTX_NORMAL] = { .file = { .dirfd = -1, .fd = -1, .spare = { .fd = -1 } } },
+    [FR_CTX_CRASH] = { .file = { .dirfd = -1, .fd = -1, .spare = { .fd = -1 } } },
+};
 static const struct fr_dump_extra *extras[FR_CTX_COUNT]; /* see fr__dump_set_extra */
 static _Atomic uint64_t dump_seq;
 static _Atomic int normal_lock;
 static _Atomic int last_reported_err;
+static struct fr_fd maps_h = { .fd = -1 }; /* /proc/self/maps, held from fr_init */
+static _Atomic int unreachable_reported;
 
 /* ---- little-endian serialisation ---------------------------------------- */
 
@@ -189,6 +196,29 @@ static void section_end(struct dump_ctx *c)
     mark_whole(c);
 }
 
+/* ---- notes: what a dump could not capture ------------------------------- */
+
+/* One line of the NOTES section: @a, then @b if not NULL, then " (errno N)"
+ * if @err. Silently cut at the buffer's end. */
+static void note(struct dump_ctx *c, const char *a, const char *b, int err)
+{
+    char num[24];
+    const char *parts[] = { a, b, err ? " (errno " : NULL, NULL, err ? ")" : NULL, "\n" };
+    if (err) {
+        num[fr__fmt_u64(num, (uint64_t)err)] = '\0';
+        parts[3] = num;
+    }
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        if (!parts[i])
+            continue;
+        size_t n = strlen(parts[i]);
+        if (n > sizeof c->notes - c->notes_len)
+            n = sizeof c->notes - c->notes_len;
+        memcpy(c->notes + c->notes_len, parts[i], n);
+        c->notes_len += n;
+    }
+}
+
 /* ---- sections ----------------------------------------------------------- */
 
 static void write_header(struct dump_ctx *c, enum fr_trigger trigger, int signo,
@@ -265,6 +295,35 @@ static void write_clock(struct dump_ctx *c)
     section_end(c);
 }
 
+static void crash_notes(struct dump_ctx *c, const struct fr_crash_info *ci)
+{
+    switch (ci->unwind) {
+    case FR_UNWIND_TIMEOUT:
+        note(c, "backtrace cut short: the unwinder did not finish in time (a lock it needs, such "
+                "as the dynamic loader's, may be held by a thread waiting for this one); these are "
+                "the frames it had taken",
+             NULL, 0);
+        break;
+    case FR_UNWIND_FAULT:
+        note(c, "backtrace cut short: the unwinder faulted reading the stack; these are the "
+                "frames it had taken",
+             NULL, 0);
+        break;
+    case FR_UNWIND_FDS_TAKEN:
+        note(c, "backtrace has the faulting frame only: the unwinder's descriptors were closed "
+                "by the program and their numbers reused (libunwind would write into them)",
+             NULL, 0);
+        break;
+    case FR_UNWIND_INLINE:
+        note(c, "backtrace taken on the crashing thread itself: the unwinder thread was not "
+                "running, so the unwind was not bounded in time",
+             NULL, 0);
+        break;
+    default:
+        break;
+    }
+}
+
 static void write_crash(struct dump_ctx *c, const struct fr_crash_info *ci)
 {
     uint8_t b[56];
@@ -319,22 +378,46 @@ static uint32_t write_strings(struct dump_ctx *c, uint32_t from_off)
     return mark;
 }
 
+/*
+ * MODULES: /proc/self/maps read through the descriptor held since fr_init
+ * (pread from 0 gives the current map, so dlopen after fr_init is seen, and a
+ * process out of descriptors or chrooted away from /proc still has it). If
+ * that descriptor was taken, the file is opened again; if that fails too the
+ * section is empty and NOTES says why: the backtrace is then raw addresses.
+ */
 static void write_modules(struct dump_ctx *c)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = -1, own = 0, err = 0;
+    if (fr__fd_ours(&maps_h)) {
+        fd = maps_h.fd;
+    } else {
+        fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+        own = 1;
+        if (fd < 0)
+            err = errno;
+    }
     section_begin(c, FR_SEC_MODULES);
+    uint64_t total = 0;
     if (fd >= 0) {
-        for (;;) {
-            ssize_t n = read(fd, c->page->data, sizeof c->page->data);
+        for (off_t off = 0;;) {
+            ssize_t n = pread(fd, c->page->data, sizeof c->page->data, off);
             if (n < 0 && errno == EINTR)
                 continue;
+            if (n < 0)
+                err = errno;
             if (n <= 0)
                 break;
             feed(c, c->page->data, (size_t)n);
+            off += n;
+            total += (uint64_t)n;
         }
-        close(fd);
+        if (own)
+            close(fd);
     }
     section_end(c);
+    if (!total)
+        note(c, "module map unavailable: /proc/self/maps could not be read, "
+                "the backtrace has raw addresses only", NULL, err);
 }
 
 static void write_thread(struct dump_ctx *c, struct fr_slot *s)
@@ -388,6 +471,16 @@ static void write_thread(struct dump_ctx *c, struct fr_slot *s)
     section_end(c);
 }
 
+/* NOTES: only when there is something to say. */
+static void write_notes(struct dump_ctx *c)
+{
+    if (!c->notes_len)
+        return;
+    section_begin(c, FR_SEC_NOTES);
+    feed(c, c->notes, c->notes_len);
+    section_end(c);
+}
+
 static void write_end(struct dump_ctx *c)
 {
     uint8_t b[8];
@@ -426,13 +519,33 @@ int fr__dump_init(void)
         c->out = mem + ws + pg;
         c->out_cap = out;
     }
+    struct fr_dumpfile *files[FR_CTX_COUNT];
+    for (int i = 0; i < FR_CTX_COUNT; i++)
+        files[i] = &ctxs[i].file;
+    fr__dumpfile_init(files, FR_CTX_COUNT);
+    fr__fd_release(&maps_h);
+    fr__fd_hold(&maps_h, open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+    atomic_store(&unreachable_reported, 0);
     return 0;
+}
+
+/* fr_shutdown: close the descriptors held for dumps (only those still ours). */
+void fr__dump_fini(void)
+{
+    struct fr_dumpfile *files[FR_CTX_COUNT];
+    for (int i = 0; i < FR_CTX_COUNT; i++)
+        files[i] = &ctxs[i].file;
+    fr__dumpfile_fini(files, FR_CTX_COUNT);
+    fr__fd_release(&maps_h);
 }
 
 void fr__dump_reset_after_fork(void)
 {
     atomic_store(&normal_lock, 0);
     atomic_store(&dump_seq, 0);
+    fr__dumpfile_after_fork();
+    fr__fd_release(&maps_h); /* the parent's map: open our own */
+    fr__fd_hold(&maps_h, open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
     for (int i = 0; i < FR_CTX_COUNT; i++)
         atomic_store(&ctxs[i].active, 0);
 }
@@ -453,6 +566,8 @@ void fr__dump_unlock(void)
 {
     atomic_store_explicit(&normal_lock, 0, FR_RELEASE);
 }
+
+static int dump_path(struct dump_ctx *c, char *path, size_t path_size);
 
 static void report(int err, const char *what)
 {
@@ -490,7 +605,25 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
     c->out_len = 0;
     c->sections = 0;
     c->written = c->whole = 0;
+    c->notes_len = 0;
     atomic_store(&c->active, 1);
+    if (c->file.flags & FR_DF_DIR_REOPENED)
+        note(c, "the dump directory's descriptor held since fr_init was closed by the program; "
+                "it was opened again by path", NULL, 0);
+    if (c->file.flags & FR_DF_SPARE_USED)
+        note(c, "the process was out of file descriptors; the spare held since fr_init was used",
+             NULL, 0);
+    if (c->file.flags & FR_DF_DIR_UNREACHABLE) {
+        note(c, "the dump directory's path no longer leads to it in this process (chroot, rename "
+                "or mount); written through the descriptor held since fr_init: ",
+             fr__cfg.dump_dir, 0);
+        if (!atomic_exchange(&unreachable_reported, 1))
+            fr__warn("the dump directory's path no longer leads to it in this process (chroot, "
+                     "rename or mount?); dumps still go to the directory opened at fr_init",
+                     fr__cfg.dump_dir, 0);
+    }
+    if (crash)
+        crash_notes(c, crash);
 
     write_header(c, trigger, signo, reason, real_ns, seq);
     if (crash)
@@ -501,6 +634,7 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
     write_clock(c);
     uint32_t mark = write_strings(c, 0);
     write_modules(c);
+    write_notes(c);
     struct fr_slot *first = NULL;
     if (crash) {
         for (uint32_t i = 0; i < FR_MAX_THREADS; i++)
@@ -531,16 +665,37 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
         return err;
     }
     atomic_store(&last_reported_err, 0);
-    if (path && path_size) {
-        size_t dl = strlen(fr__cfg.dump_dir), fl = strlen(c->file.final);
-        if (dl + 1 + fl + 1 > path_size) {
-            path[0] = '\0';
-            return -ENAMETOOLONG;
+    if (path && path_size)
+        return dump_path(c, path, path_size);
+    return 0;
+}
+
+/* "<dir>/<file>": the configured directory if its path still leads to where
+ * the dump went; otherwise where the kernel says the held directory is now
+ * (/proc/self/fd: after a rename, or outside a chroot), else the configured
+ * path, which is where the directory was at fr_init. */
+static int dump_path(struct dump_ctx *c, char *path, size_t path_size)
+{
+    char where[4096];
+    const char *dir = fr__cfg.dump_dir;
+    if (c->file.flags & FR_DF_DIR_UNREACHABLE) {
+        char link[64] = "/proc/self/fd/";
+        size_t k = strlen(link);
+        link[k + fr__fmt_u64(link + k, (uint64_t)c->file.used_dirfd)] = '\0';
+        ssize_t n = readlink(link, where, sizeof where - 1);
+        if (n > 0 && where[0] == '/') {
+            where[n] = '\0';
+            dir = where;
         }
-        memcpy(path, fr__cfg.dump_dir, dl);
-        path[dl] = '/';
-        memcpy(path + dl + 1, c->file.final, fl + 1);
     }
+    size_t dl = strlen(dir), fl = strlen(c->file.final);
+    if (dl + 1 + fl + 1 > path_size) {
+        path[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    memcpy(path, dir, dl);
+    path[dl] = '/';
+    memcpy(path + dl + 1, c->file.final, fl + 1);
     return 0;
 }
 

@@ -17,7 +17,8 @@
  */
 #include "internal.h"
 
-enum { ARG_TASK = 1, ARG_PARENT = 2, ARG_STR = 4 };
+/* ARG_LOCK: @parent carries the lock id, encoded like a parent (format.h). */
+enum { ARG_TASK = 1, ARG_PARENT = 2, ARG_STR = 4, ARG_LOCK = ARG_PARENT };
 
 static inline uint8_t *put_uleb(uint8_t *p, uint64_t v)
 {
@@ -168,6 +169,21 @@ FR_API void fr_await_external(uint64_t task, const char *label)
 FR_API void fr_idle(uint64_t task)
 {
     record(FR_EV_IDLE, ARG_TASK, task, 0, NULL);
+}
+
+FR_API void fr_lock_wait(uint64_t task, uint64_t lock, const char *name)
+{
+    record(FR_EV_LOCK_WAIT, ARG_TASK | ARG_LOCK | ARG_STR, task, lock, name);
+}
+
+FR_API void fr_lock_acquire(uint64_t task, uint64_t lock)
+{
+    record(FR_EV_LOCK_ACQUIRE, ARG_TASK | ARG_LOCK, task, lock, NULL);
+}
+
+FR_API void fr_lock_release(uint64_t task, uint64_t lock)
+{
+    record(FR_EV_LOCK_RELEASE, ARG_TASK | ARG_LOCK, task, lock, NULL);
 }
 
 FR_API void fr_thread_name(const char *name)

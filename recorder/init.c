@@ -6,7 +6,14 @@
  * then defaults), prepares everything a crash handler will need (workspaces,
  * process info, clock), starts the dumper thread, installs the handlers, and
  * only then publishes a new epoch, which is what turns the hooks on.
+ *
+ * It also pins the object that holds the recorder (libflightrec.so, or a
+ * plugin linked with libflightrec.a) in memory: once running, the handlers,
+ * the dumper and unwinder threads and the thread-exit destructor point into
+ * its code, and a dlclose() must not unmap it (the shared library is also
+ * linked with -z nodelete; the pin covers the static one inside a plugin).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -45,6 +52,17 @@ static void atfork_child(void)
     fr__watchdog_restart_in_child();
     atomic_store_explicit(&fr__epoch, next_epoch(), FR_RELEASE);
     life_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+}
+
+/* Keep the object holding this code loaded for the life of the process. */
+static void pin_self(void)
+{
+    Dl_info info;
+    if (!dladdr((void *)pin_self, &info) || !info.dli_fname || !info.dli_fname[0])
+        return;
+    void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    if (h)
+        dlclose(h); /* the NODELETE flag stays; only our extra reference goes */
 }
 
 static void atfork_register(void)
@@ -176,6 +194,13 @@ static int resolve_config(const struct fr_config *cfg)
         fr__cfg.dump_signal_fixed = 1;
     }
     fr__cfg.flags = cfg->flags;
+    const char *cf = secure_getenv("FLIGHTREC_CHAIN_FIRST");
+    if (cf && *cf) {
+        if (strcmp(cf, "1") == 0)
+            fr__cfg.flags |= FR_CHAIN_FIRST;
+        else if (strcmp(cf, "0") != 0)
+            return -EINVAL;
+    }
     fr__cfg.max_dumps = cfg->max_dumps ? cfg->max_dumps : FR_DEFAULT_MAX_DUMPS;
     return resolve_triggers(cfg);
 }
@@ -204,6 +229,7 @@ FR_API int fr_init(const struct fr_config *cfg)
     fr__registry_reset();
     fr__intern_reset();
     pthread_once(&atfork_once, atfork_register);
+    pin_self();
 
     err = (fr__cfg.flags & FR_SHARED_RINGS) ? fr__shared_open() : 0;
     if (!err)
@@ -219,6 +245,7 @@ FR_API int fr_init(const struct fr_config *cfg)
         fr__crash_uninstall();
         fr__dumper_stop();
         fr__shared_close();
+        fr__dump_fini();
         pthread_mutex_unlock(&life_lock);
         return err;
     }
@@ -242,6 +269,7 @@ FR_API void fr_shutdown(void)
         fr__crash_uninstall();
         fr__dumper_stop();
         fr__shared_close();
+        fr__dump_fini();
         running = 0;
     }
     pthread_mutex_unlock(&life_lock);

@@ -233,7 +233,25 @@ void fr__warn(const char *a, const char *b, int err);   /* one line to stderr vi
 void fr__sleep_ms(unsigned ms);
 pid_t fr__gettid(void);
 
+/* A descriptor the recorder opened, with the identity it had then. */
+struct fr_fd {
+    int fd; /* -1: none */
+    dev_t dev;
+    ino_t ino;
+};
+int fr__fd_hold(struct fr_fd *h, int fd); /* record fd's identity; 0, or -1 (h->fd = -1) */
+int fr__fd_ours(const struct fr_fd *h);   /* 1: still the same open file */
+void fr__fd_release(struct fr_fd *h);     /* close it only if it is still ours */
+
 /* ---- dumps (dump.c, dumpfile.c) ----------------------------------------- */
+
+enum fr_unwind_status {
+    FR_UNWIND_OK = 0,       /* the unwinder thread finished */
+    FR_UNWIND_TIMEOUT,      /* it did not finish in time: frames so far */
+    FR_UNWIND_FAULT,        /* it faulted reading the stack: frames so far */
+    FR_UNWIND_FDS_TAKEN,    /* libunwind's pipe was taken: frame 0 only */
+    FR_UNWIND_INLINE,       /* no unwinder thread: unwound on the crashing thread */
+};
 
 struct fr_crash_info {
     int signo;
@@ -244,6 +262,7 @@ struct fr_crash_info {
     uint64_t ticks;
     uint64_t ip, sp;
     int nframes;
+    int unwind; /* enum fr_unwind_status */
     uint64_t frames[FR_MAX_FRAMES];
 };
 
@@ -274,6 +293,7 @@ void fr__dump_set_extra(enum fr_dump_ctx_id ctx, const struct fr_dump_extra *x);
 
 int fr__dump_init(void);
 void fr__dump_reset_after_fork(void);
+void fr__dump_fini(void);
 int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, const char *reason,
                    const struct fr_crash_info *crash, char *path, size_t path_size);
 void fr__dump_salvage(enum fr_dump_ctx_id ctx); /* second crash inside a dump: keep its whole frames */
@@ -281,14 +301,27 @@ int fr__dump_lock(unsigned timeout_ms);
 void fr__dump_unlock(void);
 
 /* dumpfile.c: one dump file's life, all async-signal-safe */
+enum {
+    FR_DF_DIR_REOPENED = 1,    /* the held directory descriptor was taken by the program */
+    FR_DF_DIR_UNREACHABLE = 2, /* the directory's path no longer leads to it (chroot...) */
+    FR_DF_SPARE_USED = 4,      /* out of descriptors: the spare made room for the file */
+};
 struct fr_dumpfile {
-    int dirfd, fd;
+    int dirfd, fd;      /* dirfd is borrowed from dumpfile.c, never closed by the caller */
+    int used_dirfd;     /* the directory descriptor the last dump went through */
+    struct fr_fd spare; /* held for EMFILE; given up to create the file, taken back after */
+    unsigned flags;     /* FR_DF_* of the current dump */
+    uint64_t seq, real_ns;
     char tmp[96];
     char final[128];
 };
+void fr__dumpfile_init(struct fr_dumpfile *const *files, int n); /* fr_init: dir, spares */
+void fr__dumpfile_fini(struct fr_dumpfile *const *files, int n); /* fr_shutdown */
+void fr__dumpfile_after_fork(void);                     /* a new unique name component */
 int fr__dumpfile_open(struct fr_dumpfile *f, uint64_t seq, uint64_t real_ns);
 int fr__dumpfile_write(struct fr_dumpfile *f, const void *buf, size_t len);
-/* fsync, rename to final, fsync dir, then keep at most max_dumps (0: no limit) */
+/* fsync, rename to final (never replacing), fsync dir, then keep at most
+ * max_dumps (0: no limit) */
 int fr__dumpfile_commit(struct fr_dumpfile *f, unsigned max_dumps);
 void fr__dumpfile_abort(struct fr_dumpfile *f);  /* close and unlink the temporary */
 
@@ -304,7 +337,14 @@ int fr__signal_parse(const char *s);              /* "USR2", "RTMIN+3", "12"; -1
 int fr__crash_install(void);
 void fr__crash_uninstall(void);
 void fr__crash_reset_after_fork(void);
-int fr__backtrace(void *ucontext, uint64_t *frames, int max);
+/* unwind.c: backtraces taken by an unwinder thread, bounded in time */
+int fr__unwind_start(void);          /* fr_init: warm up libunwind, start the thread */
+void fr__unwind_stop(void);          /* fr_shutdown */
+void fr__unwind_restart_in_child(void);
+int fr__unwind_on_fault(void);       /* crash handler: 1 if this is the unwinder thread */
+int fr__backtrace(void *ucontext, uint64_t *frames, int max, int *status);
+/* crash.c: run fn(arg) on the preallocated crash stack */
+void fr__call_on_stack(void *stack_top, void (*fn)(void *), void *arg);
 /* sigaction() that the adapters' wrappers recognise as the library's own */
 int fr__own_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 int fr__in_own_sigaction(void);

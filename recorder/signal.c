@@ -18,8 +18,8 @@
  * fr__signal_claimed) gets it, and the dump signal moves on the same way,
  * whether it was the default or chosen: the program's own handling of every
  * signal keeps working. The dumper thread's name says the current signal
- * ("flightrec:sig12", "flightrec:nosig"), which is how `flightrec dump PID`
- * learns it without being told.
+ * ("flightrec:sig12", "flightrec:nosig"; "flightrec:start" until the handler
+ * is in place), which is how `flightrec dump PID` learns it without being told.
  *
  * The dumper thread blocks every signal but the crash signals and the dump
  * signal: when every application thread blocks the dump signal (an inherited
@@ -27,6 +27,12 @@
  *
  * The dumper thread also takes the second clock calibration pair ~50 ms after
  * fr_init, so short-lived processes still get a usable tick rate.
+ *
+ * The pipe's two descriptors are checked (fr__fd_ours) before each use: a
+ * daemon that closes every descriptor >= 3 after fr_init and opens its own
+ * files must never get a byte written into them by the handler, nor have them
+ * read or closed by the dumper or fr_shutdown. Once ours are gone, the dump
+ * signal dumps nothing, and says so once on stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +47,16 @@
 #include "internal.h"
 
 static int pipe_fd[2] = { -1, -1 };
+static struct fr_fd pipe_h[2] = { { .fd = -1 }, { .fd = -1 } };
+static _Atomic int pipe_lost_reported;
+
+static void pipe_lost(void)
+{
+    if (!atomic_exchange(&pipe_lost_reported, 1))
+        fr__warn("the dump signal's pipe was closed by the program; the dump signal no longer "
+                 "dumps (fr_dump still does)",
+                 NULL, 0);
+}
 static pthread_t dumper;
 static int dumper_running;
 static struct sigaction old_action; /* what the current dump signal had before us */
@@ -62,8 +78,12 @@ static void on_dump_signal(int sig)
 {
     (void)sig;
     int saved = errno;
-    ssize_t r = write(pipe_fd[1], "d", 1); /* EAGAIN: a dump is already pending */
-    (void)r;
+    if (fr__fd_ours(&pipe_h[1])) {
+        ssize_t r = write(pipe_fd[1], "d", 1); /* EAGAIN: a dump is already pending */
+        (void)r;
+    } else {
+        pipe_lost();
+    }
     errno = saved;
 }
 
@@ -71,8 +91,8 @@ static void on_dump_signal(int sig)
  * dumper is about to read anyway). */
 static void tell_dumper(char what)
 {
-    if (pipe_fd[1] < 0)
-        return;
+    if (pipe_fd[1] < 0 || !fr__fd_ours(&pipe_h[1]))
+        return; /* never into a descriptor that is no longer ours */
     int saved = errno;
     ssize_t r = write(pipe_fd[1], &what, 1);
     (void)r;
@@ -130,17 +150,28 @@ static void *dumper_main(void *arg)
      * wait a scheduler tick. */
     struct sched_param none = { 0 };
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &none);
-    dumper_retune();
+    /* Named after its signal only once the handler is in place (fr__dumper_start
+     * sends 'n'): until then `flightrec dump` reads "starting" and waits. */
+    prctl(PR_SET_NAME, "flightrec:start", 0, 0, 0);
     int fd = pipe_fd[0];
     struct pollfd p = { .fd = fd, .events = POLLIN };
-    /* Second calibration pair, unless a request comes first. */
-    if (poll(&p, 1, 50) == 0 && atomic_load(&fr__clock_npairs) == 1) {
-        fr__clock_pair_now(&fr__clock_pairs[1]);
-        atomic_store_explicit(&fr__clock_npairs, 2, FR_RELEASE); /* pairs with dump.c */
-        fr__shared_clock();
-    }
     for (;;) {
         char buf[256];
+        /* The second calibration pair, ~50 ms after fr_init: requests that
+         * come first (the 'n' fr__dumper_start sends at once) are served and
+         * the wait resumes. Shared rings need it (a killed process takes no
+         * pair at a dump). */
+        if (atomic_load(&fr__clock_npairs) == 1) {
+            uint64_t since = fr__monotonic_ns() - fr__clock_pairs[0].mono_ns;
+            int wait_ms = since >= 50000000u ? 0 : (int)((50000000u - since) / 1000000u) + 1;
+            if (wait_ms == 0 || poll(&p, 1, wait_ms) == 0) {
+                fr__clock_pair_now(&fr__clock_pairs[1]);
+                atomic_store_explicit(&fr__clock_npairs, 2, FR_RELEASE); /* pairs with dump.c */
+                fr__shared_clock();
+            }
+        }
+        if (!fr__fd_ours(&pipe_h[0]))
+            break; /* the number is the program's now: never read it */
         ssize_t n = read(fd, buf, 1);
         if (n < 0 && errno == EINTR)
             continue;
@@ -173,6 +204,9 @@ static int start_thread(void)
     if (pipe2(pipe_fd, O_CLOEXEC) != 0)
         return -errno;
     fcntl(pipe_fd[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
+    fr__fd_hold(&pipe_h[0], pipe_fd[0]);
+    fr__fd_hold(&pipe_h[1], pipe_fd[1]);
+    atomic_store(&pipe_lost_reported, 0);
 
     /* The dumper never runs the application's signal handlers; it unblocks
      * the dump signal itself once running (dumper_retune). */
@@ -182,8 +216,8 @@ static int start_thread(void)
     int err = pthread_create(&dumper, NULL, dumper_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
-        close(pipe_fd[0]);
-        close(pipe_fd[1]);
+        fr__fd_release(&pipe_h[0]);
+        fr__fd_release(&pipe_h[1]);
         pipe_fd[0] = pipe_fd[1] = -1;
         return -err;
     }
@@ -278,8 +312,12 @@ int fr__dumper_start(void)
 {
     int err = start_thread();
     int sig = fr__cfg.dump_signal;
-    if (err || sig <= 0)
+    if (err)
         return err;
+    if (sig <= 0) {
+        tell_dumper('n'); /* "flightrec:nosig" */
+        return 0;
+    }
     if (!fr__cfg.dump_signal_fixed && !signal_free(sig)) {
         char a[32], b[64];
         int alt = first_free_signal();
@@ -292,9 +330,10 @@ int fr__dumper_start(void)
         fr__warn("dump signal", b, 0);
         sig = alt;
         __atomic_store_n(&fr__cfg.dump_signal, sig, __ATOMIC_RELEASE);
-        tell_dumper('n');
-        if (sig <= 0)
+        if (sig <= 0) {
+            tell_dumper('n');
             return 0;
+        }
     } else if (fr__cfg.dump_signal_fixed) {
         sigset_t mask;
         if (pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, sig)) {
@@ -304,7 +343,9 @@ int fr__dumper_start(void)
                         "instead", 0);
         }
     }
-    return install_on(sig);
+    err = install_on(sig);
+    tell_dumper('n'); /* named after the signal now that it is caught */
+    return err;
 }
 
 /*
@@ -358,22 +399,24 @@ void fr__dumper_stop(void)
         handler_installed = 0;
     }
     if (dumper_running) {
-        ssize_t r;
-        do
-            r = write(pipe_fd[1], "q", 1);
-        while (r < 0 && errno == EINTR);
-        if (r < 0) { /* pipe full of dump requests: make room for the 'q' */
-            int flags = fcntl(pipe_fd[1], F_GETFL);
-            fcntl(pipe_fd[1], F_SETFL, flags & ~O_NONBLOCK);
-            r = write(pipe_fd[1], "q", 1);
+        /* With our write end gone, the dumper saw end-of-file (no writer
+         * left) or stops at its identity check: nothing to send. */
+        if (fr__fd_ours(&pipe_h[1])) {
+            ssize_t r;
+            do
+                r = write(pipe_fd[1], "q", 1);
+            while (r < 0 && errno == EINTR);
+            if (r < 0) { /* pipe full of dump requests: make room for the 'q' */
+                int flags = fcntl(pipe_fd[1], F_GETFL);
+                fcntl(pipe_fd[1], F_SETFL, flags & ~O_NONBLOCK);
+                r = write(pipe_fd[1], "q", 1);
+            }
         }
         pthread_join(dumper, NULL);
         dumper_running = 0;
     }
-    if (pipe_fd[0] >= 0) {
-        close(pipe_fd[0]);
-        close(pipe_fd[1]);
-    }
+    fr__fd_release(&pipe_h[0]); /* only if still ours */
+    fr__fd_release(&pipe_h[1]);
     pipe_fd[0] = pipe_fd[1] = -1;
 }
 
@@ -382,10 +425,8 @@ void fr__dumper_stop(void)
  * and now writes to the child's pipe. */
 void fr__dumper_restart_in_child(void)
 {
-    if (pipe_fd[0] >= 0) {
-        close(pipe_fd[0]);
-        close(pipe_fd[1]);
-    }
+    fr__fd_release(&pipe_h[0]);
+    fr__fd_release(&pipe_h[1]);
     pipe_fd[0] = pipe_fd[1] = -1;
     dumper_running = 0;
     if (start_thread() != 0)

@@ -10,11 +10,14 @@
  * more relaxed store beside the task). A thread whose current poll began
  * stall_ms or more ago is stuck:
  *
- *   1. its stack is taken on the thread itself: tgkill() with the sampler
- *      signal, whose handler unwinds from the signal frame with libunwind
- *      (unwind.c, as the crash handler does) into a static buffer and says
- *      it is done; the watchdog waits at most SAMPLE_WAIT_MS for it (a thread
- *      that blocks the signal yields a dump without a stack);
+ *   1. its stack is taken at that moment: tgkill() with the sampler signal,
+ *      whose handler, on the stuck thread, hands its signal context to the
+ *      unwinder thread (unwind.c, as the crash handler does: libunwind from
+ *      the signal frame, bounded in time, never on a thread that may hold the
+ *      loader's lock) and waits for it, the stack frozen meanwhile, then says
+ *      it is done; the watchdog waits at most FR_STALL_SAMPLE_WAIT_MS for the
+ *      handler to start (a thread that blocks the signal yields a dump
+ *      without a stack);
  *   2. the dump is written by the watchdog thread, with a STALL section
  *      (flightrec/format.h) holding the thread, task, when the poll began,
  *      when the stack was taken, and the raw addresses, symbolized offline.
@@ -133,7 +136,8 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
         sample.ip = (uint64_t)uc->uc_mcontext.pc;
         sample.sp = (uint64_t)uc->uc_mcontext.sp;
 #endif
-        sample.nframes = fr__backtrace(uc, sample.frames, FR_MAX_FRAMES);
+        int status;
+        sample.nframes = fr__backtrace(uc, sample.frames, FR_MAX_FRAMES, &status);
         atomic_store_explicit(&sample.state, SAMPLE_DONE, FR_RELEASE);
     }
     errno = saved;
@@ -251,7 +255,7 @@ static int take_sample(uint32_t tid)
     int expect = SAMPLE_REQUESTED;
     if (atomic_compare_exchange_strong(&sample.state, &expect, SAMPLE_IDLE))
         return 0; /* the thread blocks the signal: no stack; a late handler does nothing */
-    for (unsigned waited = 0; waited < 1000; waited++) { /* BUSY: the unwind is under way */
+    for (unsigned waited = 0; waited < 2500; waited++) { /* BUSY: the unwind is under way */
         if (atomic_load_explicit(&sample.state, FR_ACQUIRE) == SAMPLE_DONE)
             return 1;
         fr__sleep_ms(1);

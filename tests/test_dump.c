@@ -30,15 +30,18 @@ Test(dump, api_dump_is_named_private_and_valid)
     cr_assert_eq(fr_dump("on request", path, sizeof path), 0);
     cr_assert_eq(strncmp(path, dir, strlen(dir)), 0, "path %s not in %s", path, dir);
 
-    /* flightrec-<pid>-<UTC time>-<seq>.frd */
+    /* flightrec-<pid>-<UTC time>-<seq>-<unique>.frd */
     char want[64];
     snprintf(want, sizeof want, "flightrec-%d-", (int)getpid());
     const char *base = strrchr(path, '/') + 1;
     cr_assert_eq(strncmp(base, want, strlen(want)), 0, "name %s", base);
     const char *t = base + strlen(want);
-    cr_assert_eq(strlen(t), strlen("20260101T000000Z-0.frd"), "name %s", base);
+    cr_assert_eq(strlen(t), strlen("20260101T000000Z-0-0123abcd.frd"), "name %s", base);
     cr_assert_eq(t[8], 'T');
-    cr_assert_str_eq(t + 15, "Z-0.frd");
+    cr_assert_eq(strncmp(t + 15, "Z-0-", 4), 0, "name %s", base);
+    for (int i = 19; i < 27; i++)
+        cr_assert(strchr("0123456789abcdef", t[i]) && t[i], "unique part of %s", base);
+    cr_assert_str_eq(t + 27, ".frd");
 
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
@@ -189,14 +192,25 @@ Test(dump, dir_swapped_for_a_symlink_is_not_written_through)
     cr_assert_eq(fr_init(&cfg), 0);
     cr_assert_eq(fr_dump("before", NULL, 0), 0, "the real directory works");
 
+    /* The directory is held open from fr_init: the dump goes where the
+     * directory is now, never through the symlink, and the path returned is
+     * where it really is. */
     cr_assert_eq(rename(dir, moved), 0);
     cr_assert_eq(symlink(target, dir), 0);
-    int r = fr_dump("after", NULL, 0);
-    cr_assert(r == -ELOOP || r == -ENOTDIR, "dump through a swapped-in symlink returned %d", r);
+    char path[1024];
+    int r = fr_dump("after", path, sizeof path);
+    cr_assert_eq(r, 0, "dump after the swap returned %d", r);
     char paths[4][512];
     cr_assert_eq(th_list_dumps(target, paths, 4), 0, "a dump was written through the symlink");
     cr_assert_eq(th_count_temporaries(target), 0);
-    cr_assert_eq(th_list_dumps(moved, paths, 4), 1, "only the dump from before the swap");
+    cr_assert_eq(th_list_dumps(moved, paths, 4), 2, "both dumps in the real directory");
+    cr_assert_eq(strncmp(path, moved, strlen(moved)), 0, "fr_dump said %s", path);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "fr_dump returned %s, which does not exist", path);
+    struct frd_dump *d = th_open(path);
+    cr_assert_not_null(strstr(d->notes.p ? d->notes.p : "", "no longer leads to it"),
+                       "the dump does not say its directory moved");
+    frd_close(d);
     fr_shutdown();
 }
 

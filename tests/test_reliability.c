@@ -138,11 +138,14 @@ static int read_within(int fd, void *buf, size_t n, int ms)
     return r == 1 ? full_read(fd, buf, n) : -1;
 }
 
-/* The sequence number at the end of "flightrec-<pid>-<time>-<seq>.frd". */
+/* The sequence number in "flightrec-<pid>-<time>-<seq>-<unique>.frd". */
 static unsigned long dump_seq_of(const char *path)
 {
-    const char *dash = strrchr(path, '-');
-    return dash ? strtoul(dash + 1, NULL, 10) : 0;
+    const char *last = strrchr(path, '-');
+    const char *dash = last;
+    while (dash && dash > path && dash[-1] != '-')
+        dash--;
+    return dash && dash > path ? strtoul(dash, NULL, 10) : 0;
 }
 
 Test(reliability, signal_storm, .timeout = 120)

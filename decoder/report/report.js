@@ -6,17 +6,19 @@
  *               executable, cmdline[], host, flightrec_version, window_ns,
  *               events, tasks, threads, errors[], errors_all}
  *   thresholds {starvation_ns, long_poll_ns, hang_ns}; limits {max_polls, max_tasks}
- *   crash      null | {signal_name, code, fault_addr, at_ns, tid, lane, thread,
+ *   crash      null | {signal_name, code, fault_addr, origin, at_ns, tid, lane, thread,
  *               task_id, chain: [{id, row, name}], backtrace: [{ip, function,
  *               file, line, module, offset}]}
  *   findings   [{kind, row, task: {id, row, name} | null, lane, at_ns,
- *               duration_ns, message}]; findings_total
+ *               duration_ns, message, cycle_rows? (deadlock: the rows of its
+ *               cycle, each waiting for a lock the next one holds)}]; findings_total
  *   lanes      [{tid, name, events, first_ns, last_ns, busy_ns, covered_from_ns?,
  *               polls_total, polls_shown, polls: flat, 7 numbers a poll:
  *               [row, name, begin, end, result, ready, wake_lane],
  *               parks_total, parks_shown, parks: flat [begin, end]}]
  *   tasks      [[id, name, parent_row, state, first, last, spawn, drop, npolls,
  *               parent_id]]; tasks_total
+ *   lock_waits flat, 4 numbers a wait: [row, lock name, begin, end]
  *   names      [string]: every `name` above is an index here, -1 for none
  *
  * Times are ns from the start of the recording window, -1 for none; `row` is
@@ -129,8 +131,8 @@
         ' ("' + D.dump.reason + '").'));
       return;
     }
-    box.appendChild(el('p', 'headline', c.signal_name + ' (code ' + c.code + '), fault address ' +
-      c.fault_addr + ', at ' + at(c.at_ns)));
+    box.appendChild(el('p', 'headline', c.signal_name + ' (code ' + c.code + '), ' +
+      c.origin + ', at ' + at(c.at_ns)));
     box.appendChild(el('p', null, 'thread ' + c.tid + (c.thread ? ' "' + c.thread + '"' : '')));
     const chain = el('p', 'chain');
     if (c.chain.length) {
@@ -218,17 +220,25 @@
   });
   // Rows on screen: tasks with findings and the crashing chain first.
   const flagged = new Set(D.findings.map((f) => f.row).filter((r) => r >= 0));
+  for (const f of D.findings) for (const r of f.cycle_rows || []) if (r >= 0) flagged.add(r);
   if (D.crash) for (const t of D.crash.chain) if (t.row >= 0) flagged.add(t.row);
   const order = [...flagged].sort((a, b) => a - b);
   D.tasks.forEach((t, r) => { if (!flagged.has(r)) order.push(r); });
   const pos = new Array(D.tasks.length);
   order.forEach((r, i) => { pos[r] = i; });
   const findingsByRow = new Map(); // row -> indices into D.findings
+  const inCycle = new Set(); // rows of tasks in a deadlock
   D.findings.forEach((f, i) => {
-    if (f.row < 0) return;
-    if (!findingsByRow.has(f.row)) findingsByRow.set(f.row, []);
-    findingsByRow.get(f.row).push(i);
+    for (const r of new Set([f.row, ...(f.cycle_rows || [])])) {
+      if (r < 0) continue;
+      if (!findingsByRow.has(r)) findingsByRow.set(r, []);
+      findingsByRow.get(r).push(i);
+      if (f.cycle_rows) inCycle.add(r);
+    }
   });
+  const rowLocks = D.tasks.map(() => []); // per row: [name, begin, end] of its lock waits
+  const LW = D.lock_waits || [];
+  for (let i = 0; i + 3 < LW.length; i += 4) if (LW[i] >= 0 && LW[i] < rowLocks.length) rowLocks[LW[i]].push([LW[i + 1], LW[i + 2], LW[i + 3]]);
   const W_END = Math.max(1, D.dump.window_ns);
   const view = { t0: 0, t1: W_END };
   let sel = null; // {finding: i} | {row: r} | null
@@ -459,6 +469,8 @@
           span(mid - 1.5, 3, p[i + 5], p[i + 2], p[i + 2] - p[i + 5] > D.thresholds.starvation_ns ? '#e0752d' : '#f0b35b');
         span(y + 3, ROW_H - 6, p[i + 2], p[i + 3], colour(p[i + 1]));
       }
+      // lock waits: a band under the polls, red in a deadlock
+      for (const [, b, e] of rowLocks[r]) span(y + ROW_H - 4, 3, b, e, inCycle.has(r) ? '#c62828' : '#7b3fa0');
       if (t[6] >= 0) span(y + 2, ROW_H - 4, t[6], t[6], '#1d2330');
       if (t[7] >= 0) span(y + 2, ROW_H - 4, t[7], t[7], '#6b7280');
       ctx.fillStyle = r === selRow ? '#e8f0fc' : '#fff';
@@ -491,6 +503,28 @@
   }
 
   let pending = false;
+  /* The selected deadlock's cycle: an arrow from each task to the holder of
+   * the lock it waits for, beside the finding's start. */
+  function drawCycle() {
+    const f = sel && sel.finding !== undefined ? D.findings[sel.finding] : null;
+    if (!f || !f.cycle_rows || f.cycle_rows.some((r) => r < 0)) return;
+    const top = box.scrollTop, x = clampX(xOf(f.at_ns)) + 8;
+    const yOf = (r) => lanesH + pos[r] * ROW_H - top + ROW_H / 2;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(0, lanesH, W, H - lanesH);
+    ctx.clip();
+    ctx.strokeStyle = ctx.fillStyle = '#c62828';
+    ctx.lineWidth = 1.5;
+    const n = f.cycle_rows.length;
+    f.cycle_rows.forEach((r, k) => {
+      const to = f.cycle_rows[(k + 1) % n];
+      const dx = k === n - 1 ? 14 : 0; // the arrow that closes the cycle, set apart
+      arrow(x + dx, yOf(r), x + dx, yOf(to) + (yOf(to) > yOf(r) ? -4 : 4));
+    });
+    ctx.restore();
+  }
+
   function draw() {
     if (pending) return;
     pending = true;
@@ -504,6 +538,7 @@
     drawLanes();
     drawAxis();
     drawCrash();
+    drawCycle();
     ctx.strokeStyle = '#d8dce3';
     ctx.beginPath();
     ctx.moveTo(LABEL_W + 0.5, AXIS_H);

@@ -70,8 +70,9 @@ enum fr_section {
     FR_SEC_MODULES = 5,
     FR_SEC_THREAD = 6,
     FR_SEC_END = 7,
-    FR_SEC_STALL = 8,    /* stall dumps: the stuck thread and its stack */
-    FR_SEC_RECOVERY = 9, /* recovered dumps: what was left and what was dropped */
+    FR_SEC_NOTES = 8, /* text: what the dump could not capture, and why */
+    FR_SEC_STALL = 9,    /* stall dumps: the stuck thread and its stack */
+    FR_SEC_RECOVERY = 10, /* recovered dumps: what was left and what was dropped */
 };
 
 /*
@@ -158,6 +159,9 @@ enum fr_section {
  *          the "previous task" starts at 0 on each page
  *   parent zigzag-LEB128 of (parent - task); does not move "previous task"
  *   string ULEB128 string id (see STRINGS)
+ *   lock   zigzag-LEB128 of (lock - task); does not move "previous task"
+ *          (a lock's address and its task's address are often close, so
+ *          the difference stays short)
  * A page holds exactly `count` records in exactly `used` bytes.
  */
 enum fr_event {
@@ -176,9 +180,11 @@ enum fr_event {
     FR_EV_THREAD_NAME = 13,   /* string name (fr_thread_name) */
     FR_EV_AWAIT_EXTERNAL = 14, /* task, string label: waits on input from outside */
     FR_EV_IDLE = 15,          /* task: stopped, waits for nothing */
-    /* 16..18 are reserved for the lock events (fr_lock_wait/acquire/release) */
+    FR_EV_LOCK_WAIT = 16,     /* task, lock, string name: starts waiting for the lock */
+    FR_EV_LOCK_ACQUIRE = 17,  /* task, lock: now holds it */
+    FR_EV_LOCK_RELEASE = 18,  /* task, lock: lets it go */
 };
-#define FR_EV_MAX FR_EV_IDLE
+#define FR_EV_MAX FR_EV_LOCK_RELEASE
 
 /*
  * Code addresses in strings. A name or label may carry a code address as the

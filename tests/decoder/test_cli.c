@@ -25,7 +25,7 @@ Test(cli, usage_and_version)
     cr_assert_eq(sc_cli("--version", &out, &err), 0);
     cr_assert_not_null(strstr(out, "flightrec "));
     const char *cmds[] = {"--help", "info --help", "tasks --help", "timeline --help",
-                          "analyze --help", "export --help"};
+                          "analyze --help", "export --help", "locks --help"};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++) {
         cr_assert_eq(sc_cli(cmds[i], &out, &err), 0, "%s", cmds[i]);
         cr_assert_not_null(strstr(out, "usage: flightrec"), "%s", cmds[i]);
@@ -36,6 +36,8 @@ Test(cli, usage_and_version)
     cr_assert_eq(sc_cli("analyze x.frd --bogus", NULL, NULL), 2);
     cr_assert_eq(sc_cli("analyze x.frd --hang-ms abc", NULL, NULL), 2);
     cr_assert_eq(sc_cli("export x.frd", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("locks", NULL, NULL), 2);
+    cr_assert_eq(sc_cli("locks x.frd --hang-ms 5", NULL, NULL), 2);
     cr_assert_eq(sc_cli("export x.frd --format xml", NULL, NULL), 2);
     cr_assert_eq(sc_cli("info /nonexistent/dump.frd", &out, &err), 1);
     cr_assert_not_null(strstr(err, "/nonexistent/dump.frd"), "%s", err);

@@ -159,8 +159,20 @@ Test(symbols, names_and_labels_read_as_symbols_in_text_and_json)
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
     cr_assert_not_null(strstr(out, "timer sym_refresh_cb"), "%s", out);
 
+    snprintf(args, sizeof(args), "export '%s' --format csv", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, site), "want %s in: %s", site, out);
+
+    snprintf(args, sizeof(args), "report '%s' -o -", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "timer sym_refresh_cb"), "the HTML report names it");
+    cr_assert_null(strstr(out, "timer @0x"), "the HTML report names it");
+
+    /* a hung finding says where the task waits: the call site */
     snprintf(args, sizeof(args), "analyze '%s' --json --hang-ms 0", path);
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"name\": \"timer sym_refresh_cb\""), "%s", out);
+    cr_assert_not_null(strstr(out, site), "want %s in: %s", site, out);
     cr_assert_null(strstr(out, "timer @0x"), "%s", out);
 
     /* --raw-addresses: as recorded */

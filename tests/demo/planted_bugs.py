@@ -3,7 +3,7 @@
 
     planted_bugs.py CASE FLIGHTREC_DEMO FLIGHTREC
 
-CASE is one of: clean, lost_wakeup, blocking, hang, crash. The script runs the
+CASE is one of: clean, lost_wakeup, blocking, hang, deadlock, crash. The script runs the
 demo workload (tools/runtime/workload.c) with that one bug planted, into a
 fresh dump directory, then reads the dump with `flightrec analyze --json` (and
 `flightrec info --json` for the crash) and checks that the decoder names the
@@ -53,6 +53,14 @@ CASES = {
         expect=[("hung", "db_migrate")],
         allowed=lambda f: f.get("name") == "db_migrate" and f["kind"] == "hung",
     ),
+    "deadlock": dict(
+        # transfer_out and transfer_in lock each other out at ~0.3 s: the cycle
+        # has waited ~1.7 s at the end (threshold 1 s).
+        args=["--bug-deadlock", "--duration-ms", "2000"],
+        exit=0,
+        expect=[("deadlock", "transfer_out")],
+        allowed=lambda f: f["kind"] == "deadlock",
+    ),
     "crash": dict(
         args=["--bug-crash", "--duration-ms", "3000", "--crash-after-ms", "800"],
         exit=-11,
@@ -82,7 +90,8 @@ def main():
     case, demo, flightrec = sys.argv[1], sys.argv[2], sys.argv[3]
     spec = CASES[case]
     tap = Tap()
-    print("1..%d" % (4 + len(spec["expect"]) + (3 if case == "crash" else 0)))
+    extra = {"crash": 3, "deadlock": 2, "clean": 1}.get(case, 0)
+    print("1..%d" % (4 + len(spec["expect"]) + extra))
 
     with tempfile.TemporaryDirectory(prefix="flightrec-demo-test-") as d:
         cmd = [demo, *spec["args"], "--dump-dir", d]
@@ -110,6 +119,27 @@ def main():
         tap.check(not unexpected,
                   "no other findings" if spec["expect"] or case == "crash" else "no findings at all",
                   describe(unexpected))
+
+        if case == "deadlock":
+            dl = [f for f in findings if f["kind"] == "deadlock"]
+            cycle = dl[0].get("cycle", []) if dl else []
+            got = sorted((c.get("name"), c.get("lock_name")) for c in cycle)
+            tap.check(got == [("transfer_in", "accounts"), ("transfer_out", "ledger")],
+                      "the cycle: transfer_out waits for ledger, transfer_in for accounts",
+                      json.dumps(dl, indent=1)[:3000])
+            locks = {k["name"]: k for k in cli_json(flightrec, "locks", dump)["locks"]}
+            ids = {c.get("task"): c.get("name") for c in cycle}
+            tap.check(all(n in locks and ids.get(locks[n]["holder"]) and locks[n]["waiting"] == 1
+                          for n in ("accounts", "ledger")),
+                      "locks: accounts and ledger each held by one transfer, one waiting",
+                      json.dumps(locks, indent=1)[:3000])
+        if case == "clean":
+            locks = {k["name"]: k for k in cli_json(flightrec, "locks", dump)["locks"]}
+            tap.check(all(n in locks and locks[n]["acquisitions"] == 2 and locks[n]["holder"] is None
+                          and locks[n]["waiting"] == 0 for n in ("accounts", "ledger"))
+                      and locks.get("conn_pool", {}).get("acquisitions", 0) > 0,
+                      "locks: both transfers took accounts and ledger and let them go",
+                      json.dumps(locks, indent=1)[:3000])
 
         if case == "crash":
             info = cli_json(flightrec, "info", dump)

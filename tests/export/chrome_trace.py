@@ -126,16 +126,30 @@ def main():
         awaits = sum(th["byCat"].get("X:await", 0) for th in task_tracks.values())
         t.check(awaits > 0, f"await spans on the task tracks ({awaits})")
 
-        nflows = sum(1 for e in events if e["ph"] == "s")
+        nflows = sum(1 for e in events if e["ph"] == "s" and e["name"] == "wake")
+        nhand = sum(1 for e in events if e["ph"] == "s" and e["name"] == "lock handover")
         nwakes = sum(x["wakes"] for x in tasks)
-        t.check(0 < nflows <= nwakes and len(s["flows"]) == nflows,
-                f"the engine binds every wake flow ({nflows} flows, {nwakes} wakes)",
-                f"bound {len(s['flows'])}, s events {nflows}, wakes {nwakes}")
-        bad = [f for f in s["flows"]
-               if len(f) != 2 or not f[0]["name"].startswith("wake ") or f[1]["result"] is None
+        t.check(0 < nflows <= nwakes and len(s["flows"]) == nflows + nhand,
+                f"the engine binds every wake flow ({nflows} flows, {nwakes} wakes) "
+                f"and lock hand-over ({nhand})",
+                f"bound {len(s['flows'])}, s events {nflows} + {nhand}, wakes {nwakes}")
+        wake_flows = [f for f in s["flows"] if f and f[0]["name"].startswith("wake ")]
+        bad = [f for f in wake_flows
+               if len(f) != 2 or f[1]["result"] is None
                or f[0]["name"] != "wake " + f[1]["name"] or f[0]["ts"] > f[1]["ts"]
                or f[0]["pid"] != 1 or f[1]["pid"] != 1]
-        t.check(not bad, "each flow runs from a wake slice to a later poll of the woken task",
+        t.check(len(wake_flows) == nflows and not bad,
+                "each wake flow runs from a wake slice to a later poll of the woken task",
+                json.dumps(bad[:3]))
+        # hand-overs: from the releasing holder's poll to a later poll of the
+        # next holder, never more than the contended acquisitions
+        locks = run_json([flightrec, "locks", dump, "--json"])["locks"]
+        hand = [f for f in s["flows"] if f and not f[0]["name"].startswith("wake ")]
+        bad = [f for f in hand
+               if len(f) != 2 or f[0]["result"] is None or f[1]["result"] is None
+               or f[0]["ts"] > f[1]["ts"] or f[0]["pid"] != 1 or f[1]["pid"] != 1]
+        t.check(len(hand) == nhand and nhand <= sum(k["contended"] for k in locks) and not bad,
+                f"each lock hand-over flow runs from a poll to a later poll ({nhand})",
                 json.dumps(bad[:3]))
 
         inst = [e for e in events if e["ph"] == "i" and e.get("cat") == "finding"]

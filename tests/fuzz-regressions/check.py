@@ -12,7 +12,7 @@ import sys
 flightrec, here = sys.argv[1], sys.argv[2]
 inputs = sorted(glob.glob(os.path.join(here, "*.frd")))
 commands = [["info"], ["tasks"], ["timeline"], ["analyze", "--json"], ["export", "--format", "csv"],
-            ["export", "--format", "chrome"], ["report", "-o", "-"]]
+            ["export", "--format", "chrome"], ["report", "-o", "-"], ["locks", "--json"]]
 sanitizer = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer")
 print(f"1..{len(inputs) * len(commands)}")
 n = failed = 0

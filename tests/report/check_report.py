@@ -161,6 +161,15 @@ def check_demo(tap, flightrec, demo, browser, tmp):
               json.dumps(crash)[:2000])
     tap.check(len(data["tasks"]) == info["tasks"] == data["dump"]["tasks"], "a row per task instance",
               f"rows {len(data['tasks'])}, info {info['tasks']}")
+    # the planted deadlock: its whole cycle has rows, each with its lock wait
+    dl = [f for f in data["findings"] if f["kind"] == "deadlock"]
+    rows = dl[0].get("cycle_rows", []) if dl else []
+    lw = data.get("lock_waits", [])
+    waiting_rows = {lw[i] for i in range(0, len(lw), 4)}
+    names = sorted(data["names"][data["tasks"][r][1]] for r in rows if r >= 0)
+    tap.check(names == ["transfer_in", "transfer_out"] and all(r in waiting_rows for r in rows),
+              "the deadlock's cycle: both transfers' rows, each with a lock wait",
+              json.dumps({"deadlock": dl, "rows": rows, "names": names})[:2000])
     wakes = sum(1 for lane in workers for i in range(0, len(lane["polls"]), 7) if lane["polls"][i + 6] >= 0)
     tap.check(wakes > 0, f"polls know the wake that caused them ({wakes})")
 
@@ -253,7 +262,7 @@ def main():
         if not browser.exe and os.environ.get("FLIGHTREC_TOOLS_TEST"):
             tap.bail("chromium is missing; tools/bootstrap installs it")
         if sys.argv[1] == "demo":
-            print("1..15")
+            print("1..16")
             check_demo(tap, sys.argv[2], sys.argv[3], browser, tmp)
         else:
             print("1..5")

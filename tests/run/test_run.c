@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "scenario.h"
 
 struct run {
     pid_t pid;  /* flightrec's pid, so CMD's */
@@ -322,6 +323,11 @@ Test(run, usage_errors_and_commands_that_cannot_run)
         free(r.out);
         free(r.err);
     }
+    struct run h;
+    const char *help[] = {"--help", NULL};
+    run_cli(&h, help, NULL);
+    cr_assert(exited(&h, 0));
+    cr_assert_not_null(strstr(h.out, "usage: flightrec run"), "%s", h.out);
     /* a needed adapter missing is an error, not a silent unrecorded run */
     if (PROG_UV[0]) {
         struct run r;
@@ -358,4 +364,59 @@ Test(run, real_adapters_from_the_build_tree)
     run_cli(&r, argv, env);
     check_clean(&r, PROG_PLAIN);
     cr_assert_str_eq(field(r.out, "mapped"), "uv,event,");
+}
+
+/*
+ * The whole path with the build tree's real libuv adapter: `flightrec run`
+ * a libuv program, `flightrec dump PID` (the signal learned from the
+ * process), and the dump's task for its timer named after the callback.
+ */
+Test(run, real_uv_adapter_run_dump_and_symbols, .timeout = 60)
+{
+    char uv[PATH_MAX + 32];
+    snprintf(uv, sizeof(uv), "%s/libflightrec-uv.so", REAL_ADAPTER_DIR);
+    struct stat st;
+    if (stat(uv, &st) != 0)
+        cr_skip_test("the libuv adapter is not built in %s", REAL_ADAPTER_DIR);
+    need(PROG_UV, "libuv (libuv1-dev)");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/uvdumps", th_tmpdir());
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    int out[2];
+    cr_assert_eq(pipe(out), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        unsetenv("FLIGHTREC_ADAPTER_DIR");
+        unsetenv("FLIGHTREC_SIGNAL");
+        unsetenv("LD_PRELOAD");
+        dup2(out[1], 1);
+        close(out[0]);
+        execl(FLIGHTREC_CLI, FLIGHTREC_CLI, "run", "--dir", dir, "--", PROG_UV, "serve", "20",
+              (char *)NULL);
+        _exit(121);
+    }
+    close(out[1]);
+    char line[64] = "";
+    FILE *f = fdopen(out[0], "r");
+    cr_assert_not_null(fgets(line, sizeof(line), f), "the program never served");
+    cr_assert_str_eq(line, "serving\n");
+
+    char args[PATH_MAX + 64], *dout, *derr;
+    snprintf(args, sizeof(args), "dump %d --timeout 20", (int)pid);
+    int st_dump = sc_cli(args, &dout, &derr);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    fclose(f);
+    cr_assert_eq(st_dump, 0, "%s", derr);
+    char *nl = strchr(dout, '\n');
+    if (nl)
+        *nl = 0;
+    cr_assert_eq(strncmp(dout, dir, strlen(dir)), 0, "the dump is in --dir: %s", dout);
+    snprintf(args, sizeof(args), "tasks '%s' --json", dout);
+    char *tout, *terr;
+    cr_assert_eq(sc_cli(args, &tout, &terr), 0, "%s", terr);
+    cr_assert_not_null(strstr(tout, "on_tick"), "the timer's task names its callback: %s", tout);
+    cr_assert_null(strstr(tout, "@0x"), "no address left unresolved: %s", tout);
 }

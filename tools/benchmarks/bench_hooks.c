@@ -8,6 +8,13 @@
  *   record_ns     one thread recording (ring already faulted in and wrapping)
  *   record_2t_ns  two threads recording at once, per event per thread
  *   floor_2t_ns   the floor on two threads at once (what the machine loses)
+ *   hook_wake_ns, hook_await_ns, hook_lock_wait_ns, hook_lock_acquire_ns,
+ *   hook_lock_release_ns
+ *                 one hook alone in a loop (a new task id each call; the lock
+ *                 a static address, as far from the ids as a lock can be), in
+ *                 turn within each repetition, so the lock hooks compare with
+ *                 fr_wake (and fr_lock_wait, which carries a string, with
+ *                 fr_await) measured beside them
  *
  * Floor, record and record_2t are measured in turn within each repetition,
  * so the ratios compare neighbours in time on a noisy machine. Prints
@@ -89,6 +96,25 @@ static double run_record(void)
     return (double)(bench_now_ns() - t0) / (double)(iters * BENCH_EVENTS_PER_SEQ);
 }
 
+/* One hook alone, ns per call. */
+static char bench_lock; /* its address is the lock id */
+#define LOCK_ID ((uint64_t)(uintptr_t)&bench_lock)
+#define ONE_HOOK_LOOP(call)                                                                        \
+    do {                                                                                           \
+        uint64_t base = take_ids(), n = iters * BENCH_EVENTS_PER_SEQ / 4, t0 = bench_now_ns();     \
+        for (uint64_t i = 0; i < n; i++) {                                                         \
+            uint64_t id = base + i;                                                                \
+            call;                                                                                  \
+        }                                                                                          \
+        return (double)(bench_now_ns() - t0) / (double)n;                                          \
+    } while (0)
+
+static double run_wake(void) { ONE_HOOK_LOOP(fr_wake(id)); }
+static double run_await(void) { ONE_HOOK_LOOP(fr_await(id, BENCH_LABEL)); }
+static double run_lock_wait(void) { ONE_HOOK_LOOP(fr_lock_wait(id, LOCK_ID, "accounts")); }
+static double run_lock_acquire(void) { ONE_HOOK_LOOP(fr_lock_acquire(id, LOCK_ID)); }
+static double run_lock_release(void) { ONE_HOOK_LOOP(fr_lock_release(id, LOCK_ID)); }
+
 /* Fill a fresh thread's ring once so that the timed pass writes over
  * faulted-in pages, as an always-on recorder does. */
 static void warm_ring(void)
@@ -154,7 +180,7 @@ int main(int argc, char **argv)
         return 2;
     }
     double disabled[100], floor_ns[100], floor2[100], rec[100], rec2[100], ratio[100],
-        ratio2[100], fratio2[100];
+        ratio2[100], fratio2[100], wake[100], await_[100], lwait[100], lacq[100], lrel[100];
 
     /* Before fr_init: every hook returns after one compare. */
     for (int r = 0; r < reps; r++)
@@ -178,6 +204,11 @@ int main(int argc, char **argv)
         ratio[r] = rec[r] / floor_ns[r];
         ratio2[r] = rec2[r] / rec[r];
         fratio2[r] = floor2[r] / floor_ns[r];
+        wake[r] = run_wake();
+        await_[r] = run_await();
+        lwait[r] = run_lock_wait();
+        lacq[r] = run_lock_acquire();
+        lrel[r] = run_lock_release();
     }
     report("disabled_ns", disabled, (size_t)reps);
     report("floor_ns", floor_ns, (size_t)reps);
@@ -187,6 +218,11 @@ int main(int argc, char **argv)
     report("floor_2t_over_floor", fratio2, (size_t)reps);
     report("record_over_floor", ratio, (size_t)reps);
     report("record_2t_over_record", ratio2, (size_t)reps);
+    report("hook_wake_ns", wake, (size_t)reps);
+    report("hook_await_ns", await_, (size_t)reps);
+    report("hook_lock_wait_ns", lwait, (size_t)reps);
+    report("hook_lock_acquire_ns", lacq, (size_t)reps);
+    report("hook_lock_release_ns", lrel, (size_t)reps);
     fr_shutdown();
     return 0;
 }

@@ -43,7 +43,8 @@ static int same_findings(const struct frd_findings *a, const struct frd_findings
             x->culprit.polls != y->culprit.polls || x->workers != y->workers ||
             x->workers_busy != y->workers_busy || x->workers_parked != y->workers_parked ||
             x->idle_thread != y->idle_thread || x->idle_ns != y->idle_ns ||
-            strcmp(x->message, y->message) != 0)
+            x->lock != y->lock || x->lock_holder != y->lock_holder ||
+            x->ncycle != y->ncycle || strcmp(x->message, y->message) != 0)
             return 0;
     }
     return 1;
@@ -61,7 +62,9 @@ static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_
     if (frd_model_build_ex(d, 0, &m) == 0) {
         if (full && (m.nevents != full->nevents || m.ntasks != full->ntasks ||
                      m.nnotes != full->nnotes || m.start_ns != full->start_ns ||
-                     m.end_ns != full->end_ns))
+                     m.end_ns != full->end_ns || m.locks.n != full->locks.n ||
+                     m.locks.nwaits != full->locks.nwaits ||
+                     m.locks.nstrays != full->locks.nstrays))
             abort();
         for (size_t i = 0; full && i < m.ntasks; i++)
             if (m.tasks[i].npolls != full->tasks[i].npolls ||
@@ -82,6 +85,8 @@ static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_
             frd_json_tasks(sink, &v);
             frd_json_findings(sink, &v);
             frd_chrome_export(sink, &v);
+            frd_text_locks(sink, &v);
+            frd_json_locks(sink, &v);
         }
         frd_findings_free(&f);
     }
@@ -119,6 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frd_json_export(sink, &v);
             frd_chrome_export(sink, &v);
             frd_csv_export(sink, &v);
+            frd_text_locks(sink, &v);
+            frd_json_locks(sink, &v);
             struct frd_report_limits lim = { 64, 64 }; /* small: exercise the caps */
             frd_html_report(sink, &v, &lim);
             /* `analyze A B ...`: the same dump twice into one summary */

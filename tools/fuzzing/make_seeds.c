@@ -1,10 +1,11 @@
 /*
  * make_seeds.c - real dumps, kept small, as the fuzzer's seed corpus: a clean
  * run, a lost wakeup, a long poll, a hung task, a wrapped ring, the monotonic
- * clock, a crash, names and labels full of code-address tokens, and the
- * shapes of the round-2 findings (a delayed wakeup, a victim behind many
- * short polls of one task, a poll after READY, outside and stopped waits, a
- * duplicate unpark). Usage: make_seeds DIR
+ * clock, a crash, names and labels full of code-address tokens, the shapes
+ * of the round-2 findings (a delayed wakeup, a victim behind many short polls
+ * of one task, a poll after READY, outside and stopped waits, a duplicate
+ * unpark), and locks (an AB-BA deadlock, a hand-over, a task hung behind a
+ * leaked lock, a release of a lock not held). Usage: make_seeds DIR
  */
 #include <flightrec.h>
 #include <pthread.h>
@@ -73,13 +74,20 @@ static void shapes(void)
     fr_spawn(200, 0, "conn");
     fr_poll_begin(200);
     fr_poll_end(200, FR_PENDING);
+    fr_spawn(209, 0, "tick");
+    fr_poll_begin(209);
+    fr_poll_end(209, FR_PENDING);
     fr_park();
     pthread_t th;
     pthread_create(&th, NULL, waker, NULL);
     pthread_join(th, NULL);
     spin_us(12000);
+    fr_wake(209); /* an unrelated timer wakes the worker at last... */
     fr_unpark();
-    fr_poll_begin(200);
+    fr_poll_begin(209);
+    fr_poll_end(209, FR_READY);
+    fr_drop(209);
+    fr_poll_begin(200); /* ...and only then is conn polled */
     fr_poll_end(200, FR_READY);
     fr_drop(200);
     fr_unpark(); /* a duplicate */
@@ -112,6 +120,71 @@ static void shapes(void)
     fr_idle(205);
 }
 
+/* Locks: every lock event, every lock finding (the deadlock waits out the
+ * default 1 s hang threshold). */
+static void *lock_other(void *arg)
+{
+    (void)arg;
+    fr_thread_name("lock-worker");
+    fr_poll_begin(302);
+    fr_lock_wait(302, 0xB000, "ledger");
+    fr_lock_acquire(302, 0xB000);
+    fr_poll_end(302, FR_PENDING);
+    return NULL;
+}
+
+static void locks(void)
+{
+    fr_thread_name("main");
+    fr_spawn(301, 0, "transfer_out");
+    fr_spawn(302, 0, "transfer_in");
+    fr_poll_begin(301);
+    fr_lock_wait(301, 0xA000, "accounts");
+    fr_lock_acquire(301, 0xA000);
+    fr_poll_end(301, FR_PENDING);
+    pthread_t t;
+    pthread_create(&t, NULL, lock_other, NULL);
+    pthread_join(t, NULL);
+    fr_poll_begin(301);
+    fr_lock_wait(301, 0xB000, "ledger");
+    fr_await(301, "ledger");
+    fr_poll_end(301, FR_PENDING);
+    fr_poll_begin(302);
+    fr_lock_wait(302, 0xA000, "accounts");
+    fr_await(302, "accounts");
+    fr_poll_end(302, FR_PENDING);
+    /* a hand-over, a leaked lock and a task hung behind it, a stray release */
+    fr_spawn(303, 0, "holder");
+    fr_spawn(304, 0, "next");
+    fr_poll_begin(303);
+    fr_lock_wait(303, 0xC000, "pool");
+    fr_lock_acquire(303, 0xC000);
+    fr_poll_end(303, FR_PENDING);
+    fr_poll_begin(304);
+    fr_lock_wait(304, 0xC000, "pool");
+    fr_poll_end(304, FR_PENDING);
+    fr_poll_begin(303);
+    fr_lock_release(303, 0xC000);
+    fr_lock_acquire(304, 0xC000);
+    fr_wake(304);
+    fr_poll_end(303, FR_READY);
+    fr_drop(303);
+    fr_poll_begin(304);
+    fr_poll_end(304, FR_READY);
+    fr_drop(304); /* still holding "pool": leaked */
+    fr_spawn(305, 0, "behind_leak");
+    fr_poll_begin(305);
+    fr_lock_wait(305, 0xC000, "pool");
+    fr_await(305, "pool");
+    fr_poll_end(305, FR_PENDING);
+    fr_spawn(306, 0, "confused");
+    fr_poll_begin(306);
+    fr_lock_release(306, 0xD000);
+    fr_poll_end(306, FR_READY);
+    struct timespec ts = { 1, 100000000 };
+    nanosleep(&ts, NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -130,6 +203,12 @@ int main(int argc, char **argv)
         return 1;
     shapes();
     fr_dump("shapes", NULL, 0);
+    fr_shutdown();
+
+    if (fr_init(&cfg) != 0)
+        return 1;
+    locks();
+    fr_dump("locks", NULL, 0);
     fr_shutdown();
 
     setenv("FLIGHTREC_CLOCK", "monotonic", 1);

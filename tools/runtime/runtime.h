@@ -208,4 +208,32 @@ bool rt_event_cancel(struct rt_event *ev, struct rt_waiter *w);
 /* rt_event_set - set @ev and wake every waiter. */
 void rt_event_set(struct rt_event *ev);
 
+/* ---- async mutex (mutex.c) ------------------------------------------------ */
+
+/*
+ * An async mutex: a task waits for it by returning pending, never by blocking
+ * its worker. Unlock hands it to the first waiter (FIFO). It records
+ * fr_lock_wait/acquire/release under @name, so `flightrec locks` shows it and
+ * `flightrec analyze` finds deadlocks on it.
+ */
+struct rt_mutex {
+    pthread_mutex_t lock;
+    const char *name;
+    uint64_t holder; /* task id, 0: free */
+    struct rt_waitq waiters;
+};
+
+void rt_mutex_init(struct rt_mutex *m, const char *name);
+void rt_mutex_destroy(struct rt_mutex *m);
+
+/*
+ * rt_mutex_lock - from a poll of @self: take @m. Return: true if @self holds
+ * it now (call again after being woken: true once it was handed over); false
+ * after queueing @w, and the caller returns RT_PENDING.
+ */
+bool rt_mutex_lock(struct rt_mutex *m, struct rt_waiter *w, struct rt_task *self);
+
+/* rt_mutex_unlock - let @m go (@self holds it); the first waiter gets it and is woken. */
+void rt_mutex_unlock(struct rt_mutex *m, struct rt_task *self);
+
 #endif /* FLIGHTREC_DEMO_RUNTIME_H */

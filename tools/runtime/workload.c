@@ -6,7 +6,8 @@
  * for a connection from a small pool, waits for a (timer-simulated) database
  * query, gives the connection back, fans out to child tasks (`parse_header`,
  * two `render_part`) and joins them. Background tasks come and go beside it:
- * `cache_refresh` asks a slow upstream with a 5 ms deadline, `db_migrate`
+ * `cache_refresh` asks a slow upstream with a 5 ms deadline, at 0.3 s a
+ * `transfer_out` and a `transfer_in` take two async mutexes, `db_migrate`
  * waits for a schema lock that `schema_holder` releases, and at 0.4 s one
  * `report_render` per worker renders a shard of a report. Without bug flags every task finishes
  * or waits with its waker held for something due soon, and flightrec finds
@@ -20,6 +21,9 @@
  *                      lock: db_migrate hangs at its `schema_lock` await.
  *   --bug-crash        after --crash-after-ms, a malformed request reaches
  *                      parse_header, which dereferences a NULL header.
+ *   --bug-deadlock     transfer_in takes the ledger and accounts locks in the
+ *                      opposite order to transfer_out: each holds one and waits
+ *                      for the other (a deadlock, drawn as a cycle).
  *
  * The process runs for --duration-ms, drains its requests, writes a dump with
  * fr_dump() and exits; SIGUSR1 dumps at any time, and a crash dumps on its way
@@ -46,9 +50,10 @@
 #define RENDER_NS (200 * MS)       /* report rendering time, blocking or not */
 #define REPORT_CHUNKS 3
 #define MAX_BURST 8 /* requests the accept loop spawns at most per tick when late */
+#define TRANSFER_WORK_NS (5 * MS) /* a transfer's work between its two locks */
 
 static struct options {
-    bool bug_lost_wakeup, bug_blocking, bug_hang, bug_crash;
+    bool bug_lost_wakeup, bug_blocking, bug_hang, bug_crash, bug_deadlock;
     bool recorder;
     unsigned duration_ms, workers, rate, crash_after_ms;
     const char *dump_dir;
@@ -123,15 +128,20 @@ static void pool_init(void)
 static struct conn *pool_acquire(struct rt_waiter *w, struct rt_task *self)
 {
     struct conn *c = NULL;
+    uint64_t id = rt_task_id(self);
 
     pthread_mutex_lock(&pool.lock);
     if (!w->waker && w->value) { /* handed over by pool_release */
         c = w->value;
         w->value = NULL;
+        fr_lock_acquire(id, (uint64_t)(uintptr_t)&pool);
     } else if (!w->waker) {
+        /* a pool slot is a resource like a lock: flightrec locks shows its waits */
+        fr_lock_wait(id, (uint64_t)(uintptr_t)&pool, "conn_pool");
         if (pool.free && !pool.waiters.head) {
             c = pool.free;
             pool.free = c->next;
+            fr_lock_acquire(id, (uint64_t)(uintptr_t)&pool);
         } else {
             rt_waitq_push(&pool.waiters, w, self);
         }
@@ -140,9 +150,10 @@ static struct conn *pool_acquire(struct rt_waiter *w, struct rt_task *self)
     return c;
 }
 
-static void pool_release(struct conn *c)
+static void pool_release(struct conn *c, struct rt_task *self)
 {
     pthread_mutex_lock(&pool.lock);
+    fr_lock_release(rt_task_id(self), (uint64_t)(uintptr_t)&pool);
     if (!rt_waitq_wake_one(&pool.waiters, c)) {
         c->next = pool.free;
         pool.free = c;
@@ -254,7 +265,7 @@ static enum rt_poll request_poll(struct rt_task *self, void *arg)
             FR_AWAIT(id, "db_query");
             return RT_PENDING;
         }
-        pool_release(r->conn);
+        pool_release(r->conn, self);
         r->conn = NULL;
         r->stage = REQ_JOIN;
         atomic_store(&r->children_left, 3);
@@ -378,6 +389,72 @@ static enum rt_poll db_migrate_poll(struct rt_task *self, void *arg)
     return RT_READY;
 }
 
+/* ---- transfers: two handlers, two locks -----------------------------------
+ * transfer_out and transfer_in both take the accounts lock and the ledger
+ * lock (async mutexes), do a little work between the two, and let both go.
+ * Taken in one order, the second waits for the first and then runs. With
+ * --bug-deadlock transfer_in takes them the other way round: each holds one
+ * and waits for the other, forever. */
+
+static struct rt_mutex accounts_lock, ledger_lock;
+static atomic_long transfers_done;
+
+struct transfer {
+    int stage;
+    bool inbound;
+    uint64_t wake_at;
+    struct rt_waiter wait;
+};
+
+static enum rt_poll transfer_poll(struct rt_task *self, void *arg)
+{
+    struct transfer *t = arg;
+    uint64_t id = rt_task_id(self);
+    struct rt_mutex *first = &accounts_lock, *second = &ledger_lock;
+
+    if (t->inbound && opt.bug_deadlock) { /* BUG: the opposite order */
+        first = &ledger_lock;
+        second = &accounts_lock;
+    }
+    switch (t->stage) {
+    case 0:
+        if (!rt_mutex_lock(first, &t->wait, self)) {
+            fr_await(id, first->name);
+            return RT_PENDING;
+        }
+        t->stage = 1;
+        t->wake_at = rt_now_ns() + TRANSFER_WORK_NS;
+        rt_sleep_until(self, t->wake_at);
+        FR_AWAIT(id, "debit");
+        return RT_PENDING;
+    case 1:
+        if (rt_now_ns() < t->wake_at) {
+            FR_AWAIT(id, "debit");
+            return RT_PENDING;
+        }
+        t->stage = 2;
+        /* fall through */
+    default:
+        if (!rt_mutex_lock(second, &t->wait, self)) {
+            fr_await(id, second->name);
+            return RT_PENDING;
+        }
+        rt_mutex_unlock(second, self);
+        rt_mutex_unlock(first, self);
+        atomic_fetch_add(&transfers_done, 1);
+        return RT_READY;
+    }
+}
+
+static void spawn_transfers(struct rt_runtime *run)
+{
+    struct transfer *out = xcalloc(sizeof(*out)), *in = xcalloc(sizeof(*in));
+
+    in->inbound = true;
+    rt_spawn(run, "transfer_out", transfer_poll, out, free);
+    rt_spawn(run, "transfer_in", transfer_poll, in, free);
+}
+
 /* ---- report_render: the nightly report, one shard per worker ----------------
  * A reporting job outside the runtime (main, standing in for cron) starts one
  * report_render per worker thread "to use them all". Each fans out chunk
@@ -451,7 +528,7 @@ struct acceptor {
     uint32_t seed;
     uint64_t next_tick, interval;
     uint64_t next_cache; /* next cache_refresh */
-    bool migrated, crashed;
+    bool migrated, crashed, transferred;
 };
 
 static void spawn_request(struct rt_task *self, struct acceptor *a, uint64_t now)
@@ -492,6 +569,10 @@ static enum rt_poll accept_poll(struct rt_task *self, void *arg)
         rt_spawn(run, "schema_holder", schema_holder_poll, xcalloc(sizeof(struct sleeper)), free);
         rt_spawn(run, "db_migrate", db_migrate_poll, xcalloc(sizeof(struct sleeper)), free);
     }
+    if (!a->transferred && now >= since_start(300)) {
+        a->transferred = true;
+        spawn_transfers(run);
+    }
     if (now >= a->next_cache) {
         a->next_cache += 1000 * MS;
         rt_spawn(run, "cache_refresh", cache_refresh_poll, xcalloc(sizeof(struct cache_refresh)),
@@ -514,6 +595,8 @@ static void usage(FILE *f)
           "  --bug-blocking      report_render blocks every worker 200 ms (long polls, starving)\n"
           "  --bug-hang          db_migrate waits forever for the schema lock (hung)\n"
           "  --bug-crash         parse_header dereferences NULL after --crash-after-ms\n"
+          "  --bug-deadlock      transfer_in takes the ledger and accounts locks in the\n"
+          "                      opposite order to transfer_out (deadlock)\n"
           "  --all-bugs          all of the above\n"
           "  --duration-ms N     run for N ms, then drain, dump and exit (default 3000)\n"
           "  --crash-after-ms N  when --bug-crash fires (default 3/4 of the duration)\n"
@@ -553,8 +636,11 @@ static void parse_args(int argc, char **argv)
             opt.bug_hang = true;
         } else if (!strcmp(a, "--bug-crash")) {
             opt.bug_crash = true;
+        } else if (!strcmp(a, "--bug-deadlock")) {
+            opt.bug_deadlock = true;
         } else if (!strcmp(a, "--all-bugs")) {
             opt.bug_lost_wakeup = opt.bug_blocking = opt.bug_hang = opt.bug_crash = true;
+            opt.bug_deadlock = true;
         } else if (!strcmp(a, "--duration-ms")) {
             opt.duration_ms = number(a, i + 1 < argc ? argv[++i] : NULL);
         } else if (!strcmp(a, "--crash-after-ms")) {
@@ -616,13 +702,19 @@ int main(int argc, char **argv)
     pool_init();
     rt_event_init(&upstream_reply);
     rt_event_init(&schema_lock_released);
+    rt_mutex_init(&accounts_lock, "accounts");
+    rt_mutex_init(&ledger_lock, "ledger");
 
     fprintf(
-        stderr, "flightrec-demo: pid %d, %u workers, %u requests/s for %u ms; bugs:%s%s%s%s%s\n",
+        stderr, "flightrec-demo: pid %d, %u workers, %u requests/s for %u ms; bugs:%s%s%s%s%s%s\n",
         (int)getpid(), opt.workers, opt.rate, opt.duration_ms,
         opt.bug_lost_wakeup ? " lost-wakeup" : "", opt.bug_blocking ? " blocking" : "",
         opt.bug_hang ? " hang" : "", opt.bug_crash ? " crash" : "",
-        opt.bug_lost_wakeup || opt.bug_blocking || opt.bug_hang || opt.bug_crash ? "" : " none");
+        opt.bug_deadlock ? " deadlock" : "",
+        opt.bug_lost_wakeup || opt.bug_blocking || opt.bug_hang || opt.bug_crash ||
+                opt.bug_deadlock
+            ? ""
+            : " none");
 
     start_ns = rt_now_ns();
     rt = rt_create(opt.workers);
@@ -649,9 +741,10 @@ int main(int argc, char **argv)
         sleep_until_ns(rt_now_ns() + 1 * MS);
 
     fprintf(stderr,
-            "flightrec-demo: served %ld requests, %ld stale cache refreshes, %ld tasks "
-            "still live, %ld requests unfinished\n",
-            atomic_load(&served), atomic_load(&stale), rt_live_tasks(rt), atomic_load(&inflight));
+            "flightrec-demo: served %ld requests, %ld stale cache refreshes, %ld transfers, "
+            "%ld tasks still live, %ld requests unfinished\n",
+            atomic_load(&served), atomic_load(&stale), atomic_load(&transfers_done),
+            rt_live_tasks(rt), atomic_load(&inflight));
     if (opt.recorder) {
         rc = fr_dump("end of run", path, sizeof(path));
         if (rc < 0) {
