@@ -14,8 +14,8 @@
  * dumper thread would read them).
  *
  * The dump is written beside the file, 0600, under a temporary name, and
- * linked to its final name "flightrec-<pid>-<UTC now>-<seq>.frd" only when
- * whole; its path is printed on stdout.
+ * linked to its final name "flightrec-<pid>-<UTC now>-<seq>-<unique>.frd"
+ * (as the recorder names dumps) only when whole; its path is printed on stdout.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -431,9 +432,13 @@ static int publish(struct rec *r, uint64_t now_ns)
     }
     int ok = done == r->out.len && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
+    /* named like the recorder's dumps: ...-<seq>-<8 hex digits of its own> */
+    uint32_t uniq = 0;
+    if (getrandom(&uniq, sizeof uniq, GRND_NONBLOCK) != (ssize_t)sizeof uniq)
+        uniq = (uint32_t)(now_ns ^ (now_ns >> 32) ^ (uint64_t)getpid() << 16);
     int linked = 0;
     for (unsigned seq = 0; ok && seq < 1000 && !linked; seq++) {
-        snprintf(fin, sizeof fin, "flightrec-%u-%s-%u.frd", r->pid, utc, seq);
+        snprintf(fin, sizeof fin, "flightrec-%u-%s-%u-%08x.frd", r->pid, utc, seq, uniq);
         if (linkat(dfd, tmp, dfd, fin, 0) == 0)
             linked = 1;
         else if (errno != EEXIST)
