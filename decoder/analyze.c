@@ -411,7 +411,7 @@ static const struct frd_culprit no_culprit = {FRD_NONE, 0, 0, 0};
 /*
  * Was the worker that finally polled task @ti (poll @pi) woken by something
  * else first: did it poll, between @R and that poll, another task that
- * became runnable after @R (a timer, an unrelated event)? That is what a lost
+ * became runnable late in the wait (a timer, an unrelated event)? That is what a lost
  * notification rescued later looks like; a worker that wakes and polls the
  * victim first was merely slow to be scheduled.
  */
@@ -433,7 +433,10 @@ static int rescued_by_other(const struct frd_model *m, int32_t ti, int32_t pi, i
         const struct frd_poll *p = &m->tasks[r->task].polls[r->poll];
         if (p->begin_ns >= vp->begin_ns)
             break;
-        if (r->task != ti && p->ready_ns != INT64_MIN && p->ready_ns > R)
+        /* woken in the second half of the wait, near when the worker woke:
+         * a task woken in the same burst as the victim rescued nothing */
+        if (r->task != ti && p->ready_ns != INT64_MIN &&
+            p->ready_ns > R + (vp->begin_ns - R) / 2)
             return 1;
     }
     return 0;
@@ -474,9 +477,17 @@ static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, in
      * be scheduled (a loaded machine), or was notified late: only a wait far
      * past the threshold (FRD_DELAYED_NOISE_FACTOR times), or another task
      * polled first by the worker that ran it, makes it a verdict. */
-    if (kind == FRD_DELAYED_WAKEUP && wait <= c->th->starvation_ns * FRD_DELAYED_NOISE_FACTOR &&
-        !rescued_by_other(m, ti, pi, R))
-        return;
+    if (kind == FRD_DELAYED_WAKEUP) {
+        /* the worker that finally ran it must itself have slept through the
+         * wake: one that was neither parked nor polling (preempted on a
+         * loaded machine) is evidence of nothing */
+        int64_t parked_ran = frd_model_worker_parked_ns(m, t->polls[pi].thread, R, B);
+        if (parked_ran * 2 < wait)
+            return;
+        if (wait <= c->th->starvation_ns * FRD_DELAYED_NOISE_FACTOR &&
+            !rescued_by_other(m, ti, pi, R))
+            return;
+    }
     if (kind == FRD_LOST_WAKEUP)
         cause = how == FRD_HOW_SELF_WOKEN ? FRD_CAUSE_WAKE_IN_POLL : FRD_CAUSE_WAKE_LOST;
     uint32_t thread = pi != FRD_NONE             ? t->polls[pi].thread

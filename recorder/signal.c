@@ -290,16 +290,55 @@ static int install_on(int sig)
     return 0;
 }
 
-static void name_of(int sig, char *buf, size_t len)
+/* Appends @t at *@n in @buf (of @len), always NUL-terminated;
+ * async-signal-safe (fr__signal_claimed may run in a handler). */
+static void put(char *buf, size_t len, size_t *n, const char *t)
 {
-    if (sig == SIGUSR1)
-        snprintf(buf, len, "SIGUSR1");
-    else if (sig == SIGUSR2)
-        snprintf(buf, len, "SIGUSR2");
-    else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-        snprintf(buf, len, "SIGRTMAX-%d (%d)", SIGRTMAX - sig, sig);
-    else
-        snprintf(buf, len, "signal %d", sig);
+    while (*t && *n + 1 < len)
+        buf[(*n)++] = *t++;
+    buf[*n] = '\0';
+}
+
+static void put_signal(char *buf, size_t len, size_t *n, int sig)
+{
+    char num[8];
+    int k = 0, v = sig >= SIGRTMIN && sig <= SIGRTMAX && sig != SIGUSR1 && sig != SIGUSR2
+                     ? SIGRTMAX - sig
+                     : sig;
+    if (sig == SIGUSR1) {
+        put(buf, len, n, "SIGUSR1");
+        return;
+    }
+    if (sig == SIGUSR2) {
+        put(buf, len, n, "SIGUSR2");
+        return;
+    }
+    put(buf, len, n, sig >= SIGRTMIN && sig <= SIGRTMAX ? "SIGRTMAX-" : "signal ");
+    do
+        num[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < 7);
+    while (k)
+        buf[*n < len - 1 ? (*n)++ : *n] = num[--k];
+    buf[*n] = '\0';
+}
+
+/* One line on stderr: "SIGUSR1 is the program's (@why); dumps now on SIGUSR2". */
+static void say_moved(int from, int to, const char *why)
+{
+    char line[160];
+    size_t n = 0;
+    put_signal(line, sizeof line, &n, from);
+    put(line, sizeof line, &n, " is the program's (");
+    put(line, sizeof line, &n, why);
+    put(line, sizeof line, &n, "); ");
+    if (to > 0) {
+        put(line, sizeof line, &n, "dumps now on ");
+        put_signal(line, sizeof line, &n, to);
+        put(line, sizeof line, &n, ", which flightrec dump finds by itself");
+    } else {
+        put(line, sizeof line, &n, "no free signal left: dumps only by fr_dump() or a crash");
+    }
+    fr__warn(line, NULL, 0);
 }
 
 /*
@@ -319,15 +358,8 @@ int fr__dumper_start(void)
         return 0;
     }
     if (!fr__cfg.dump_signal_fixed && !signal_free(sig)) {
-        char a[32], b[64];
         int alt = first_free_signal();
-        name_of(sig, a, sizeof a);
-        if (alt > 0)
-            name_of(alt, b, sizeof b);
-        else
-            snprintf(b, sizeof b, "none (every candidate is in use)");
-        fr__warn(a, "the program handles, ignores or blocks it; dump signal is now", 0);
-        fr__warn("dump signal", b, 0);
+        say_moved(sig, alt, "it handles, ignores or blocks it");
         sig = alt;
         __atomic_store_n(&fr__cfg.dump_signal, sig, __ATOMIC_RELEASE);
         if (sig <= 0) {
@@ -337,8 +369,9 @@ int fr__dumper_start(void)
     } else if (fr__cfg.dump_signal_fixed) {
         sigset_t mask;
         if (pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, sig)) {
-            char a[32];
-            name_of(sig, a, sizeof a);
+            char a[64];
+            size_t n = 0;
+            put_signal(a, sizeof a, &n, sig);
             fr__warn(a, "blocked in this thread (and threads it starts): the dumper thread takes it "
                         "instead", 0);
         }
@@ -373,15 +406,8 @@ FR_API void fr__signal_claimed(int sig, int how)
         if (!how) {
             install_on(cur);
         } else {
-            char a[32], b[64];
             int alt = first_free_signal();
-            name_of(cur, a, sizeof a);
-            if (alt > 0)
-                name_of(alt, b, sizeof b);
-            else
-                snprintf(b, sizeof b, "none (every candidate is in use)");
-            fr__warn(a, "the program took it; dump signal is now", 0);
-            fr__warn("dump signal", b, 0);
+            say_moved(cur, alt, "it took it");
             handler_installed = 0; /* the program's disposition stays on @cur */
             __atomic_store_n(&fr__cfg.dump_signal, alt, __ATOMIC_RELEASE);
             if (alt > 0)

@@ -22,6 +22,11 @@ for f in "$prefix/include/flightrec.h" "$prefix/include/flightrec/format.h" \
          "$prefix/share/man/man1/flightrec.1" "$prefix/share/man/man3/flightrec.3"; do
     [ -e "$root$f" ] || fail "$f was not installed"
 done
+# The adapters the build made are installed beside the library.
+for a in "$build"/recorder/adapters/libflightrec-*.so; do
+    [ -e "$a" ] || continue
+    [ -e "$root$libdir/$(basename "$a")" ] || fail "$(basename "$a") was not installed in $libdir"
+done
 
 export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$root
 flags=()
