@@ -27,6 +27,7 @@
  * sentence from it.
  */
 #include "analyze.h"
+#include "stall.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -525,6 +526,20 @@ static int running_covered(const struct frd_model *m, const struct frd_poll *p)
     return frd_model_thread_covered(m, p->thread, p->begin_ns, p->end_ns);
 }
 
+/* "; at 100 ms it was in nanosleep <- ..." when the dump's STALL section
+ * (the stall watchdog) caught poll @p stuck, else "". */
+static const char *stuck_at(const struct frd_model *m, const struct frd_task *t,
+                            const struct frd_poll *p, char *buf, size_t len)
+{
+    const struct frd_dump *d = m->dump;
+    uint32_t tid = p->thread < d->nthreads ? d->threads[p->thread].tid : 0;
+    if (len < 3 || !frd_stall_quote(d, t->id, tid, p->begin_ns, p->end_ns, buf + 2, len - 2))
+        return "";
+    buf[0] = ';';
+    buf[1] = ' ';
+    return buf;
+}
+
 /* Findings along the task's history: long polls and late polls. */
 static void history(struct cx *c, int32_t ti)
 {
@@ -763,6 +778,10 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
             !p || p->result == FRD_POLL_RUNNING ? "still running at the dump"
             : p->result == FRD_POLL_READY      ? "returned ready"
                                                : "returned pending");
+        if (p) {
+            char stuck[320];
+            put(&s, "%s", stuck_at(m, t, p, stuck, sizeof(stuck)));
+        }
         break;
     case FRD_STARVATION:
     case FRD_DELAYED_WAKEUP:

@@ -16,5 +16,7 @@ int frd_cmd_dump(int argc, char **argv);
 /* flightrec run [--dir DIR] [--stall-ms N] [--signal SIG] -- CMD [ARGS...];
  * returns only when CMD could not be executed */
 int frd_cmd_run(int argc, char **argv);
+/* flightrec recover FILE|PID [--dir DIR] [--force] (cmd_recover.c) */
+int frd_cmd_recover(int argc, char **argv);
 
 #endif /* FRD_CMD_H */

@@ -54,6 +54,9 @@ static const char usage_main[] =
     "                              longest wait, longest hold, holder, top waiters\n"
     "  dump PID [--dir DIR] [--timeout S]\n"
     "                              ask a running process for a dump, print its path\n"
+    "  recover FILE|PID [--dir DIR] [--force]\n"
+    "                              turn the shared rings a killed process left\n"
+    "                              (FLIGHTREC_SHARED_RINGS=1) into a dump, print its path\n"
     "  run [--dir DIR] [--stall-ms N] [--signal SIG] -- CMD [ARGS...]\n"
     "                              run CMD recorded, with the adapter of its event\n"
     "                              loop (libuv, libevent) preloaded\n"
@@ -75,9 +78,12 @@ static const char usage_info[] =
     "ring still holds and what was lost. For a crash: signal, code, fault address,\n"
     "the crashing thread, the task it was polling with its parent chain, and the\n"
     "backtrace symbolized offline (function, file:line; module+offset otherwise).\n"
+    "For a stall dump (the watchdog, FLIGHTREC_STALL_MS): the stuck thread, its\n"
+    "task, how long the poll had run and its stack, taken on that thread. For a\n"
+    "recovered dump: how many torn pages were dropped.\n"
     "\n"
     "  --json   one JSON object (reason, signal, signal_name, crash_thread,\n"
-    "           crash_task, backtrace, threads, ...)\n";
+    "           crash_task, backtrace, stall, recovery, threads, ...)\n";
 
 static const char usage_tasks[] =
     "usage: flightrec tasks DUMP [--json]\n"
@@ -655,6 +661,8 @@ int main(int argc, char **argv)
         return frd_cmd_dump(argc - 2, argv + 2);
     if (strcmp(c, "run") == 0)
         return frd_cmd_run(argc - 2, argv + 2);
+    if (strcmp(c, "recover") == 0)
+        return frd_cmd_recover(argc - 2, argv + 2);
     struct opts o;
     memset(&o, 0, sizeof(o));
     o.th.starvation_ns = FRD_DEFAULT_STARVATION_NS;

@@ -117,6 +117,9 @@ const char *frd_trigger_name(uint32_t trigger)
     case FR_TRIGGER_API: return "api";
     case FR_TRIGGER_SIGNAL: return "signal";
     case FR_TRIGGER_CRASH: return "crash";
+    case FR_TRIGGER_STALL: return "stall";
+    case FR_TRIGGER_TERMINATION: return "termination";
+    case FR_TRIGGER_RECOVERED: return "recovered";
     default: return "unknown";
     }
 }
@@ -132,6 +135,8 @@ static const char *section_name(uint32_t kind)
     case FR_SEC_THREAD: return "THREAD";
     case FR_SEC_END: return "END";
     case FR_SEC_NOTES: return "NOTES";
+    case FR_SEC_STALL: return "STALL";
+    case FR_SEC_RECOVERY: return "RECOVERY";
     case FR_SEC_COPIED: return "COPIED";
     default: return "unknown";
     }
@@ -562,6 +567,16 @@ static void decode_section(struct frd_dump *d, uint64_t off, uint8_t *buf, size_
         else
             sec_crash(d, off, &body);
         break;
+    case FR_SEC_STALL:
+        if (d->stall.present)
+            frd__error(d, off, "expected one STALL section, found another (ignored)");
+        else
+            frd__sec_stall(d, off, &body);
+        break;
+    case FR_SEC_RECOVERY:
+        if (!d->recovery.present)
+            frd__sec_recovery(d, off, &body);
+        break;
     case FR_SEC_STRINGS:
         sec_strings(d, off, &body);
         break;
@@ -733,6 +748,7 @@ static void finish(struct frd_dump *d)
     calibrate(d);
     if (d->crash.present)
         d->crash.ns = frd_ticks_to_ns(d, d->crash.ticks);
+    frd__stall_finish(d);
     for (size_t i = 0; i < d->nthreads; i++)
         frd__thread_coverage(d, &d->threads[i]);
     match_copied(d);

@@ -109,6 +109,24 @@ struct frd_crash {
     uint64_t *frames; /* innermost first; frames[0] is the faulting ip */
 };
 
+/* STALL section (watchdog dumps): one poll ran past the threshold. */
+struct frd_stall {
+    int present;
+    uint32_t tid, nframes, flags; /* flags: FR_STALL_STACK if frames were taken */
+    uint64_t task;
+    uint64_t begin_ticks, sample_ticks, threshold_ns;
+    int64_t begin_ns, sample_ns; /* the poll's start; when its stack was taken */
+    uint64_t ip, sp;
+    uint64_t *frames; /* innermost first; frames[0] is the interrupted ip */
+};
+
+/* RECOVERY section (`flightrec recover`): what the shared rings held. */
+struct frd_recovery {
+    int present;
+    uint32_t threads, pages_kept, pages_torn;
+    uint64_t file_size;
+};
+
 struct frd_string {
     uint32_t id;
     uint32_t len;
@@ -199,6 +217,8 @@ struct frd_dump {
     struct frd_process proc;
     struct frd_clock clock;
     struct frd_crash crash;
+    struct frd_stall stall;       /* trigger FR_TRIGGER_STALL */
+    struct frd_recovery recovery; /* trigger FR_TRIGGER_RECOVERED */
     struct frd_string *strings; /* sorted by id, ids unique */
     size_t nstrings;
     struct frd_blob modules; /* /proc/self/maps text at dump time */

@@ -26,4 +26,9 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
 /* After ns conversion: coverage window and thread name of @t. */
 void frd__thread_coverage(struct frd_dump *d, struct frd_thread *t);
 
+/* decoder/stall.c */
+void frd__sec_stall(struct frd_dump *d, uint64_t off, struct frd_cur *c);
+void frd__sec_recovery(struct frd_dump *d, uint64_t off, struct frd_cur *c);
+void frd__stall_finish(struct frd_dump *d);
+
 #endif /* FRD_READER_INT_H */

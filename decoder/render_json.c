@@ -26,6 +26,52 @@ static void task_obj(FILE *out, const struct frd_model *m, int32_t ti)
     putc('}', out);
 }
 
+static void json_frames(FILE *out, const struct frd_frame *fr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct frd_frame *f = &fr[i];
+        fprintf(out, "%s{\"ip\": \"0x%llx\", \"function\": ", i ? ", " : "",
+                (unsigned long long)f->ip);
+        frd_json_cstr(out, f->function[0] ? f->function : NULL);
+        fputs(", \"file\": ", out);
+        frd_json_cstr(out, f->file[0] ? f->file : NULL);
+        if (f->line)
+            fprintf(out, ", \"line\": %d}", f->line);
+        else
+            fputs(", \"line\": null}", out);
+    }
+}
+
+/* "stall": the watchdog's STALL section or null; "recovery" likewise. */
+static void json_triggers(FILE *out, const struct frd_view *v)
+{
+    const struct frd_dump *d = v->d;
+    const struct frd_stall *s = &d->stall;
+    fputs(", \"stall\": ", out);
+    if (!s->present) {
+        fputs("null", out);
+    } else {
+        fprintf(out, "{\"thread\": %u, \"task\": %llu, \"begin_ns\": %lld, \"held_ns\": %lld, "
+                "\"threshold_ns\": %llu, \"stack\": [",
+                s->tid, (unsigned long long)s->task, (long long)(s->begin_ns - v->m->start_ns),
+                (long long)(s->sample_ns - s->begin_ns), (unsigned long long)s->threshold_ns);
+        struct frd_frame *fr = s->nframes ? calloc(s->nframes, sizeof(*fr)) : NULL;
+        if (fr && (s->flags & FR_STALL_STACK)) {
+            frd_symbolize(d, s->frames, s->nframes, fr);
+            json_frames(out, fr, s->nframes);
+        }
+        free(fr);
+        fputs("]}", out);
+    }
+    fputs(", \"recovery\": ", out);
+    if (!d->recovery.present)
+        fputs("null", out);
+    else
+        fprintf(out, "{\"threads\": %u, \"pages_kept\": %u, \"pages_torn\": %u, "
+                "\"file_size\": %llu}", d->recovery.threads, d->recovery.pages_kept,
+                d->recovery.pages_torn, (unsigned long long)d->recovery.file_size);
+}
+
 int frd_json_info(FILE *out, const struct frd_view *v)
 {
     const struct frd_dump *d = v->d;
@@ -117,7 +163,9 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         frd_json_str(out, d->notes.p + pos, end - pos);
         pos = end + 1;
     }
-    fputs("], \"threads\": [", out);
+    fputs("]", out);
+    json_triggers(out, v);
+    fputs(", \"threads\": [", out);
     for (size_t i = 0; i < d->nthreads; i++) {
         const struct frd_thread *t = &d->threads[i];
         fprintf(out, "%s{\"tid\": %u, \"name\": ", i ? ", " : "", t->tid);

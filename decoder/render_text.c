@@ -169,6 +169,61 @@ static void put_blob(FILE *out, const struct frd_blob *b)
     frd_text_str(out, b->p ? b->p : "", b->len);
 }
 
+/* The watchdog's stuck thread and stack (STALL), or what `recover` dropped. */
+static void text_triggers(FILE *out, const struct frd_view *v)
+{
+    const struct frd_dump *d = v->d;
+    const struct frd_model *m = v->m;
+    char buf[512], b1[32], b2[32];
+    if (d->recovery.present)
+        fprintf(out, "\nrecovered from the shared rings a killed process left (%llu bytes): %u "
+                "threads, %u pages kept, %u torn pages dropped\n",
+                (unsigned long long)d->recovery.file_size, d->recovery.threads,
+                d->recovery.pages_kept, d->recovery.pages_torn);
+    const struct frd_stall *s = &d->stall;
+    if (!s->present)
+        return;
+    const char *tn = "";
+    for (size_t i = 0; i < d->nthreads; i++)
+        if (d->threads[i].tid == s->tid)
+            tn = d->threads[i].name;
+    fprintf(out, "\n%sstall%s     one poll has held thread %u \"", v->color ? "\033[1;33m" : "",
+            v->color ? "\033[0m" : "", s->tid);
+    frd_text_str(out, tn, strlen(tn));
+    fprintf(out, "\" for %s so far (threshold %s), still running at the dump\n",
+            frd_fmt_dur(s->sample_ns - s->begin_ns, b1, sizeof(b1)),
+            frd_fmt_dur((int64_t)s->threshold_ns, b2, sizeof(b2)));
+    int32_t ti = frd_model_task_at(m, s->task, s->sample_ns);
+    if (ti != FRD_NONE)
+        fprintf(out, "task      %s  (async call chain, innermost first)\n",
+                frd_task_chain(m, ti, buf, sizeof(buf)));
+    else
+        fprintf(out, "task      %llu\n", (unsigned long long)s->task);
+    if (!(s->flags & FR_STALL_STACK) || !s->nframes) {
+        fputs("stack     not taken (the thread blocks the sampler signal, or none was free)\n",
+              out);
+        return;
+    }
+    fprintf(out, "stack     taken on the stuck thread at %.3f ms, %s into the poll\n",
+            rel_ms(m, s->sample_ns), frd_fmt_dur(s->sample_ns - s->begin_ns, b1, sizeof(b1)));
+    struct frd_frame *fr = calloc(s->nframes, sizeof(*fr));
+    if (!fr)
+        return;
+    frd_symbolize(d, s->frames, s->nframes, fr);
+    for (size_t i = 0; i < s->nframes; i++) {
+        const struct frd_frame *f = &fr[i];
+        fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
+        if (f->function[0])
+            fprintf(out, " in %s", f->function);
+        if (f->file[0])
+            fprintf(out, " at %s:%d", f->file, f->line);
+        if (f->module[0])
+            fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
+        putc('\n', out);
+    }
+    free(fr);
+}
+
 int frd_text_info(FILE *out, const struct frd_view *v)
 {
     const struct frd_dump *d = v->d;
@@ -269,6 +324,7 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         }
     }
 
+    text_triggers(out, v);
     if (d->notes.p && d->notes.len) {
         /* What the recorder could not capture, one note a line. */
         fputs("\nnotes\n", out);

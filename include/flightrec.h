@@ -41,6 +41,16 @@ extern "C" {
 
 /* fr_config.flags */
 #define FR_NO_CRASH_HANDLERS 0x1u /* do not install SIGSEGV/SIGBUS/... handlers */
+/* Keep the rings, and everything a dump needs, in a shared file mapping
+ * `flightrec-<pid>-<unique>.rings` (0600) in the dump directory, so that a
+ * process killed by SIGKILL (the OOM killer, a supervisor) leaves its history
+ * on disk for `flightrec recover`. Removed on normal exit and fr_shutdown().
+ * Also set by FLIGHTREC_SHARED_RINGS=1. */
+#define FR_SHARED_RINGS 0x2u
+
+/* fr_config.dump_on: the bit for signal @sig (1..64), e.g.
+ * FR_DUMP_ON(SIGTERM) | FR_DUMP_ON(SIGINT). */
+#define FR_DUMP_ON(sig) (1ull << ((sig) - 1))
 /* A synchronous fault goes first to the SIGSEGV/SIGBUS/SIGILL/SIGFPE handler
  * installed before fr_init (a garbage collector's barrier, a JIT's guard
  * page); only a fault it does not resolve is a crash (env
@@ -53,6 +63,11 @@ struct fr_config {
     int         dump_signal; /* 0: SIGUSR1; -1: no dump signal */
     unsigned    flags;       /* FR_NO_CRASH_HANDLERS, ... */
     unsigned    max_dumps;   /* keep at most this many dumps in dump_dir; 0: 16 */
+    /* Added after 0.1: callers built against the older struct never set them. */
+    unsigned    stall_ms;    /* dump when one poll runs longer than this many ms;
+                                0: $FLIGHTREC_STALL_MS, else off */
+    unsigned long long dump_on; /* FR_DUMP_ON(SIGTERM) | ...: dump, then the program's own
+                                   handling; 0: $FLIGHTREC_DUMP_ON, else none */
 };
 
 /*
@@ -63,6 +78,20 @@ struct fr_config {
  * dumper thread and installs the dump-signal and crash handlers. The calling
  * thread gets its ring and alternate signal stack now; other threads get
  * theirs on their first event.
+ *
+ * Optional triggers, all off by default:
+ *  - stall_ms (FLIGHTREC_STALL_MS): a watchdog thread wakes every stall_ms/4
+ *    (at least 1 ms, at most 250 ms) and, when a thread has been inside one
+ *    poll for stall_ms or longer, takes that thread's stack on the thread
+ *    itself (a signal directed at it) and writes a dump with reason "stall"
+ *    while the poll still runs. At most FLIGHTREC_STALL_DUMPS (default 3)
+ *    stall dumps per FLIGHTREC_STALL_WINDOW seconds (default 300), one per poll.
+ *  - dump_on (FLIGHTREC_DUMP_ON=TERM,INT,...): on those signals, a dump is
+ *    written first (waiting at most 2 s for a dump in progress), then the
+ *    program's own handler runs or, without one, the default action ends the
+ *    process by that signal. Signals whose default is to stop, continue or be
+ *    ignored, the crash signals and the dump signal are refused (-EINVAL).
+ *  - FR_SHARED_RINGS (FLIGHTREC_SHARED_RINGS=1): see the flag above.
  *
  * Return: 0; -EALREADY if already initialised; -EINVAL for a bad setting
  * (ring smaller than 16 KiB, signal out of range); -errno from the system.

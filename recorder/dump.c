@@ -52,6 +52,7 @@ static struct dump_ctx ctxs[FR_CTX_COUNT] = {
     [FR_CTX_NORMAL] = { .file = { .dirfd = -1, .fd = -1, .spare = { .fd = -1 } } },
     [FR_CTX_CRASH] = { .file = { .dirfd = -1, .fd = -1, .spare = { .fd = -1 } } },
 };
+static const struct fr_dump_extra *extras[FR_CTX_COUNT]; /* see fr__dump_set_extra */
 static _Atomic uint64_t dump_seq;
 static _Atomic int normal_lock;
 static _Atomic int last_reported_err;
@@ -367,6 +368,19 @@ static void write_crash(struct dump_ctx *c, const struct fr_crash_info *ci)
     section_end(c);
 }
 
+/* A section the trigger serialised itself (watchdog.c's STALL). */
+static void write_extra(struct dump_ctx *c, const struct fr_dump_extra *x)
+{
+    section_begin(c, x->kind);
+    feed(c, x->body, x->len);
+    section_end(c);
+}
+
+void fr__dump_set_extra(enum fr_dump_ctx_id ctx, const struct fr_dump_extra *x)
+{
+    extras[ctx] = x;
+}
+
 static int feed_string(void *arg, uint32_t id, const char *s, uint32_t len)
 {
     struct dump_ctx *c = arg;
@@ -659,6 +673,8 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
     write_header(c, trigger, signo, reason, real_ns, seq);
     if (crash)
         write_crash(c, crash);
+    if (extras[ctx])
+        write_extra(c, extras[ctx]);
     write_process(c);
     write_clock(c);
     uint32_t mark = write_strings(c, 0);

@@ -104,8 +104,13 @@ FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name)
 FR_API void fr_poll_begin(uint64_t task)
 {
     struct fr_writer *w = record(FR_EV_POLL_BEGIN, ARG_TASK, task, 0, NULL);
-    if (FR_LIKELY(w != NULL))
-        atomic_store_explicit(&w->slot->ring.current_task, task, FR_RELAXED);
+    if (FR_LIKELY(w != NULL)) {
+        /* The poll's start for the stall watchdog: the record's own tick,
+         * stored before the task (the release pairs with the watchdog's
+         * acquire load of current_task, see watchdog.c). */
+        atomic_store_explicit(&w->slot->ring.poll_ticks, w->last_ticks, FR_RELAXED);
+        atomic_store_explicit(&w->slot->ring.current_task, task, FR_RELEASE);
+    }
 }
 
 FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result)

@@ -48,6 +48,8 @@ static void atfork_child(void)
     fr__dump_reset_after_fork();
     fr__crash_reset_after_fork();
     fr__dumper_restart_in_child();
+    fr__shared_after_fork();
+    fr__watchdog_restart_in_child();
     atomic_store_explicit(&fr__epoch, next_epoch(), FR_RELEASE);
     life_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 }
@@ -121,6 +123,28 @@ static int resolve_dir(const char *dir, char *out, size_t cap)
     return 0;
 }
 
+/* The optional triggers (watchdog.c, termination.c, shared.c): the config's
+ * fields first, else the environment, validated like the rest. */
+static int resolve_triggers(const struct fr_config *cfg)
+{
+    fr__cfg.stall_ms = cfg->stall_ms;
+    int err = fr__watchdog_parse_env();
+    if (err)
+        return err;
+    fr__cfg.dump_on = cfg->dump_on;
+    const char *v = secure_getenv("FLIGHTREC_DUMP_ON");
+    if (!fr__cfg.dump_on && v && *v && fr__termination_parse(v, &fr__cfg.dump_on) != 0)
+        return -EINVAL;
+    v = secure_getenv("FLIGHTREC_SHARED_RINGS");
+    if (v && *v) {
+        if (strcmp(v, "1") == 0)
+            fr__cfg.flags |= FR_SHARED_RINGS;
+        else if (strcmp(v, "0") != 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
 static int resolve_config(const struct fr_config *cfg)
 {
     struct fr_config zero = { 0 };
@@ -178,7 +202,7 @@ static int resolve_config(const struct fr_config *cfg)
             return -EINVAL;
     }
     fr__cfg.max_dumps = cfg->max_dumps ? cfg->max_dumps : FR_DEFAULT_MAX_DUMPS;
-    return 0;
+    return resolve_triggers(cfg);
 }
 
 FR_API int fr_init(const struct fr_config *cfg)
@@ -207,11 +231,20 @@ FR_API int fr_init(const struct fr_config *cfg)
     pthread_once(&atfork_once, atfork_register);
     pin_self();
 
-    err = fr__dumper_start();
+    err = (fr__cfg.flags & FR_SHARED_RINGS) ? fr__shared_open() : 0;
+    if (!err)
+        err = fr__dumper_start();
     if (!err)
         err = fr__crash_install();
+    if (!err)
+        err = fr__termination_install();
+    if (!err)
+        err = fr__watchdog_start();
     if (err) {
+        fr__termination_uninstall();
+        fr__crash_uninstall();
         fr__dumper_stop();
+        fr__shared_close();
         fr__dump_fini();
         pthread_mutex_unlock(&life_lock);
         return err;
@@ -231,8 +264,11 @@ FR_API void fr_shutdown(void)
     if (running) {
         __atomic_store_n(&fr__recording, 0, __ATOMIC_RELEASE);
         atomic_store_explicit(&fr__epoch, 0, FR_RELEASE);
+        fr__watchdog_stop();
+        fr__termination_uninstall();
         fr__crash_uninstall();
         fr__dumper_stop();
+        fr__shared_close();
         fr__dump_fini();
         running = 0;
     }

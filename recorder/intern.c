@@ -85,6 +85,7 @@ uint32_t fr__intern(const char *s)
         e->off = off;
         e->len = len;
         atomic_store_explicit(&e->key, h, FR_RELEASE);
+        fr__shared_string(i + 2, s, len); /* FR_SHARED_RINGS: the file's copy */
         return i + 2;
     }
     return FR_STRING_OVERFLOW;

@@ -129,6 +129,7 @@ struct fr_ring {
     _Atomic uint64_t events_overwritten; /* owner writes, dumpers read */
     _Atomic uint64_t events_dropped;     /* owner writes, dumpers read */
     _Atomic uint64_t current_task;       /* task being polled, 0 if none */
+    _Atomic uint64_t poll_ticks;         /* when that poll began; stale while current_task == 0 */
 };
 
 static inline struct fr_page *fr__ring_page(const struct fr_ring *r, uint32_t i)
@@ -161,6 +162,7 @@ struct fr_slot {
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 extern struct fr_slot fr__slots[FR_MAX_THREADS];
+extern _Atomic uint32_t fr__slots_high; /* 1 + highest slot index ever claimed (this epoch) */
 
 /* Per-thread memo of recently interned strings, keyed by the caller's pointer
  * (await labels are usually literals, seen again and again). An entry is a
@@ -273,8 +275,21 @@ struct fr_settings {
     int dump_signal_fixed;  /* chosen by fr_config or FLIGHTREC_SIGNAL=NAME, not the default */
     unsigned flags;
     unsigned max_dumps;
+    unsigned stall_ms;        /* 0: no watchdog (watchdog.c) */
+    unsigned stall_dumps;     /* at most this many stall dumps ... */
+    unsigned stall_window_s;  /* ... per this many seconds */
+    uint64_t dump_on;         /* FR_DUMP_ON(sig) bits (termination.c) */
 };
 extern struct fr_settings fr__cfg;
+
+/* An extra section a trigger adds right after the header (the watchdog's
+ * STALL). Set by the holder of @ctx before fr__dump_write, cleared after. */
+struct fr_dump_extra {
+    enum fr_section kind;
+    const void *body;
+    size_t len;
+};
+void fr__dump_set_extra(enum fr_dump_ctx_id ctx, const struct fr_dump_extra *x);
 
 int fr__dump_init(void);
 void fr__dump_reset_after_fork(void);
@@ -334,5 +349,35 @@ int fr__unwind_on_fault(void);       /* crash handler: 1 if this is the unwinder
 int fr__backtrace(void *ucontext, uint64_t *frames, int max, int *status);
 /* crash.c: run fn(arg) on the preallocated crash stack */
 void fr__call_on_stack(void *stack_top, void (*fn)(void *), void *arg);
+/* sigaction() that the adapters' wrappers recognise as the library's own */
+int fr__own_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+int fr__in_own_sigaction(void);
+
+/* ---- the stall watchdog (watchdog.c) ------------------------------------- */
+
+int fr__watchdog_parse_env(void); /* FLIGHTREC_STALL_MS/_DUMPS/_WINDOW into fr__cfg; 0 or -EINVAL */
+int fr__watchdog_start(void);     /* no-op when fr__cfg.stall_ms == 0 */
+void fr__watchdog_stop(void);
+void fr__watchdog_restart_in_child(void);
+void fr__watchdog_signal_claimed(int sig, int how);
+
+/* ---- dump on termination signals (termination.c) ----------------------- */
+
+int fr__termination_parse(const char *s, uint64_t *mask); /* "TERM,INT"; 0 or -EINVAL */
+int fr__termination_install(void);
+void fr__termination_uninstall(void);
+int fr__termination_claimed(int sig); /* 1: @sig is chained behind a dump */
+FR_API int fr__signal_view(int sig, struct sigaction *view); /* for the adapters' wrappers */
+
+/* ---- shared rings (shared.c) --------------------------------------------- */
+
+int fr__shared_open(void);  /* FR_SHARED_RINGS: create the .rings file; 0 or -errno */
+void fr__shared_close(void); /* unlink it (normal exit, fr_shutdown, a fatal signal) */
+void fr__shared_after_fork(void);
+int fr__shared_ring(struct fr_slot *s);     /* map @s's ring from the file; 0 or -errno */
+void fr__shared_ring_release(struct fr_slot *s); /* a private ring again: drop a file mapping */
+void fr__shared_slot(const struct fr_slot *s, int exited); /* mirror tid, gen, name, state */
+void fr__shared_string(uint32_t id, const char *s, uint32_t len);
+void fr__shared_clock(void); /* mirror fr__clock_pairs */
 
 #endif /* FR_INTERNAL_H */

@@ -33,6 +33,16 @@ _Atomic uint32_t fr__epoch;
  * <stdatomic.h> nor C11 (C++ includes it too). */
 FR_API unsigned fr__recording;
 _Atomic uint64_t fr__threads_unrecorded; /* threads that found the registry full */
+_Atomic uint32_t fr__slots_high; /* slots at and past this index were never claimed */
+
+static void note_claimed(struct fr_slot *s)
+{
+    uint32_t i = (uint32_t)(s - fr__slots) + 1;
+    uint32_t cur = atomic_load_explicit(&fr__slots_high, FR_RELAXED);
+    while (cur < i && !atomic_compare_exchange_weak_explicit(&fr__slots_high, &cur, i,
+                                                            FR_RELEASE, FR_RELAXED)) {
+    }
+}
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -88,6 +98,13 @@ static struct fr_slot *claim_slot(void)
 static int ensure_ring(struct fr_slot *s)
 {
     struct fr_ring *r = &s->ring;
+    if (fr__cfg.flags & FR_SHARED_RINGS) { /* the ring lives in the .rings file */
+        int err = fr__shared_ring(s);
+        if (!err)
+            fr__ring_reset(r);
+        return err;
+    }
+    fr__shared_ring_release(s);
     size_t bytes = fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE;
     if (r->mem && r->bytes != bytes) {
         /* Only after a re-init with another size; no reader holds a
@@ -152,6 +169,8 @@ int fr__writer_attach(struct fr_writer *w)
     atomic_signal_fence(memory_order_seq_cst);
 
     struct fr_slot *s = claim_slot();
+    if (s)
+        note_claimed(s);
     if (!s || ensure_ring(s) != 0) {
         if (s)
             atomic_store_explicit(&s->state, FR_SLOT_FREE, FR_RELEASE);
@@ -183,6 +202,7 @@ int fr__writer_attach(struct fr_writer *w)
     fr__writer_next_page(w, fr__ticks());
     /* Publish the slot to dumpers: pairs with their acquire load of state. */
     atomic_store_explicit(&s->state, FR_SLOT_LIVE, FR_RELEASE);
+    fr__shared_slot(s, 0);
     w->epoch = e;
     atomic_signal_fence(memory_order_seq_cst);
     w->busy = 0;
@@ -208,6 +228,7 @@ static void on_thread_exit(void *arg)
     w->page = NULL;
     atomic_store_explicit(&s->exit_ticks, fr__ticks(), FR_RELAXED);
     atomic_store_explicit(&s->state, FR_SLOT_EXITED, FR_RELEASE);
+    fr__shared_slot(s, 1);
 }
 
 /* Forget every thread (fork child, or fr_init after fr_shutdown). Mappings
@@ -217,6 +238,7 @@ void fr__registry_reset(void)
     for (uint32_t i = 0; i < FR_MAX_THREADS; i++)
         atomic_store_explicit(&fr__slots[i].state, FR_SLOT_FREE, FR_RELAXED);
     atomic_store_explicit(&fr__threads_unrecorded, 0, FR_RELAXED);
+    atomic_store_explicit(&fr__slots_high, 0, FR_RELAXED);
 }
 
 /* Copy a thread name into the calling thread's slot @s (dumps show it). */
@@ -230,4 +252,5 @@ void fr__thread_name_set(struct fr_slot *s, const char *name)
     memset(s->name, 0, sizeof s->name);
     memcpy(s->name, name, n);
     atomic_store_explicit(&s->name_len, (uint32_t)n, FR_RELEASE);
+    fr__shared_slot(s, 0);
 }

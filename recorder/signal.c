@@ -155,13 +155,21 @@ static void *dumper_main(void *arg)
     prctl(PR_SET_NAME, "flightrec:start", 0, 0, 0);
     int fd = pipe_fd[0];
     struct pollfd p = { .fd = fd, .events = POLLIN };
-    /* Second calibration pair, unless a request comes first. */
-    if (poll(&p, 1, 50) == 0 && atomic_load(&fr__clock_npairs) == 1) {
-        fr__clock_pair_now(&fr__clock_pairs[1]);
-        atomic_store_explicit(&fr__clock_npairs, 2, FR_RELEASE); /* pairs with dump.c */
-    }
     for (;;) {
         char buf[256];
+        /* The second calibration pair, ~50 ms after fr_init: requests that
+         * come first (the 'n' fr__dumper_start sends at once) are served and
+         * the wait resumes. Shared rings need it (a killed process takes no
+         * pair at a dump). */
+        if (atomic_load(&fr__clock_npairs) == 1) {
+            uint64_t since = fr__monotonic_ns() - fr__clock_pairs[0].mono_ns;
+            int wait_ms = since >= 50000000u ? 0 : (int)((50000000u - since) / 1000000u) + 1;
+            if (wait_ms == 0 || poll(&p, 1, wait_ms) == 0) {
+                fr__clock_pair_now(&fr__clock_pairs[1]);
+                atomic_store_explicit(&fr__clock_npairs, 2, FR_RELEASE); /* pairs with dump.c */
+                fr__shared_clock();
+            }
+        }
         if (!fr__fd_ours(&pipe_h[0]))
             break; /* the number is the program's now: never read it */
         ssize_t n = read(fd, buf, 1);
@@ -223,6 +231,22 @@ static int own_sigaction(int sig, const struct sigaction *act, struct sigaction 
     own_call = 1;
     int r = sigaction(sig, act, old);
     own_call = 0;
+    return r;
+}
+
+/* Inside one of our own sigaction() calls on this thread (termination.c). */
+int fr__in_own_sigaction(void)
+{
+    return own_call;
+}
+
+/* The same for the other files that install handlers (watchdog.c, termination.c). */
+int fr__own_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    int saved = own_call;
+    own_call = 1;
+    int r = sigaction(sig, act, old);
+    own_call = saved;
     return r;
 }
 
@@ -375,6 +399,8 @@ FR_API void fr__signal_claimed(int sig, int how)
         return; /* another thread is moving it: it re-checks the dump signal */
     if (how)
         claimed |= 1ull << (sig - 1);
+    fr__termination_claimed(sig);       /* a dump_on signal: keep dumping before it */
+    fr__watchdog_signal_claimed(sig, how); /* the stall sampler's signal moves too */
     int cur = current_signal();
     if (sig == cur) {
         if (!how) {

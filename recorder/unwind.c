@@ -46,7 +46,8 @@
 #define FR_UNWIND_WAIT_MS 2000u
 #endif
 
-enum { REQ_IDLE = 0, REQ_WORK, REQ_DONE, REQ_QUIT };
+/* REQ_CLAIMED: a caller won the unwinder and is filling in its request. */
+enum { REQ_IDLE = 0, REQ_WORK, REQ_DONE, REQ_QUIT, REQ_CLAIMED };
 
 static pthread_t unwinder;
 static int running;
@@ -214,8 +215,10 @@ static uint64_t now_ms(void)
 /*
  * fr__backtrace - the backtrace of the signal context @ucontext into @frames
  * (at most @max), innermost first. Async-signal-safe; waits at most
- * FR_UNWIND_WAIT_MS. Only one crashing thread calls it at a time (the crash
- * owner). *@status gets an enum fr_unwind_status.
+ * FR_UNWIND_WAIT_MS. Callers: the crash owner, and a thread the stall
+ * watchdog samples (watchdog.c); the first to claim the unwinder thread gets
+ * it, another caller at the same time unwinds inline. *@status gets an enum
+ * fr_unwind_status.
  * Return: the number of frames.
  */
 int fr__backtrace(void *ucontext, uint64_t *frames, int max, int *status)
@@ -226,7 +229,8 @@ int fr__backtrace(void *ucontext, uint64_t *frames, int max, int *status)
             return 0; /* the caller has frame 0 from the context */
         }
     }
-    if (!running || atomic_load(&req) != REQ_IDLE) {
+    uint32_t idle = REQ_IDLE;
+    if (!running || !atomic_compare_exchange_strong(&req, &idle, REQ_CLAIMED)) {
         *status = FR_UNWIND_INLINE;
         return unwind_into(ucontext, frames, max, NULL);
     }

@@ -46,6 +46,9 @@ enum fr_trigger {
     FR_TRIGGER_API = 1,    /* fr_dump() */
     FR_TRIGGER_SIGNAL = 2, /* the dump signal, via the dumper thread */
     FR_TRIGGER_CRASH = 3,  /* a crash signal, written by the crashing thread */
+    FR_TRIGGER_STALL = 4,  /* the stall watchdog: one poll ran too long (STALL section) */
+    FR_TRIGGER_TERMINATION = 5, /* a FLIGHTREC_DUMP_ON signal (signo), before the program's handling */
+    FR_TRIGGER_RECOVERED = 6,   /* `flightrec recover`: shared rings a dead process left */
 };
 
 #define FR_HDR_TSC 0x1u /* event ticks are TSC cycles (else CLOCK_MONOTONIC ns) */
@@ -68,7 +71,8 @@ enum fr_section {
     FR_SEC_THREAD = 6,
     FR_SEC_END = 7,
     FR_SEC_NOTES = 8, /* text: what the dump could not capture, and why */
-    /* 9 and 10 are reserved */
+    FR_SEC_STALL = 9,    /* stall dumps: the stuck thread and its stack */
+    FR_SEC_RECOVERY = 10, /* recovered dumps: what was left and what was dropped */
     FR_SEC_COPIED = 11, /* when each thread's ring was copied */
 };
 
@@ -121,6 +125,20 @@ enum fr_section {
  *      are left out so the history has no hole in the middle. Readers still
  *      sort by seq and must not assume the order.
  *
+ * STALL body (trigger FR_TRIGGER_STALL; older readers skip it):
+ *   0  u32 tid        4  u32 nframes    8  u64 task (the poll that ran too long)
+ *  16  u64 poll_begin_ticks             24  u64 sample_ticks (when the stack was taken)
+ *  32  u64 threshold_ns                 40  u32 flags (FR_STALL_*)   44  u32 reserved (0)
+ *  48  u64 ip        56  u64 sp (of the stuck thread when the stack was taken)
+ *  64  nframes x u64 addresses, innermost first, as in CRASH: frame 0 is the
+ *      interrupted instruction (signal frame), the rest return addresses.
+ *   How long so far = sample_ticks - poll_begin_ticks, converted by CLOCK.
+ *
+ * RECOVERY body (trigger FR_TRIGGER_RECOVERED; older readers skip it):
+ *   0  u32 threads      4  u32 pages_kept    8  u32 pages_torn (dropped: being
+ *      recycled or half-written when the process died)   12 u32 flags (0)
+ *  16  u64 file_size (of the .rings file read)
+ *
  * COPIED body: when the writer copied each thread's ring.
  *   entries to the end of the section, one per THREAD section written,
  *   each 24 bytes { u32 tid, u32 slot, u32 gen, u32 reserved (0), u64 ticks }:
@@ -135,6 +153,9 @@ enum fr_section {
  *   0  u32 sections written before this one   4  u32 flags (0)
  *   A dump without END was cut short (disk full, second crash).
  */
+#define FR_STALL_STACK 0x1u /* STALL: frames were captured on the stuck thread */
+#define FR_STALL_HEADER_SIZE 64u
+#define FR_RECOVERY_SIZE 24u
 #define FR_PAGE_HEADER_SIZE 24u
 #define FR_THREAD_NAME_MAX 32u
 #define FR_STRING_OVERFLOW 1u

@@ -231,7 +231,13 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
         errno = ENOSYS;
         return -1;
     }
+    /* A signal that dumps first (FLIGHTREC_DUMP_ON) keeps our handler in
+     * front; the program sees and gets back only its own action. */
+    struct sigaction view;
+    int chained = fr__signal_view(sig, &view);
     int r = f(sig, act, old);
+    if (r == 0 && old && chained)
+        *old = view;
     if (r == 0 && act) {
         int saved = errno;
         int dfl = !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
@@ -248,7 +254,11 @@ sighandler_t signal(int sig, sighandler_t handler)
         errno = ENOSYS;
         return SIG_ERR;
     }
+    struct sigaction view;
+    int chained = fr__signal_view(sig, &view);
     sighandler_t r = f(sig, handler);
+    if (r != SIG_ERR && chained)
+        r = view.sa_handler; /* glibc: the same storage as sa_sigaction */
     if (r != SIG_ERR) {
         int saved = errno;
         fr__signal_claimed(sig, handler != SIG_DFL);

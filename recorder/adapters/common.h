@@ -12,6 +12,7 @@
 #ifndef FRA_COMMON_H
 #define FRA_COMMON_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "flightrec.h"
@@ -20,6 +21,7 @@
 FR_API int fr__poller_enter(void);
 FR_API int fr__poller_leave(void);
 FR_API void fr__signal_claimed(int sig, int how);
+FR_API int fr__signal_view(int sig, struct sigaction *view);
 
 /*
  * fra_set_ready_hook - @hook is called on the polling thread, after the

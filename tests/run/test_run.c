@@ -32,6 +32,17 @@ struct run {
  * with @env ("NAME=value" to set, "NAME" to unset; NULL-terminated) applied
  * on top of this process's environment.
  */
+/* Under ASan (tools/sanitize) a preloaded instrumented library comes before
+ * the ASan runtime: allowed, it changes nothing here. */
+static void allow_preload_before_asan(void)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    char opts[1024];
+    snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+}
+
 static void run_cli(struct run *r, const char *const *argv, const char *const *env)
 {
     char o[600], e[600];
@@ -50,13 +61,7 @@ static void run_cli(struct run *r, const char *const *argv, const char *const *e
         unsetenv("FLIGHTREC_STALL_MS");
         unsetenv("LD_PRELOAD");
         setenv("FLIGHTREC_ADAPTER_DIR", PROBE_DIR, 1);
-        /* under ASan (tools/sanitize), a preloaded instrumented library comes
-         * before the ASan runtime: allowed, it changes nothing here */
-        const char *asan = getenv("ASAN_OPTIONS");
-        char opts[1024];
-        snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
-                 asan && *asan ? ":" : "");
-        setenv("ASAN_OPTIONS", opts, 1);
+        allow_preload_before_asan();
         for (int i = 0; env && env[i]; i++) {
             const char *eq = strchr(env[i], '=');
             if (!eq) {
@@ -390,6 +395,7 @@ Test(run, real_uv_adapter_run_dump_and_symbols, .timeout = 60)
         unsetenv("FLIGHTREC_ADAPTER_DIR");
         unsetenv("FLIGHTREC_SIGNAL");
         unsetenv("LD_PRELOAD");
+        allow_preload_before_asan();
         dup2(out[1], 1);
         close(out[0]);
         execl(FLIGHTREC_CLI, FLIGHTREC_CLI, "run", "--dir", dir, "--", PROG_UV, "serve", "20",

@@ -476,12 +476,14 @@ static enum rt_poll report_chunk_poll(struct rt_task *self, void *arg)
     return RT_READY;
 }
 
-/* A synchronous renderer: sleeps the calling thread, as blocking I/O would. */
-static void render_report_blocking(void)
+/* A synchronous renderer: sleeps the calling thread, as blocking I/O would.
+ * Not inlined, so that a stall dump's stack names it. */
+__attribute__((noinline)) static void render_report_blocking(void)
 {
     struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)RENDER_NS};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+    __asm__ volatile("" ::: "memory"); /* keeps its frame: no tail call */
 }
 
 static enum rt_poll report_render_poll(struct rt_task *self, void *arg)
