@@ -59,25 +59,6 @@ static _Atomic int last_reported_err;
 static struct fr_fd maps_h = { .fd = -1 }; /* /proc/self/maps, held from fr_init */
 static _Atomic int unreachable_reported;
 
-/* ---- little-endian serialisation ---------------------------------------- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* ---- output: staging buffer, zstd frames --------------------------------- */
 
@@ -193,8 +174,8 @@ static void section_begin(struct dump_ctx *c, enum fr_section kind)
     ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only); /* keeps level + checksum */
     c->section = kind;
     uint8_t h[FR_SECTION_HEADER_SIZE];
-    put32(h, (uint32_t)kind);
-    put32(h + 4, 1);
+    fr__put32(h, (uint32_t)kind);
+    fr__put32(h + 4, 1);
     feed(c, h, sizeof h);
 }
 
@@ -248,22 +229,22 @@ static void write_header(struct dump_ctx *c, enum fr_trigger trigger, int signo,
 {
     uint8_t b[8 + FR_HEADER_SIZE];
     memset(b, 0, sizeof b);
-    put32(b, FR_SKIPPABLE_MAGIC);
-    put32(b + 4, FR_HEADER_SIZE);
+    fr__put32(b, FR_SKIPPABLE_MAGIC);
+    fr__put32(b + 4, FR_HEADER_SIZE);
     uint8_t *h = b + 8;
     memcpy(h, FR_FILE_MAGIC, 8);
-    put16(h + 8, FR_FORMAT_VERSION);
-    put16(h + 10, FR_HEADER_SIZE);
-    put32(h + 12, FR_ENDIAN_MARK);
-    put32(h + 16, (uint32_t)trigger);
-    put32(h + 20, (uint32_t)signo);
-    put32(h + 24, (uint32_t)getpid());
-    put32(h + 28, FR_PAGE_SIZE);
-    put64(h + 32, fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE);
-    put64(h + 40, real_ns);
-    put64(h + 48, seq);
-    put32(h + 56, FR_MAX_THREADS);
-    put32(h + 60, fr__clock_tsc ? FR_HDR_TSC : 0);
+    fr__put16(h + 8, FR_FORMAT_VERSION);
+    fr__put16(h + 10, FR_HEADER_SIZE);
+    fr__put32(h + 12, FR_ENDIAN_MARK);
+    fr__put32(h + 16, (uint32_t)trigger);
+    fr__put32(h + 20, (uint32_t)signo);
+    fr__put32(h + 24, (uint32_t)getpid());
+    fr__put32(h + 28, FR_PAGE_SIZE);
+    fr__put64(h + 32, fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE);
+    fr__put64(h + 40, real_ns);
+    fr__put64(h + 48, seq);
+    fr__put32(h + 56, FR_MAX_THREADS);
+    fr__put32(h + 60, fr__clock_tsc ? FR_HDR_TSC : 0);
     if (reason)
         strncpy((char *)h + 64, reason, FR_REASON_MAX - 1);
     put_raw(c, b, sizeof b);
@@ -273,7 +254,7 @@ static void write_header(struct dump_ctx *c, enum fr_trigger trigger, int signo,
 static void feed_blob(struct dump_ctx *c, const char *p, uint32_t len)
 {
     uint8_t l[4];
-    put32(l, len);
+    fr__put32(l, len);
     feed(c, l, 4);
     feed(c, p, len);
 }
@@ -284,9 +265,9 @@ static void write_process(struct dump_ctx *c)
     uint64_t start;
     fr__procinfo_get(&exe, &cmd, &host, &start);
     uint8_t b[16];
-    put32(b, (uint32_t)getpid());
-    put32(b + 4, (uint32_t)getppid());
-    put64(b + 8, start);
+    fr__put32(b, (uint32_t)getpid());
+    fr__put32(b + 4, (uint32_t)getppid());
+    fr__put64(b + 8, start);
     section_begin(c, FR_SEC_PROCESS);
     feed(c, b, sizeof b);
     feed_blob(c, exe.p, exe.len);
@@ -302,16 +283,16 @@ static void write_clock(struct dump_ctx *c)
     fr__clock_pair_now(&now);
     int n = atomic_load_explicit(&fr__clock_npairs, FR_ACQUIRE); /* pairs with clock.c/signal.c */
     uint8_t b[8];
-    put32(b, fr__clock_tsc ? FR_CLOCK_TSC : FR_CLOCK_MONOTONIC);
-    put32(b + 4, (uint32_t)n + 1);
+    fr__put32(b, fr__clock_tsc ? FR_CLOCK_TSC : FR_CLOCK_MONOTONIC);
+    fr__put32(b + 4, (uint32_t)n + 1);
     section_begin(c, FR_SEC_CLOCK);
     feed(c, b, sizeof b);
     for (int i = 0; i <= n; i++) {
         const struct fr_clock_pair *p = i < n ? &fr__clock_pairs[i] : &now;
         uint8_t e[24];
-        put64(e, p->ticks);
-        put64(e + 8, p->mono_ns);
-        put64(e + 16, p->real_ns);
+        fr__put64(e, p->ticks);
+        fr__put64(e + 8, p->mono_ns);
+        fr__put64(e + 16, p->real_ns);
         feed(c, e, sizeof e);
     }
     section_end(c);
@@ -349,20 +330,20 @@ static void crash_notes(struct dump_ctx *c, const struct fr_crash_info *ci)
 static void write_crash(struct dump_ctx *c, const struct fr_crash_info *ci)
 {
     uint8_t b[56];
-    put32(b, (uint32_t)ci->signo);
-    put32(b + 4, (uint32_t)ci->code);
-    put64(b + 8, ci->addr);
-    put32(b + 16, ci->tid);
-    put32(b + 20, (uint32_t)ci->nframes);
-    put64(b + 24, ci->task);
-    put64(b + 32, ci->ticks);
-    put64(b + 40, ci->ip);
-    put64(b + 48, ci->sp);
+    fr__put32(b, (uint32_t)ci->signo);
+    fr__put32(b + 4, (uint32_t)ci->code);
+    fr__put64(b + 8, ci->addr);
+    fr__put32(b + 16, ci->tid);
+    fr__put32(b + 20, (uint32_t)ci->nframes);
+    fr__put64(b + 24, ci->task);
+    fr__put64(b + 32, ci->ticks);
+    fr__put64(b + 40, ci->ip);
+    fr__put64(b + 48, ci->sp);
     section_begin(c, FR_SEC_CRASH);
     feed(c, b, sizeof b);
     for (int i = 0; i < ci->nframes; i++) {
         uint8_t f[8];
-        put64(f, ci->frames[i]);
+        fr__put64(f, ci->frames[i]);
         feed(c, f, 8);
     }
     section_end(c);
@@ -385,8 +366,8 @@ static int feed_string(void *arg, uint32_t id, const char *s, uint32_t len)
 {
     struct dump_ctx *c = arg;
     uint8_t b[8];
-    put32(b, id);
-    put32(b + 4, len);
+    fr__put32(b, id);
+    fr__put32(b + 4, len);
     feed(c, b, 8);
     feed(c, s, len);
     return c->err;
@@ -464,19 +445,19 @@ static void write_thread(struct dump_ctx *c, struct fr_slot *s)
 
     uint8_t b[88];
     memset(b, 0, sizeof b);
-    put32(b, tid);
-    put32(b + 4, (uint32_t)(s - fr__slots));
-    put32(b + 8, state == FR_SLOT_LIVE ? 1 : 2);
-    put32(b + 12, FR_PAGE_SIZE);
-    put64(b + 16, atomic_load_explicit(&r->current_task, FR_RELAXED));
-    put64(b + 24, last);
-    put64(b + 32, atomic_load_explicit(&r->events_overwritten, FR_RELAXED));
-    put64(b + 40, atomic_load_explicit(&r->events_dropped, FR_RELAXED));
+    fr__put32(b, tid);
+    fr__put32(b + 4, (uint32_t)(s - fr__slots));
+    fr__put32(b + 8, state == FR_SLOT_LIVE ? 1 : 2);
+    fr__put32(b + 12, FR_PAGE_SIZE);
+    fr__put64(b + 16, atomic_load_explicit(&r->current_task, FR_RELAXED));
+    fr__put64(b + 24, last);
+    fr__put64(b + 32, atomic_load_explicit(&r->events_overwritten, FR_RELAXED));
+    fr__put64(b + 40, atomic_load_explicit(&r->events_dropped, FR_RELAXED));
     uint32_t nl = atomic_load_explicit(&s->name_len, FR_ACQUIRE); /* pairs with registry.c */
     if (nl > FR_THREAD_NAME_MAX - 1)
         nl = FR_THREAD_NAME_MAX - 1;
     memcpy(b + 48, s->name, nl);
-    put32(b + 80, gen);
+    fr__put32(b + 80, gen);
 
     section_begin(c, FR_SEC_THREAD);
     feed(c, b, sizeof b);
@@ -489,10 +470,10 @@ static void write_thread(struct dump_ctx *c, struct fr_slot *s)
         if (!fr__ring_snapshot(r, (uint32_t)((seq - 1) % r->npages), gen, pc) || pc->seq != seq)
             continue; /* recycled under us: lost to overwrite */
         uint8_t h[FR_PAGE_HEADER_SIZE];
-        put64(h, pc->seq);
-        put64(h + 8, pc->base_ticks);
-        put32(h + 16, pc->used);
-        put32(h + 20, pc->count);
+        fr__put64(h, pc->seq);
+        fr__put64(h + 8, pc->base_ticks);
+        fr__put32(h + 16, pc->used);
+        fr__put32(h + 20, pc->count);
         feed(c, h, sizeof h);
         feed(c, pc->data, pc->used);
     }
@@ -505,11 +486,11 @@ static void write_copied(struct dump_ctx *c)
     section_begin(c, FR_SEC_COPIED);
     for (uint32_t i = 0; i < c->ncopied; i++) {
         uint8_t b[24];
-        put32(b, c->copied[i].tid);
-        put32(b + 4, c->copied[i].slot);
-        put32(b + 8, c->copied[i].gen);
-        put32(b + 12, 0);
-        put64(b + 16, c->copied[i].ticks);
+        fr__put32(b, c->copied[i].tid);
+        fr__put32(b + 4, c->copied[i].slot);
+        fr__put32(b + 8, c->copied[i].gen);
+        fr__put32(b + 12, 0);
+        fr__put64(b + 16, c->copied[i].ticks);
         feed(c, b, sizeof b);
     }
     section_end(c);
@@ -528,8 +509,8 @@ static void write_notes(struct dump_ctx *c)
 static void write_end(struct dump_ctx *c)
 {
     uint8_t b[8];
-    put32(b, c->sections);
-    put32(b + 4, 0);
+    fr__put32(b, c->sections);
+    fr__put32(b + 4, 0);
     section_begin(c, FR_SEC_END);
     feed(c, b, sizeof b);
     section_end(c);

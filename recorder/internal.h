@@ -268,6 +268,26 @@ struct fr_crash_info {
 
 enum fr_dump_ctx_id { FR_CTX_NORMAL = 0, FR_CTX_CRASH = 1, FR_CTX_COUNT };
 
+/* Little-endian serialisation for the dump and the shared-rings file: the
+ * format is byte offsets, never C structs (flightrec/format.h). */
+static inline void fr__put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void fr__put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void fr__put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
 struct fr_settings {
     char dump_dir[4096];
     size_t ring_bytes;

@@ -62,23 +62,6 @@ static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
 static uint64_t proc_off, slots_off, strtab_off, arena_off, maps_off, rings_off;
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint64_t align_page(uint64_t v)
 {
@@ -109,7 +92,7 @@ static void store32(uint8_t *m, uint64_t off, uint32_t v)
 
 static void put_blob(uint8_t **p, const char *s, uint32_t len)
 {
-    put32(*p, len);
+    fr__put32(*p, len);
     memcpy(*p + 4, s, len);
     *p += 4 + len;
 }
@@ -120,9 +103,9 @@ static void write_process(void)
     uint64_t start;
     fr__procinfo_get(&exe, &cmd, &host, &start);
     uint8_t *p = meta + proc_off;
-    put32(p, (uint32_t)getpid());
-    put32(p + 4, (uint32_t)getppid());
-    put64(p + 8, start);
+    fr__put32(p, (uint32_t)getpid());
+    fr__put32(p + 4, (uint32_t)getppid());
+    fr__put64(p + 8, start);
     p += 16;
     /* 16 + 4 x 4 + 1024 + 4096 + 256 + version fits PROC_CAP */
     put_blob(&p, exe.p, exe.len);
@@ -138,9 +121,9 @@ void fr__shared_clock(void)
         return;
     int n = atomic_load_explicit(&fr__clock_npairs, FR_ACQUIRE);
     for (int i = 0; i < n && i < FR_CLOCK_PAIRS; i++) {
-        put64(meta + 64 + 24 * i, fr__clock_pairs[i].ticks);
-        put64(meta + 64 + 24 * i + 8, fr__clock_pairs[i].mono_ns);
-        put64(meta + 64 + 24 * i + 16, fr__clock_pairs[i].real_ns);
+        fr__put64(meta + 64 + 24 * i, fr__clock_pairs[i].ticks);
+        fr__put64(meta + 64 + 24 * i + 8, fr__clock_pairs[i].mono_ns);
+        fr__put64(meta + 64 + 24 * i + 16, fr__clock_pairs[i].real_ns);
     }
     store64(meta, 56, (uint64_t)n);
 }
@@ -255,28 +238,28 @@ int fr__shared_open(void)
     atomic_store(&arena_used, 0);
 
     memcpy(meta, "FLIGHTRR", 8);
-    put16(meta + 8, 1);
-    put16(meta + 10, 4096);
-    put32(meta + 12, FR_ENDIAN_MARK);
-    put32(meta + 16, (uint32_t)getpid());
-    put32(meta + 20, (uint32_t)getppid());
-    put32(meta + 24, FR_PAGE_SIZE);
-    put32(meta + 28, fr__clock_tsc ? FR_HDR_TSC : 0);
-    put64(meta + 32, fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE);
-    put32(meta + 40, FR_MAX_THREADS);
-    put32(meta + 44, fr__clock_tsc ? FR_CLOCK_TSC : FR_CLOCK_MONOTONIC);
-    put64(meta + 48, fr__realtime_ns());
-    put64(meta + 136, proc_off);
-    put64(meta + 144, PROC_CAP);
-    put64(meta + 152, slots_off);
-    put64(meta + 160, FR_MAX_THREADS);
-    put64(meta + 168, strtab_off);
-    put64(meta + 176, FR_INTERN_SLOTS);
-    put64(meta + 184, arena_off);
-    put64(meta + 192, ARENA_CAP);
-    put64(meta + 200, maps_off);
-    put64(meta + 208, FR_SHARED_MAPS_CAP);
-    put64(meta + 224, rings_off);
+    fr__put16(meta + 8, 1);
+    fr__put16(meta + 10, 4096);
+    fr__put32(meta + 12, FR_ENDIAN_MARK);
+    fr__put32(meta + 16, (uint32_t)getpid());
+    fr__put32(meta + 20, (uint32_t)getppid());
+    fr__put32(meta + 24, FR_PAGE_SIZE);
+    fr__put32(meta + 28, fr__clock_tsc ? FR_HDR_TSC : 0);
+    fr__put64(meta + 32, fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE);
+    fr__put32(meta + 40, FR_MAX_THREADS);
+    fr__put32(meta + 44, fr__clock_tsc ? FR_CLOCK_TSC : FR_CLOCK_MONOTONIC);
+    fr__put64(meta + 48, fr__realtime_ns());
+    fr__put64(meta + 136, proc_off);
+    fr__put64(meta + 144, PROC_CAP);
+    fr__put64(meta + 152, slots_off);
+    fr__put64(meta + 160, FR_MAX_THREADS);
+    fr__put64(meta + 168, strtab_off);
+    fr__put64(meta + 176, FR_INTERN_SLOTS);
+    fr__put64(meta + 184, arena_off);
+    fr__put64(meta + 192, ARENA_CAP);
+    fr__put64(meta + 200, maps_off);
+    fr__put64(meta + 208, FR_SHARED_MAPS_CAP);
+    fr__put64(meta + 224, rings_off);
     write_process();
     fr__shared_clock();
     refresh_maps();
@@ -356,7 +339,7 @@ int fr__shared_ring(struct fr_slot *s)
     r->bytes = bytes;
     r->npages = (uint32_t)(bytes / FR_PAGE_SIZE);
     slot_gen[i] = file_gen;
-    put64(meta + slots_off + (uint64_t)i * SLOT_ENTRY + 48, off);
+    fr__put64(meta + slots_off + (uint64_t)i * SLOT_ENTRY + 48, off);
     refresh_maps();
     return 0;
 }
@@ -385,14 +368,14 @@ void fr__shared_slot(const struct fr_slot *s, int exited)
         return;
     uint64_t at = slots_off + (uint64_t)i * SLOT_ENTRY;
     store32(m, at, 0); /* a reader after SIGKILL skips an entry caught mid-update */
-    put32(m + at + 4, atomic_load_explicit(&s->gen, FR_RELAXED));
-    put32(m + at + 8, atomic_load_explicit(&s->tid, FR_RELAXED));
+    fr__put32(m + at + 4, atomic_load_explicit(&s->gen, FR_RELAXED));
+    fr__put32(m + at + 8, atomic_load_explicit(&s->tid, FR_RELAXED));
     uint32_t nl = atomic_load_explicit(&s->name_len, FR_ACQUIRE);
     if (nl > FR_THREAD_NAME_MAX - 1)
         nl = FR_THREAD_NAME_MAX - 1;
     memset(m + at + 16, 0, FR_THREAD_NAME_MAX);
     memcpy(m + at + 16, s->name, nl);
-    put32(m + at + 12, nl);
+    fr__put32(m + at + 12, nl);
     store32(m, at, exited ? 2u : 1u);
 }
 
@@ -411,7 +394,7 @@ void fr__shared_string(uint32_t id, const char *s, uint32_t len)
         return;
     memcpy(m + arena_off + off, s, len);
     uint64_t at = strtab_off + (uint64_t)(id - 2) * STR_ENTRY;
-    put32(m + at, off);
-    put32(m + at + 4, len);
+    fr__put32(m + at, off);
+    fr__put32(m + at + 4, len);
     store64(m, at + 8, 1);
 }

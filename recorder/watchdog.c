@@ -221,17 +221,6 @@ static void rate_note(uint64_t now_ns)
     recent_n++;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint8_t stall_body[FR_STALL_HEADER_SIZE + 8 * FR_MAX_FRAMES];
 
@@ -274,17 +263,17 @@ static void stall(struct fr_slot *s, uint64_t task, uint64_t begin, double npt)
     int n = have ? sample.nframes : 0;
     if (n < 0)
         n = 0;
-    put32(b, tid);
-    put32(b + 4, (uint32_t)n);
-    put64(b + 8, task);
-    put64(b + 16, begin);
-    put64(b + 24, have ? sample.ticks : fr__ticks());
-    put64(b + 32, (uint64_t)fr__cfg.stall_ms * 1000000u);
-    put32(b + 40, have ? FR_STALL_STACK : 0);
-    put64(b + 48, have ? sample.ip : 0);
-    put64(b + 56, have ? sample.sp : 0);
+    fr__put32(b, tid);
+    fr__put32(b + 4, (uint32_t)n);
+    fr__put64(b + 8, task);
+    fr__put64(b + 16, begin);
+    fr__put64(b + 24, have ? sample.ticks : fr__ticks());
+    fr__put64(b + 32, (uint64_t)fr__cfg.stall_ms * 1000000u);
+    fr__put32(b + 40, have ? FR_STALL_STACK : 0);
+    fr__put64(b + 48, have ? sample.ip : 0);
+    fr__put64(b + 56, have ? sample.sp : 0);
     for (int i = 0; i < n; i++)
-        put64(b + FR_STALL_HEADER_SIZE + 8 * (size_t)i, sample.frames[i]);
+        fr__put64(b + FR_STALL_HEADER_SIZE + 8 * (size_t)i, sample.frames[i]);
     if (have)
         atomic_store(&sample.state, SAMPLE_IDLE);
 
