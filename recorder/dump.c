@@ -59,7 +59,6 @@ static _Atomic int last_reported_err;
 static struct fr_fd maps_h = { .fd = -1 }; /* /proc/self/maps, held from fr_init */
 static _Atomic int unreachable_reported;
 
-
 /* ---- output: staging buffer, zstd frames --------------------------------- */
 
 static void flush_out(struct dump_ctx *c)
