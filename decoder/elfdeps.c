@@ -5,8 +5,8 @@
  * `flightrec run` preloads the adapter of each event loop the command uses.
  * Running `ldd` would execute the command's loader with its environment (and
  * an untrusted binary's loader is the binary's choice), so this file reads
- * the ELF itself: the program headers, PT_DYNAMIC, its DT_NEEDED, DT_RPATH
- * and DT_RUNPATH strings, and then each needed library in turn, breadth
+ * the ELF with elfutils' libelf: the program headers, PT_DYNAMIC, its
+ * DT_NEEDED, DT_RPATH and DT_RUNPATH strings, and then each needed library in turn, breadth
  * first, searched in the loader's order (see elfdeps.h). Only files of the
  * program's own class, byte order and machine are accepted as a match, as
  * the loader skips the others. Every read is bounded: the command may be any
@@ -15,6 +15,8 @@
 #include "elfdeps.h"
 
 #include <elf.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -31,9 +33,6 @@
 #define MAX_STR 8192 /* longest DT_NEEDED / RPATH / RUNPATH string read */
 #define MAX_CONF_DIRS 256
 
-typedef ElfW(Ehdr) Ehdr;
-typedef ElfW(Phdr) Phdr;
-typedef ElfW(Dyn) Dyn;
 
 struct object {
     char *path;    /* as resolved (realpath) */
@@ -54,30 +53,6 @@ struct walk {
     const char *llp;
     Elf64_Half machine;
 };
-
-static int read_at(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t k = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-        if (k <= 0)
-            return -1;
-        got += (size_t)k;
-    }
-    return 0;
-}
-
-/* The file offset of virtual address @va through the PT_LOAD headers. */
-static int va_to_off(const Phdr *ph, size_t n, uint64_t va, uint64_t *off)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ph[i].p_type == PT_LOAD && va >= ph[i].p_vaddr &&
-            va - ph[i].p_vaddr < ph[i].p_filesz) {
-            *off = ph[i].p_offset + (va - ph[i].p_vaddr);
-            return 0;
-        }
-    return -1;
-}
 
 /* "$ORIGIN" and "${ORIGIN}" replaced by @origin; NULL (entry unusable) on any
  * other dynamic-string token, as on a failed allocation. */
@@ -148,70 +123,79 @@ static char *expand_list(const char *s, const char *origin)
 }
 
 /*
- * Read the ELF at @fd. Return: 0 dynamic (needed/rpath/runpath filled),
- * 1 static, 2 foreign (class, byte order or machine), 3 not ELF or damaged.
+ * Read the ELF at @fd with elfutils' libelf (the file is mapped, not read:
+ * only the pages of the dynamic segment and the few strings named there are
+ * touched, though a large program's string table can be megabytes).
+ * Return: 0 dynamic (needed/rpath/runpath filled), 1 static, 2 foreign
+ * (class, byte order or machine), 3 not ELF or damaged.
  * @machine: the machine to match, 0 to accept any (and report it there).
+ * The loader's view is followed: PT_DYNAMIC, DT_STRTAB mapped through the
+ * PT_LOAD segments, so a binary without section headers reads the same.
  */
 static int read_elf(int fd, Elf64_Half *machine, struct object *o, const char *origin)
 {
-    Ehdr eh;
-    if (read_at(fd, &eh, sizeof(eh), 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
-        return 3;
-    if (eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+    Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    GElf_Ehdr eh;
+    size_t nph;
+    int r = 3;
+    if (!e || elf_kind(e) != ELF_K_ELF || !gelf_getehdr(e, &eh) || elf_getphdrnum(e, &nph) != 0)
+        goto out;
+    r = 2;
+    if (gelf_getclass(e) != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
         eh.e_ident[EI_DATA] != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB
-                                                                          : ELFDATA2MSB))
-        return 2;
-    if (*machine && eh.e_machine != *machine)
-        return 2;
+                                                                          : ELFDATA2MSB) ||
+        (*machine && eh.e_machine != *machine))
+        goto out;
     *machine = eh.e_machine;
-    if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum == 0 || eh.e_phnum > MAX_PHDRS)
-        return 3;
-    Phdr *ph = malloc(eh.e_phnum * sizeof(*ph));
-    if (!ph || read_at(fd, ph, eh.e_phnum * sizeof(*ph), eh.e_phoff)) {
-        free(ph);
-        return 3;
-    }
-    int r = 1;
-    Dyn *dyn = NULL;
-    char *str = NULL;
-    const Phdr *dp = NULL;
-    for (size_t i = 0; i < eh.e_phnum; i++)
-        if (ph[i].p_type == PT_DYNAMIC)
-            dp = &ph[i];
-    if (!dp)
-        goto out; /* static */
     r = 3;
-    if (dp->p_filesz > MAX_DYN_BYTES || dp->p_filesz < sizeof(Dyn))
+    if (nph == 0 || nph > MAX_PHDRS)
         goto out;
-    size_t ndyn = dp->p_filesz / sizeof(Dyn);
-    if (!(dyn = malloc(ndyn * sizeof(*dyn))) || read_at(fd, dyn, ndyn * sizeof(*dyn), dp->p_offset))
+    GElf_Phdr dp = {0}, ph;
+    int have_dyn = 0;
+    for (size_t i = 0; i < nph; i++)
+        if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_DYNAMIC) {
+            dp = ph;
+            have_dyn = 1;
+        }
+    if (!have_dyn) {
+        r = 1; /* static */
         goto out;
-    uint64_t strtab = 0, strsz = 0;
+    }
+    if (dp.p_filesz > MAX_DYN_BYTES || dp.p_filesz == 0)
+        goto out;
+    Elf_Data *dyn = elf_getdata_rawchunk(e, (int64_t)dp.p_offset, dp.p_filesz, ELF_T_DYN);
+    if (!dyn)
+        goto out;
+    size_t ndyn = dp.p_filesz / gelf_fsize(e, ELF_T_DYN, 1, EV_CURRENT);
+    uint64_t strtab = 0, strsz = 0, stroff = 0;
     size_t nneeded = 0;
-    for (size_t i = 0; i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
-        if (dyn[i].d_tag == DT_STRTAB)
-            strtab = dyn[i].d_un.d_ptr;
-        else if (dyn[i].d_tag == DT_STRSZ)
-            strsz = dyn[i].d_un.d_val;
-        else if (dyn[i].d_tag == DT_NEEDED)
+    GElf_Dyn d;
+    for (size_t i = 0; i < ndyn && gelf_getdyn(dyn, (int)i, &d) && d.d_tag != DT_NULL; i++) {
+        if (d.d_tag == DT_STRTAB)
+            strtab = d.d_un.d_ptr;
+        else if (d.d_tag == DT_STRSZ)
+            strsz = d.d_un.d_val;
+        else if (d.d_tag == DT_NEEDED)
             nneeded++;
     }
-    uint64_t stroff;
-    if (!strtab || !strsz || va_to_off(ph, eh.e_phnum, strtab, &stroff))
+    int mapped = 0; /* DT_STRTAB is an address: find it in a PT_LOAD segment */
+    for (size_t i = 0; i < nph && !mapped; i++)
+        if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD && strtab >= ph.p_vaddr &&
+            strtab - ph.p_vaddr < ph.p_filesz) {
+            stroff = ph.p_offset + (strtab - ph.p_vaddr);
+            mapped = 1;
+        }
+    if (!strtab || !strsz || !mapped || !(o->needed = calloc(nneeded ? nneeded : 1, sizeof(char *))))
         goto out;
-    if (!(o->needed = calloc(nneeded ? nneeded : 1, sizeof(char *))) ||
-        !(str = malloc(MAX_STR + 1)))
-        goto out;
-    /* only the strings named here are read: a large program's string table
-     * (every exported symbol) can be megabytes */
-    for (size_t i = 0; i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
-        int64_t tag = dyn[i].d_tag;
-        uint64_t v = dyn[i].d_un.d_val;
+    for (size_t i = 0; i < ndyn && gelf_getdyn(dyn, (int)i, &d) && d.d_tag != DT_NULL; i++) {
+        int64_t tag = d.d_tag;
+        uint64_t v = d.d_un.d_val;
         if ((tag != DT_NEEDED && tag != DT_RPATH && tag != DT_RUNPATH) || v >= strsz)
             continue;
         size_t want = strsz - v < MAX_STR ? (size_t)(strsz - v) : MAX_STR;
-        ssize_t got = pread(fd, str, want, (off_t)(stroff + v));
-        if (got <= 0 || !memchr(str, 0, (size_t)got))
+        Elf_Data *sd = elf_getdata_rawchunk(e, (int64_t)(stroff + v), want, ELF_T_BYTE);
+        const char *str = sd ? sd->d_buf : NULL;
+        if (!str || !memchr(str, 0, sd->d_size))
             continue; /* unterminated within the bound: not a name the loader could use */
         if (tag == DT_NEEDED && o->nneeded < nneeded) {
             if ((o->needed[o->nneeded] = strdup(str)))
@@ -224,9 +208,8 @@ static int read_elf(int fd, Elf64_Half *machine, struct object *o, const char *o
     }
     r = 0;
 out:
-    free(str);
-    free(dyn);
-    free(ph);
+    if (e)
+        elf_end(e);
     return r;
 }
 
@@ -437,10 +420,14 @@ int frd_elf_deps(const char *path, const char *ld_library_path, struct frd_deps 
 
     struct walk w = {.llp = ld_library_path && *ld_library_path ? ld_library_path : NULL};
     /* the machine of this process: a program of another one gets no adapter */
+    elf_version(EV_CURRENT);
     int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    Ehdr eh;
-    if (self >= 0 && read_at(self, &eh, sizeof(eh), 0) == 0)
+    Elf *se = self >= 0 ? elf_begin(self, ELF_C_READ_MMAP, NULL) : NULL;
+    GElf_Ehdr eh;
+    if (se && gelf_getehdr(se, &eh))
         w.machine = eh.e_machine;
+    if (se)
+        elf_end(se);
     if (self >= 0)
         close(self);
 
