@@ -38,8 +38,8 @@ static void on_usr2(int sig)
 static void *writer(void *arg)
 {
     int id = (int)(intptr_t)arg;
+    fr_thread_name("writer"); /* attaches the ring: only then is it in every dump */
     tids[id] = (uint32_t)syscall(SYS_gettid);
-    fr_thread_name("writer");
     for (uint64_t i = 1; !atomic_load_explicit(&stop, memory_order_relaxed); i++) {
         fr_spawn(i, i - 1, "w");
         fr_poll_begin(i);

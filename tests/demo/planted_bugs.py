@@ -105,7 +105,12 @@ def main():
         dump = dumps[0]
 
         try:
-            report = cli_json(flightrec, "analyze", dump)
+            # 50 ms thresholds, not the default 10: a 2-vCPU machine running
+            # two test suites at once can hold a thread off its CPU for 10-20
+            # ms, which is a real long poll but not the demo's planted bug
+            # (those are 200 ms and more).
+            report = cli_json(flightrec, "analyze", dump, "--starvation-ms", "50",
+                              "--long-poll-ms", "50")
         except (RuntimeError, ValueError) as e:
             tap.bail(str(e))
         findings = report.get("findings", [])
