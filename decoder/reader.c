@@ -319,19 +319,32 @@ static void sec_crash(struct frd_dump *d, uint64_t off, struct frd_cur *c)
         return;
     }
     k->code = (int32_t)code;
-    if ((uint64_t)k->nframes * 8 > frd_cur_left(c)) {
-        frd__error(d, off, "CRASH section byte 20: expected %u frames (%llu bytes), found %zu "
-                   "bytes", k->nframes, (unsigned long long)k->nframes * 8, frd_cur_left(c));
-        k->nframes = (uint32_t)(frd_cur_left(c) / 8);
+    k->frames = frd__read_frames(d, off, c, "CRASH", 20, &k->nframes);
+    k->present = k->frames != NULL;
+}
+
+/*
+ * frd__read_frames - the @n u64 instruction pointers that end a CRASH or
+ * STALL section (@what, its frame count at byte @count_at), as far as the
+ * section holds them (a shortfall is reported and the count cut to what is
+ * there). Return: the frames (kept by @d), or NULL with *@n = 0 on ENOMEM.
+ */
+uint64_t *frd__read_frames(struct frd_dump *d, uint64_t off, struct frd_cur *c, const char *what,
+                           unsigned count_at, uint32_t *n)
+{
+    if ((uint64_t)*n * 8 > frd_cur_left(c)) {
+        frd__error(d, off, "%s section byte %u: expected %u frames (%llu bytes), found %zu bytes",
+                   what, count_at, *n, (unsigned long long)*n * 8, frd_cur_left(c));
+        *n = (uint32_t)(frd_cur_left(c) / 8);
     }
-    k->frames = frd__keep(d, calloc(k->nframes ? k->nframes : 1, sizeof(uint64_t)));
-    if (!k->frames) {
-        k->nframes = 0;
-        return;
+    uint64_t *f = frd__keep(d, calloc(*n ? *n : 1, sizeof(uint64_t)));
+    if (!f) {
+        *n = 0;
+        return NULL;
     }
-    for (uint32_t i = 0; i < k->nframes; i++)
-        frd_get_u64(c, &k->frames[i]);
-    k->present = 1;
+    for (uint32_t i = 0; i < *n; i++)
+        frd_get_u64(c, &f[i]);
+    return f;
 }
 
 static int cmp_string(const void *a, const void *b)

@@ -28,6 +28,9 @@ void frd__thread_coverage(struct frd_dump *d, struct frd_thread *t);
 
 /* decoder/stall.c */
 void frd__sec_stall(struct frd_dump *d, uint64_t off, struct frd_cur *c);
+/* The frame list ending a CRASH or STALL section (reader.c). */
+uint64_t *frd__read_frames(struct frd_dump *d, uint64_t off, struct frd_cur *c, const char *what,
+                           unsigned count_at, uint32_t *n);
 void frd__sec_recovery(struct frd_dump *d, uint64_t off, struct frd_cur *c);
 void frd__stall_finish(struct frd_dump *d);
 

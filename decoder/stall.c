@@ -28,19 +28,8 @@ void frd__sec_stall(struct frd_dump *d, uint64_t off, struct frd_cur *c)
         memset(k, 0, sizeof(*k));
         return;
     }
-    if ((uint64_t)k->nframes * 8 > frd_cur_left(c)) {
-        frd__error(d, off, "STALL section byte 4: expected %u frames (%llu bytes), found %zu "
-                   "bytes", k->nframes, (unsigned long long)k->nframes * 8, frd_cur_left(c));
-        k->nframes = (uint32_t)(frd_cur_left(c) / 8);
-    }
-    k->frames = frd__keep(d, calloc(k->nframes ? k->nframes : 1, sizeof(uint64_t)));
-    if (!k->frames) {
-        k->nframes = 0;
-        return;
-    }
-    for (uint32_t i = 0; i < k->nframes; i++)
-        frd_get_u64(c, &k->frames[i]);
-    k->present = 1;
+    k->frames = frd__read_frames(d, off, c, "STALL", 4, &k->nframes);
+    k->present = k->frames != NULL;
 }
 
 void frd__sec_recovery(struct frd_dump *d, uint64_t off, struct frd_cur *c)
