@@ -323,16 +323,22 @@ Test(shapes, culprit_twin_victim_polled_at_once)
     sc_result_free(&r);
 }
 
+/* worker-1's poll: far longer than the long-poll threshold the test uses, which
+ * itself is far above a time slice lost to a loaded machine */
+#define ELSEWHERE_MS (10 * WAIT_MS)
+
 static void long_poll_elsewhere(void *a)
 {
     (void)a;
-    hog_poll(32, 3 * WAIT_MS);
+    fr_spawn(32, 0, "long");
+    hog_poll(32, ELSEWHERE_MS);
 }
 
 static void many_short_polls(void *a)
 {
     (void)a;
-    fr_wake(30); /* queued on worker-0 */
+    fr_spawn(31, 0, "main_loop"); /* spawned here, polled at once: not a victim */
+    fr_wake(30);                  /* queued on worker-0 */
     for (int i = 0; i < 2000; i++) {
         fr_poll_begin(31);
         spin_us(10);
@@ -346,8 +352,6 @@ Test(shapes, culprit_is_on_the_victims_worker_not_the_longest_poll)
 {
     sc_run(w0, spawn, ARG(30));
     sc_run(w0, poll_pending, ARG(30));
-    fr_spawn(31, 0, "main_loop");
-    fr_spawn(32, 0, "long");
     sc_start(w1, long_poll_elsewhere, NULL); /* one long poll on worker-1 */
     sc_sleep_ms(1);
     sc_run(w0, many_short_polls, NULL);
@@ -355,8 +359,8 @@ Test(shapes, culprit_is_on_the_victims_worker_not_the_longest_poll)
     struct sc_result r;
     char path[512];
     sc_dump(path);
-    /* long polls: the 90 ms one, not a 10 us one that the machine preempted */
-    sc_decode_with(path, &r, SC_STARVATION_MS, WAIT_MS + 10, SC_HANG_MS * 10);
+    /* long polls: the 300 ms one, not a 10 us one that the machine preempted */
+    sc_decode_with(path, &r, SC_STARVATION_MS, ELSEWHERE_MS / 2, SC_HANG_MS * 10);
     cr_assert_eq(r.f.n, 2, "%s", sc_describe(&r));
     cr_assert_not_null(sc_find(&r, FRD_LONG_POLL, 32), "%s", sc_describe(&r));
     const struct frd_finding *x = sc_find(&r, FRD_STARVATION, 30);
