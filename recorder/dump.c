@@ -638,6 +638,13 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
     if (c->file.flags & FR_DF_SPARE_USED)
         note(c, "the process was out of file descriptors; the spare held since fr_init was used",
              NULL, 0);
+    uint64_t unrecorded = atomic_load_explicit(&fr__threads_unrecorded, FR_RELAXED);
+    if (unrecorded) {
+        char num[24];
+        num[fr__fmt_u64(num, unrecorded)] = '\0';
+        note(c, num, " threads recorded nothing: every slot of the thread registry was taken by a "
+                     "live thread when they started", 0);
+    }
     if (c->file.flags & FR_DF_DIR_UNREACHABLE) {
         note(c, "the dump directory's path no longer leads to it in this process (chroot, rename "
                 "or mount); written through the descriptor held since fr_init: ",

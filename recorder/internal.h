@@ -162,6 +162,7 @@ struct fr_slot {
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 extern struct fr_slot fr__slots[FR_MAX_THREADS];
+extern _Atomic uint64_t fr__threads_unrecorded; /* threads that found every slot live (this epoch) */
 extern _Atomic uint32_t fr__slots_high; /* 1 + highest slot index ever claimed (this epoch) */
 
 /* Per-thread memo of recently interned strings, keyed by the caller's pointer

@@ -67,10 +67,20 @@ static int cas_state(struct fr_slot *s, uint32_t from, uint32_t to)
                                                    FR_RELAXED);
 }
 
-/* A free slot if there is one, else the slot of the longest-exited thread. */
+/*
+ * A free slot if there is one, else the slot of the longest-exited thread.
+ * NULL only when every slot is LIVE or being claimed.
+ *
+ * Threads that start together all race for the same oldest slot: a lost
+ * compare-and-swap means another thread took that one, so the scan starts
+ * again and takes the next oldest (each retry follows another thread's
+ * progress). A won one is checked against the generation seen in the scan:
+ * if the slot was claimed, used and exited again in between (ABA), the win
+ * would take the newest exited thread's history, so the slot is handed back.
+ */
 static struct fr_slot *claim_slot(void)
 {
-    for (int attempt = 0; attempt < 4; attempt++) {
+    for (;;) {
         for (uint32_t i = 0; i < FR_MAX_THREADS; i++) {
             struct fr_slot *s = &fr__slots[i];
             if (atomic_load_explicit(&s->state, FR_RELAXED) == FR_SLOT_FREE &&
@@ -79,20 +89,31 @@ static struct fr_slot *claim_slot(void)
         }
         struct fr_slot *oldest = NULL;
         uint64_t oldest_t = UINT64_MAX;
+        uint32_t oldest_gen = 0;
         for (uint32_t i = 0; i < FR_MAX_THREADS; i++) {
             struct fr_slot *s = &fr__slots[i];
+            /* State first, then what its release store publishes: this
+             * exit's time and generation, never the exit time 0 of a slot
+             * claimed a moment before (which would look the oldest). A 0
+             * still seen means the slot was claimed again meanwhile. */
+            if (atomic_load_explicit(&s->state, FR_ACQUIRE) != FR_SLOT_EXITED)
+                continue;
+            uint32_t gen = atomic_load_explicit(&s->gen, FR_ACQUIRE);
             uint64_t t = atomic_load_explicit(&s->exit_ticks, FR_RELAXED);
-            if (atomic_load_explicit(&s->state, FR_RELAXED) == FR_SLOT_EXITED && t < oldest_t) {
+            if (t != 0 && t < oldest_t) {
                 oldest = s;
                 oldest_t = t;
+                oldest_gen = gen;
             }
         }
         if (!oldest)
             return NULL;
-        if (cas_state(oldest, FR_SLOT_EXITED, FR_SLOT_CLAIMED))
+        if (!cas_state(oldest, FR_SLOT_EXITED, FR_SLOT_CLAIMED))
+            continue;
+        if (atomic_load_explicit(&oldest->gen, FR_RELAXED) == oldest_gen)
             return oldest;
+        atomic_store_explicit(&oldest->state, FR_SLOT_EXITED, FR_RELEASE);
     }
-    return NULL;
 }
 
 static int ensure_ring(struct fr_slot *s)
@@ -179,10 +200,12 @@ int fr__writer_attach(struct fr_writer *w)
         w->busy = 0;
         return 0;
     }
-    uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED) + 1;
-    atomic_store_explicit(&s->gen, gen, FR_RELAXED);
-    atomic_store_explicit(&s->tid, (uint32_t)fr__gettid(), FR_RELAXED);
+    /* exit_ticks before gen, with release: a reclaiming scan that reads the
+     * new generation also reads the 0 (claim_slot) */
     atomic_store_explicit(&s->exit_ticks, 0, FR_RELAXED);
+    uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED) + 1;
+    atomic_store_explicit(&s->gen, gen, FR_RELEASE);
+    atomic_store_explicit(&s->tid, (uint32_t)fr__gettid(), FR_RELAXED);
 
     char comm[17] = { 0 };
     atomic_store_explicit(&s->name_len, 0, FR_RELAXED);

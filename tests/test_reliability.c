@@ -1,8 +1,10 @@
 /*
  * test_reliability.c - the recorder under abuse: a storm of dump signals at a
  * process whose threads record at full speed, and ten thousand short-lived
- * threads. The process must keep running, every dump left on disk must
- * decode, retention must hold, and memory must stay bounded.
+ * threads, and more threads alive at once than the registry has slots. The
+ * process must keep running, every dump left on disk must decode, retention
+ * must hold, memory must stay bounded, and a thread left unrecorded is
+ * counted in the dump.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -327,5 +329,69 @@ Test(reliability, thread_churn, .timeout = 120)
             "generation %u), the last %d threads' events all there\n",
             CHURN_THREADS, d->nthreads, d->hdr.max_threads, max_gen, CHURN_BATCH);
     frd_close(d);
+    fr_shutdown();
+}
+
+/* ---- a full registry ------------------------------------------------------ */
+
+/* More threads alive at once than the registry has slots: the ones that find
+ * every slot live record nothing, and every dump says how many. */
+#define CROWD_THREADS 1100
+#define CROWD_TASK_BASE 0x9000000
+
+static pthread_barrier_t crowd_recorded, crowd_dumped;
+
+static void *crowd_member(void *arg)
+{
+    fr_spawn(CROWD_TASK_BASE + (uint64_t)(uintptr_t)arg, 0, "crowd");
+    pthread_barrier_wait(&crowd_recorded);
+    pthread_barrier_wait(&crowd_dumped);
+    return NULL;
+}
+
+Test(reliability, full_registry_is_noted, .timeout = 120)
+{
+    const char *dir = th_tmpdir();
+    struct fr_config cfg = { .dump_dir = dir, .ring_bytes = 16 * 1024 };
+    cr_assert_eq(fr_init(&cfg), 0);
+    pthread_barrier_init(&crowd_recorded, NULL, CROWD_THREADS + 1);
+    pthread_barrier_init(&crowd_dumped, NULL, CROWD_THREADS + 1);
+    pthread_attr_t small;
+    pthread_attr_init(&small);
+    pthread_attr_setstacksize(&small, 256 * 1024);
+    static pthread_t th[CROWD_THREADS];
+    for (unsigned k = 0; k < CROWD_THREADS; k++)
+        cr_assert_eq(pthread_create(&th[k], &small, crowd_member, (void *)(uintptr_t)k), 0);
+    pthread_barrier_wait(&crowd_recorded);
+
+    char path[512];
+    cr_assert_eq(fr_dump("crowd", path, sizeof path), 0);
+    pthread_barrier_wait(&crowd_dumped);
+    for (unsigned k = 0; k < CROWD_THREADS; k++)
+        pthread_join(th[k], NULL);
+
+    struct frd_dump *d = th_open(path);
+    cr_assert(d->have_end && !d->damaged);
+    unsigned recorded = 0;
+    for (size_t i = 0; i < d->nthreads; i++)
+        for (size_t k = 0; k < d->threads[i].nevents; k++) {
+            const struct frd_event *e = &d->threads[i].events[k];
+            if (e->type == FR_EV_SPAWN && e->task >= CROWD_TASK_BASE &&
+                e->task < CROWD_TASK_BASE + CROWD_THREADS)
+                recorded++;
+        }
+    cr_assert_lt(recorded, CROWD_THREADS, "all %u threads recorded in %u slots", recorded,
+                 d->hdr.max_threads);
+    cr_assert_not_null(d->notes.p, "no NOTES section in a dump taken with a full registry");
+    char want[96];
+    snprintf(want, sizeof want, "\n%u threads recorded nothing", CROWD_THREADS - recorded);
+    char notes[1100];
+    snprintf(notes, sizeof notes, "\n%.*s", (int)d->notes.len, d->notes.p);
+    cr_assert_not_null(strstr(notes, want), "NOTES: %s (expected \"%s\")", notes, want + 1);
+    fprintf(stderr, "# full registry: %u threads, %u recorded in %u slots, NOTES: %s", CROWD_THREADS,
+            recorded, d->hdr.max_threads, notes + 1);
+    frd_close(d);
+    pthread_barrier_destroy(&crowd_recorded);
+    pthread_barrier_destroy(&crowd_dumped);
     fr_shutdown();
 }
