@@ -54,7 +54,7 @@
 /*
  * Capacity of the event table (live struct events at once). A power of two.
  * Events beyond it run unrecorded (their callbacks are not wrapped). Each
- * slot is 128 bytes of reserved memory, touched only when used.
+ * slot is 88 bytes of reserved memory, touched only when used.
  */
 #ifndef FRA_EVENT_SLOTS
 #define FRA_EVENT_SLOTS (1u << 17)
@@ -78,15 +78,15 @@ enum {
  * One event. key: the struct event's address, 0 empty, 1 a freed slot.
  * Fields other than key are written by the thread assigning the event before
  * libevent can run it (libevent's own locking orders them for other threads).
- * What a callback and a ready descriptor read is in the first 64 bytes, and
- * slots are 128-byte aligned, so the callback path touches one cache line of
- * the table (they used to be spread over 84 bytes of an 88-byte slot: two).
  */
 struct slot {
     _Atomic uintptr_t key;
     cb_fn *cb;                /* the program's callback and argument */
     void *arg;
     uint64_t task;            /* the event's address */
+    uint64_t ino, dev;        /* the open file behind fd when assigned */
+    event_finalize_callback_fn fin;
+    const void *owner;        /* the evconnlistener holding this event, or NULL */
     _Atomic uint32_t woken;   /* a wake was recorded since the last callback */
     uint32_t touch;           /* event_add/event_del/re-assign calls, for the trampoline */
     uint32_t gen;             /* instance counter: bumped at each drop */
@@ -94,13 +94,8 @@ struct slot {
     short flags;
     uint8_t cls;
     uint8_t once;             /* event_base_once: ends after its callback */
-    /* read at assignment and free only */
-    uint64_t ino, dev;        /* the open file behind fd when assigned */
-    event_finalize_callback_fn fin;
-    const void *owner;        /* the evconnlistener holding this event, or NULL */
-} __attribute__((aligned(64)));
-_Static_assert(sizeof(struct slot) == 128, "docs/adapters.md gives the table's size");
-_Static_assert(__builtin_offsetof(struct slot, ino) <= 64, "the callback's fields in one line");
+};
+_Static_assert(sizeof(struct slot) == 88, "docs/adapters.md gives the table's size");
 
 /* Per descriptor: the events waiting to read and to write on it, and the
  * class of the open file last seen on it. */
