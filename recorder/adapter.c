@@ -8,8 +8,10 @@
 
 /* How deep the calling thread is in the adapters' poller wrappers: with both
  * adapters preloaded, epoll_wait() runs through two wrappers, and only the
- * outermost records park and unpark. */
-static __thread unsigned poller_depth;
+ * outermost records park and unpark. Initial-exec like fr__w: read twice per
+ * epoll_wait, it must not cost a __tls_get_addr call each time (the library
+ * is loaded at start, never dlopen'ed after threads exist). */
+static __thread unsigned poller_depth __attribute__((tls_model("initial-exec")));
 
 /* fr__poller_enter - Return: 1 if this is the outermost wrapper on the thread. */
 FR_API int fr__poller_enter(void)

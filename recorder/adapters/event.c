@@ -391,6 +391,13 @@ static void roles_clear(struct slot *s)
                                             memory_order_relaxed);
 }
 
+/* A wake of @s for readiness the poller returned. */
+static inline void ready_wake(struct slot *s)
+{
+    atomic_store_explicit(&s->woken, 1, memory_order_relaxed);
+    fr_wake(s->task);
+}
+
 /* The poller (common.c) says @fd is ready: wake whoever waits on it. */
 static void on_ready(int fd, uint32_t events)
 {
@@ -402,14 +409,10 @@ static void on_ready(int fd, uint32_t events)
         r = atomic_load_explicit(&e->rd, memory_order_relaxed);
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         w = atomic_load_explicit(&e->wr, memory_order_relaxed);
-    if (r) {
-        atomic_store_explicit(&r->woken, 1, memory_order_relaxed);
-        fr_wake(r->task);
-    }
-    if (w && w != r) {
-        atomic_store_explicit(&w->woken, 1, memory_order_relaxed);
-        fr_wake(w->task);
-    }
+    if (r)
+        ready_wake(r);
+    if (w && w != r)
+        ready_wake(w);
 }
 
 /* ---- task life ----------------------------------------------------------- */
@@ -544,7 +547,12 @@ static void trampoline(evutil_socket_t fd, short what, void *p)
     uint64_t task = s->task;
     uint32_t gen = s->gen, touch = s->touch;
     short flags = s->flags;
-    if (!atomic_exchange_explicit(&s->woken, 0, memory_order_relaxed))
+    /* A load and a plain store, not an exchange (a locked instruction per
+     * callback): an event_active from another thread between the two is
+     * recorded there, and only costs an extra wake at the next callback. */
+    if (atomic_load_explicit(&s->woken, memory_order_relaxed))
+        atomic_store_explicit(&s->woken, 0, memory_order_relaxed);
+    else
         fr_wake(task);
     struct running me = {s, task, 0}, *prev = cur;
     cur = &me;
