@@ -36,7 +36,7 @@
 #include "bench.h"
 
 #define FILLERS 8
-#define MAX_GAPS 4096
+#define MAX_GAPS 65536
 
 static pthread_barrier_t filled;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -69,6 +69,7 @@ struct gap {
 };
 static struct gap gaps[MAX_GAPS];
 static _Atomic unsigned ngaps;
+static _Atomic uint64_t armed_from = UINT64_MAX; /* gaps that end earlier are not kept */
 static int victim_cpu = -1, sender_cpu = -1; /* -1: not pinned */
 
 static long involuntary_switches(void)
@@ -104,7 +105,7 @@ static void *victim(void *arg)
         if (now - prev > 1000) {
             unsigned n = atomic_load_explicit(&ngaps, memory_order_relaxed);
             long sw = involuntary_switches();
-            if (n < MAX_GAPS) {
+            if (n < MAX_GAPS && now >= atomic_load_explicit(&armed_from, memory_order_relaxed)) {
                 gaps[n] = (struct gap){prev, now, sw != nivcsw};
                 atomic_store_explicit(&ngaps, n + 1, memory_order_release);
             }
@@ -121,14 +122,31 @@ static void *victim(void *arg)
  * 1.0 when there was none over 1 us. */
 static double stall_after(uint64_t sent, unsigned n, int *found, int *preempted)
 {
+    *preempted = 0;
     for (unsigned i = 0; i < n; i++)
         if (gaps[i].to >= sent) {
             uint64_t from = gaps[i].from > sent ? gaps[i].from : sent;
             (*found)++;
-            *preempted += gaps[i].preempted;
+            *preempted = gaps[i].preempted;
             return (double)(gaps[i].to - from) / 1e3;
         }
     return 1.0;
+}
+
+/* Median and maximum of the @n values of @v whose @pre is 0 (-1: none). */
+static void unpreempted(const double *v, const int *pre, int n, double *med, double *max)
+{
+    double keep[40];
+    size_t k = 0;
+    *med = *max = -1;
+    for (int i = 0; i < n; i++)
+        if (!pre[i]) {
+            keep[k++] = v[i];
+            if (v[i] > *max)
+                *max = v[i];
+        }
+    if (k)
+        *med = bench_median(keep, k);
 }
 
 /* Two CPUs this process may use: the victim's and the sender's. */
@@ -212,6 +230,8 @@ int main(int argc, char **argv)
     uint64_t sent[40], floor_sent[40];
     for (int r = 0; r < reps; r++) {
         floor_sent[r] = bench_now_ns();
+        if (r == 0)
+            atomic_store(&armed_from, floor_sent[0]);
         pthread_kill(vt, SIGUSR2);
         usleep(20000);
         int before = count_dumps(dir);
@@ -225,16 +245,21 @@ int main(int argc, char **argv)
     pthread_join(vt, NULL);
 
     unsigned n = atomic_load(&ngaps);
-    int found = 0, preempted = 0, floor_found = 0, floor_preempted = 0;
-    double worst = 0, floor_us[40], floor_worst = 0;
+    int found = 0, preempted = 0, floor_found = 0, floor_preempted = 0, pre[40], floor_pre[40];
+    double worst = 0, floor_us[40], floor_worst = 0, up_med, up_max, fup_med, fup_max;
     for (int r = 0; r < reps; r++) {
-        stall[r] = stall_after(sent[r], n, &found, &preempted);
-        floor_us[r] = stall_after(floor_sent[r], n, &floor_found, &floor_preempted);
+        stall[r] = stall_after(sent[r], n, &found, &pre[r]);
+        floor_us[r] = stall_after(floor_sent[r], n, &floor_found, &floor_pre[r]);
+        preempted += pre[r];
+        floor_preempted += floor_pre[r];
         if (stall[r] > worst)
             worst = stall[r];
         if (floor_us[r] > floor_worst)
             floor_worst = floor_us[r];
     }
+
+    unpreempted(stall, pre, reps, &up_med, &up_max);
+    unpreempted(floor_us, floor_pre, reps, &fup_med, &fup_max);
 
     pthread_mutex_lock(&lock);
     done = 1;
@@ -254,6 +279,11 @@ int main(int argc, char **argv)
     printf("signal_floor_us %.3f\nsignal_floor_us_max %.3f\nsignal_floor_preempted %d\n"
            "signal_pinned %d\n",
            m, floor_worst, floor_preempted, victim_cpu >= 0);
+    /* Without the repetitions in which the victim was switched out (by the
+     * dumper or by anything else running on its CPU): -1 when none is left. */
+    printf("signal_stall_unpreempted_us %.3f\nsignal_stall_unpreempted_us_max %.3f\n"
+           "signal_floor_unpreempted_us %.3f\nsignal_floor_unpreempted_us_max %.3f\n",
+           up_med, up_max, fup_med, fup_max);
     fr_shutdown();
     return 0;
 }
