@@ -1,13 +1,23 @@
 /*
- * signal.c - the dump signal and the dumper thread.
+ * signal.c - the dump signal and the dumper threads.
  *
- * The handler does one thing: write a byte to a non-blocking pipe (a few
- * hundred nanoseconds; errno preserved). The dumper thread, blocked in read()
- * on the other end, wakes, drains every byte that arrived, and writes one
- * dump. Signals that arrive while a dump is being written are coalesced into
- * one more dump after it; a full pipe simply means a dump is already due. The
- * application's threads are never stopped: the dumper copies their rings while
- * they run (torn pages are dropped, see ring.c).
+ * The handler does one thing: set a bit in a dumper's request word and, if
+ * that dumper sleeps on it, wake it with one FUTEX_WAKE (errno preserved; no
+ * descriptor, so a daemon that closes every descriptor keeps its dump
+ * signal). The dumper, blocked in FUTEX_WAIT, takes every request that
+ * arrived and writes one dump. Signals that arrive while a dump is being
+ * written are coalesced into one more dump after it, without a system call
+ * in the handler. The application's threads are never stopped: the dumper
+ * copies their rings while they run (torn pages are dropped, see ring.c).
+ *
+ * Where the dumper wakes. Woken from the handler, a dumper may be placed on
+ * the CPU of the thread that took the signal when the other CPUs are busy,
+ * and the scheduler then often switches to it as soon as that thread returns
+ * from the wake: the signalled thread lost its CPU for up to a time slice.
+ * So there are two dumper threads when the process may use two CPUs or more,
+ * each bound to one half of them, and the handler wakes the one whose half
+ * does not hold the CPU it runs on (sched_getcpu). Both are SCHED_BATCH: on
+ * their own CPUs they do not preempt on wake-up either.
  *
  * Which signal. SIGUSR1 unless fr_config.dump_signal or FLIGHTREC_SIGNAL says
  * otherwise. The default is a proposal, not a claim: a program that already
@@ -17,22 +27,17 @@
  * sigwait or signalfd on it; seen through the adapters' wrappers, which call
  * fr__signal_claimed) gets it, and the dump signal moves on the same way,
  * whether it was the default or chosen: the program's own handling of every
- * signal keeps working. The dumper thread's name says the current signal
+ * signal keeps working. The dumper threads' names say the current signal
  * ("flightrec:sig12", "flightrec:nosig"; "flightrec:start" until the handler
  * is in place), which is how `flightrec dump PID` learns it without being told.
  *
- * The dumper thread blocks every signal but the crash signals and the dump
+ * The dumper threads block every signal but the crash signals and the dump
  * signal: when every application thread blocks the dump signal (an inherited
- * mask, a sigwait daemon), the kernel still delivers it, to the dumper.
+ * mask, a sigwait daemon), the kernel still delivers it, to a dumper, which
+ * then serves its own request.
  *
- * The dumper thread also takes the second clock calibration pair ~50 ms after
+ * The first dumper also takes the second clock calibration pair ~50 ms after
  * fr_init, so short-lived processes still get a usable tick rate.
- *
- * The pipe's two descriptors are checked (fr__fd_ours) before each use: a
- * daemon that closes every descriptor >= 3 after fr_init and opens its own
- * files must never get a byte written into them by the handler, nor have them
- * read or closed by the dumper or fr_shutdown. Once ours are gone, the dump
- * signal dumps nothing, and says so once on stderr.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -390,7 +395,7 @@ static void say_moved(int from, int to, const char *why)
 }
 
 /*
- * fr__dumper_start - create the pipe and the dumper thread, then install the
+ * fr__dumper_start - start the dumper threads, then install the
  * dump-signal handler (when one is configured). The default signal moves
  * aside for one the program already uses (see the top of this file).
  * Return: 0 or -errno.
