@@ -1,13 +1,23 @@
 /*
- * signal.c - the dump signal and the dumper thread.
+ * signal.c - the dump signal and the dumper threads.
  *
- * The handler does one thing: write a byte to a non-blocking pipe (a few
- * hundred nanoseconds; errno preserved). The dumper thread, blocked in read()
- * on the other end, wakes, drains every byte that arrived, and writes one
- * dump. Signals that arrive while a dump is being written are coalesced into
- * one more dump after it; a full pipe simply means a dump is already due. The
- * application's threads are never stopped: the dumper copies their rings while
- * they run (torn pages are dropped, see ring.c).
+ * The handler does one thing: set a bit in a dumper's request word and, if
+ * that dumper sleeps on it, wake it with one FUTEX_WAKE (errno preserved; no
+ * descriptor, so a daemon that closes every descriptor keeps its dump
+ * signal). The dumper, blocked in FUTEX_WAIT, takes every request that
+ * arrived and writes one dump. Signals that arrive while a dump is being
+ * written are coalesced into one more dump after it, without a system call
+ * in the handler. The application's threads are never stopped: the dumper
+ * copies their rings while they run (torn pages are dropped, see ring.c).
+ *
+ * Where the dumper wakes. Woken from the handler, a dumper may be placed on
+ * the CPU of the thread that took the signal when the other CPUs are busy,
+ * and the scheduler then often switches to it as soon as that thread returns
+ * from the wake: the signalled thread lost its CPU for up to a time slice.
+ * So there are two dumper threads when the process may use two CPUs or more,
+ * each bound to one half of them, and the handler wakes the one whose half
+ * does not hold the CPU it runs on (sched_getcpu). Both are SCHED_BATCH: on
+ * their own CPUs they do not preempt on wake-up either.
  *
  * Which signal. SIGUSR1 unless fr_config.dump_signal or FLIGHTREC_SIGNAL says
  * otherwise. The default is a proposal, not a claim: a program that already
@@ -17,48 +27,56 @@
  * sigwait or signalfd on it; seen through the adapters' wrappers, which call
  * fr__signal_claimed) gets it, and the dump signal moves on the same way,
  * whether it was the default or chosen: the program's own handling of every
- * signal keeps working. The dumper thread's name says the current signal
+ * signal keeps working. The dumper threads' names say the current signal
  * ("flightrec:sig12", "flightrec:nosig"; "flightrec:start" until the handler
  * is in place), which is how `flightrec dump PID` learns it without being told.
  *
- * The dumper thread blocks every signal but the crash signals and the dump
+ * The dumper threads block every signal but the crash signals and the dump
  * signal: when every application thread blocks the dump signal (an inherited
- * mask, a sigwait daemon), the kernel still delivers it, to the dumper.
+ * mask, a sigwait daemon), the kernel still delivers it, to a dumper, which
+ * then serves its own request.
  *
- * The dumper thread also takes the second clock calibration pair ~50 ms after
+ * The first dumper also takes the second clock calibration pair ~50 ms after
  * fr_init, so short-lived processes still get a usable tick rate.
- *
- * The pipe's two descriptors are checked (fr__fd_ours) before each use: a
- * daemon that closes every descriptor >= 3 after fr_init and opens its own
- * files must never get a byte written into them by the handler, nor have them
- * read or closed by the dumper or fr_shutdown. Once ours are gone, the dump
- * signal dumps nothing, and says so once on stderr.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-static int pipe_fd[2] = { -1, -1 };
-static struct fr_fd pipe_h[2] = { { .fd = -1 }, { .fd = -1 } };
-static _Atomic int pipe_lost_reported;
-
-static void pipe_lost(void)
-{
-    if (!atomic_exchange(&pipe_lost_reported, 1))
-        fr__warn("the dump signal's pipe was closed by the program; the dump signal no longer "
-                 "dumps (fr_dump still does)",
-                 NULL, 0);
-}
-static pthread_t dumper;
+/*
+ * The dumper threads: one, or two when the process may run on two CPUs or
+ * more, each bound to one half of them. The handler wakes the one whose half
+ * does not hold the CPU it runs on, so the dumper never wakes up on the CPU
+ * of the thread that took the signal (the scheduler would often switch to it
+ * there at once, when the signalled thread returns from the wake).
+ *
+ * Each has a request word, a futex: what the handler and tell_dumper() ask
+ * for, and whether it sleeps on it.
+ */
+#define REQ_DUMP 1u
+#define REQ_RETUNE 2u
+#define REQ_QUIT 4u
+#define REQ_SLEEPING 0x80000000u /* the dumper waits (or is about to) */
+#define MAX_DUMPERS 2
+struct dumper {
+    pthread_t th;
+    unsigned req;  /* __atomic builtins only */
+    cpu_set_t cpus; /* its half; written before the thread starts */
+    int bound;      /* cpus applies */
+};
+static struct dumper dumpers[MAX_DUMPERS];
+static int ndumpers; /* running */
 static int dumper_running;
+static __thread struct dumper *on_dumper __attribute__((tls_model("initial-exec")));
 static struct sigaction old_action; /* what the current dump signal had before us */
 static int handler_installed;       /* on fr__cfg.dump_signal */
 static uint64_t claimed;            /* signals the program took (bit n-1 for signal n) */
@@ -74,29 +92,53 @@ static int current_signal(void)
     return __atomic_load_n(&fr__cfg.dump_signal, __ATOMIC_ACQUIRE);
 }
 
-static void on_dump_signal(int sig)
+static long futex(unsigned *word, int op, unsigned val, const struct timespec *timeout)
 {
-    (void)sig;
+    return syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, timeout, NULL, 0);
+}
+
+/*
+ * ask - add @bits to @d's requests and wake it if it sleeps: one futex wake,
+ * none while it is awake (it takes every request before it sleeps again).
+ * Async-signal-safe; errno preserved.
+ */
+static void ask(struct dumper *d, unsigned bits)
+{
     int saved = errno;
-    if (fr__fd_ours(&pipe_h[1])) {
-        ssize_t r = write(pipe_fd[1], "d", 1); /* EAGAIN: a dump is already pending */
-        (void)r;
-    } else {
-        pipe_lost();
+    unsigned old = __atomic_load_n(&d->req, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&d->req, &old, (old | bits) & ~REQ_SLEEPING, 1,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
     }
+    if (old & REQ_SLEEPING)
+        futex(&d->req, FUTEX_WAKE, 1, NULL);
     errno = saved;
 }
 
-/* A request byte for the dumper thread; never blocks (a full pipe means the
- * dumper is about to read anyway). */
+/* The dumper for a dump asked on this thread: the one bound away from this
+ * CPU; this thread itself when it is a dumper. Async-signal-safe. */
+static struct dumper *dumper_for_here(void)
+{
+    if (on_dumper)
+        return on_dumper;
+    int n = __atomic_load_n(&ndumpers, __ATOMIC_ACQUIRE), cpu = sched_getcpu();
+    for (int i = 0; i < n && cpu >= 0 && cpu < CPU_SETSIZE; i++)
+        if (dumpers[i].bound && !CPU_ISSET(cpu, &dumpers[i].cpus))
+            return &dumpers[i];
+    return &dumpers[0];
+}
+
+static void on_dump_signal(int sig)
+{
+    (void)sig;
+    ask(dumper_for_here(), REQ_DUMP);
+}
+
+/* A request for every dumper thread ('n' a retune, 'q' quit); never blocks. */
 static void tell_dumper(char what)
 {
-    if (pipe_fd[1] < 0 || !fr__fd_ours(&pipe_h[1]))
-        return; /* never into a descriptor that is no longer ours */
-    int saved = errno;
-    ssize_t r = write(pipe_fd[1], &what, 1);
-    (void)r;
-    errno = saved;
+    int n = __atomic_load_n(&ndumpers, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        ask(&dumpers[i], what == 'q' ? REQ_QUIT : REQ_RETUNE);
 }
 
 /* The dumper's mask: everything blocked but the crash signals (they must
@@ -131,96 +173,107 @@ static void dumper_retune(void)
     pthread_sigmask(SIG_SETMASK, &m, NULL);
 }
 
-/* What the bytes in @buf ask for: 'd' a dump, 'n' a retune, 'q' quit. */
-static void requests(const char *buf, size_t n, int *dump, int *retune, int *quit)
+/* The second calibration pair, ~50 ms after fr_init (shared rings need it: a
+ * killed process takes no pair at a dump). Return: how long to sleep before
+ * it is due, in ns; 0 when taken or no longer needed. */
+static uint64_t calibration_due(void)
 {
-    if (memchr(buf, 'd', n))
-        *dump = 1;
-    if (memchr(buf, 'n', n))
-        *retune = 1;
-    if (memchr(buf, 'q', n))
-        *quit = 1;
+    if (atomic_load(&fr__clock_npairs) != 1)
+        return 0;
+    uint64_t since = fr__monotonic_ns() - fr__clock_pairs[0].mono_ns;
+    if (since < 50000000u)
+        return 50000000u - since;
+    fr__clock_pair_now(&fr__clock_pairs[1]);
+    atomic_store_explicit(&fr__clock_npairs, 2, FR_RELEASE); /* pairs with dump.c */
+    fr__shared_clock();
+    return 0;
 }
 
 static void *dumper_main(void *arg)
 {
-    (void)arg;
-    /* SCHED_BATCH: waking the dumper must not preempt the thread that took
-     * the signal (or any application thread) on a busy machine; the dump can
-     * wait a scheduler tick. */
+    struct dumper *d = arg;
+    /* SCHED_BATCH: once awake, the dumper must not preempt an application
+     * thread on a busy machine; the dump can wait a scheduler tick. */
     struct sched_param none = { 0 };
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &none);
+    on_dumper = d;
     /* Named after its signal only once the handler is in place (fr__dumper_start
-     * sends 'n'): until then `flightrec dump` reads "starting" and waits. */
+     * asks for a retune): until then `flightrec dump` reads "starting" and waits. */
     prctl(PR_SET_NAME, "flightrec:start", 0, 0, 0);
-    int fd = pipe_fd[0];
-    struct pollfd p = { .fd = fd, .events = POLLIN };
     for (;;) {
-        char buf[256];
-        /* The second calibration pair, ~50 ms after fr_init: requests that
-         * come first (the 'n' fr__dumper_start sends at once) are served and
-         * the wait resumes. Shared rings need it (a killed process takes no
-         * pair at a dump). */
-        if (atomic_load(&fr__clock_npairs) == 1) {
-            uint64_t since = fr__monotonic_ns() - fr__clock_pairs[0].mono_ns;
-            int wait_ms = since >= 50000000u ? 0 : (int)((50000000u - since) / 1000000u) + 1;
-            if (wait_ms == 0 || poll(&p, 1, wait_ms) == 0) {
-                fr__clock_pair_now(&fr__clock_pairs[1]);
-                atomic_store_explicit(&fr__clock_npairs, 2, FR_RELEASE); /* pairs with dump.c */
-                fr__shared_clock();
-            }
-        }
-        if (!fr__fd_ours(&pipe_h[0]))
-            break; /* the number is the program's now: never read it */
-        ssize_t n = read(fd, buf, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
+        uint64_t wait_ns = d == &dumpers[0] ? calibration_due() : 0;
+        unsigned w = __atomic_exchange_n(&d->req, 0, __ATOMIC_ACQ_REL);
+        if (w & REQ_QUIT)
             break;
-        int dump = 0, retune = 0, quit = 0;
-        requests(buf, 1, &dump, &retune, &quit);
-        /* coalesce whatever else arrived meanwhile */
-        while (poll(&p, 1, 0) == 1) {
-            n = read(fd, buf, sizeof buf);
-            if (n <= 0)
-                break;
-            requests(buf, (size_t)n, &dump, &retune, &quit);
-        }
-        if (quit)
-            break;
-        if (retune)
+        if (w & REQ_RETUNE)
             dumper_retune();
-        if (dump && fr__dump_lock(10000) == 0) {
+        /* Two dumpers asked at once: the second waits for the first's dump
+         * and writes one more, as one dumper would for a signal that came
+         * during its dump. */
+        if ((w & REQ_DUMP) && fr__dump_lock(10000) == 0) {
             fr__dump_write(FR_CTX_NORMAL, FR_TRIGGER_SIGNAL, current_signal(), "signal", NULL,
                            NULL, 0);
             fr__dump_unlock();
         }
+        if (w)
+            continue; /* what came during the dump is served before sleeping */
+        unsigned expect = 0;
+        if (!__atomic_compare_exchange_n(&d->req, &expect, REQ_SLEEPING, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            continue; /* a request arrived meanwhile */
+        struct timespec t = { (time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u) };
+        futex(&d->req, FUTEX_WAIT, REQ_SLEEPING, wait_ns ? &t : NULL); /* EINTR, EAGAIN: again */
     }
     return NULL;
 }
 
+/* Split the CPUs this thread may use (what new threads inherit) into two
+ * halves; fewer than two CPUs: one unbound dumper. Return: how many dumpers. */
+static int plan_dumpers(void)
+{
+    cpu_set_t all;
+    memset(dumpers, 0, sizeof dumpers);
+    if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2)
+        return 1;
+    int half = (CPU_COUNT(&all) + 1) / 2, seen = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all))
+            CPU_SET(c, &dumpers[seen++ < half ? 0 : 1].cpus);
+    dumpers[0].bound = dumpers[1].bound = 1;
+    return 2;
+}
+
 static int start_thread(void)
 {
-    if (pipe2(pipe_fd, O_CLOEXEC) != 0)
-        return -errno;
-    fcntl(pipe_fd[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
-    fr__fd_hold(&pipe_h[0], pipe_fd[0]);
-    fr__fd_hold(&pipe_h[1], pipe_fd[1]);
-    atomic_store(&pipe_lost_reported, 0);
-
-    /* The dumper never runs the application's signal handlers; it unblocks
-     * the dump signal itself once running (dumper_retune). */
+    int want = plan_dumpers(), err = 0;
+    __atomic_store_n(&ndumpers, 0, __ATOMIC_RELEASE);
+    /* The dumpers never run the application's signal handlers; they unblock
+     * the dump signal themselves once running (dumper_retune). */
     sigset_t all, old;
     dumper_mask(&all, 0);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&dumper, NULL, dumper_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (err) {
-        fr__fd_release(&pipe_h[0]);
-        fr__fd_release(&pipe_h[1]);
-        pipe_fd[0] = pipe_fd[1] = -1;
-        return -err;
+    for (int i = 0; i < want && !err; i++) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (dumpers[i].bound)
+            pthread_attr_setaffinity_np(&attr, sizeof dumpers[i].cpus, &dumpers[i].cpus);
+        err = pthread_create(&dumpers[i].th, &attr, dumper_main, &dumpers[i]);
+        if (err && dumpers[i].bound && i == 0) { /* the affinity refused: one, unbound */
+            dumpers[0].bound = 0;
+            want = 1;
+            pthread_attr_destroy(&attr);
+            pthread_attr_init(&attr);
+            err = pthread_create(&dumpers[i].th, &attr, dumper_main, &dumpers[i]);
+        }
+        pthread_attr_destroy(&attr);
+        if (!err)
+            __atomic_store_n(&ndumpers, i + 1, __ATOMIC_RELEASE);
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (__atomic_load_n(&ndumpers, __ATOMIC_RELAXED) == 0)
+        return -err;
+    if (__atomic_load_n(&ndumpers, __ATOMIC_RELAXED) == 1)
+        dumpers[0].bound = 0; /* the only one: wake it wherever the signal runs */
     dumper_running = 1;
     return 0;
 }
@@ -342,7 +395,7 @@ static void say_moved(int from, int to, const char *why)
 }
 
 /*
- * fr__dumper_start - create the pipe and the dumper thread, then install the
+ * fr__dumper_start - start the dumper threads, then install the
  * dump-signal handler (when one is configured). The default signal moves
  * aside for one the program already uses (see the top of this file).
  * Return: 0 or -errno.
@@ -425,36 +478,20 @@ void fr__dumper_stop(void)
         handler_installed = 0;
     }
     if (dumper_running) {
-        /* With our write end gone, the dumper saw end-of-file (no writer
-         * left) or stops at its identity check: nothing to send. */
-        if (fr__fd_ours(&pipe_h[1])) {
-            ssize_t r;
-            do
-                r = write(pipe_fd[1], "q", 1);
-            while (r < 0 && errno == EINTR);
-            if (r < 0) { /* pipe full of dump requests: make room for the 'q' */
-                int flags = fcntl(pipe_fd[1], F_GETFL);
-                fcntl(pipe_fd[1], F_SETFL, flags & ~O_NONBLOCK);
-                r = write(pipe_fd[1], "q", 1);
-            }
-        }
-        pthread_join(dumper, NULL);
+        tell_dumper('q');
+        for (int i = 0; i < ndumpers; i++)
+            pthread_join(dumpers[i].th, NULL);
+        __atomic_store_n(&ndumpers, 0, __ATOMIC_RELEASE);
         dumper_running = 0;
     }
-    fr__fd_release(&pipe_h[0]); /* only if still ours */
-    fr__fd_release(&pipe_h[1]);
-    pipe_fd[0] = pipe_fd[1] = -1;
 }
 
-/* fork child: the parent's dumper thread does not exist here and the pipe is
- * shared with the parent. Make our own of both; the handler stays installed
- * and now writes to the child's pipe. */
+/* fork child: the parent's dumper threads do not exist here. Start our own;
+ * the handler stays installed and now wakes them. */
 void fr__dumper_restart_in_child(void)
 {
-    fr__fd_release(&pipe_h[0]);
-    fr__fd_release(&pipe_h[1]);
-    pipe_fd[0] = pipe_fd[1] = -1;
     dumper_running = 0;
+    __atomic_store_n(&ndumpers, 0, __ATOMIC_RELEASE);
     if (start_thread() != 0)
         fr__warn("fork child: cannot start the dumper thread", NULL, 0);
 }

@@ -4,15 +4,27 @@
  * the dump signal is held up (the dumper thread does the work).
  *
  * Stall: a victim thread loops reading CLOCK_MONOTONIC and calling a hook,
- * keeping every gap over 1 us between two reads. The main thread notes the
+ * keeping every gap over 1 us between two reads (and whether the kernel
+ * switched it out involuntarily during that gap). The main thread notes the
  * time, sends SIGUSR1 to the victim with pthread_kill() and waits for the
- * dump file. The stall is the first gap that ends after the send: signal
- * delivery, the library's handler (one write(2) to the dumper's pipe) and
- * the return. Prints "name value" lines.
+ * dump file. The stall is the first gap that ends after the send, counted
+ * from the send at the earliest: signal delivery, the library's handler and
+ * the return, and any time the dumper thread it wakes takes the victim's CPU.
+ * The victim and the sender are pinned to two different CPUs (when the
+ * process may use two): unpinned, the sender's own wake-up from its sleep
+ * and its pthread_kill() could run on the victim's CPU just before the
+ * signal, and that time was counted as stall.
+ *
+ * Floor: in each repetition the victim also gets SIGUSR2, whose handler (the
+ * benchmark's own) is empty: delivery and sigreturn alone, measured the same
+ * way. signal_stall_preempted counts the stalls during which the victim was
+ * switched out. Prints "name value" lines.
  *
  *   bench-dump --dir DUMP_DIR [--reps N]
  */
 #include <dirent.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <flightrec.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,7 +36,7 @@
 #include "bench.h"
 
 #define FILLERS 8
-#define MAX_GAPS 4096
+#define MAX_GAPS 65536
 
 static pthread_barrier_t filled;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -53,29 +65,103 @@ static void *filler(void *arg)
 
 struct gap {
     uint64_t from, to;
+    int preempted; /* the victim was switched out involuntarily in the gap */
 };
 static struct gap gaps[MAX_GAPS];
 static _Atomic unsigned ngaps;
+static _Atomic uint64_t armed_from = UINT64_MAX; /* gaps that end earlier are not kept */
+static int victim_cpu = -1, sender_cpu = -1; /* -1: not pinned */
+
+static long involuntary_switches(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void on_floor_signal(int sig)
+{
+    (void)sig; /* the floor: delivery and return only */
+}
 
 static void *victim(void *arg)
 {
     (void)arg;
+    if (victim_cpu >= 0)
+        pin(victim_cpu);
     fr_thread_name("victim");
+    long nivcsw = involuntary_switches();
     uint64_t prev = bench_now_ns(), id = 1;
     atomic_store(&victim_ready, 1);
     while (!atomic_load_explicit(&victim_stop, memory_order_relaxed)) {
         uint64_t now = bench_now_ns();
         if (now - prev > 1000) {
             unsigned n = atomic_load_explicit(&ngaps, memory_order_relaxed);
-            if (n < MAX_GAPS) {
-                gaps[n] = (struct gap){prev, now};
+            long sw = involuntary_switches();
+            if (n < MAX_GAPS && now >= atomic_load_explicit(&armed_from, memory_order_relaxed)) {
+                gaps[n] = (struct gap){prev, now, sw != nivcsw};
                 atomic_store_explicit(&ngaps, n + 1, memory_order_release);
             }
+            nivcsw = sw;
+            now = bench_now_ns(); /* the getrusage() call is not a gap */
         }
         prev = now;
         fr_wake(id++);
     }
     return NULL;
+}
+
+/* The first gap that ends after @sent, from @sent at the earliest, in us;
+ * 1.0 when there was none over 1 us. */
+static double stall_after(uint64_t sent, unsigned n, int *found, int *preempted)
+{
+    *preempted = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (gaps[i].to >= sent) {
+            uint64_t from = gaps[i].from > sent ? gaps[i].from : sent;
+            (*found)++;
+            *preempted = gaps[i].preempted;
+            return (double)(gaps[i].to - from) / 1e3;
+        }
+    return 1.0;
+}
+
+/* Median and maximum of the @n values of @v whose @pre is 0 (-1: none). */
+static void unpreempted(const double *v, const int *pre, int n, double *med, double *max)
+{
+    double keep[40];
+    size_t k = 0;
+    *med = *max = -1;
+    for (int i = 0; i < n; i++)
+        if (!pre[i]) {
+            keep[k++] = v[i];
+            if (v[i] > *max)
+                *max = v[i];
+        }
+    if (k)
+        *med = bench_median(keep, k);
+}
+
+/* Two CPUs this process may use: the victim's and the sender's. */
+static void choose_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
+        return;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set)) {
+            if (victim_cpu < 0)
+                victim_cpu = c;
+            else if (sender_cpu < 0)
+                sender_cpu = c;
+        }
 }
 
 static int count_dumps(const char *dir)
@@ -129,12 +215,25 @@ int main(int argc, char **argv)
             size = (double)st.st_size;
     }
 
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_floor_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+    choose_cpus();
+    if (sender_cpu >= 0)
+        pin(sender_cpu); /* after fr_init and the fillers: only main and the victim */
     pthread_create(&vt, NULL, victim, NULL);
     while (!atomic_load(&victim_ready))
         usleep(1000);
     usleep(20000);
-    uint64_t sent[40];
+    uint64_t sent[40], floor_sent[40];
     for (int r = 0; r < reps; r++) {
+        floor_sent[r] = bench_now_ns();
+        if (r == 0)
+            atomic_store(&armed_from, floor_sent[0]);
+        pthread_kill(vt, SIGUSR2);
+        usleep(20000);
         int before = count_dumps(dir);
         sent[r] = bench_now_ns();
         pthread_kill(vt, SIGUSR1);
@@ -146,21 +245,21 @@ int main(int argc, char **argv)
     pthread_join(vt, NULL);
 
     unsigned n = atomic_load(&ngaps);
-    int found = 0;
-    double worst = 0;
+    int found = 0, preempted = 0, floor_found = 0, floor_preempted = 0, pre[40], floor_pre[40];
+    double worst = 0, floor_us[40], floor_worst = 0, up_med, up_max, fup_med, fup_max;
     for (int r = 0; r < reps; r++) {
-        stall[r] = -1;
-        for (unsigned i = 0; i < n; i++)
-            if (gaps[i].to >= sent[r]) {
-                stall[r] = (double)(gaps[i].to - gaps[i].from) / 1e3;
-                found++;
-                break;
-            }
-        if (stall[r] < 0)
-            stall[r] = 1.0; /* no gap over 1 us: the stall was under the threshold */
+        stall[r] = stall_after(sent[r], n, &found, &pre[r]);
+        floor_us[r] = stall_after(floor_sent[r], n, &floor_found, &floor_pre[r]);
+        preempted += pre[r];
+        floor_preempted += floor_pre[r];
         if (stall[r] > worst)
             worst = stall[r];
+        if (floor_us[r] > floor_worst)
+            floor_worst = floor_us[r];
     }
+
+    unpreempted(stall, pre, reps, &up_med, &up_max);
+    unpreempted(floor_us, floor_pre, reps, &fup_med, &fup_max);
 
     pthread_mutex_lock(&lock);
     done = 1;
@@ -173,7 +272,18 @@ int main(int argc, char **argv)
     printf("dump_ms %.3f\ndump_ms_spread_pct %.1f\ndump_bytes %.0f\n", m,
            bench_spread_pct(ms, (size_t)reps, m), size);
     m = bench_median(stall, (size_t)reps);
-    printf("signal_stall_us %.3f\nsignal_stall_us_max %.3f\nsignal_gaps_found %d\n", m, worst, found);
+    printf("signal_stall_us %.3f\nsignal_stall_us_max %.3f\nsignal_gaps_found %d\n"
+           "signal_stall_preempted %d\n",
+           m, worst, found, preempted);
+    m = bench_median(floor_us, (size_t)reps);
+    printf("signal_floor_us %.3f\nsignal_floor_us_max %.3f\nsignal_floor_preempted %d\n"
+           "signal_pinned %d\n",
+           m, floor_worst, floor_preempted, victim_cpu >= 0);
+    /* Without the repetitions in which the victim was switched out (by the
+     * dumper or by anything else running on its CPU): -1 when none is left. */
+    printf("signal_stall_unpreempted_us %.3f\nsignal_stall_unpreempted_us_max %.3f\n"
+           "signal_floor_unpreempted_us %.3f\nsignal_floor_unpreempted_us_max %.3f\n",
+           up_med, up_max, fup_med, fup_max);
     fr_shutdown();
     return 0;
 }
