@@ -32,8 +32,8 @@
 /* Arrays are prefaulted this much at a time as they fill (see prefault.h). */
 #define PREFAULT_STEP ((size_t)1 << 20)
 
-/* Make room for element @n of the array at *@p of capacity *@cap. */
-static int grow(void **p, size_t *cap, size_t n, size_t size)
+/* grow's slow path: reallocate, or prefault the next step. */
+static __attribute__((noinline)) int grow_slow(void **p, size_t *cap, size_t n, size_t size)
 {
     if (n >= *cap) {
         size_t nc = *cap ? *cap * 2 : 2;
@@ -52,6 +52,15 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
         frd__prefault((char *)*p + off, end - off);
     }
     return 0;
+}
+
+/* Make room for element @n of the array at *@p of capacity *@cap. Inline:
+ * it runs for every task and poll, and rarely has anything to do. */
+static inline int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap && ((n * size) & (PREFAULT_STEP - 1)) >= size)
+        return 0;
+    return grow_slow(p, cap, n, size);
 }
 
 /* ---- chunks for polls and wakes ----------------------------------------- */
@@ -100,10 +109,9 @@ static void *mem_alloc(struct frd_model_mem *a, size_t n)
  * its length: @min (a power of two) up to @min elements, then the next power
  * of two. Outgrown arrays stay in their chunk until the model is freed.
  */
-static int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t size, size_t min)
+static __attribute__((noinline)) int grow_in_slow(struct frd_model_mem *a, void **p, size_t n,
+                                                  size_t size, size_t min)
 {
-    if (n != 0 && (n < min || (n & (n - 1)) != 0))
-        return 0;
     size_t nc = n ? n * 2 : min;
     void *q = mem_alloc(a, nc * size);
     if (!q)
@@ -114,12 +122,26 @@ static int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t size, siz
     return 0;
 }
 
+static inline int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t size, size_t min)
+{
+    if (n != 0 && (n < min || (n & (n - 1)) != 0))
+        return 0;
+    return grow_in_slow(a, p, n, size, min);
+}
+
 /* ---- id -> current instance map (open addressing) ----------------------- */
 
 /*
  * A slot is the instance (its id is m->tasks[inst].id) and 32 bits of the
- * id's hash, which also place it in the table: most probes do not have to
+ * id's tag, which also place it in the table: most probes do not have to
  * look at the task, and growing the table does not look at any.
+ *
+ * The tag keeps ids that differ only in their low 3 bits next to each other:
+ * it is a hash of id >> 3 with its low 3 bits replaced by the id's own. Ids
+ * handed out by a counter (the common case) then fill a cache line of slots
+ * 8 at a time, one cache and TLB miss per 8 new tasks instead of one per
+ * task; other ids are spread as by any hash. Groups of 8 make clusters 8
+ * slots long at worst, one cache line, which linear probing crosses cheaply.
  */
 struct slot {
     uint32_t tag;
@@ -129,9 +151,11 @@ struct slot {
 struct idmap {
     struct slot *s;
     size_t cap, n; /* cap: a power of two, at most 2^32 */
+    uint32_t reused; /* times an id was given a new instance (epoch of the
+                        threads' last_inst caches, see struct tstate) */
 };
 
-static uint32_t hash32(uint64_t k)
+static inline uint32_t hash32(uint64_t k)
 {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdull;
@@ -141,10 +165,15 @@ static uint32_t hash32(uint64_t k)
     return (uint32_t)k;
 }
 
+static inline uint32_t id_tag(uint64_t id)
+{
+    return (hash32(id >> 3) & ~(uint32_t)7) | (uint32_t)(id & 7);
+}
+
 /* The slot holding @id, or the empty slot where it would go. */
 static struct slot *idmap_find(const struct idmap *im, const struct frd_task *tasks, uint64_t id)
 {
-    uint32_t tag = hash32(id);
+    uint32_t tag = id_tag(id);
     size_t j = tag & (im->cap - 1);
     for (;;) {
         struct slot *sl = &im->s[j];
@@ -185,7 +214,9 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
     struct slot *sl = idmap_find(im, tasks, id);
     if (sl->inst == FRD_NONE)
         im->n++;
-    sl->tag = hash32(id);
+    else
+        im->reused++;
+    sl->tag = id_tag(id);
     sl->inst = inst;
     return 0;
 }
@@ -208,9 +239,12 @@ struct tstate {
     int64_t parked_since;
     size_t cap_polls, cap_parked;
     /* the instance the last task event on this thread was for: consecutive
-     * events of one task need no look-up (kept right by new_task) */
+     * events of one task need no look-up. Valid while last_epoch equals
+     * ids.reused: a new instance of an id that had one makes every thread
+     * look its id up again (rare: new ids do not invalidate anything). */
     uint64_t last_id;
     int32_t last_inst;
+    uint32_t last_epoch;
     /* merge: the thread's next event, its key and its index in the thread */
     struct frd_tcur cur;
     const struct frd_event *e; /* = &ahead[next]; its key is in the heap */
@@ -261,9 +295,6 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
     t->delay_p50_ns = t->delay_p99_ns = -1;
     if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks))
         return FRD_NONE;
-    for (size_t i = 0; i < r->d->nthreads; i++)
-        if (r->ts[i].last_id == id)
-            r->ts[i].last_inst = (int32_t)m->ntasks;
     return (int32_t)m->ntasks++;
 }
 
@@ -278,11 +309,13 @@ static int32_t task_for(struct replay *r, uint64_t id, int64_t ns)
 /* The instance event @e on thread @ts is for (a new one for a spawn). */
 static int32_t instance(struct replay *r, struct tstate *ts, const struct frd_event *e, int64_t ns)
 {
-    if (e->type != FR_EV_SPAWN && e->task == ts->last_id && ts->last_inst != FRD_NONE)
+    if (e->type != FR_EV_SPAWN && e->task == ts->last_id && ts->last_inst != FRD_NONE &&
+        ts->last_epoch == r->ids.reused)
         return ts->last_inst;
     int32_t ti = e->type == FR_EV_SPAWN ? new_task(r, e->task, ns) : task_for(r, e->task, ns);
     ts->last_id = e->task;
     ts->last_inst = ti;
+    ts->last_epoch = r->ids.reused;
     return ti;
 }
 
@@ -503,7 +536,7 @@ static inline int advance(struct tstate *ts, const struct idmap *ids)
     while (n < AHEAD && frd__tcur_next(&ts->cur, &ts->ahead[n])) {
         if (ts->ahead[n].type == FR_EV_SPAWN && ids->cap)
             /* a new id, most likely: its slot is a cache miss, start it now */
-            __builtin_prefetch(&ids->s[hash32(ts->ahead[n].task) & (ids->cap - 1)], 1);
+            __builtin_prefetch(&ids->s[id_tag(ts->ahead[n].task) & (ids->cap - 1)], 1);
         n++;
     }
     ts->nahead = n;
@@ -694,7 +727,10 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     /*
      * Each thread's keys are non-decreasing, so the merge is a k-way merge
      * over a binary heap of thread cursors: O(N log T), one event per thread
-     * decoded at a time.
+     * decoded at a time. The thread on top keeps going without touching the
+     * heap while its next key still comes before every other thread's (the
+     * smaller of the top's two children): with one thread, or threads whose
+     * events come in runs, most events cost no heap operation.
      */
     size_t k = 0;
     while (hn > 0) {
@@ -702,22 +738,31 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         int64_t key = heap[0].key;
         const struct frd_thread *th = &d->threads[ti];
         struct tstate *ts = &r.ts[ti];
-        if (!th->complete_head && ts->idx == th->first_whole) {
-            /* history before this point has holes: forget open polls */
-            ts->n = 0;
-            ts->synced = 0;
-        }
-        int32_t task, ref;
-        step(&r, ti, ts->e, key, &task, &ref);
-        if (m->ev)
-            m->ev[k] = (struct frd_mev){&th->events[ts->idx], key, ti, task, ref};
-        k++;
-        ts->idx++;
-        if (advance(ts, &r.ids)) {
+        struct hent bound = {INT64_MAX, UINT32_MAX}; /* the next thread's key */
+        if (hn > 1)
+            bound = hn > 2 && before(heap[2], heap[1]) ? heap[2] : heap[1];
+        for (;;) {
+            if (!th->complete_head && ts->idx == th->first_whole) {
+                /* history before this point has holes: forget open polls */
+                ts->n = 0;
+                ts->synced = 0;
+            }
+            int32_t task, ref;
+            step(&r, ti, ts->e, key, &task, &ref);
+            if (m->ev)
+                m->ev[k] = (struct frd_mev){&th->events[ts->idx], key, ti, task, ref};
+            k++;
+            ts->idx++;
+            if (!advance(ts, &r.ids)) {
+                heap[0] = heap[--hn];
+                break;
+            }
             if (ts->e->ns > key)
-                heap[0].key = ts->e->ns;
-        } else {
-            heap[0] = heap[--hn];
+                key = ts->e->ns;
+            if (!before((struct hent){key, ti}, bound)) {
+                heap[0].key = key;
+                break;
+            }
         }
         sift_down(heap, hn);
     }
