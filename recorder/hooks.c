@@ -38,6 +38,8 @@ int fr__test_no_fold;
 #define FOLDING 1
 #endif
 
+_Static_assert(FR_FOLD_MAX >= 1 && FR_FOLD_MAX <= FR_FOLD_LIST_MAX, "FR_FOLD_MAX: 1..16");
+
 #define STR_EVENTS (1u << FR_EV_AWAIT | 1u << FR_EV_MARK | 1u << FR_EV_AWAIT_EXTERNAL)
 
 static inline uint8_t *put_uleb(uint8_t *p, uint64_t v)

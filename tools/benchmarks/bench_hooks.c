@@ -222,7 +222,6 @@ int main(int argc, char **argv)
     }
     fr_thread_name("bench");
     warm_ring();
-    run_floor(); /* fault in the floor's buffer too */
     if (only) {
         struct {
             const char *name;
@@ -242,6 +241,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-hooks: --only: unknown loop '%s'\n", only);
         return 2;
     }
+    run_floor(); /* fault in the floor's buffer too */
 
     for (int r = 0; r < reps; r++) {
         floor_ns[r] = run_floor();
