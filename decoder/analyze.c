@@ -93,8 +93,7 @@ const char *frd_fmt_dur(int64_t ns, char *buf, size_t len)
     return buf;
 }
 
-/* `task 7 "fetch"` (or `task 7` when the name is unknown). */
-static const char *task_label(const struct frd_model *m, int32_t ti, char *buf, size_t len)
+const char *frd_task_label(const struct frd_model *m, int32_t ti, char *buf, size_t len)
 {
     const struct frd_task *t = &m->tasks[ti];
     size_t n = 0;
@@ -141,7 +140,7 @@ const char *frd_culprit_phrase(const struct frd_model *m, const struct frd_culpr
         return buf;
     char tl[96], n[32], d1[32], d2[32], th[48];
     snprintf(buf, len, "behind %s: %s poll%s, %s of the %s on %s",
-             task_label(m, c->task, tl, sizeof(tl)), fmt_count(c->polls, n, sizeof(n)),
+             frd_task_label(m, c->task, tl, sizeof(tl)), fmt_count(c->polls, n, sizeof(n)),
              c->polls == 1 ? "" : "s", frd_fmt_dur(c->busy_ns, d1, sizeof(d1)),
              frd_fmt_dur(wait_ns, d2, sizeof(d2)), frd_thread_label(m, c->thread, th, sizeof(th)));
     return buf;
@@ -704,13 +703,13 @@ static void put_how(struct sb *s, const struct frd_model *m, const struct frd_fi
         const struct frd_wake *w = &t->wakes[x->wake];
         put(s, "woken by %s", frd_thread_label(m, w->thread, th, sizeof(th)));
         if (w->by_inst != FRD_NONE)
-            put(s, " (%s)", task_label(m, w->by_inst, tl, sizeof(tl)));
+            put(s, " (%s)", frd_task_label(m, w->by_inst, tl, sizeof(tl)));
         break;
     }
     case FRD_HOW_SPAWNED:
         put(s, "spawned on %s", frd_thread_label(m, t->spawn_thread, th, sizeof(th)));
         if (x->kind == FRD_NEVER_POLLED && t->parent_inst != FRD_NONE)
-            put(s, " by %s", task_label(m, t->parent_inst, tl, sizeof(tl)));
+            put(s, " by %s", frd_task_label(m, t->parent_inst, tl, sizeof(tl)));
         break;
     case FRD_HOW_SELF_WOKEN:
         if (x->ran_thread >= 0)
@@ -768,7 +767,7 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
     const struct frd_task *t = &m->tasks[x->task];
     const struct frd_poll *p =
         x->poll != FRD_NONE && (size_t)x->poll < t->npolls ? &t->polls[x->poll] : NULL;
-    task_label(m, x->task, tl, sizeof(tl));
+    frd_task_label(m, x->task, tl, sizeof(tl));
     frd_fmt_dur(x->duration_ns, d1, sizeof(d1));
     int late_idle = x->idle_thread >= 0 && x->idle_ns * 2 >= x->duration_ns;
     switch (x->kind) {

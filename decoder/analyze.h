@@ -193,6 +193,12 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
 const char *frd_culprit_phrase(const struct frd_model *m, const struct frd_culprit *c,
                                int64_t wait_ns, char *buf, size_t len);
 
+/*
+ * frd_task_label - `task 7 "fetch"` for task index @ti of @m into @buf (the
+ * name cut at 48 bytes), or `task 7` when the name is unknown. Return: @buf.
+ */
+const char *frd_task_label(const struct frd_model *m, int32_t ti, char *buf, size_t len);
+
 /* frd_fmt_dur - format @ns as "12.345 ms", "12.3 ms" or "1.2 s" in @buf. */
 const char *frd_fmt_dur(int64_t ns, char *buf, size_t len);
 

@@ -25,19 +25,6 @@
 
 #include "analyze.h"
 
-static const char *task_text(const struct frd_model *m, int32_t ti, char *buf, size_t len)
-{
-    const struct frd_task *t = &m->tasks[ti];
-    size_t n = 0;
-    const char *s = frd_string(m->dump, t->name, &n);
-    if (s)
-        snprintf(buf, len, "task %llu \"%.*s\"", (unsigned long long)t->id,
-                 (int)(n > 40 ? 40 : n), s);
-    else
-        snprintf(buf, len, "task %llu", (unsigned long long)t->id);
-    return buf;
-}
-
 /* `"accounts"`, or `lock 0x7f00...` when it has no name. */
 static const char *lock_text(const struct frd_model *m, uint64_t id, uint32_t name, char *buf,
                              size_t len)
@@ -252,11 +239,11 @@ const char *frd__lock_phrase(const struct frd_model *m, const struct frd_finding
     if (x->kind == FRD_DEADLOCK && x->ncycle) {
         const struct frd_cycle_link *c = x->cycle;
         const struct frd_cycle_link *last = &c[x->ncycle - 1];
-        PUT("%s holds %s, waits for %s", task_text(m, c[0].task, tl, sizeof(tl)),
+        PUT("%s holds %s, waits for %s", frd_task_label(m, c[0].task, tl, sizeof(tl)),
             lock_text(m, last->lock, last->lock_name, lt, sizeof(lt)),
             lock_text(m, c[0].lock, c[0].lock_name, doing, sizeof(doing)));
         for (size_t j = 1; j < x->ncycle; j++)
-            PUT(" ← held by %s, which waits for %s", task_text(m, c[j].task, tl, sizeof(tl)),
+            PUT(" ← held by %s, which waits for %s", frd_task_label(m, c[j].task, tl, sizeof(tl)),
                 lock_text(m, c[j].lock, c[j].lock_name, lt, sizeof(lt)));
         return buf;
     }
@@ -265,7 +252,7 @@ const char *frd__lock_phrase(const struct frd_model *m, const struct frd_finding
     PUT("; it waits for %s", lock_text(m, x->lock, x->lock_name, lt, sizeof(lt)));
     if (x->lock_holder != FRD_NONE) {
         holder_doing(m, x->lock_holder, doing, sizeof(doing));
-        PUT(" held by %s%s", task_text(m, x->lock_holder, tl, sizeof(tl)), doing);
+        PUT(" held by %s%s", frd_task_label(m, x->lock_holder, tl, sizeof(tl)), doing);
     } else {
         int64_t i = frd_lock_find(&m->locks, x->lock);
         size_t nh = i >= 0 ? m->locks.v[i].nholders : 0;

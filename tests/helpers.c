@@ -179,3 +179,27 @@ pid_t th_gettid(void)
 {
     return (pid_t)syscall(SYS_gettid);
 }
+
+/* ---- planted crashes ------------------------------------------------------ */
+
+static volatile int *volatile null_ptr; /* volatile: the compiler cannot see it is NULL */
+static volatile int recurse_forever = 1;
+
+__attribute__((noinline, no_sanitize("undefined"))) void th_crash_null(void)
+{
+    *null_ptr = 1;
+}
+
+__attribute__((noinline)) int th_crash_recurse(int depth)
+{
+    volatile char pad[512];
+    pad[0] = (char)depth;
+    if (!recurse_forever)
+        return pad[0];
+    return th_crash_recurse(depth + 1) + pad[0];
+}
+
+__attribute__((noinline)) void th_crash_abort(void)
+{
+    abort();
+}

@@ -48,4 +48,12 @@ int th_run_child(int (*fn)(void *), void *arg);
 
 pid_t th_gettid(void);
 
+/* The crashes the crash tests plant, each in a frame of its own (never
+ * inlined) so that a backtrace can be checked to reach it: a write through a
+ * NULL pointer (SIGSEGV), endless recursion with 512-byte frames (a stack
+ * overflow: SIGSEGV on the guard page) and abort() (SIGABRT). */
+void th_crash_null(void);
+int th_crash_recurse(int depth);
+void th_crash_abort(void);
+
 #endif

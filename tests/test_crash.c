@@ -57,28 +57,6 @@ static void app_marking_handler(int sig)
     signal(sig, SIG_DFL);
 }
 
-static volatile int *volatile null_ptr; /* volatile: the compiler cannot see it is NULL */
-static volatile int recurse_forever = 1;
-
-__attribute__((noinline, no_sanitize("undefined"))) static void crash_null(void)
-{
-    *null_ptr = 1;
-}
-
-__attribute__((noinline)) static int crash_recurse(int depth)
-{
-    volatile char pad[512];
-    pad[0] = (char)depth;
-    if (!recurse_forever)
-        return pad[0];
-    return crash_recurse(depth + 1) + pad[0];
-}
-
-__attribute__((noinline)) static void crash_abort(void)
-{
-    abort();
-}
-
 __attribute__((noinline)) static void crash_bus(void)
 {
     char path[600];
@@ -138,6 +116,8 @@ static void *neighbour(void *arg)
     return NULL;
 }
 
+static volatile int *volatile null_ptr; /* volatile: the compiler cannot see it is NULL */
+
 __attribute__((noinline, no_sanitize("undefined"))) static void crash_busy(void)
 {
     pthread_t t;
@@ -165,9 +145,9 @@ static int run_crash(void *arg)
     fr_spawn(CRASH_TASK, 0, "crasher");
     fr_poll_begin(CRASH_TASK);
     switch (c->kind) {
-    case NULL_DEREF: crash_null(); break;
-    case STACK_OVERFLOW: crash_recurse(0); break;
-    case ABORT: crash_abort(); break;
+    case NULL_DEREF: th_crash_null(); break;
+    case STACK_OVERFLOW: th_crash_recurse(0); break;
+    case ABORT: th_crash_abort(); break;
     case BUS: crash_bus(); break;
     case FPE: crash_fpe(0); break;
     case TRAP: crash_trap(); break;
@@ -183,9 +163,9 @@ static int run_crash(void *arg)
 static void *crash_fn(enum crash_kind k)
 {
     switch (k) {
-    case NULL_DEREF: return (void *)crash_null;
-    case STACK_OVERFLOW: return (void *)crash_recurse;
-    case ABORT: return (void *)crash_abort;
+    case NULL_DEREF: return (void *)th_crash_null;
+    case STACK_OVERFLOW: return (void *)th_crash_recurse;
+    case ABORT: return (void *)th_crash_abort;
     case BUS: return (void *)crash_bus;
     case FPE: return (void *)crash_fpe;
     case TRAP: return (void *)crash_trap;
@@ -321,7 +301,7 @@ static void *crash_thread(void *arg)
     fr_spawn(task, 0, "double");
     fr_poll_begin(task);
     pthread_barrier_wait(&both);
-    crash_null();
+    th_crash_null();
     return NULL;
 }
 
@@ -374,7 +354,7 @@ static int run_chained(void *arg)
         return 10;
     fr_spawn(CRASH_TASK, 0, "crasher");
     fr_poll_begin(CRASH_TASK);
-    crash_null();
+    th_crash_null();
     return 11;
 }
 
@@ -397,7 +377,7 @@ static int run_no_handlers(void *arg)
     struct fr_config cfg = { .dump_dir = dump_dir, .flags = FR_NO_CRASH_HANDLERS };
     if (fr_init(&cfg) != 0)
         return 10;
-    crash_null();
+    th_crash_null();
     return 11;
 }
 
@@ -453,8 +433,8 @@ static int run_writer_fault(void *arg)
     fr_spawn(CRASH_TASK, 0, "crasher");
     fr_poll_begin(CRASH_TASK);
     switch (c->kind) {
-    case NULL_DEREF: crash_null(); break;
-    case ABORT: crash_abort(); break;
+    case NULL_DEREF: th_crash_null(); break;
+    case ABORT: th_crash_abort(); break;
     case BUSY_NEIGHBOUR: crash_busy(); break;
     default: break;
     }

@@ -45,23 +45,6 @@
 #define TASK 0x7a5c
 static const char *dump_dir;
 
-static volatile int *volatile null_ptr;
-static volatile int recurse_forever = 1;
-
-__attribute__((noinline, no_sanitize("undefined"))) static void crash_null(void)
-{
-    *null_ptr = 1;
-}
-
-__attribute__((noinline)) static int crash_recurse(int depth)
-{
-    volatile char pad[512];
-    pad[0] = (char)depth;
-    if (!recurse_forever)
-        return pad[0];
-    return crash_recurse(depth + 1) + pad[0];
-}
-
 static int init_rec(unsigned flags)
 {
     struct fr_config cfg = { .dump_dir = dump_dir, .flags = flags };
@@ -151,9 +134,9 @@ static void *small_altstack_thread(void *arg)
     if (sigaltstack(NULL, &cur) != 0 || cur.ss_sp != small_stack)
         _exit(21); /* the program's own stack must be left in place */
     if (overflow)
-        crash_recurse(0);
+        th_crash_recurse(0);
     else
-        crash_null();
+        th_crash_null();
     return NULL;
 }
 
@@ -175,7 +158,7 @@ Test(stacks, thread_with_its_own_8k_altstack_null_deref, .timeout = 60)
     struct frd_dump *d = the_crash_dump(SIGSEGV);
     cr_assert_eq(d->crash.task, TASK);
     cr_assert_eq(d->crash.frames[0], d->crash.ip);
-    assert_backtrace_reaches(d, (void *)crash_null);
+    assert_backtrace_reaches(d, (void *)th_crash_null);
     frd_close(d);
 }
 
@@ -186,14 +169,14 @@ Test(stacks, thread_with_its_own_8k_altstack_stack_overflow, .timeout = 60)
     assert_died_of(st, SIGSEGV, "stack overflow on an 8 KiB altstack");
     struct frd_dump *d = the_crash_dump(SIGSEGV);
     cr_assert_eq(d->crash.task, TASK);
-    assert_backtrace_reaches(d, (void *)crash_recurse);
+    assert_backtrace_reaches(d, (void *)th_crash_recurse);
     frd_close(d);
 }
 
 static void *hookless_thread(void *arg)
 {
     (void)arg;
-    crash_null(); /* never called a hook: no ring, no altstack of ours */
+    th_crash_null(); /* never called a hook: no ring, no altstack of ours */
     return NULL;
 }
 
@@ -217,7 +200,7 @@ Test(stacks, thread_that_never_called_a_hook, .timeout = 60)
     struct frd_dump *d = the_crash_dump(SIGSEGV);
     cr_assert_null(th_thread(d, d->crash.tid), "a ring for a thread that never recorded");
     cr_assert_eq(d->crash.task, 0);
-    assert_backtrace_reaches(d, (void *)crash_null);
+    assert_backtrace_reaches(d, (void *)th_crash_null);
     char paths[1][512];
     th_list_dumps(dump_dir, paths, 1);
     frd_close(d);
@@ -277,7 +260,7 @@ static int run_gc(void *arg)
     sigaction(SIGSEGV, NULL, &cur);
     if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction == gc_handler)
         return 14; /* flightrec uninstalled itself */
-    crash_null(); /* the real crash */
+    th_crash_null(); /* the real crash */
     return 11;
 }
 
@@ -291,7 +274,7 @@ Test(signals, earlier_handler_first_resolves_gc_faults_then_real_crash_dumps, .t
     struct frd_dump *d = the_crash_dump(SIGSEGV);
     cr_assert_eq(d->crash.fault_addr, 0, "the dump is of the real crash (address 0)");
     cr_assert_eq(d->crash.task, TASK);
-    assert_backtrace_reaches(d, (void *)crash_null);
+    assert_backtrace_reaches(d, (void *)th_crash_null);
     frd_close(d);
 }
 
@@ -423,7 +406,7 @@ static int run_loader_lock(void *arg)
     pthread_create(&t, NULL, loader_holder, NULL);
     while (!atomic_load(&loader_held))
         sched_yield();
-    crash_null();
+    th_crash_null();
     return 11;
 }
 
@@ -466,7 +449,7 @@ static int run_emfile(void *arg)
     fill_descriptors(leave_free);
     if (leave_free == 0 && open("/dev/null", O_RDONLY) >= 0)
         return 12; /* not out of descriptors after all */
-    crash_null();
+    th_crash_null();
     return 11;
 }
 
@@ -483,7 +466,7 @@ ParameterizedTest(int *free_fds, resources, crash_out_of_descriptors, .timeout =
     assert_died_of(st, SIGSEGV, "crash out of descriptors");
     struct frd_dump *d = the_crash_dump(SIGSEGV);
     cr_assert_gt(d->modules.len, 0, "%d free: module map missing", *free_fds);
-    assert_backtrace_reaches(d, (void *)crash_null);
+    assert_backtrace_reaches(d, (void *)th_crash_null);
     cr_assert_gt(d->crash.nframes, 1, "%d free: backtrace of %u frames", *free_fds,
                  d->crash.nframes);
     char buf[2048];
@@ -615,7 +598,7 @@ static int run_daemon(void *arg)
         usleep(20000);
     }
     if (crash)
-        crash_null();
+        th_crash_null();
     char path[1024];
     if (fr_dump("after the daemon closed everything", path, sizeof path) != 0)
         return 13;
@@ -896,7 +879,7 @@ static int run_null(void *arg)
         return 10;
     fr_spawn(TASK, 0, "t");
     fr_poll_begin(TASK);
-    crash_null();
+    th_crash_null();
     return 11;
 }
 

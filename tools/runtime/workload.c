@@ -213,6 +213,7 @@ struct request {
  * Deliberately naive: trusts that every request has a header. With
  * --bug-crash one does not, and this is where the process dies.
  */
+__attribute__((no_sanitize("undefined"))) /* the planted crash must be a SIGSEGV under UBSan too */
 static enum rt_poll parse_header_poll(struct rt_task *self, void *arg)
 {
     struct child *c = arg;
