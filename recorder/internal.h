@@ -236,21 +236,38 @@ void fr__altstack_install(struct fr_slot *s);
 uint32_t fr__intern(const char *s); /* 0 for NULL; FR_STRING_OVERFLOW when full */
 uint32_t fr__intern_memo_miss(struct fr_writer *w, const char *s); /* fr__intern + memo */
 
-/* @s holds exactly the @len bytes at @text, then a NUL. Reads @s no further
- * than the first 8-byte word that differs (memcmp may read all @len). */
+/* @s holds exactly the @len bytes at @text, then a NUL. Reads no byte of @s
+ * past s[len], and s[len] only when the first @len match (as memcmp, it
+ * reads whole words of the first @len bytes). Word compares, the last one
+ * overlapping the one before: a label costs two or three loads a side. */
 static inline int fr__same_text(const char *text, const char *s, uint32_t len)
 {
-    uint32_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t a, b;
-        __builtin_memcpy(&a, text + i, 8);
-        __builtin_memcpy(&b, s + i, 8);
+    uint64_t a, b;
+    if (len >= 8) {
+        uint32_t i = 0;
+        for (; i + 8 < len; i += 8) {
+            __builtin_memcpy(&a, text + i, 8);
+            __builtin_memcpy(&b, s + i, 8);
+            if (a != b)
+                return 0;
+        }
+        __builtin_memcpy(&a, text + len - 8, 8);
+        __builtin_memcpy(&b, s + len - 8, 8);
         if (a != b)
             return 0;
-    }
-    for (; i < len; i++)
-        if (text[i] != s[i])
+    } else if (len >= 4) {
+        uint32_t x, y, u, v;
+        __builtin_memcpy(&x, text, 4);
+        __builtin_memcpy(&y, s, 4);
+        __builtin_memcpy(&u, text + len - 4, 4);
+        __builtin_memcpy(&v, s + len - 4, 4);
+        if ((x ^ y) | (u ^ v))
             return 0;
+    } else {
+        for (uint32_t i = 0; i < len; i++)
+            if (text[i] != s[i])
+                return 0;
+    }
     return s[len] == '\0';
 }
 
