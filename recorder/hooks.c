@@ -14,7 +14,8 @@
  * Folding (format version 2). Between fr_poll_begin(T) and fr_poll_end(T) on
  * a thread, the events of T itself that the analyses time by the poll (await,
  * await_external, idle, mark, wake, waker clone and drop: FR_FOLDABLE) read no
- * clock and write no record: they are held in the writer (w->fold) and go out
+ * clock and write no record: they are held in the writer (w->fold, already
+ * encoded as fold list entries) and go out
  * with the poll's end record (FR_REC_FOLDED), so a pending poll is two
  * records, its begin and its end. Any other record first writes what is held
  * as an untimed FR_REC_FOLD record, so the order of events on the thread never
@@ -104,14 +105,15 @@ static inline __attribute__((always_inline)) void publish(struct fr_writer *w, u
                           FR_RELEASE);
 }
 
-static inline uint8_t *put_fold_list(uint8_t *p, const struct fr_writer *w)
+/* The fold list: its count, then the held entries, copied whole (the page
+ * keeps FR_MAX_RECORD bytes of slack; bytes past the list are not published). */
+static inline uint8_t *put_fold_list(uint8_t *p, struct fr_writer *w)
 {
     *p++ = (uint8_t)w->nfold;
-    for (uint32_t i = 0; i < w->nfold; i++) {
-        *p++ = (uint8_t)w->fold[i].type;
-        if ((1u << w->fold[i].type) & STR_EVENTS)
-            p = put_uleb(p, w->fold[i].sid);
-    }
+    __builtin_memcpy(p, w->fold, FR_FOLD_BYTES);
+    p += w->fold_len;
+    w->nfold = 0;
+    w->fold_len = 0;
     return p;
 }
 
@@ -125,7 +127,6 @@ __attribute__((noinline)) static void flush_fold(struct fr_writer *w)
     p = put_uleb(p, zigzag(w->poll_task - w->last_task));
     w->last_task = w->poll_task;
     p = put_fold_list(p, w);
-    w->nfold = 0;
     publish(w, p);
 }
 
@@ -163,10 +164,8 @@ put_record(struct fr_writer *w, unsigned type, unsigned args, uint64_t task, uin
         p = put_uleb(p, zigzag(parent - task));
     if (args & ARG_STR)
         p = put_uleb(p, sid);
-    if (FR_UNLIKELY(folded)) {
+    if (FR_UNLIKELY(folded))
         p = put_fold_list(p, w);
-        w->nfold = 0;
-    }
     w->last_ticks = now;
     publish(w, p);
 }
@@ -197,11 +196,11 @@ static inline __attribute__((always_inline)) void record_foldable(unsigned type,
     if (FR_LIKELY(w->in_poll && task == w->poll_task)) {
         if (FR_UNLIKELY(w->nfold == FR_FOLD_MAX))
             flush_fold(w);
-        struct fr_fold_op *op = &w->fold[w->nfold];
-        op->type = type;
-        op->sid = ((1u << type) & STR_EVENTS) ? fr__intern_cached(w, str) : 0;
-        /* after the op: a signal handler's hook (which flushes) sees it whole */
-        atomic_signal_fence(memory_order_seq_cst);
+        uint8_t *p = w->fold + w->fold_len;
+        *p++ = (uint8_t)type;
+        if ((1u << type) & STR_EVENTS)
+            p = put_uleb(p, fr__intern_cached(w, str));
+        w->fold_len = (uint32_t)(p - w->fold);
         w->nfold++;
     } else {
         put_record(w, type, ARG_TASK | (((1u << type) & STR_EVENTS) ? ARG_STR : 0), task, 0, str);

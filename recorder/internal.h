@@ -73,9 +73,13 @@
 #ifndef FR_FOLD_MAX
 #define FR_FOLD_MAX 4u
 #endif
+/* Bytes the held events take in a fold list: each a type byte and, for a
+ * label, a string id of at most 5 bytes; copied whole (FR_FOLD_BYTES, a
+ * multiple of 8), so a page keeps that much slack. */
+#define FR_FOLD_BYTES ((6u * FR_FOLD_MAX + 7u) & ~7u)
 /* Longest record: type + 10-byte delta + 3 x 10-byte varints, or a folded
- * poll end: type + delta + task + count + FR_FOLD_MAX x (type + 5-byte id). */
-#define FR_MAX_RECORD (22u + 1u + 6u * FR_FOLD_MAX > 41u ? 22u + 1u + 6u * FR_FOLD_MAX : 41u)
+ * poll end: type + delta + task + count + the fold bytes copied whole. */
+#define FR_MAX_RECORD (22u + 1u + FR_FOLD_BYTES > 41u ? 22u + 1u + FR_FOLD_BYTES : 41u)
 #define FR_PAGE_PAYLOAD (FR_PAGE_SIZE - FR_PAGE_HEADER_SIZE)
 /* Page sequence numbers carry the slot generation in their top bits, so a
  * reader never mixes pages of two threads that used the same slot. */
@@ -183,12 +187,6 @@ struct fr_intern_memo {
     uint32_t id, len;
 };
 
-/* An event of the polled task held back to be folded into a record (hooks.c). */
-struct fr_fold_op {
-    uint32_t type; /* enum fr_event: a foldable one (FR_FOLDABLE) */
-    uint32_t sid;  /* its string id, 0 if the type carries none */
-};
-
 /* The per-thread writer, in initial-exec TLS: never touched by other threads. */
 struct fr_writer {
     uint32_t epoch;  /* fr__epoch this writer attached in; UINT32_MAX: never */
@@ -204,11 +202,14 @@ struct fr_writer {
     /* The poll open on this thread (the innermost one, between its
      * fr_poll_begin and fr_poll_end): events of poll_task wait in fold[]
      * for the poll's end record (or the thread's next record), untimed.
-     * nfold <= FR_FOLD_MAX; nfold == 0 whenever in_poll == 0. */
+     * nfold <= FR_FOLD_MAX; nfold == 0 whenever in_poll == 0. The held
+     * events are kept encoded as their fold list entries (format.h): the
+     * first fold_len bytes of fold[]. */
     uint32_t in_poll;
     uint32_t nfold;
     uint64_t poll_task;
-    struct fr_fold_op fold[FR_FOLD_MAX];
+    uint32_t fold_len;
+    uint8_t fold[FR_FOLD_BYTES];
     uint32_t gen;
     uint32_t gave_up_epoch; /* attach failed (registry full, thread exited) in this epoch */
     struct fr_intern_memo memo[FR_INTERN_CACHE]; /* cleared at attach: ids die with an epoch */
