@@ -75,9 +75,40 @@ static inline uint64_t frd__uleb_trusted(const uint8_t **pp, const uint8_t *end)
     return r;
 }
 
+/* The next event of a version-2 record of several (c->nfold or c->end_type
+ * set): a folded event of the list at c->fp, else the poll end after it. */
+static inline int frd__tcur_folded(struct frd_tcur *c, struct frd_event *e)
+{
+    e->parent = 0;
+    e->str = 0;
+    e->task = c->fold_task;
+    if (c->nfold) {
+        const uint8_t *p = c->fp, *end = c->end;
+        uint8_t type = p < end ? *p++ : 0;
+        if (type > FR_EV_MAX)
+            type = 0;
+        if (frd__args_of[type] & FRD_A_STR)
+            e->str = (uint32_t)frd__uleb_trusted(&p, end);
+        e->type = type;
+        e->ticks = c->fold_ticks;
+        c->fp = p;
+        if (--c->nfold == 0)
+            c->p = p; /* the record ends with its list */
+    } else {
+        e->type = c->end_type;
+        e->ticks = c->ticks;
+        c->end_type = 0;
+    }
+    e->ns = frd__ticks_to_ns(&c->d->clock, e->ticks);
+    c->idx++;
+    return 1;
+}
+
 /* frd_tcur_next (reader.h), inline. */
 static inline int frd__tcur_next(struct frd_tcur *c, struct frd_event *e)
 {
+    if (__builtin_expect(c->nfold | c->end_type, 0))
+        return frd__tcur_folded(c, e);
     while (c->left == 0) {
         if (c->page >= c->t->ngood)
             return 0;
@@ -90,10 +121,32 @@ static inline int frd__tcur_next(struct frd_tcur *c, struct frd_event *e)
     }
     c->left--;
     const uint8_t *p = c->p, *end = c->end;
-    uint8_t type = p < end ? *p++ : 0;
+    uint8_t tb = p < end ? *p++ : 0;
+    uint8_t type = tb & FR_REC_KIND;
+    uint64_t prev_ticks = c->ticks;
+    if (!(tb & FR_REC_SAME_TIME))
+        c->ticks += frd__uleb_trusted(&p, end);
+    if (__builtin_expect(type == FR_REC_FOLD, 0)) {
+        /* folded events alone: task, list */
+        c->fold_task = c->prev_task + (uint64_t)frd_unzigzag(frd__uleb_trusted(&p, end));
+        c->prev_task = c->fold_task;
+        c->fold_ticks = c->ticks;
+        c->nfold = p < end ? *p++ : 0;
+        c->fp = p;
+        c->p = p;
+        if (c->nfold == 0) { /* validated pages never hold one; an empty event */
+            e->type = 0;
+            e->ticks = c->ticks;
+            e->task = e->parent = 0;
+            e->str = 0;
+            e->ns = frd__ticks_to_ns(&c->d->clock, c->ticks);
+            c->idx++;
+            return 1;
+        }
+        return frd__tcur_folded(c, e);
+    }
     if (type > FR_EV_MAX)
         type = 0;
-    c->ticks += frd__uleb_trusted(&p, end);
     e->type = type;
     e->ticks = c->ticks;
     e->task = 0;
@@ -108,6 +161,16 @@ static inline int frd__tcur_next(struct frd_tcur *c, struct frd_event *e)
         e->parent = e->task + (uint64_t)frd_unzigzag(frd__uleb_trusted(&p, end));
     if (a & FRD_A_STR)
         e->str = (uint32_t)frd__uleb_trusted(&p, end);
+    if (__builtin_expect(tb & FR_REC_FOLDED, 0) && p < end && *p) {
+        /* a poll end with a list: the list's events first, at the ticks of
+         * the record before, then the poll end itself */
+        c->fold_task = e->task;
+        c->fold_ticks = prev_ticks;
+        c->nfold = *p++;
+        c->fp = p;
+        c->end_type = type;
+        return frd__tcur_folded(c, e);
+    }
     c->p = p;
     e->ns = frd__ticks_to_ns(&c->d->clock, c->ticks);
     c->idx++;

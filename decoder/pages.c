@@ -12,7 +12,8 @@
  * Validation decodes every record once but keeps none of them: the good pages
  * stay where they are in the section buffer (struct frd_page), and a thread
  * cursor (frd_tcur) decodes the records again, one at a time, whenever they
- * are read. Holding ~3.3 bytes an event instead of a 40-byte struct is what
+ * are read. A version-2 record may hold several events (a fold list, format.h):
+ * the cursor returns them one by one, so readers see events, never records. Holding ~3.3 bytes an event instead of a 40-byte struct is what
  * lets the decoder take dumps of tens of millions of events.
  */
 #include <stdio.h>
@@ -22,36 +23,72 @@
 #include "cursor.h"
 #include "reader_int.h"
 
+/* A fold list at @c (format.h): n, then n events of FR_FOLDABLE types, with
+ * their string ids. Return: n (1..FR_FOLD_LIST_MAX), or 0 if it is not one. */
+static uint32_t check_fold_list(struct frd_cur *c)
+{
+    uint8_t n, type;
+    uint64_t s;
+    if (frd_get_u8(c, &n) || n == 0 || n > FR_FOLD_LIST_MAX)
+        return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (frd_get_u8(c, &type) || type > FR_EV_MAX || !((FR_FOLDABLE >> type) & 1u))
+            return 0;
+        if ((frd__args_of[type] & FRD_A_STR) && (frd_get_uleb(c, &s) || s > UINT32_MAX))
+            return 0;
+    }
+    return n;
+}
+
 /*
  * Check that the @count records in @used bytes at @p decode and fill the
- * bytes exactly, noting in @pg the ticks of the first and last record and
- * the last THREAD_NAME. Nothing is stored per record: frd_tcur_next decodes
- * them again when they are read.
+ * bytes exactly, noting in @pg the ticks of the first and last record, the
+ * events they hold and the last THREAD_NAME. Version-2 record flags and
+ * fold lists are taken only if @version >= 2. Nothing is stored per record:
+ * frd_tcur_next decodes them again when they are read.
  * Return: 0, or -EBADMSG with @why describing the first mismatch.
  */
 static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64_t base,
-                         struct frd_page *pg, char *why, size_t whylen)
+                         unsigned version, struct frd_page *pg, char *why, size_t whylen)
 {
     struct frd_cur c = frd_cur_make(p, used);
     uint64_t ticks = base;
+    uint32_t events = 0;
+    const uint8_t flags_known = version >= 2 ? FR_REC_SAME_TIME | FR_REC_FOLDED : 0;
     for (uint32_t i = 0; i < count; i++) {
         size_t at = c.pos;
-        uint8_t type;
+        uint8_t tb, type;
         uint64_t delta, z, s;
-        if (frd_get_u8(&c, &type)) {
+        if (frd_get_u8(&c, &tb)) {
             snprintf(why, whylen, "%u records in %u bytes, found %u", count, used, i);
             return -EBADMSG;
         }
-        if (type == 0 || type > FR_EV_MAX) {
+        type = tb & FR_REC_KIND;
+        int fold = version >= 2 && type == FR_REC_FOLD;
+        if ((tb & ~(FR_REC_KIND | flags_known)) || (!fold && (type == 0 || type > FR_EV_MAX)) ||
+            (fold && !(tb & FR_REC_SAME_TIME)) ||
+            ((tb & FR_REC_FOLDED) && type != FR_EV_POLL_PENDING && type != FR_EV_POLL_READY)) {
             snprintf(why, whylen, "an event type 1..%u at record %u (byte %zu), found %u",
-                     FR_EV_MAX, i, at, type);
+                     FR_EV_MAX, i, at, tb);
             return -EBADMSG;
         }
-        if (frd_get_uleb(&c, &delta))
-            goto short_record;
-        ticks += delta;
-        if (i == 0)
+        if (i == 0) /* a folded poll end's list has the ticks before its delta */
             pg->first_ticks = ticks;
+        if (!(tb & FR_REC_SAME_TIME)) {
+            if (frd_get_uleb(&c, &delta))
+                goto short_record;
+            ticks += delta;
+        }
+        if (i == 0 && !(tb & FR_REC_FOLDED))
+            pg->first_ticks = ticks;
+        if (fold) {
+            uint32_t n;
+            if (frd_get_uleb(&c, &z) || (n = check_fold_list(&c)) == 0)
+                goto bad_list;
+            events += n;
+            continue;
+        }
+        events++;
         uint8_t a = frd__args_of[type];
         if ((a & FRD_A_TASK) && frd_get_uleb(&c, &z))
             goto short_record;
@@ -70,10 +107,20 @@ static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64
                 pg->name_str = (uint32_t)s;
             }
         }
+        if (tb & FR_REC_FOLDED) {
+            uint32_t n = check_fold_list(&c);
+            if (n == 0)
+                goto bad_list;
+            events += n;
+        }
         continue;
     short_record:
         snprintf(why, whylen, "%u records in %u bytes, found record %u (%s, byte %zu) cut "
                  "short", count, used, i, frd_event_name(type), at);
+        return -EBADMSG;
+    bad_list:
+        snprintf(why, whylen, "a list of 1..%u foldable events in record %u (byte %zu), found "
+                 "none", FR_FOLD_LIST_MAX, i, at);
         return -EBADMSG;
     }
     if (c.pos != used) {
@@ -82,6 +129,7 @@ static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64
         return -EBADMSG;
     }
     pg->last_ticks = ticks;
+    pg->events = events;
     return 0;
 }
 
@@ -166,7 +214,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
                      used);
             bad = 1;
-        } else if (check_records(body, used, count, base, p, why, sizeof(why))) {
+        } else if (check_records(body, used, count, base, d->hdr.version, p, why, sizeof(why))) {
             bad = 1;
         }
         if (bad) {
@@ -206,7 +254,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
         uint64_t want = i ? pg[i - 1].seq + 1 : 1;
         if (pg[i].seq != want)
             t->first_whole = n;
-        n += pg[i].count;
+        n += pg[i].events;
     }
     t->complete_head = t->pages_started == 0 || (ngood > 0 && pg[0].seq == 1 &&
                                                  pg[ngood - 1].seq == ngood);
@@ -232,11 +280,11 @@ static int first_ticks_from(const struct frd_thread *t, size_t k, uint64_t *tick
 {
     size_t n = 0;
     for (size_t i = 0; i < t->ngood; i++) {
-        if (n >= k && t->pages[i].count) {
+        if (n >= k && t->pages[i].events) {
             *ticks = t->pages[i].first_ticks;
             return 1;
         }
-        n += t->pages[i].count;
+        n += t->pages[i].events;
     }
     return 0;
 }

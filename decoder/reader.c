@@ -220,9 +220,9 @@ static int parse_header(struct frd_dump *d, const uint8_t *buf, size_t len, size
                  endian == 0x04030201u ? " (big-endian writer: unsupported)" : "");
         return -EBADMSG;
     }
-    if (hd->version != FR_FORMAT_VERSION) {
-        snprintf(err, errlen, "%s: offset 16: expected format version %u, found %u", d->path,
-                 FR_FORMAT_VERSION, hd->version);
+    if (hd->version < FR_FORMAT_VERSION_MIN || hd->version > FR_FORMAT_VERSION) {
+        snprintf(err, errlen, "%s: offset 16: expected format version %u to %u, found %u",
+                 d->path, FR_FORMAT_VERSION_MIN, FR_FORMAT_VERSION, hd->version);
         return -EBADMSG;
     }
     if (hd->header_size < 64 + FR_REASON_MAX || hd->header_size > size) {

@@ -155,7 +155,8 @@ struct frd_event {
 struct frd_page {
     uint64_t seq, base;
     const uint8_t *body;
-    uint32_t used, count;
+    uint32_t used, count; /* count: records (a version-2 record may hold several events) */
+    uint32_t events;      /* events in those records */
     uint64_t first_ticks, last_ticks;
     uint32_t name_str;
     uint32_t has_name;
@@ -178,7 +179,7 @@ struct frd_thread {
 
     struct frd_page *pages; /* the good pages, in seq order (unique seqs) */
     size_t ngood;
-    size_t nevents;           /* records in the good pages */
+    size_t nevents;           /* events in the good pages */
     struct frd_event *events; /* NULL unless FRD_OPEN_EVENTS: nevents events in
                                  recording order (page seq, then record) */
 
@@ -314,6 +315,13 @@ struct frd_tcur {
     uint32_t left;          /* how many */
     uint64_t ticks, prev_task;
     size_t idx; /* events returned so far */
+    /* a version-2 record of several events being returned: nfold folded
+     * events left at fp (of fold_task, at fold_ticks), then the poll end
+     * end_type if nonzero (at ticks); p is past the record once they are out */
+    const uint8_t *fp;
+    uint32_t nfold;
+    uint8_t end_type;
+    uint64_t fold_task, fold_ticks;
 };
 
 /* frd_tcur_init - a cursor at the first event of thread @t of dump @d. */

@@ -150,6 +150,7 @@ static void fill_crash_info(int sig, siginfo_t *si, ucontext_t *uc, uint32_t tid
     else
         ci->addr = (uint64_t)(uintptr_t)si->si_addr;
     ci->tid = tid;
+    fr__writer_flush(); /* the crashing poll's folded events, before the ring is copied */
     ci->ticks = fr__ticks();
     ci->task = 0;
     if (fr__w.slot)

@@ -11,6 +11,18 @@
  *   4. one release store of the page's commit word, which publishes the
  *      record to dumpers (pairs with the acquire load in fr__ring_snapshot).
  *
+ * Folding (format version 2). Between fr_poll_begin(T) and fr_poll_end(T) on
+ * a thread, the events of T itself that the analyses time by the poll (await,
+ * await_external, idle, mark, wake, waker clone and drop: FR_FOLDABLE) read no
+ * clock and write no record: they are held in the writer (w->fold, already
+ * encoded as fold list entries) and go out
+ * with the poll's end record (FR_REC_FOLDED), so a pending poll is two
+ * records, its begin and its end. Any other record first writes what is held
+ * as an untimed FR_REC_FOLD record, so the order of events on the thread never
+ * changes. What is held is invisible to a dump taken by another thread until
+ * then; the crash and stall handlers and fr_dump() on this thread flush it
+ * (fr__writer_flush).
+ *
  * No locks, no system calls, no allocation, no read-modify-write atomics
  * (interning a string seen for the first time is the one exception, and it
  * is lock-free: see intern.c).
@@ -19,6 +31,17 @@
 
 /* ARG_LOCK: @parent carries the lock id, encoded like a parent (format.h). */
 enum { ARG_TASK = 1, ARG_PARENT = 2, ARG_STR = 4, ARG_LOCK = ARG_PARENT };
+
+#ifdef FR_TEST_HOOKS
+int fr__test_no_fold;
+#define FOLDING (!fr__test_no_fold)
+#else
+#define FOLDING 1
+#endif
+
+_Static_assert(FR_FOLD_MAX >= 1 && FR_FOLD_MAX <= FR_FOLD_LIST_MAX, "FR_FOLD_MAX: 1..16");
+
+#define STR_EVENTS (1u << FR_EV_AWAIT | 1u << FR_EV_MARK | 1u << FR_EV_AWAIT_EXTERNAL)
 
 static inline uint8_t *put_uleb(uint8_t *p, uint64_t v)
 {
@@ -44,11 +67,10 @@ __attribute__((noinline, cold)) static void drop_nested(struct fr_writer *w)
                           atomic_load_explicit(&r->events_dropped, FR_RELAXED) + 1, FR_RELAXED);
 }
 
-/* Returns the writer when recording is on for this thread (even if this one
- * event was dropped as nested), NULL when it is off: per-thread state beside
- * the ring (current task, thread name) is only touched through it. */
-static inline __attribute__((always_inline)) struct fr_writer *
-record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char *str)
+/* Steps 1 and 2: the writer, busy, when this event is to be recorded; NULL
+ * when recording is off for this thread, or (*@nested set) when the event is
+ * dropped because a hook on this thread was interrupted. */
+static inline __attribute__((always_inline)) struct fr_writer *enter(int *nested)
 {
     struct fr_writer *w = &fr__w;
     uint32_t e = atomic_load_explicit(&fr__epoch, FR_RELAXED);
@@ -58,14 +80,73 @@ record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char 
         return NULL;
     if (FR_UNLIKELY(w->busy)) {
         drop_nested(w);
-        return w;
+        *nested = 1;
+        return NULL;
     }
     w->busy = 1;
     atomic_signal_fence(memory_order_seq_cst); /* a signal handler sees busy before any write */
+    return w;
+}
 
+static inline __attribute__((always_inline)) void leave(struct fr_writer *w)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    w->busy = 0;
+}
+
+/* Publish the record that ends at @p: pairs with the acquire load of commit
+ * in fr__ring_snapshot. */
+static inline __attribute__((always_inline)) void publish(struct fr_writer *w, uint8_t *p)
+{
+    w->pos = p;
+    w->count++;
+    atomic_store_explicit(&w->page->commit,
+                          (uint64_t)(uint32_t)(p - w->page->data) | (uint64_t)w->count << 32,
+                          FR_RELEASE);
+}
+
+/* The fold list: its count, then the held entries, copied whole (the page
+ * keeps FR_MAX_RECORD bytes of slack; bytes past the list are not published). */
+static inline uint8_t *put_fold_list(uint8_t *p, struct fr_writer *w)
+{
+    *p++ = (uint8_t)w->nfold;
+    __builtin_memcpy(p, w->fold, FR_FOLD_BYTES);
+    p += w->fold_len;
+    w->nfold = 0;
+    w->fold_len = 0;
+    return p;
+}
+
+/* Write the held events as one untimed FR_REC_FOLD record (w busy). */
+__attribute__((noinline)) static void flush_fold(struct fr_writer *w)
+{
+    if (FR_UNLIKELY(w->pos > w->limit))
+        fr__writer_next_page(w, w->last_ticks);
+    uint8_t *p = w->pos;
+    *p++ = (uint8_t)(FR_REC_FOLD | FR_REC_SAME_TIME);
+    p = put_uleb(p, zigzag(w->poll_task - w->last_task));
+    w->last_task = w->poll_task;
+    p = put_fold_list(p, w);
+    publish(w, p);
+}
+
+/* Step 3 and 4 for writer @w (busy): one record of @type, timed, after
+ * whatever was held. FR_REC_FOLDED on a poll end of the polled task takes
+ * the held events in. */
+static inline __attribute__((always_inline)) void
+put_record(struct fr_writer *w, unsigned type, unsigned args, uint64_t task, uint64_t parent,
+           const char *str)
+{
     uint32_t sid = 0;
     if (args & ARG_STR)
         sid = fr__intern_cached(w, str);
+    unsigned folded = 0;
+    if (FR_UNLIKELY(w->nfold)) {
+        if ((type == FR_EV_POLL_PENDING || type == FR_EV_POLL_READY) && task == w->poll_task)
+            folded = FR_REC_FOLDED;
+        else
+            flush_fold(w);
+    }
     uint64_t now = fr__ticks();
     if (FR_UNLIKELY(w->pos > w->limit))
         fr__writer_next_page(w, now);
@@ -73,7 +154,7 @@ record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char 
         now = w->last_ticks;
 
     uint8_t *p = w->pos;
-    *p++ = (uint8_t)type;
+    *p++ = (uint8_t)(type | folded);
     p = put_uleb(p, now - w->last_ticks);
     if (args & ARG_TASK) {
         p = put_uleb(p, zigzag(task - w->last_task));
@@ -83,17 +164,60 @@ record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char 
         p = put_uleb(p, zigzag(parent - task));
     if (args & ARG_STR)
         p = put_uleb(p, sid);
-
-    w->pos = p;
+    if (FR_UNLIKELY(folded))
+        p = put_fold_list(p, w);
     w->last_ticks = now;
-    w->count++;
-    /* Publish: pairs with the acquire load of commit in fr__ring_snapshot. */
-    atomic_store_explicit(&w->page->commit,
-                          (uint64_t)(uint32_t)(p - w->page->data) | (uint64_t)w->count << 32,
-                          FR_RELEASE);
+    publish(w, p);
+}
+
+/* Returns the writer when recording is on for this thread (even if this one
+ * event was dropped as nested), NULL when it is off: per-thread state beside
+ * the ring (current task, thread name) is only touched through it. */
+static inline __attribute__((always_inline)) void
+record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char *str)
+{
+    int nested = 0;
+    struct fr_writer *w = enter(&nested);
+    if (!w)
+        return;
+    put_record(w, type, args, task, parent, str);
+    leave(w);
+}
+
+/* An event that may be folded: held when it is the polled task's, inside its
+ * poll, else recorded with its own time. */
+static inline __attribute__((always_inline)) void record_foldable(unsigned type, uint64_t task,
+                                                                  const char *str)
+{
+    int nested = 0;
+    struct fr_writer *w = enter(&nested);
+    if (!w)
+        return;
+    if (FR_LIKELY(w->in_poll && task == w->poll_task)) {
+        if (FR_UNLIKELY(w->nfold == FR_FOLD_MAX))
+            flush_fold(w);
+        uint8_t *p = w->fold + w->fold_len;
+        *p++ = (uint8_t)type;
+        if ((1u << type) & STR_EVENTS)
+            p = put_uleb(p, fr__intern_cached(w, str));
+        w->fold_len = (uint32_t)(p - w->fold);
+        w->nfold++;
+    } else {
+        put_record(w, type, ARG_TASK | (((1u << type) & STR_EVENTS) ? ARG_STR : 0), task, 0, str);
+    }
+    leave(w);
+}
+
+void fr__writer_flush(void)
+{
+    struct fr_writer *w = &fr__w;
+    if (w->epoch != atomic_load_explicit(&fr__epoch, FR_RELAXED) || w->busy || !w->nfold ||
+        !w->page)
+        return;
+    w->busy = 1;
     atomic_signal_fence(memory_order_seq_cst);
-    w->busy = 0;
-    return w;
+    flush_fold(w);
+    leave(w);
 }
 
 FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name)
@@ -103,42 +227,60 @@ FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name)
 
 FR_API void fr_poll_begin(uint64_t task)
 {
-    struct fr_writer *w = record(FR_EV_POLL_BEGIN, ARG_TASK, task, 0, NULL);
+    int nested = 0;
+    struct fr_writer *w = enter(&nested);
     if (FR_LIKELY(w != NULL)) {
-        /* The poll's start for the stall watchdog: the record's own tick,
-         * stored before the task (the release pairs with the watchdog's
-         * acquire load of current_task, see watchdog.c). */
-        atomic_store_explicit(&w->slot->ring.poll_ticks, w->last_ticks, FR_RELAXED);
-        atomic_store_explicit(&w->slot->ring.current_task, task, FR_RELEASE);
+        put_record(w, FR_EV_POLL_BEGIN, ARG_TASK, task, 0, NULL);
+        /* nfold == 0 here: the record wrote whatever was held */
+        w->poll_task = task;
+        w->in_poll = FOLDING;
+    } else if (nested) {
+        w = &fr__w; /* the event is lost, but the watchdog must know the poll runs */
+    } else {
+        return;
     }
+    /* The poll's start for the stall watchdog: the record's own tick,
+     * stored before the task (the release pairs with the watchdog's
+     * acquire load of current_task, see watchdog.c). */
+    atomic_store_explicit(&w->slot->ring.poll_ticks, w->last_ticks, FR_RELAXED);
+    atomic_store_explicit(&w->slot->ring.current_task, task, FR_RELEASE);
+    if (!nested)
+        leave(w);
 }
 
 FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result)
 {
-    struct fr_writer *w = record(result == FR_READY ? FR_EV_POLL_READY : FR_EV_POLL_PENDING,
-                                 ARG_TASK, task, 0, NULL);
-    if (FR_LIKELY(w != NULL))
+    int nested = 0;
+    struct fr_writer *w = enter(&nested);
+    if (FR_LIKELY(w != NULL)) {
+        put_record(w, result == FR_READY ? FR_EV_POLL_READY : FR_EV_POLL_PENDING, ARG_TASK, task,
+                   0, NULL);
+        w->in_poll = 0; /* an outer poll's events are timed from now on */
         atomic_store_explicit(&w->slot->ring.current_task, 0, FR_RELAXED);
+        leave(w);
+    } else if (nested) {
+        atomic_store_explicit(&fr__w.slot->ring.current_task, 0, FR_RELAXED);
+    }
 }
 
 FR_API void fr_await(uint64_t task, const char *label)
 {
-    record(FR_EV_AWAIT, ARG_TASK | ARG_STR, task, 0, label);
+    record_foldable(FR_EV_AWAIT, task, label);
 }
 
 FR_API void fr_wake(uint64_t task)
 {
-    record(FR_EV_WAKE, ARG_TASK, task, 0, NULL);
+    record_foldable(FR_EV_WAKE, task, NULL);
 }
 
 FR_API void fr_waker_clone(uint64_t task)
 {
-    record(FR_EV_WAKER_CLONE, ARG_TASK, task, 0, NULL);
+    record_foldable(FR_EV_WAKER_CLONE, task, NULL);
 }
 
 FR_API void fr_waker_drop(uint64_t task)
 {
-    record(FR_EV_WAKER_DROP, ARG_TASK, task, 0, NULL);
+    record_foldable(FR_EV_WAKER_DROP, task, NULL);
 }
 
 FR_API void fr_park(void)
@@ -158,17 +300,17 @@ FR_API void fr_drop(uint64_t task)
 
 FR_API void fr_mark(uint64_t task, const char *label)
 {
-    record(FR_EV_MARK, ARG_TASK | ARG_STR, task, 0, label);
+    record_foldable(FR_EV_MARK, task, label);
 }
 
 FR_API void fr_await_external(uint64_t task, const char *label)
 {
-    record(FR_EV_AWAIT_EXTERNAL, ARG_TASK | ARG_STR, task, 0, label);
+    record_foldable(FR_EV_AWAIT_EXTERNAL, task, label);
 }
 
 FR_API void fr_idle(uint64_t task)
 {
-    record(FR_EV_IDLE, ARG_TASK, task, 0, NULL);
+    record_foldable(FR_EV_IDLE, task, NULL);
 }
 
 FR_API void fr_lock_wait(uint64_t task, uint64_t lock, const char *name)
@@ -188,7 +330,15 @@ FR_API void fr_lock_release(uint64_t task, uint64_t lock)
 
 FR_API void fr_thread_name(const char *name)
 {
-    struct fr_writer *w = record(FR_EV_THREAD_NAME, ARG_STR, 0, 0, name);
-    if (w)
-        fr__thread_name_set(w->slot, name);
+    int nested = 0;
+    struct fr_writer *w = enter(&nested);
+    if (w) {
+        put_record(w, FR_EV_THREAD_NAME, ARG_STR, 0, 0, name);
+        leave(w);
+    } else if (nested) {
+        w = &fr__w;
+    } else {
+        return;
+    }
+    fr__thread_name_set(w->slot, name);
 }

@@ -281,6 +281,7 @@ FR_API int fr_dump(const char *reason, char *path, size_t path_size)
         return -ENOTCONN;
     if (path && path_size)
         path[0] = '\0';
+    fr__writer_flush(); /* a dump from inside a poll holds that poll's events so far */
     int err = fr__dump_lock(10000);
     if (err)
         return err;

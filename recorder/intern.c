@@ -92,24 +92,21 @@ uint32_t fr__intern(const char *s)
 }
 
 /*
- * fr__intern_cached - fr__intern with the calling thread's memo in front.
- * A hit costs a pointer compare and a memcmp against the interned copy (the
- * caller may have freed and reused the pointer for other text: the compare,
- * including the terminating NUL, catches that). Strings that were truncated
- * or overflowed the table are never memoized.
+ * fr__intern_memo_miss - the memo (internal.h fr__intern_cached) did not
+ * hold @s: intern it and remember it. Strings that were truncated or
+ * overflowed the table are never memoized.
  */
-uint32_t fr__intern_cached(struct fr_writer *w, const char *s)
+uint32_t fr__intern_memo_miss(struct fr_writer *w, const char *s)
 {
     if (!s)
         return 0;
-    struct fr_intern_memo *m = &w->memo[((uintptr_t)s >> 3) % FR_INTERN_CACHE];
-    if (m->ptr == s && memcmp(arena + table[m->id - 2].off, s, m->len) == 0 && s[m->len] == '\0')
-        return m->id;
     uint32_t id = fr__intern(s);
     if (id >= 2) {
         uint32_t len = table[id - 2].len;
         if (len < FR_INTERN_MAX_LEN) {
+            struct fr_intern_memo *m = &w->memo[((uintptr_t)s >> 3) % FR_INTERN_CACHE];
             m->ptr = s;
+            m->text = arena + table[id - 2].off;
             m->id = id;
             m->len = len;
         }

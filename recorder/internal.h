@@ -67,8 +67,19 @@
 #define FR_MIN_RING_BYTES (16u * 1024u)
 #define FR_DEFAULT_RING_BYTES (1024u * 1024u)
 #define FR_DEFAULT_MAX_DUMPS 16u
-/* Longest record: type + 10-byte delta + 3 x 10-byte varints. */
-#define FR_MAX_RECORD 41u
+/* Events of the polled task folded into one record while its poll runs
+ * (hooks.c): more fold fewer records, but a dump taken from another thread
+ * meanwhile misses more of the running poll. */
+#ifndef FR_FOLD_MAX
+#define FR_FOLD_MAX 4u
+#endif
+/* Bytes the held events take in a fold list: each a type byte and, for a
+ * label, a string id of at most 5 bytes; copied whole (FR_FOLD_BYTES, a
+ * multiple of 8), so a page keeps that much slack. */
+#define FR_FOLD_BYTES ((6u * FR_FOLD_MAX + 7u) & ~7u)
+/* Longest record: type + 10-byte delta + 3 x 10-byte varints, or a folded
+ * poll end: type + delta + task + count + the fold bytes copied whole. */
+#define FR_MAX_RECORD (22u + 1u + FR_FOLD_BYTES > 41u ? 22u + 1u + FR_FOLD_BYTES : 41u)
 #define FR_PAGE_PAYLOAD (FR_PAGE_SIZE - FR_PAGE_HEADER_SIZE)
 /* Page sequence numbers carry the slot generation in their top bits, so a
  * reader never mixes pages of two threads that used the same slot. */
@@ -167,11 +178,12 @@ extern _Atomic uint32_t fr__slots_high; /* 1 + highest slot index ever claimed (
 
 /* Per-thread memo of recently interned strings, keyed by the caller's pointer
  * (await labels are usually literals, seen again and again). An entry is a
- * hint, never trusted: it is confirmed against the interned copy. 256 bytes
+ * hint, never trusted: it is confirmed against the interned copy. 384 bytes
  * of initial-exec TLS, small enough for a dlopen'ed library. */
 #define FR_INTERN_CACHE 16
 struct fr_intern_memo {
-    const char *ptr;
+    const char *ptr;  /* the caller's pointer */
+    const char *text; /* the interned copy: len bytes */
     uint32_t id, len;
 };
 
@@ -187,6 +199,17 @@ struct fr_writer {
     uint64_t last_task;
     uint32_t count;  /* records in the current page */
     uint32_t page_index;
+    /* The poll open on this thread (the innermost one, between its
+     * fr_poll_begin and fr_poll_end): events of poll_task wait in fold[]
+     * for the poll's end record (or the thread's next record), untimed.
+     * nfold <= FR_FOLD_MAX; nfold == 0 whenever in_poll == 0. The held
+     * events are kept encoded as their fold list entries (format.h): the
+     * first fold_len bytes of fold[]. */
+    uint32_t in_poll;
+    uint32_t nfold;
+    uint64_t poll_task;
+    uint32_t fold_len;
+    uint8_t fold[FR_FOLD_BYTES];
     uint32_t gen;
     uint32_t gave_up_epoch; /* attach failed (registry full, thread exited) in this epoch */
     struct fr_intern_memo memo[FR_INTERN_CACHE]; /* cleared at attach: ids die with an epoch */
@@ -199,6 +222,10 @@ extern __thread struct fr_writer fr__w __attribute__((tls_model("initial-exec"))
 extern _Atomic uint32_t fr__epoch;
 
 int fr__writer_attach(struct fr_writer *w); /* 1: ready to record */
+/* Write the calling thread's folded events now (hooks.c), unless it is inside
+ * a hook. Async-signal-safe: crash and stall handlers and fr_dump() call it so
+ * that a dump holds the running poll's events so far. */
+void fr__writer_flush(void);
 void fr__writer_next_page(struct fr_writer *w, uint64_t now);
 void fr__registry_reset(void); /* fork child / re-init: every slot free */
 void fr__thread_name_set(struct fr_slot *s, const char *name);
@@ -208,7 +235,56 @@ void fr__altstack_install(struct fr_slot *s);
 /* ---- interned strings (intern.c) ---------------------------------------- */
 
 uint32_t fr__intern(const char *s); /* 0 for NULL; FR_STRING_OVERFLOW when full */
-uint32_t fr__intern_cached(struct fr_writer *w, const char *s); /* the same, memoized */
+uint32_t fr__intern_memo_miss(struct fr_writer *w, const char *s); /* fr__intern + memo */
+
+/* @s holds exactly the @len bytes at @text, then a NUL. Reads no byte of @s
+ * past s[len], and s[len] only when the first @len match (as memcmp, it
+ * reads whole words of the first @len bytes). Word compares, the last one
+ * overlapping the one before: a label costs two or three loads a side. */
+static inline int fr__same_text(const char *text, const char *s, uint32_t len)
+{
+    uint64_t a, b;
+    if (len >= 8) {
+        uint32_t i = 0;
+        for (; i + 8 < len; i += 8) {
+            __builtin_memcpy(&a, text + i, 8);
+            __builtin_memcpy(&b, s + i, 8);
+            if (a != b)
+                return 0;
+        }
+        __builtin_memcpy(&a, text + len - 8, 8);
+        __builtin_memcpy(&b, s + len - 8, 8);
+        if (a != b)
+            return 0;
+    } else if (len >= 4) {
+        uint32_t x, y, u, v;
+        __builtin_memcpy(&x, text, 4);
+        __builtin_memcpy(&y, s, 4);
+        __builtin_memcpy(&u, text + len - 4, 4);
+        __builtin_memcpy(&v, s + len - 4, 4);
+        if ((x ^ y) | (u ^ v))
+            return 0;
+    } else {
+        for (uint32_t i = 0; i < len; i++)
+            if (text[i] != s[i])
+                return 0;
+    }
+    return s[len] == '\0';
+}
+
+/*
+ * fr__intern_cached - fr__intern with the calling thread's memo in front.
+ * A hit costs a pointer compare and a compare of the bytes with the interned
+ * copy, inline: the caller may have freed and reused the pointer for other
+ * text, and the compare (terminating NUL included) catches that.
+ */
+static inline uint32_t fr__intern_cached(struct fr_writer *w, const char *s)
+{
+    const struct fr_intern_memo *m = &w->memo[((uintptr_t)s >> 3) % FR_INTERN_CACHE];
+    if (FR_LIKELY(m->ptr == s && s != NULL) && FR_LIKELY(fr__same_text(m->text, s, m->len)))
+        return m->id;
+    return fr__intern_memo_miss(w, s);
+}
 void fr__intern_reset(void);
 /* Visit every complete entry whose bytes start at or after `from_off`;
  * returns the arena watermark to pass next time. Async-signal-safe. */
@@ -321,6 +397,9 @@ void fr__dump_salvage(enum fr_dump_ctx_id ctx); /* second crash inside a dump: k
 int fr__dump_lock(unsigned timeout_ms);
 void fr__dump_unlock(void);
 #ifdef FR_TEST_HOOKS
+/* Test builds only: nonzero makes every event a record of its own, timed (no
+ * folding), so a test can compare both encodings of one run (hooks.c). */
+extern int fr__test_no_fold;
 /* Test builds only: called by fr_dump()'s writer after it copied a ring. */
 extern void (*fr__test_after_copy)(uint32_t tid);
 #endif

@@ -221,6 +221,9 @@ int fr__writer_attach(struct fr_writer *w)
     w->slot = s;
     w->gen = gen;
     w->page = NULL;
+    w->in_poll = 0; /* a poll held open in an earlier epoch is not this one's */
+    w->nfold = 0;
+    w->fold_len = 0;
     memset(w->memo, 0, sizeof w->memo); /* ids of an earlier epoch may be gone */
     fr__writer_next_page(w, fr__ticks());
     /* Publish the slot to dumpers: pairs with their acquire load of state. */
@@ -239,6 +242,7 @@ static void on_thread_exit(void *arg)
     struct fr_writer *w = &fr__w;
     if (w->slot != s)
         return;
+    fr__writer_flush(); /* events of a poll left open: the ring keeps them */
     stack_t cur;
     if (s->altstack && sigaltstack(NULL, &cur) == 0 &&
         cur.ss_sp == (char *)s->altstack + FR_PAGE_SIZE) {

@@ -5,7 +5,8 @@
  * Glossary
  *   ring     npages pages of FR_PAGE_SIZE bytes, one ring per recording thread.
  *   page     a 24-byte header (seq, base_ticks, commit) and a payload of records.
- *   record   u8 type, ULEB128 tick delta, arguments (see flightrec/format.h).
+ *   record   u8 type, ULEB128 tick delta, arguments, in version 2 maybe a fold
+ *            list of events held while a poll ran (see flightrec/format.h).
  *   seq      page sequence number: (slot generation << 40) | n, n = 1, 2, ...;
  *            0 while a page has never been written or is being recycled.
  *   commit   used | count << 32: how many payload bytes and records are whole.

@@ -127,6 +127,7 @@ static void on_sample(int sig, siginfo_t *si, void *ucv)
     if (atomic_load_explicit(&sample.tid, FR_RELAXED) == (uint32_t)fr__gettid() &&
         atomic_compare_exchange_strong(&sample.state, &expect, SAMPLE_BUSY)) {
         ucontext_t *uc = ucv;
+        fr__writer_flush(); /* the stuck poll's folded events, before the dump copies them */
         sample.ticks = fr__ticks();
         sample.ip = sample.sp = 0;
 #if defined(__x86_64__)

@@ -4,9 +4,11 @@
  * under ThreadSanitizer (Criterion's worker arena cannot be mapped under
  * TSan): `meson test --suite concurrency`, or built with -Db_sanitize=thread.
  *
- * Each writer emits spawn(i, i-1), poll_begin(i), poll_end(i, READY) for
- * i = 1, 2, ...; within the part of a ring a dump says is whole, every event
- * must follow its predecessor in that pattern. Also SIGUSR1 dumps, thread
+ * Each writer emits spawn(i, i-1), poll_begin(i), waker_clone(i), await(i),
+ * poll_end(i, READY) for i = 1, 2, ... (the clone and the await are folded
+ * into the poll's end record, or into a FOLD record when the signal handler's
+ * mark comes between them); within the part of a ring a dump says is whole,
+ * every event must follow its predecessor in that pattern. Also SIGUSR1 dumps, thread
  * churn (short-lived threads whose rings must stay dumpable) and a signal
  * handler that calls hooks on a recording thread (re-entrancy).
  * Usage: stress_rings DIR [ROUNDS]. Exit 0 when every check passed.
@@ -43,6 +45,8 @@ static void *writer(void *arg)
     for (uint64_t i = 1; !atomic_load_explicit(&stop, memory_order_relaxed); i++) {
         fr_spawn(i, i - 1, "w");
         fr_poll_begin(i);
+        fr_waker_clone(i);
+        fr_await(i, "w");
         fr_poll_end(i, FR_READY);
     }
     return NULL;
@@ -66,7 +70,11 @@ static int check_thread(const struct frd_thread *t, int w, size_t *checked)
         if (prev) {
             int ok = (prev->type == FR_EV_SPAWN && e->type == FR_EV_POLL_BEGIN &&
                       e->task == prev->task) ||
-                     (prev->type == FR_EV_POLL_BEGIN && e->type == FR_EV_POLL_READY &&
+                     (prev->type == FR_EV_POLL_BEGIN && e->type == FR_EV_WAKER_CLONE &&
+                      e->task == prev->task) ||
+                     (prev->type == FR_EV_WAKER_CLONE && e->type == FR_EV_AWAIT &&
+                      e->task == prev->task) ||
+                     (prev->type == FR_EV_AWAIT && e->type == FR_EV_POLL_READY &&
                       e->task == prev->task) ||
                      (prev->type == FR_EV_POLL_READY && e->type == FR_EV_SPAWN &&
                       e->task == prev->task + 1 && e->parent == prev->task);

@@ -123,3 +123,40 @@ Test(intern, reused_buffer_with_new_text_is_not_confused)
     frd_close(d);
     fr_shutdown();
 }
+
+/* The memo's compare (whole words, the last one overlapping) at every length
+ * and every position of a one-byte change, and with the text cut short. */
+Test(intern, reused_buffer_changed_anywhere_at_any_length)
+{
+    struct fr_config cfg = { .dump_dir = th_tmpdir(), .ring_bytes = 1u << 20 };
+    cr_assert_eq(fr_init(&cfg), 0);
+    static char buf[48], want[48][48][3][48];
+    size_t n = 0;
+    for (size_t len = 1; len < 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            memset(buf, 0, sizeof buf);
+            for (size_t i = 0; i < len; i++)
+                buf[i] = (char)('a' + (i % 26));
+            fr_mark(1, buf); /* seen: memoized */
+            snprintf(want[len][at][0], sizeof want[len][at][0], "%s", buf);
+            buf[at] = 'Z'; /* same pointer, one byte other */
+            fr_mark(1, buf);
+            snprintf(want[len][at][1], sizeof want[len][at][1], "%s", buf);
+            buf[at] = '\0'; /* same pointer, text cut short there */
+            fr_mark(1, buf);
+            snprintf(want[len][at][2], sizeof want[len][at][2], "%s", buf);
+            n += 3;
+        }
+    }
+    struct frd_dump *d = dump_now();
+    const struct frd_thread *t = me(d);
+    cr_assert_eq(t->nevents, n);
+    size_t k = 0;
+    for (size_t len = 1; len < 40; len++)
+        for (size_t at = 0; at < len; at++)
+            for (int v = 0; v < 3; v++, k++)
+                cr_assert_str_eq(th_string(d, t->events[k].str), want[len][at][v],
+                                 "length %zu, change at %zu, variant %d", len, at, v);
+    frd_close(d);
+    fr_shutdown();
+}

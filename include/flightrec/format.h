@@ -1,5 +1,5 @@
 /*
- * flightrec/format.h - the dump file format, version 1 (see docs/format.md).
+ * flightrec/format.h - the dump file format, version 2 (see docs/format.md).
  *
  * A dump is a valid zstd stream: one skippable frame holding the file header,
  * then one zstd frame (with content checksum) per section. `zstd -t` accepts a
@@ -15,7 +15,10 @@
 
 #include <stdint.h>
 
-#define FR_FORMAT_VERSION 1u
+#define FR_FORMAT_VERSION 2u
+/* Oldest version readers of this header still take: version 1 is version 2
+ * without the record flags and the FOLD record (see "records" below). */
+#define FR_FORMAT_VERSION_MIN 1u
 
 /* ---- frame 0: zstd skippable frame carrying the file header ------------- */
 #define FR_SKIPPABLE_MAGIC 0x184D2A5Au /* in zstd's skippable range 0x184D2A5? */
@@ -164,8 +167,8 @@ enum fr_section {
 
 /* ---- records inside a page ---------------------------------------------- */
 /*
- * Each record: u8 type, ULEB128 tick delta (from the previous record in the
- * page, or from base_ticks for the first), then the arguments in order:
+ * Each record: u8 type byte, ULEB128 tick delta (from the previous record in
+ * the page, or from base_ticks for the first), then the arguments in order:
  *   task   zigzag-LEB128 of (task - previous task argument in this page);
  *          the "previous task" starts at 0 on each page
  *   parent zigzag-LEB128 of (parent - task); does not move "previous task"
@@ -174,7 +177,28 @@ enum fr_section {
  *          (a lock's address and its task's address are often close, so
  *          the difference stays short)
  * A page holds exactly `count` records in exactly `used` bytes.
+ *
+ * Version 2 (version 1 never sets these bits nor writes FR_REC_FOLD):
+ *   type byte = kind | flags, kind = type & FR_REC_KIND (an enum fr_event,
+ *   or FR_REC_FOLD);
+ *   FR_REC_SAME_TIME  no tick delta follows: the record has the ticks of the
+ *                     previous record (base_ticks for a page's first)
+ *   FR_REC_FOLDED     only on POLL_PENDING / POLL_READY: after the task, a
+ *                     fold list; its events come before the poll's end
+ *   FR_REC_FOLD       a record of folded events alone: always SAME_TIME,
+ *                     then task, then a fold list
+ *   fold list: u8 n (1..FR_FOLD_LIST_MAX), then n x { u8 event type (one of
+ *     FR_FOLDABLE), ULEB128 string id if that type carries a string }.
+ *   Each folded event is of the record's task, in list order, with the ticks
+ *   of the record before (the list was held while the task's poll ran: only
+ *   the poll's begin and end carry their own time). A record is thus one
+ *   event, or 1 + n (FOLDED), or n (FOLD); a page's `count` is records.
  */
+#define FR_REC_KIND 0x3fu
+#define FR_REC_FOLDED 0x40u
+#define FR_REC_SAME_TIME 0x80u
+#define FR_REC_FOLD 63u
+#define FR_FOLD_LIST_MAX 16u
 enum fr_event {
     FR_EV_SPAWN = 1,          /* task, parent, string name */
     FR_EV_POLL_BEGIN = 2,     /* task */
@@ -196,6 +220,12 @@ enum fr_event {
     FR_EV_LOCK_RELEASE = 18,  /* task, lock: lets it go */
 };
 #define FR_EV_MAX FR_EV_LOCK_RELEASE
+/* Events a fold list may hold: the polled task's own, inside its poll, whose
+ * time the analyses take from the poll (docs/format.md "Which events carry
+ * their own time"). */
+#define FR_FOLDABLE                                                                                \
+    (1u << FR_EV_AWAIT | 1u << FR_EV_WAKE | 1u << FR_EV_WAKER_CLONE | 1u << FR_EV_WAKER_DROP |     \
+     1u << FR_EV_MARK | 1u << FR_EV_AWAIT_EXTERNAL | 1u << FR_EV_IDLE)
 
 /*
  * Code addresses in strings. A name or label may carry a code address as the

@@ -6,7 +6,10 @@ compares its output with CASE.txt byte for byte.
 basic.frd was written by tools/fuzzing/make_seeds (its first dump, "seed": a
 12 ms poll on worker-1 with ten tasks starving behind it, then worker-2 running
 them) from a copy of the program that no longer exists, so no symbolization can
-depend on the machine.
+depend on the machine. v1-locks.frd and v1-shapes.frd are make_seeds's
+"locks" and "shapes" dumps written by the format-version-1 recorder (awaits,
+waker clones and wakes inside polls, locks): the decoder must keep reading
+version-1 dumps exactly as it did.
 
 usage: check.py FLIGHTREC DIR [--update]   (TAP on stdout)"""
 import os
@@ -21,6 +24,12 @@ CASES = {
     "basic.timeline-task": ["timeline", "basic.frd", "--task", "101"],
     "basic.analyze-json": ["analyze", "basic.frd", "--json"],
     "basic.chrome": ["export", "basic.frd", "--format", "chrome"],
+    "v1-locks.analyze": ["analyze", "v1-locks.frd"],
+    "v1-locks.analyze-json": ["analyze", "v1-locks.frd", "--json"],
+    "v1-locks.timeline": ["timeline", "v1-locks.frd"],
+    "v1-shapes.tasks": ["tasks", "v1-shapes.frd"],
+    "v1-shapes.analyze-json": ["analyze", "v1-shapes.frd", "--json"],
+    "v1-shapes.timeline": ["timeline", "v1-shapes.frd"],
 }
 
 def main():

@@ -36,6 +36,27 @@
         P##unpark();                                                                               \
     } while (0)
 
+/*
+ * A task's whole life as a new user writes it against <flightrec.h>, 10
+ * events: spawned with a name, polled, awaits with a label and clones its
+ * waker inside the poll, returns pending, is woken from outside the poll (the
+ * waker consumed), polled to completion and dropped.
+ */
+#define BENCH_LIFE_EVENTS 10u
+#define BENCH_LIFE(P, id)                                                                          \
+    do {                                                                                           \
+        P##spawn((id), (id) - 1, BENCH_NAME);                                                      \
+        P##poll_begin(id);                                                                         \
+        P##await((id), BENCH_LABEL);                                                               \
+        P##waker_clone(id);                                                                        \
+        P##poll_end((id), FR_PENDING);                                                             \
+        P##wake(id);                                                                               \
+        P##waker_drop(id);                                                                         \
+        P##poll_begin(id);                                                                         \
+        P##poll_end((id), FR_READY);                                                               \
+        P##drop(id);                                                                               \
+    } while (0)
+
 static inline uint64_t bench_now_ns(void)
 {
     struct timespec ts;

@@ -7,6 +7,8 @@
  *   floor_ns      rdtsc + a 16-byte thread-local store per event, same loop
  *   record_ns     one thread recording (ring already faulted in and wrapping)
  *   record_2t_ns  two threads recording at once, per event per thread
+ *   life_ns       a task's 10-event life (bench.h BENCH_LIFE), per event
+ *   life_floor_ns the floor on the same 10 calls; life_over_floor the ratio
  *   floor_2t_ns   the floor on two threads at once (what the machine loses)
  *   hook_wake_ns, hook_await_ns, hook_lock_wait_ns, hook_lock_acquire_ns,
  *   hook_lock_release_ns
@@ -21,6 +23,10 @@
  * "name value" lines for tools/bench.
  *
  *   bench-hooks [--reps N] [--iters SEQUENCES] [--dir DUMP_DIR]
+ *   bench-hooks --only floor|record|life|life-floor [--iters SEQUENCES]
+ *
+ * --only runs one loop (after fr_init and a warm ring) and prints nothing but
+ * "events N": for `perf stat -e instructions,cycles` per event.
  */
 #include <flightrec.h>
 #include <pthread.h>
@@ -84,6 +90,26 @@ static double run_floor(void)
         BENCH_SEQUENCE(floor_, id);
     }
     return (double)(bench_now_ns() - t0) / (double)(iters * BENCH_EVENTS_PER_SEQ);
+}
+
+static double run_life_floor(void)
+{
+    uint64_t base = take_ids(), t0 = bench_now_ns();
+    for (uint64_t i = 0; i < iters; i++) {
+        uint64_t id = base + i;
+        BENCH_LIFE(floor_, id);
+    }
+    return (double)(bench_now_ns() - t0) / (double)(iters * BENCH_LIFE_EVENTS);
+}
+
+static double run_life(void)
+{
+    uint64_t base = take_ids(), t0 = bench_now_ns();
+    for (uint64_t i = 0; i < iters; i++) {
+        uint64_t id = base + i;
+        BENCH_LIFE(fr_, id);
+    }
+    return (double)(bench_now_ns() - t0) / (double)(iters * BENCH_LIFE_EVENTS);
 }
 
 static double run_record(void)
@@ -180,7 +206,9 @@ int main(int argc, char **argv)
         return 2;
     }
     double disabled[100], floor_ns[100], floor2[100], rec[100], rec2[100], ratio[100],
-        ratio2[100], fratio2[100], wake[100], await_[100], lwait[100], lacq[100], lrel[100];
+        ratio2[100], fratio2[100], wake[100], await_[100], lwait[100], lacq[100], lrel[100],
+        life[100], lfloor[100], lratio[100];
+    const char *only = bench_arg_str(argc, argv, "--only", NULL);
 
     /* Before fr_init: every hook returns after one compare. */
     for (int r = 0; r < reps; r++)
@@ -194,6 +222,25 @@ int main(int argc, char **argv)
     }
     fr_thread_name("bench");
     warm_ring();
+    if (only) {
+        struct {
+            const char *name;
+            double (*run)(void);
+            unsigned events;
+        } loops[] = {{"floor", run_floor, BENCH_EVENTS_PER_SEQ},
+                     {"record", run_record, BENCH_EVENTS_PER_SEQ},
+                     {"life", run_life, BENCH_LIFE_EVENTS},
+                     {"life-floor", run_life_floor, BENCH_LIFE_EVENTS}};
+        for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++)
+            if (strcmp(only, loops[i].name) == 0) {
+                loops[i].run();
+                printf("events %llu\n", (unsigned long long)iters * loops[i].events);
+                fr_shutdown();
+                return 0;
+            }
+        fprintf(stderr, "bench-hooks: --only: unknown loop '%s'\n", only);
+        return 2;
+    }
     run_floor(); /* fault in the floor's buffer too */
 
     for (int r = 0; r < reps; r++) {
@@ -202,6 +249,9 @@ int main(int argc, char **argv)
         rec2[r] = run_2t(run_record);
         floor2[r] = run_2t(run_floor);
         ratio[r] = rec[r] / floor_ns[r];
+        lfloor[r] = run_life_floor();
+        life[r] = run_life();
+        lratio[r] = life[r] / lfloor[r];
         ratio2[r] = rec2[r] / rec[r];
         fratio2[r] = floor2[r] / floor_ns[r];
         wake[r] = run_wake();
@@ -218,6 +268,9 @@ int main(int argc, char **argv)
     report("floor_2t_over_floor", fratio2, (size_t)reps);
     report("record_over_floor", ratio, (size_t)reps);
     report("record_2t_over_record", ratio2, (size_t)reps);
+    report("life_floor_ns", lfloor, (size_t)reps);
+    report("life_ns", life, (size_t)reps);
+    report("life_over_floor", lratio, (size_t)reps);
     report("hook_wake_ns", wake, (size_t)reps);
     report("hook_await_ns", await_, (size_t)reps);
     report("hook_lock_wait_ns", lwait, (size_t)reps);
