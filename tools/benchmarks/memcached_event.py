@@ -30,44 +30,24 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from realservers import free_port, memcached_cmd, stats, wait_listening  # noqa: E402
+
 
 def log(msg):
     print(f"memcached_event: {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, limit=10.0):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 class Memcached:
     def __init__(self, memcached, env, prefix=()):
         self.port = free_port()
-        cmd = [*prefix, memcached, "-t", "2", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
-               "-m", "256", "-c", "1024"]
-        if os.geteuid() == 0:
-            cmd += ["-u", "nobody"]
+        cmd = [*prefix, *memcached_cmd(memcached, self.port, memory_mb=256, connections=1024)]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_listening(self.port, self.proc):
@@ -93,12 +73,6 @@ def load(memcaslap, port, seconds):
     if r.returncode != 0 or not m:
         raise SystemExit(f"memcached_event: memcaslap failed: {r.stdout}{r.stderr}")
     return float(m.group(3)), int(m.group(2))
-
-
-def stats(xs):
-    med = statistics.median(xs)
-    return {"median": round(med, 1), "min": round(min(xs), 1), "max": round(max(xs), 1),
-            "spread": round((max(xs) - min(xs)) / med, 4) if med else None}
 
 
 def main():
