@@ -9,6 +9,7 @@ same way. Every server listens on 127.0.0.1 only.
   sanitizer_runtimes(adapter)      the sanitizer runtimes an adapter links
   NAMED, write_named_dir(d, port)  named's zone, configuration and queries
   dns_answers(port)                True when named answers www.example.test A
+  cpu_seconds(pid)                 a process's user + system CPU time so far
   stats(values)                    median, min, max and spread of a series
 """
 import os
@@ -127,6 +128,14 @@ def dns_answers(port):
         return False
     finally:
         s.close()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time, in seconds, that process @pid has used so far
+    (all its threads; /proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stats(values):

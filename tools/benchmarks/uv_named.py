@@ -33,7 +33,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from realservers import NAMED, dns_answers, free_port, stats, write_named_dir  # noqa: E402
+from realservers import (NAMED, cpu_seconds, dns_answers, free_port, stats,  # noqa: E402
+                         write_named_dir)
 
 
 def one_run(d, adapter, cli, seconds, clients):
@@ -60,9 +61,7 @@ def one_run(d, adapter, cli, seconds, clients):
                              timeout=seconds + 60).stdout
         qps = float([ln for ln in out.splitlines() if "Queries per second" in ln][0].split()[-1])
         done = int([ln for ln in out.splitlines() if "Queries completed" in ln][0].split()[2])
-        with open(f"/proc/{named.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu_s = cpu_seconds(named.pid)
         events = replies = 0
         if adapter:
             dump = subprocess.run([cli, "dump", str(named.pid), "--dir", d], capture_output=True,
