@@ -14,7 +14,9 @@
  * checks in /proc/PID/status that the process catches it, and that some
  * thread does not block it (else it could never be delivered). It then lists
  * the dumps of that pid already in the dump directory, sends the signal and
- * polls the directory for a new name. The recorder renames a dump to its
+ * polls the directory for a new name. The signal goes to the dumper thread
+ * itself (tgkill) when the process announced it, so none of the program's
+ * threads is interrupted; else to the process. The recorder renames a dump to its
  * final name only when it is whole, so the first new name is a complete file.
  *
  * The dump directory is --dir, else the FLIGHTREC_DIR the process started
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,13 +180,14 @@ static int env_dir(long pid, char *buf, size_t len)
 
 /*
  * dumper_signal - the dump signal the recorder in process @pid announces in
- * its dumper thread's name. Return: the signal (1..64), 0 for
- * "flightrec:nosig", -EAGAIN for "flightrec:start" (fr_init in progress),
- * -ENOENT if no thread has such a name, -errno if the threads cannot be
- * listed.
+ * its dumper thread's name, and in *@tid that thread's id (0 if none).
+ * Return: the signal (1..64), 0 for "flightrec:nosig", -EAGAIN for
+ * "flightrec:start" (fr_init in progress), -ENOENT if no thread has such a
+ * name, -errno if the threads cannot be listed.
  */
-static int dumper_signal(long pid)
+static int dumper_signal(long pid, pid_t *tid)
 {
+    *tid = 0;
     char path[96];
     snprintf(path, sizeof(path), "/proc/%ld/task", pid);
     DIR *dp = opendir(path);
@@ -215,12 +219,32 @@ static int dumper_signal(long pid)
         } else if (strncmp(v, "sig", 3) == 0 && isdigit((unsigned char)v[3])) {
             char *end;
             long sig = strtol(v + 3, &end, 10);
-            if (!*end && sig >= 1 && sig <= 64)
+            if (!*end && sig >= 1 && sig <= 64) {
                 r = (int)sig;
+                *tid = (pid_t)atol(de->d_name);
+            }
         }
     }
     closedir(dp);
     return r;
+}
+
+/*
+ * send_dump_signal - ask process @pid for a dump with @sig. With the dumper
+ * thread's id @tid (not 0), the signal goes to that thread alone (tgkill),
+ * which keeps it unblocked: no thread of the program is interrupted, where a
+ * signal sent to the process lands on any thread that does not block it,
+ * often the main thread, which is then held up for the handler. If that
+ * thread is gone (the process restarted its recorder), the signal goes to
+ * the process. Return: 0, or -1 with errno set.
+ */
+static int send_dump_signal(pid_t pid, pid_t tid, int sig)
+{
+    if (tid > 0 && syscall(SYS_tgkill, pid, tid, sig) == 0)
+        return 0;
+    if (tid > 0 && errno != ESRCH)
+        return -1;
+    return kill(pid, sig);
 }
 
 /* Does /proc/PID/maps map a file named libflightrec* (the library or an
@@ -365,11 +389,12 @@ int frd_cmd_dump(int argc, char **argv)
         return frd_usage_error(usage_dump, "bad PID '%s'", pid_arg);
 
     char name[16];
-    int announced = dumper_signal(pid);
+    pid_t dumper = 0;
+    int announced = dumper_signal(pid, &dumper);
     for (int64_t until = now_ns() + SETTLE_NS; announced == -EAGAIN && now_ns() < until;) {
         struct timespec ts = {0, POLL_NS};
         nanosleep(&ts, NULL);
-        announced = dumper_signal(pid);
+        announced = dumper_signal(pid, &dumper);
     }
     if (announced == -EAGAIN) {
         fprintf(stderr, "flightrec: dump: flightrec in process %ld is still starting (its dump "
@@ -429,9 +454,13 @@ int frd_cmd_dump(int argc, char **argv)
          (c == 0 || blocked_everywhere(pid, sig) == 1);) {
         struct timespec ts = {0, POLL_NS};
         nanosleep(&ts, NULL);
-        int again = dumper_signal(pid);
-        if (again > 0)
+        pid_t again_tid;
+        int again = dumper_signal(pid, &again_tid);
+        if (again > 0) {
             sig = again;
+            announced = again;
+            dumper = again_tid;
+        }
         c = catches(pid, sig);
     }
     if (c == -ENOENT || c == -ESRCH) {
@@ -480,7 +509,7 @@ int frd_cmd_dump(int argc, char **argv)
         names_free(&seen);
         return 1;
     }
-    if (kill((pid_t)pid, sig) < 0) {
+    if (send_dump_signal((pid_t)pid, sig == announced ? dumper : 0, sig) < 0) {
         int e = errno;
         if (e == ESRCH)
             fprintf(stderr, "flightrec: dump: no process %ld\n", pid);

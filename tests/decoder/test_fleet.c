@@ -257,6 +257,49 @@ Test(dump_cmd, dumps_a_live_process_and_prints_the_path, .timeout = 60)
     finish(pid);
 }
 
+/* A program whose only thread sleeps: nanosleep returns EINTR when a signal
+ * handler runs on that thread (SA_RESTART or not), and then the program
+ * exits with status 7. */
+static pid_t start_sleeper(const char *dir)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid)
+        return pid;
+    struct fr_config cfg = {.dump_dir = dir, .flags = FR_NO_CRASH_HANDLERS};
+    if (fr_init(&cfg))
+        _exit(3);
+    fr_thread_name("sleeper");
+    for (;;) {
+        struct timespec ts = {30, 0};
+        if (nanosleep(&ts, NULL) == -1 && errno == EINTR)
+            _exit(7);
+    }
+}
+
+Test(dump_cmd, interrupts_no_thread_of_the_program, .timeout = 60)
+{
+    char dir[512], args[1200], *out, *err;
+    make_dir(dir, sizeof(dir), "sleeper");
+    pid_t pid = start_sleeper(dir);
+    wait_catching(pid);
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 20", (int)pid, dir);
+    int rc = sc_cli(args, &out, &err);
+    /* the signal went to the dumper thread: the sleeping thread never ran
+     * the handler (a signal sent to the process would have landed on it) */
+    sc_sleep_ms(50);
+    int st = 0;
+    pid_t gone = waitpid(pid, &st, WNOHANG);
+    finish(pid);
+    cr_assert_eq(gone, 0, "the program's thread was interrupted (exit %d)",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    cr_assert_eq(rc, 0, "%s", err);
+    strip_newline(out);
+    struct frd_dump *d = th_open(out);
+    cr_assert_eq(d->hdr.trigger, FR_TRIGGER_SIGNAL);
+    frd_close(d);
+}
+
 Test(dump_cmd, finds_the_default_directory, .timeout = 60)
 {
     char dir[512], args[1200], *out, *err;
