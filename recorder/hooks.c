@@ -247,7 +247,7 @@ static inline __attribute__((always_inline)) int memo_hit(const struct fr_writer
         return 1;
     }
     const struct fr_intern_memo *m = &w->memo[((uintptr_t)s >> 3) % FR_INTERN_CACHE];
-    if (FR_LIKELY(m->ptr == s) && FR_LIKELY(fr__same_text(m->text, s, m->len))) {
+    if (fr__memo_matches(m, s)) {
         *sid = m->id;
         return 1;
     }
