@@ -216,7 +216,7 @@ static inline __attribute__((always_inline)) int writer_ready(const struct fr_wr
 static inline __attribute__((always_inline)) int can_record_fast(const struct fr_writer *w)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    return writer_ready(w) && FR_LIKELY(w->pos <= w->limit) && FR_LIKELY(fr__clock_tsc);
+    return writer_ready(w) && FR_LIKELY(w->pos <= w->limit) && FR_LIKELY(w->tsc);
 #else
     (void)w;
     return 0;

@@ -213,6 +213,7 @@ struct fr_writer {
     uint8_t fold[FR_FOLD_BYTES];
     uint32_t gen;
     uint32_t gave_up_epoch; /* attach failed (registry full, thread exited) in this epoch */
+    uint32_t tsc;           /* fr__clock_tsc at attach: the hooks' fast path tests it here */
     struct fr_intern_memo memo[FR_INTERN_CACHE]; /* cleared at attach: ids die with an epoch */
 };
 
