@@ -347,12 +347,16 @@ static inline __attribute__((always_inline)) void record_foldable(unsigned type,
             atomic_signal_fence(memory_order_seq_cst);
             uint32_t sid = 0;
             if (!((1u << type) & STR_EVENTS) || FR_LIKELY(memo_hit(w, str, &sid))) {
+                /* indexed stores into w->fold: thread-local addressing,
+                 * no pointer into the writer to form first */
                 uint32_t len = w->fold_len;
-                uint8_t *p = w->fold + len;
-                *p++ = (uint8_t)type;
-                if ((1u << type) & STR_EVENTS)
-                    p = put_uleb(p, sid);
-                w->fold_len = (uint32_t)(p - w->fold);
+                w->fold[len++] = (uint8_t)type;
+                if ((1u << type) & STR_EVENTS) {
+                    for (; sid >= 0x80; sid >>= 7)
+                        w->fold[len++] = (uint8_t)(sid | 0x80);
+                    w->fold[len++] = (uint8_t)sid;
+                }
+                w->fold_len = len;
                 w->nfold = nfold + 1;
                 leave(w);
                 return;
