@@ -11,6 +11,12 @@
  *   4. one release store of the page's commit word, which publishes the
  *      record to dumpers (pairs with the acquire load in fr__ring_snapshot).
  *
+ * Each exported hook is a fast path that calls nothing: it first checks,
+ * writing nothing, that the event needs no more than steps 1-4 (attached,
+ * not nested, room in the page, the TSC as clock, any string in the memo,
+ * nothing held to write first) and otherwise tail-calls the generic code
+ * (record_slow and its siblings), which handles every case.
+ *
  * Folding (format version 2). Between fr_poll_begin(T) and fr_poll_end(T) on
  * a thread, the events of T itself that the analyses time by the poll (await,
  * await_external, idle, mark, wake, waker clone and drop: FR_FOLDABLE) read no
