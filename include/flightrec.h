@@ -34,6 +34,18 @@ extern "C" {
 #define FR_API
 #endif
 
+/* FR_HOOK: how a program calls the task hooks. On x86-64 with a compiler
+ * that has the noplt attribute (GCC), a call goes through the GOT entry
+ * instead of a PLT stub: one indirect call instead of a call and a jump, the
+ * same symbols and ABI (the library's own build leaves it out). */
+#define FR_HOOK FR_API
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(FR_BUILDING_LIBRARY)
+#if __has_attribute(noplt)
+#undef FR_HOOK
+#define FR_HOOK FR_API __attribute__((noplt))
+#endif
+#endif
+
 #define FR_VERSION_MAJOR 0
 #define FR_VERSION_MINOR 1
 #define FR_VERSION_PATCH 0
@@ -124,21 +136,21 @@ FR_API void fr_shutdown(void);
 FR_API int fr_dump(const char *reason, char *path, size_t path_size);
 
 /* fr_thread_name - label the calling worker thread in dumps (first 31 bytes). */
-FR_API void fr_thread_name(const char *name);
+FR_HOOK void fr_thread_name(const char *name);
 
 enum fr_poll_result { FR_PENDING = 0, FR_READY = 1 };
 
-FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name); /* parent 0: none */
-FR_API void fr_poll_begin(uint64_t task);
-FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result);
-FR_API void fr_await(uint64_t task, const char *label); /* where a pending task waits */
-FR_API void fr_wake(uint64_t task);        /* from any thread, or from a poll */
-FR_API void fr_waker_clone(uint64_t task); /* one more reference to its waker */
-FR_API void fr_waker_drop(uint64_t task);  /* one reference fewer */
-FR_API void fr_park(void);                 /* this worker goes idle */
-FR_API void fr_unpark(void);               /* this worker resumes */
-FR_API void fr_drop(uint64_t task);        /* task finished or cancelled */
-FR_API void fr_mark(uint64_t task, const char *label); /* a user annotation */
+FR_HOOK void fr_spawn(uint64_t task, uint64_t parent, const char *name); /* parent 0: none */
+FR_HOOK void fr_poll_begin(uint64_t task);
+FR_HOOK void fr_poll_end(uint64_t task, enum fr_poll_result result);
+FR_HOOK void fr_await(uint64_t task, const char *label); /* where a pending task waits */
+FR_HOOK void fr_wake(uint64_t task);        /* from any thread, or from a poll */
+FR_HOOK void fr_waker_clone(uint64_t task); /* one more reference to its waker */
+FR_HOOK void fr_waker_drop(uint64_t task);  /* one reference fewer */
+FR_HOOK void fr_park(void);                 /* this worker goes idle */
+FR_HOOK void fr_unpark(void);               /* this worker resumes */
+FR_HOOK void fr_drop(uint64_t task);        /* task finished or cancelled */
+FR_HOOK void fr_mark(uint64_t task, const char *label); /* a user annotation */
 
 /*
  * Waits that are not a bug however long they last. A pending task that says
@@ -159,8 +171,8 @@ FR_API void fr_mark(uint64_t task, const char *label); /* a user annotation */
  * Both may be called inside the task's poll or outside it (a loop's start or
  * stop call); outside a poll they also end a runnable span that had no poll.
  */
-FR_API void fr_await_external(uint64_t task, const char *label);
-FR_API void fr_idle(uint64_t task);
+FR_HOOK void fr_await_external(uint64_t task, const char *label);
+FR_HOOK void fr_idle(uint64_t task);
 
 /*
  * Locks and other resources a task can wait for and hold: an async mutex, a
@@ -184,9 +196,9 @@ FR_API void fr_idle(uint64_t task);
  * waiting for a lock the next one holds is a `deadlock`; a hung task waiting
  * for a lock names the holder and what the holder is doing.
  */
-FR_API void fr_lock_wait(uint64_t task, uint64_t lock, const char *name);
-FR_API void fr_lock_acquire(uint64_t task, uint64_t lock);
-FR_API void fr_lock_release(uint64_t task, uint64_t lock);
+FR_HOOK void fr_lock_wait(uint64_t task, uint64_t lock, const char *name);
+FR_HOOK void fr_lock_acquire(uint64_t task, uint64_t lock);
+FR_HOOK void fr_lock_release(uint64_t task, uint64_t lock);
 
 /*
  * The inline gates. While flightrec is not recording (before fr_init(),

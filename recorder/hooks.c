@@ -11,6 +11,12 @@
  *   4. one release store of the page's commit word, which publishes the
  *      record to dumpers (pairs with the acquire load in fr__ring_snapshot).
  *
+ * Each exported hook is a fast path that calls nothing: it first checks,
+ * writing nothing, that the event needs no more than steps 1-4 (attached,
+ * not nested, room in the page, the TSC as clock, any string in the memo,
+ * nothing held to write first) and otherwise tail-calls the generic code
+ * (record_slow and its siblings), which handles every case.
+ *
  * Folding (format version 2). Between fr_poll_begin(T) and fr_poll_end(T) on
  * a thread, the events of T itself that the analyses time by the poll (await,
  * await_external, idle, mark, wake, waker clone and drop: FR_FOLDABLE) read no
@@ -94,14 +100,17 @@ static inline __attribute__((always_inline)) void leave(struct fr_writer *w)
     w->busy = 0;
 }
 
-/* Publish the record that ends at @p: pairs with the acquire load of commit
- * in fr__ring_snapshot. */
-static inline __attribute__((always_inline)) void publish(struct fr_writer *w, uint8_t *p)
+/* Publish the record that ends at @p in page @pg, the page's @count-th:
+ * pairs with the acquire load of commit in fr__ring_snapshot. The caller
+ * read w->page and w->count before writing the record's bytes, which the
+ * compiler cannot tell apart from the writer's fields (a byte store may
+ * alias anything), so nothing is loaded twice. */
+static inline __attribute__((always_inline)) void publish(struct fr_writer *w, struct fr_page *pg,
+                                                          uint32_t count, uint8_t *p)
 {
     w->pos = p;
-    w->count++;
-    atomic_store_explicit(&w->page->commit,
-                          (uint64_t)(uint32_t)(p - w->page->data) | (uint64_t)w->count << 32,
+    w->count = count;
+    atomic_store_explicit(&pg->commit, (uint64_t)(uint32_t)(p - pg->data) | (uint64_t)count << 32,
                           FR_RELEASE);
 }
 
@@ -123,11 +132,14 @@ __attribute__((noinline)) static void flush_fold(struct fr_writer *w)
     if (FR_UNLIKELY(w->pos > w->limit))
         fr__writer_next_page(w, w->last_ticks);
     uint8_t *p = w->pos;
+    struct fr_page *pg = w->page;
+    uint32_t count = w->count + 1;
+    uint64_t task = w->poll_task, last_task = w->last_task;
     *p++ = (uint8_t)(FR_REC_FOLD | FR_REC_SAME_TIME);
-    p = put_uleb(p, zigzag(w->poll_task - w->last_task));
-    w->last_task = w->poll_task;
+    p = put_uleb(p, zigzag(task - last_task));
+    w->last_task = task;
     p = put_fold_list(p, w);
-    publish(w, p);
+    publish(w, pg, count, p);
 }
 
 /* Step 3 and 4 for writer @w (busy): one record of @type, timed, after
@@ -150,31 +162,36 @@ put_record(struct fr_writer *w, unsigned type, unsigned args, uint64_t task, uin
     uint64_t now = fr__ticks();
     if (FR_UNLIKELY(w->pos > w->limit))
         fr__writer_next_page(w, now);
-    if (FR_UNLIKELY(now < w->last_ticks)) /* TSC skew after a migration: never go back */
-        now = w->last_ticks;
-
+    /* The writer's fields, read once before the record's bytes are stored
+     * and written back once after (see publish). */
     uint8_t *p = w->pos;
+    struct fr_page *pg = w->page;
+    uint32_t count = w->count + 1;
+    uint64_t last_ticks = w->last_ticks, last_task = w->last_task;
+    if (FR_UNLIKELY(now < last_ticks)) /* TSC skew after a migration: never go back */
+        now = last_ticks;
+
     *p++ = (uint8_t)(type | folded);
-    p = put_uleb(p, now - w->last_ticks);
-    if (args & ARG_TASK) {
-        p = put_uleb(p, zigzag(task - w->last_task));
-        w->last_task = task;
-    }
+    p = put_uleb(p, now - last_ticks);
+    if (args & ARG_TASK)
+        p = put_uleb(p, zigzag(task - last_task));
     if (args & ARG_PARENT)
         p = put_uleb(p, zigzag(parent - task));
     if (args & ARG_STR)
         p = put_uleb(p, sid);
     if (FR_UNLIKELY(folded))
         p = put_fold_list(p, w);
+    if (args & ARG_TASK)
+        w->last_task = task;
     w->last_ticks = now;
-    publish(w, p);
+    publish(w, pg, count, p);
 }
 
-/* Returns the writer when recording is on for this thread (even if this one
- * event was dropped as nested), NULL when it is off: per-thread state beside
- * the ring (current task, thread name) is only touched through it. */
-static inline __attribute__((always_inline)) void
-record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char *str)
+/* Everything the fast paths below leave out: the first event of a thread
+ * (attach), recording off, a nested hook, a page switch, a clock other than
+ * the TSC, held events to write first, a string the memo does not hold. */
+__attribute__((noinline)) static void record_slow(unsigned type, unsigned args, uint64_t task,
+                                                  uint64_t parent, const char *str)
 {
     int nested = 0;
     struct fr_writer *w = enter(&nested);
@@ -184,10 +201,125 @@ record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char 
     leave(w);
 }
 
+/*
+ * The fast path. A hook first checks, without writing anything, that this
+ * event needs nothing but the clock read and the record's bytes: this thread
+ * records in the current epoch and is not inside a hook, the record fits in the
+ * page, the clock is the TSC. Anything else goes to the generic code above,
+ * as a tail call, so the fast path calls nothing and saves no registers.
+ */
+static inline __attribute__((always_inline)) int writer_ready(const struct fr_writer *w)
+{
+    /* Two 4-byte loads, not one 8-byte load of both: the previous hook's
+     * last store was the 4-byte busy = 0, and a wider load over it cannot
+     * be forwarded from the store buffer (a stall of ~10-15 cycles per
+     * hook). fr__epoch is never UINT32_MAX and w->epoch is while not
+     * attached, so a writer never matches epoch 0 (recording off). */
+    uint32_t e = atomic_load_explicit(&fr__epoch, FR_RELAXED);
+    return FR_LIKELY(w->epoch == e) && FR_LIKELY(w->busy == 0);
+}
+
+static inline __attribute__((always_inline)) int can_record_fast(const struct fr_writer *w)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return writer_ready(w) && FR_LIKELY(w->pos <= w->limit) && FR_LIKELY(w->tsc);
+#else
+    (void)w;
+    return 0;
+#endif
+}
+
+static inline __attribute__((always_inline)) uint64_t read_tsc(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+#else
+    return fr__ticks();
+#endif
+}
+
+/* The memo's answer for @s without a call: 1 and *@sid on a hit (or NULL,
+ * id 0), 0 on a miss. The writer is busy: a signal handler's hook does not
+ * rewrite the memo under us. */
+static inline __attribute__((always_inline)) int memo_hit(const struct fr_writer *w, const char *s,
+                                                          uint32_t *sid)
+{
+    if (!s) {
+        *sid = 0;
+        return 1;
+    }
+    const struct fr_intern_memo *m = &w->memo[((uintptr_t)s >> 3) % FR_INTERN_CACHE];
+    if (fr__memo_matches(m, s)) {
+        *sid = m->id;
+        return 1;
+    }
+    return 0;
+}
+
+/* One record of @type on the fast path (can_record_fast(w) held, w not yet
+ * busy, nothing held unless this is the polled task's poll end): the bytes
+ * as put_record writes them. Returns 0, having written nothing, when a
+ * string is not in the memo or held events must be written first: the
+ * caller then takes record_slow. */
+static inline __attribute__((always_inline)) int
+put_fast(struct fr_writer *w, unsigned type, unsigned args, uint64_t task, uint64_t parent,
+         const char *str)
+{
+    unsigned folded = 0;
+    if (FR_UNLIKELY(w->nfold)) {
+        if ((type == FR_EV_POLL_PENDING || type == FR_EV_POLL_READY) && task == w->poll_task)
+            folded = FR_REC_FOLDED;
+        else
+            return 0;
+    }
+    w->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst); /* a signal handler sees busy before any write */
+    uint32_t sid = 0;
+    if ((args & ARG_STR) && FR_UNLIKELY(!memo_hit(w, str, &sid))) {
+        leave(w);
+        return 0;
+    }
+    uint64_t now = read_tsc();
+    uint8_t *p = w->pos;
+    struct fr_page *pg = w->page;
+    uint32_t count = w->count + 1;
+    uint64_t last_ticks = w->last_ticks, last_task = w->last_task;
+    if (FR_UNLIKELY(now < last_ticks)) /* TSC skew after a migration: never go back */
+        now = last_ticks;
+    *p++ = (uint8_t)(type | folded);
+    p = put_uleb(p, now - last_ticks);
+    if (args & ARG_TASK)
+        p = put_uleb(p, zigzag(task - last_task));
+    if (args & ARG_PARENT)
+        p = put_uleb(p, zigzag(parent - task));
+    if (args & ARG_STR)
+        p = put_uleb(p, sid);
+    if (folded)
+        p = put_fold_list(p, w);
+    if (args & ARG_TASK)
+        w->last_task = task;
+    w->last_ticks = now;
+    publish(w, pg, count, p);
+    return 1;
+}
+
+static inline __attribute__((always_inline)) void
+record(unsigned type, unsigned args, uint64_t task, uint64_t parent, const char *str)
+{
+    struct fr_writer *w = &fr__w;
+    if (FR_LIKELY(can_record_fast(w)) && FR_LIKELY(put_fast(w, type, args, task, parent, str))) {
+        leave(w);
+        return;
+    }
+    record_slow(type, args, task, parent, str);
+}
+
 /* An event that may be folded: held when it is the polled task's, inside its
  * poll, else recorded with its own time. */
-static inline __attribute__((always_inline)) void record_foldable(unsigned type, uint64_t task,
-                                                                  const char *str)
+__attribute__((noinline)) static void record_foldable_slow(unsigned type, uint64_t task,
+                                                           const char *str)
 {
     int nested = 0;
     struct fr_writer *w = enter(&nested);
@@ -208,6 +340,45 @@ static inline __attribute__((always_inline)) void record_foldable(unsigned type,
     leave(w);
 }
 
+/* Held without a call when the writer is ready, the list has room and any
+ * string is in the memo; else recorded as usual (record_foldable_slow). */
+static inline __attribute__((always_inline)) void record_foldable(unsigned type, uint64_t task,
+                                                                  const char *str)
+{
+    struct fr_writer *w = &fr__w;
+    if (FR_LIKELY(writer_ready(w))) {
+        uint32_t nfold = w->nfold;
+        if (FR_LIKELY(w->in_poll && task == w->poll_task && nfold < FR_FOLD_MAX)) {
+            w->busy = 1;
+            atomic_signal_fence(memory_order_seq_cst);
+            uint32_t sid = 0;
+            if (!((1u << type) & STR_EVENTS) || FR_LIKELY(memo_hit(w, str, &sid))) {
+                /* indexed stores into w->fold: thread-local addressing,
+                 * no pointer into the writer to form first */
+                uint32_t len = w->fold_len;
+                w->fold[len++] = (uint8_t)type;
+                if ((1u << type) & STR_EVENTS) {
+                    for (; sid >= 0x80; sid >>= 7)
+                        w->fold[len++] = (uint8_t)(sid | 0x80);
+                    w->fold[len++] = (uint8_t)sid;
+                }
+                w->fold_len = len;
+                w->nfold = nfold + 1;
+                leave(w);
+                return;
+            }
+            leave(w);
+        } else if (!w->in_poll || task != w->poll_task) {
+            unsigned args = ARG_TASK | (((1u << type) & STR_EVENTS) ? ARG_STR : 0);
+            if (FR_LIKELY(can_record_fast(w)) && FR_LIKELY(put_fast(w, type, args, task, 0, str))) {
+                leave(w);
+                return;
+            }
+        }
+    }
+    record_foldable_slow(type, task, str);
+}
+
 void fr__writer_flush(void)
 {
     struct fr_writer *w = &fr__w;
@@ -225,7 +396,7 @@ FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name)
     record(FR_EV_SPAWN, ARG_TASK | ARG_PARENT | ARG_STR, task, parent, name);
 }
 
-FR_API void fr_poll_begin(uint64_t task)
+__attribute__((noinline)) static void poll_begin_slow(uint64_t task)
 {
     int nested = 0;
     struct fr_writer *w = enter(&nested);
@@ -248,7 +419,7 @@ FR_API void fr_poll_begin(uint64_t task)
         leave(w);
 }
 
-FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result)
+__attribute__((noinline)) static void poll_end_slow(uint64_t task, enum fr_poll_result result)
 {
     int nested = 0;
     struct fr_writer *w = enter(&nested);
@@ -261,6 +432,36 @@ FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result)
     } else if (nested) {
         atomic_store_explicit(&fr__w.slot->ring.current_task, 0, FR_RELAXED);
     }
+}
+
+FR_API void fr_poll_begin(uint64_t task)
+{
+    struct fr_writer *w = &fr__w;
+    if (FR_LIKELY(can_record_fast(w)) &&
+        FR_LIKELY(put_fast(w, FR_EV_POLL_BEGIN, ARG_TASK, task, 0, NULL))) {
+        w->poll_task = task;
+        w->in_poll = FOLDING;
+        /* as in poll_begin_slow: the poll's start, then the task (release) */
+        struct fr_ring *r = &w->slot->ring;
+        atomic_store_explicit(&r->poll_ticks, w->last_ticks, FR_RELAXED);
+        atomic_store_explicit(&r->current_task, task, FR_RELEASE);
+        leave(w);
+        return;
+    }
+    poll_begin_slow(task);
+}
+
+FR_API void fr_poll_end(uint64_t task, enum fr_poll_result result)
+{
+    struct fr_writer *w = &fr__w;
+    unsigned type = result == FR_READY ? FR_EV_POLL_READY : FR_EV_POLL_PENDING;
+    if (FR_LIKELY(can_record_fast(w)) && FR_LIKELY(put_fast(w, type, ARG_TASK, task, 0, NULL))) {
+        w->in_poll = 0;
+        atomic_store_explicit(&w->slot->ring.current_task, 0, FR_RELAXED);
+        leave(w);
+        return;
+    }
+    poll_end_slow(task, result);
 }
 
 FR_API void fr_await(uint64_t task, const char *label)

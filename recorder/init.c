@@ -230,6 +230,7 @@ int fr__init(const struct fr_config *cfg)
     fr__procinfo_init();
     fr__registry_reset();
     fr__intern_reset();
+    fr__intern_find_readonly();
     pthread_once(&atfork_once, atfork_register);
     pin_self();
 

@@ -20,6 +20,7 @@
  * Cost: strlen + FNV-1a over the string and one or two acquire loads on a hit;
  * a compare-and-swap and a fetch-add only the first time a string is seen.
  */
+#include <link.h>
 #include <string.h>
 
 #include "internal.h"
@@ -108,10 +109,60 @@ uint32_t fr__intern_memo_miss(struct fr_writer *w, const char *s)
             m->ptr = s;
             m->text = arena + table[id - 2].off;
             m->id = id;
-            m->len = len;
+            m->len = len | (fr__intern_readonly(s, len + 1) ? FR_MEMO_READONLY : 0);
         }
     }
     return id;
+}
+
+/*
+ * The main program's read-only segments. A string there (a literal label,
+ * a task name) cannot change while the program runs and its mapping is
+ * never unmapped, so a memo entry for it is trusted by its address: a hit
+ * is one pointer compare, without comparing the bytes again. Segments of
+ * shared libraries are left out (dlclose can unmap one, and the address can
+ * then hold other text), and so is everything writable.
+ */
+#define READONLY_MAX 8
+static struct {
+    uintptr_t lo, hi;
+} readonly[READONLY_MAX];
+static _Atomic uint32_t nreadonly;
+
+static int find_readonly(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uint32_t *n = arg;
+    for (unsigned i = 0; i < info->dlpi_phnum && *n < READONLY_MAX; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || !(ph->p_flags & PF_R))
+            continue;
+        readonly[*n].lo = info->dlpi_addr + ph->p_vaddr;
+        readonly[*n].hi = info->dlpi_addr + ph->p_vaddr + ph->p_filesz;
+        (*n)++;
+    }
+    return 1; /* the first object is the main program: stop there */
+}
+
+/* fr_init, before any thread attaches: the ranges are found once and then
+ * only read (the release pairs with the acquire in fr__intern_readonly). */
+void fr__intern_find_readonly(void)
+{
+    if (atomic_load_explicit(&nreadonly, FR_ACQUIRE))
+        return;
+    uint32_t n = 0;
+    dl_iterate_phdr(find_readonly, &n);
+    atomic_store_explicit(&nreadonly, n, FR_RELEASE);
+}
+
+int fr__intern_readonly(const char *s, size_t bytes)
+{
+    uintptr_t a = (uintptr_t)s;
+    uint32_t n = atomic_load_explicit(&nreadonly, FR_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++)
+        if (a >= readonly[i].lo && a < readonly[i].hi && bytes <= readonly[i].hi - a)
+            return 1;
+    return 0;
 }
 
 /*

@@ -184,8 +184,9 @@ extern _Atomic uint32_t fr__slots_high; /* 1 + highest slot index ever claimed (
 struct fr_intern_memo {
     const char *ptr;  /* the caller's pointer */
     const char *text; /* the interned copy: len bytes */
-    uint32_t id, len;
+    uint32_t id, len; /* len | FR_MEMO_READONLY: ptr is in the program's read-only text */
 };
+#define FR_MEMO_READONLY 0x80000000u /* len < FR_INTERN_MAX_LEN otherwise */
 
 /* The per-thread writer, in initial-exec TLS: never touched by other threads. */
 struct fr_writer {
@@ -212,6 +213,7 @@ struct fr_writer {
     uint8_t fold[FR_FOLD_BYTES];
     uint32_t gen;
     uint32_t gave_up_epoch; /* attach failed (registry full, thread exited) in this epoch */
+    uint32_t tsc;           /* fr__clock_tsc at attach: the hooks' fast path tests it here */
     struct fr_intern_memo memo[FR_INTERN_CACHE]; /* cleared at attach: ids die with an epoch */
 };
 
@@ -236,6 +238,9 @@ void fr__altstack_install(struct fr_slot *s);
 
 uint32_t fr__intern(const char *s); /* 0 for NULL; FR_STRING_OVERFLOW when full */
 uint32_t fr__intern_memo_miss(struct fr_writer *w, const char *s); /* fr__intern + memo */
+void fr__intern_find_readonly(void); /* fr_init: the main program's read-only segments */
+/* 1 if the @bytes at @s lie in one of the main program's read-only segments */
+int fr__intern_readonly(const char *s, size_t bytes);
 
 /* @s holds exactly the @len bytes at @text, then a NUL. Reads no byte of @s
  * past s[len], and s[len] only when the first @len match (as memcmp, it
@@ -276,12 +281,20 @@ static inline int fr__same_text(const char *text, const char *s, uint32_t len)
  * fr__intern_cached - fr__intern with the calling thread's memo in front.
  * A hit costs a pointer compare and a compare of the bytes with the interned
  * copy, inline: the caller may have freed and reused the pointer for other
- * text, and the compare (terminating NUL included) catches that.
+ * text, and the compare (terminating NUL included) catches that. A string in
+ * the program's read-only segments (FR_MEMO_READONLY) cannot change: its hit
+ * is the pointer compare alone.
  */
+static inline int fr__memo_matches(const struct fr_intern_memo *m, const char *s)
+{
+    return FR_LIKELY(m->ptr == s) &&
+           ((int32_t)m->len < 0 || FR_LIKELY(fr__same_text(m->text, s, m->len)));
+}
+
 static inline uint32_t fr__intern_cached(struct fr_writer *w, const char *s)
 {
     const struct fr_intern_memo *m = &w->memo[((uintptr_t)s >> 3) % FR_INTERN_CACHE];
-    if (FR_LIKELY(m->ptr == s && s != NULL) && FR_LIKELY(fr__same_text(m->text, s, m->len)))
+    if (FR_LIKELY(s != NULL) && fr__memo_matches(m, s))
         return m->id;
     return fr__intern_memo_miss(w, s);
 }

@@ -224,6 +224,7 @@ int fr__writer_attach(struct fr_writer *w)
     w->in_poll = 0; /* a poll held open in an earlier epoch is not this one's */
     w->nfold = 0;
     w->fold_len = 0;
+    w->tsc = (uint32_t)fr__clock_tsc; /* fr__clock_init ran before this epoch began */
     memset(w->memo, 0, sizeof w->memo); /* ids of an earlier epoch may be gone */
     fr__writer_next_page(w, fr__ticks());
     /* Publish the slot to dumpers: pairs with their acquire load of state. */

@@ -3,6 +3,7 @@
  * text gets the same id, and a full table degrades to a placeholder.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,49 @@ Test(intern, reused_buffer_changed_anywhere_at_any_length)
             for (int v = 0; v < 3; v++, k++)
                 cr_assert_str_eq(th_string(d, t->events[k].str), want[len][at][v],
                                  "length %zu, change at %zu, variant %d", len, at, v);
+    frd_close(d);
+    fr_shutdown();
+}
+
+/* Internal (recorder/intern.c): the test links the recorder statically. */
+void fr__intern_find_readonly(void);
+int fr__intern_readonly(const char *s, size_t bytes);
+
+/* The memo trusts a string by its address only in the main program's
+ * read-only segments: literals and const arrays, never a buffer that can be
+ * written, nor a shared library's text (it can be unmapped). */
+Test(intern, only_the_programs_read_only_strings_are_trusted_by_address)
+{
+    struct fr_config cfg = { .dump_dir = th_tmpdir() };
+    cr_assert_eq(fr_init(&cfg), 0);
+    static const char konst[] = "a const array";
+    static char writable[] = "a static buffer";
+    char stack[16] = "on the stack";
+    char *heap = strdup("on the heap");
+    cr_assert_not_null(heap);
+    const char *lit = "a literal";
+    cr_assert(fr__intern_readonly(lit, strlen(lit) + 1));
+    cr_assert(fr__intern_readonly(konst, sizeof konst));
+    cr_assert_not(fr__intern_readonly(writable, sizeof writable));
+    cr_assert_not(fr__intern_readonly(stack, sizeof stack));
+    cr_assert_not(fr__intern_readonly(heap, strlen(heap) + 1));
+    const char *libc_text = strsignal(SIGSEGV); /* glibc's own table, or a buffer */
+    cr_assert_not(fr__intern_readonly(libc_text, strlen(libc_text) + 1));
+    cr_assert_not(fr__intern_readonly(NULL, 1));
+    /* a trusted literal and a buffer holding the same text get one id */
+    strcpy(stack, "a literal");
+    fr_await(1, lit);
+    fr_await(1, lit); /* a hit on the address alone */
+    fr_await(1, stack);
+    fr_await(1, lit);
+    struct frd_dump *d = dump_now();
+    const struct frd_thread *t = me(d);
+    cr_assert_eq(t->nevents, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_str_eq(th_string(d, t->events[i].str), "a literal", "event %d", i);
+    cr_assert_eq(t->events[0].str, t->events[2].str);
+    cr_assert_eq(t->events[1].str, t->events[3].str);
+    free(heap);
     frd_close(d);
     fr_shutdown();
 }
