@@ -58,7 +58,10 @@ static __attribute__((noinline)) int grow_slow(void **p, size_t *cap, size_t n, 
  * it runs for every task and poll, and rarely has anything to do. */
 static inline int grow(void **p, size_t *cap, size_t n, size_t size)
 {
-    if (n < *cap && ((n * size) & (PREFAULT_STEP - 1)) >= size)
+    /* the first step is never prefaulted: element 0 of a small array (a
+     * thread's stack of open polls, emptied and refilled at every poll) has
+     * nothing to do here */
+    if (n < *cap && (((n * size) & (PREFAULT_STEP - 1)) >= size || n * size < PREFAULT_STEP))
         return 0;
     return grow_slow(p, cap, n, size);
 }

@@ -331,6 +331,8 @@ void frd_tcur_init(struct frd_tcur *c, const struct frd_dump *d, const struct fr
     memset(c, 0, sizeof(*c));
     c->d = d;
     c->t = t;
+    c->memo_ticks = 0;
+    c->memo_ns = frd__ticks_to_ns(&d->clock, 0);
 }
 
 int frd_tcur_next(struct frd_tcur *c, struct frd_event *e)
