@@ -476,10 +476,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         wk->ns = ns;
         wk->thread = thread;
         wk->by_inst = FRD_NONE;
-        if (ts->n) {
+        if (ts->n)
             wk->by_inst = ts->stack[ts->n - 1].task;
-            wk->by_task = m->tasks[wk->by_inst].id;
-        }
         if (t->open_poll != FRD_NONE) {
             wk->during_own_poll = 1;
             t->polls[t->open_poll].woken_during = 1;
@@ -499,7 +497,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         break;
     case FR_EV_WAKER_DROP:
         t->waker_refs--;
-        t->waker_drops++;
+        if (t->waker_drops < UINT32_MAX)
+            t->waker_drops++;
         if (t->waker_refs == 0)
             t->waker_zero_ns = ns;
         break;
