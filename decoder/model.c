@@ -535,12 +535,16 @@ static inline int advance(struct tstate *ts, const struct idmap *ids)
         return 1;
     }
     uint32_t n = 0;
-    while (n < AHEAD && frd__tcur_next(&ts->cur, &ts->ahead[n])) {
+    /* a copy of the cursor on the stack: its fields stay in registers while
+     * the batch is decoded */
+    struct frd_tcur cur = ts->cur;
+    while (n < AHEAD && frd__tcur_next(&cur, &ts->ahead[n])) {
         if (ts->ahead[n].type == FR_EV_SPAWN && ids->cap)
             /* a new id, most likely: its slot is a cache miss, start it now */
             __builtin_prefetch(&ids->s[id_tag(ts->ahead[n].task) & (ids->cap - 1)], 1);
         n++;
     }
+    ts->cur = cur;
     ts->nahead = n;
     ts->next = 0;
     ts->e = &ts->ahead[0];
