@@ -427,7 +427,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
             break;
         }
         struct open_poll op = ts->stack[k - 1];
-        memmove(&ts->stack[k - 1], &ts->stack[k], (ts->n - k) * sizeof(*ts->stack));
+        if (k < ts->n) /* not the innermost poll: rare, no call otherwise */
+            memmove(&ts->stack[k - 1], &ts->stack[k], (ts->n - k) * sizeof(*ts->stack));
         ts->n--;
         struct frd_poll *p = &t->polls[op.poll];
         p->end_ns = ns;
