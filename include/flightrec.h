@@ -63,7 +63,9 @@ struct fr_config {
     int         dump_signal; /* 0: SIGUSR1; -1: no dump signal */
     unsigned    flags;       /* FR_NO_CRASH_HANDLERS, ... */
     unsigned    max_dumps;   /* keep at most this many dumps in dump_dir; 0: 16 */
-    /* Added after 0.1: callers built against the older struct never set them. */
+    /* Added after 0.1. A program built against 0.1's header, whose struct
+     * ends at max_dumps, binds to fr_init@FLIGHTREC_0.1 in the shared
+     * library, which takes these as 0 (recorder/abi.c). */
     unsigned    stall_ms;    /* dump when one poll runs longer than this many ms;
                                 0: $FLIGHTREC_STALL_MS, else off */
     unsigned long long dump_on; /* FR_DUMP_ON(SIGTERM) | ...: dump, then the program's own

@@ -205,7 +205,9 @@ static int resolve_config(const struct fr_config *cfg)
     return resolve_triggers(cfg);
 }
 
-FR_API int fr_init(const struct fr_config *cfg)
+/* fr_init's body; abi.c (the shared library, two symbol versions) and
+ * abi_static.c (the static library) define fr_init itself. */
+int fr__init(const struct fr_config *cfg)
 {
     pthread_mutex_lock(&life_lock);
     int err = running ? -EALREADY : 0;

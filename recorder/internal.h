@@ -431,6 +431,8 @@ void fr__dumpfile_abort(struct fr_dumpfile *f);  /* close and unlink the tempora
 
 /* ---- signals (signal.c, crash.c, unwind.c) ------------------------------ */
 
+/* fr_init's body (init.c); fr_init itself is in abi.c or abi_static.c. */
+int fr__init(const struct fr_config *cfg);
 int fr__dumper_start(void);
 void fr__dumper_stop(void);
 void fr__dumper_restart_in_child(void);

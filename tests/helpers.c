@@ -123,6 +123,21 @@ struct frd_dump *th_open(const char *path)
     return d;
 }
 
+struct frd_dump *th_the_crash_dump(const char *dir, int signo)
+{
+    char paths[4][512];
+    int n = th_list_dumps(dir, paths, 4);
+    cr_assert_eq(n, 1, "%d dumps after the crash, want 1", n);
+    cr_assert_eq(th_count_temporaries(dir), 0);
+    cr_assert_eq(th_zstd_test(paths[0]), 0, "zstd -t rejected %s", paths[0]);
+    struct frd_dump *d = th_open(paths[0]);
+    cr_assert(d->have_end, "crash dump cut short: %s", d->nerrors ? d->errors[0] : "");
+    cr_assert_eq(d->hdr.trigger, FR_TRIGGER_CRASH);
+    cr_assert(d->crash.present);
+    cr_assert_eq(d->crash.signo, (uint32_t)signo, "crash signal %u", d->crash.signo);
+    return d;
+}
+
 const struct frd_thread *th_thread(const struct frd_dump *d, uint32_t tid)
 {
     for (size_t i = 0; i < d->nthreads; i++)

@@ -33,6 +33,10 @@ int th_zstd_test(const char *path);
 /* Open a dump with the decoder's reader; fails the test if it cannot. */
 struct frd_dump *th_open(const char *path);
 
+/* The only dump in @dir, checked whole (no temporaries left, zstd accepts it,
+ * END present), a crash dump of signal @signo; fails the test otherwise. */
+struct frd_dump *th_the_crash_dump(const char *dir, int signo);
+
 /* The thread section with this tid, or NULL. */
 const struct frd_thread *th_thread(const struct frd_dump *d, uint32_t tid);
 

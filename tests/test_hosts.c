@@ -51,20 +51,9 @@ static int init_rec(unsigned flags)
     return fr_init(&cfg);
 }
 
-/* The only dump in the directory, whole, of a crash by @signo. */
 static struct frd_dump *the_crash_dump(int signo)
 {
-    char paths[4][512];
-    int n = th_list_dumps(dump_dir, paths, 4);
-    cr_assert_eq(n, 1, "%d dumps after the crash, want 1", n);
-    cr_assert_eq(th_count_temporaries(dump_dir), 0);
-    cr_assert_eq(th_zstd_test(paths[0]), 0, "zstd -t rejected %s", paths[0]);
-    struct frd_dump *d = th_open(paths[0]);
-    cr_assert(d->have_end, "crash dump cut short: %s", d->nerrors ? d->errors[0] : "");
-    cr_assert_eq(d->hdr.trigger, FR_TRIGGER_CRASH);
-    cr_assert(d->crash.present);
-    cr_assert_eq(d->crash.signo, (uint32_t)signo, "crash signal %u", d->crash.signo);
-    return d;
+    return th_the_crash_dump(dump_dir, signo);
 }
 
 static void assert_died_of(int st, int signo, const char *what)

@@ -123,6 +123,33 @@ void sc_dump(char *path)
     cr_assert_eq(fr_dump("scenario", path, 512), 0);
 }
 
+void sc_spawn(void *a) { fr_spawn(SC_TASK(a), 0, "job"); }
+void sc_poll_begin(void *a) { fr_poll_begin(SC_TASK(a)); }
+void sc_poll_end_pending(void *a) { fr_poll_end(SC_TASK(a), FR_PENDING); }
+void sc_poll_pending(void *a) { fr_poll_begin(SC_TASK(a)); fr_poll_end(SC_TASK(a), FR_PENDING); }
+void sc_poll_ready(void *a) { fr_poll_begin(SC_TASK(a)); fr_poll_end(SC_TASK(a), FR_READY); }
+void sc_poll_ready_drop(void *a) { sc_poll_ready(a); fr_drop(SC_TASK(a)); }
+void sc_drop(void *a) { fr_drop(SC_TASK(a)); }
+void sc_wake(void *a) { fr_wake(SC_TASK(a)); }
+void sc_park(void *a) { (void)a; fr_park(); }
+void sc_unpark(void *a) { (void)a; fr_unpark(); }
+
+void sc_two_workers_start(struct sc_worker **a, const char *name_a, struct sc_worker **b,
+                          const char *name_b)
+{
+    sc_recorder_start(0);
+    fr_thread_name("main");
+    *a = sc_worker_start(name_a);
+    *b = sc_worker_start(name_b);
+}
+
+void sc_two_workers_stop(struct sc_worker *a, struct sc_worker *b)
+{
+    sc_worker_stop(a);
+    sc_worker_stop(b);
+    fr_shutdown();
+}
+
 void sc_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -39,6 +39,28 @@ void sc_recorder_start(unsigned ring_kb);
 /* fr_dump into @path (512 bytes). */
 void sc_dump(char *path);
 
+/* Steps for sc_run/sc_start: @a is the task id, cast to a pointer (SC_ARG).
+ * Each calls the hooks its name says; tasks are spawned with the name "job". */
+#define SC_TASK(a) ((uint64_t)(uintptr_t)(a))
+#define SC_ARG(t) ((void *)(uintptr_t)(t))
+void sc_spawn(void *a);            /* fr_spawn(a, 0, "job") */
+void sc_poll_begin(void *a);
+void sc_poll_end_pending(void *a);
+void sc_poll_pending(void *a);     /* begin, end pending */
+void sc_poll_ready(void *a);       /* begin, end ready */
+void sc_poll_ready_drop(void *a);  /* begin, end ready, drop */
+void sc_drop(void *a);
+void sc_wake(void *a);
+void sc_park(void *a);             /* fr_park; @a unused */
+void sc_unpark(void *a);           /* fr_unpark; @a unused */
+
+/* The usual cast: the recorder started (sc_recorder_start(0)), the calling
+ * thread named "main", and two workers started with the names given. */
+void sc_two_workers_start(struct sc_worker **a, const char *name_a, struct sc_worker **b,
+                          const char *name_b);
+/* Stop both workers, then fr_shutdown. */
+void sc_two_workers_stop(struct sc_worker *a, struct sc_worker *b);
+
 void sc_sleep_ms(unsigned ms);
 void sc_spin_ms(unsigned ms); /* busy: a blocking call inside a poll */
 

@@ -25,33 +25,21 @@ static struct sc_worker *w1, *waker;
 
 static void setup(void)
 {
-    sc_recorder_start(0);
-    fr_thread_name("main");
     /* in this order: worker-1's slot, and so its copy, comes before waker's */
-    w1 = sc_worker_start("worker-1");
-    waker = sc_worker_start("waker");
+    sc_two_workers_start(&w1, "worker-1", &waker, "waker");
 }
 
 static void teardown(void)
 {
     fr__test_after_copy = NULL;
-    sc_worker_stop(w1);
-    sc_worker_stop(waker);
-    fr_shutdown();
+    sc_two_workers_stop(w1, waker);
 }
 
 TestSuite(copytime, .init = setup, .fini = teardown, .timeout = 60);
 
 #define TASK(a) ((uint64_t)(uintptr_t)(a))
 #define ARG(t) ((void *)(uintptr_t)(t))
-static void spawn(void *a) { fr_spawn(TASK(a), 0, "job"); }
-static void poll_pending(void *a) { fr_poll_begin(TASK(a)); fr_poll_end(TASK(a), FR_PENDING); }
-static void poll_begin(void *a) { fr_poll_begin(TASK(a)); }
 static void poll_end_ready_drop(void *a) { fr_poll_end(TASK(a), FR_READY); fr_drop(TASK(a)); }
-static void poll_ready_drop(void *a) { fr_poll_begin(TASK(a)); poll_end_ready_drop(a); }
-static void wake(void *a) { fr_wake(TASK(a)); }
-static void park(void *a) { (void)a; fr_park(); }
-static void unpark(void *a) { (void)a; fr_unpark(); }
 static void rename_waker(void *a) { (void)a; fr_thread_name("waker"); }
 
 /* What a scenario does once worker-1's ring has been copied. */
@@ -120,19 +108,19 @@ static size_t count_without_copy_times(const char *path, int kind, uint64_t id)
 
 static void wake_then_poll(void)
 {
-    sc_run(waker, wake, ARG(40));
-    sc_run(w1, unpark, NULL);
-    sc_run(w1, poll_ready_drop, ARG(40));
-    sc_run(w1, park, NULL);
+    sc_run(waker, sc_wake, ARG(40));
+    sc_run(w1, sc_unpark, NULL);
+    sc_run(w1, sc_poll_ready_drop, ARG(40));
+    sc_run(w1, sc_park, NULL);
     sc_sleep_ms(4 * SC_STARVATION_MS);
     sc_run(waker, rename_waker, NULL); /* the recording goes on past the wake */
 }
 
 static void idle_task_on_parked_worker(void)
 {
-    sc_run(w1, spawn, ARG(40));
-    sc_run(w1, poll_pending, ARG(40));
-    sc_run(w1, park, NULL);
+    sc_run(w1, sc_spawn, ARG(40));
+    sc_run(w1, sc_poll_pending, ARG(40));
+    sc_run(w1, sc_park, NULL);
 }
 
 Test(copytime, wake_after_the_workers_copy_is_no_lost_wakeup)
@@ -212,8 +200,8 @@ static void end_poll_later(void)
 
 Test(copytime, poll_ended_after_the_copy_is_not_a_long_poll)
 {
-    sc_run(w1, spawn, ARG(50));
-    sc_run(w1, poll_begin, ARG(50));
+    sc_run(w1, sc_spawn, ARG(50));
+    sc_run(w1, sc_poll_begin, ARG(50));
     after_w1_copy = end_poll_later;
     fr__test_after_copy = hook;
     char path[512];
@@ -238,8 +226,8 @@ Test(copytime, poll_running_through_the_copy_is_a_long_poll)
 {
     /* the healthy counterpart's opposite: a poll stuck well before the dump
      * is still told, however the rings were copied */
-    sc_run(w1, spawn, ARG(60));
-    sc_run(w1, poll_begin, ARG(60));
+    sc_run(w1, sc_spawn, ARG(60));
+    sc_run(w1, sc_poll_begin, ARG(60));
     sc_sleep_ms(4 * SC_LONG_POLL_MS);
     sc_run(waker, rename_waker, NULL);
     char path[512];

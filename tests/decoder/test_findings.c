@@ -13,30 +13,17 @@ static struct sc_worker *w1, *w2;
 
 static void setup(void)
 {
-    sc_recorder_start(0);
-    fr_thread_name("main");
-    w1 = sc_worker_start("worker-1");
-    w2 = sc_worker_start("worker-2");
+    sc_two_workers_start(&w1, "worker-1", &w2, "worker-2");
 }
 
 static void teardown(void)
 {
-    sc_worker_stop(w1);
-    sc_worker_stop(w2);
-    fr_shutdown();
+    sc_two_workers_stop(w1, w2);
 }
 
 /* Steps run on a worker (the argument is the task id). */
 #define TASK(a) ((uint64_t)(uintptr_t)(a))
 #define ARG(t) ((void *)(uintptr_t)(t))
-static void spawn(void *a) { fr_spawn(TASK(a), 0, "job"); }
-static void poll_pending(void *a) { fr_poll_begin(TASK(a)); fr_poll_end(TASK(a), FR_PENDING); }
-static void poll_ready(void *a) { fr_poll_begin(TASK(a)); fr_poll_end(TASK(a), FR_READY); }
-static void poll_ready_drop(void *a) { poll_ready(a); fr_drop(TASK(a)); }
-static void poll_begin(void *a) { fr_poll_begin(TASK(a)); }
-static void poll_end_pending(void *a) { fr_poll_end(TASK(a), FR_PENDING); }
-static void park(void *a) { (void)a; fr_park(); }
-static void unpark(void *a) { (void)a; fr_unpark(); }
 
 static void decode_now(struct sc_result *r)
 {
@@ -51,20 +38,20 @@ Test(findings, clean_run_has_none)
 {
     /* a request: spawned on worker-1, waits on I/O, woken by main, finished
      * on worker-2; it spawns a child that worker-2 runs to completion */
-    sc_run(w1, spawn, ARG(1));
-    sc_run(w1, poll_begin, ARG(1));
+    sc_run(w1, sc_spawn, ARG(1));
+    sc_run(w1, sc_poll_begin, ARG(1));
     fr_waker_clone(1);
     fr_spawn(2, 1, "child");
-    sc_run(w1, poll_end_pending, ARG(1));
-    sc_run(w1, park, NULL);
-    sc_run(w2, poll_ready_drop, ARG(2));
+    sc_run(w1, sc_poll_end_pending, ARG(1));
+    sc_run(w1, sc_park, NULL);
+    sc_run(w2, sc_poll_ready_drop, ARG(2));
     fr_wake(1);
     fr_waker_drop(1);
-    sc_run(w2, poll_ready_drop, ARG(1));
-    sc_run(w2, park, NULL);
+    sc_run(w2, sc_poll_ready_drop, ARG(1));
+    sc_run(w2, sc_park, NULL);
     sc_sleep_ms(3 * SC_STARVATION_MS);
-    sc_run(w1, unpark, NULL);
-    sc_run(w1, park, NULL);
+    sc_run(w1, sc_unpark, NULL);
+    sc_run(w1, sc_park, NULL);
 
     struct sc_result r;
     decode_now(&r);
@@ -75,12 +62,12 @@ Test(findings, clean_run_has_none)
 
 Test(findings, lost_wakeup_waker_dropped)
 {
-    sc_run(w1, spawn, ARG(10));
-    sc_run(w1, poll_begin, ARG(10));
+    sc_run(w1, sc_spawn, ARG(10));
+    sc_run(w1, sc_poll_begin, ARG(10));
     fr_waker_clone(10); /* registered with an I/O source */
-    sc_run(w1, poll_end_pending, ARG(10));
-    sc_run(w1, park, NULL);
-    sc_run(w2, park, NULL);
+    sc_run(w1, sc_poll_end_pending, ARG(10));
+    sc_run(w1, sc_park, NULL);
+    sc_run(w2, sc_park, NULL);
     fr_waker_drop(10); /* ...which drops it without waking */
     sc_sleep_ms(4 * SC_STARVATION_MS);
 
@@ -95,10 +82,10 @@ Test(findings, lost_wakeup_waker_dropped)
 
 Test(findings, lost_wakeup_notification_lost_while_parked)
 {
-    sc_run(w1, spawn, ARG(20));
-    sc_run(w1, poll_pending, ARG(20));
-    sc_run(w1, park, NULL);
-    sc_run(w2, park, NULL);
+    sc_run(w1, sc_spawn, ARG(20));
+    sc_run(w1, sc_poll_pending, ARG(20));
+    sc_run(w1, sc_park, NULL);
+    sc_run(w2, sc_park, NULL);
     fr_wake(20); /* the runtime never queues it */
     sc_sleep_ms(4 * SC_STARVATION_MS);
 
@@ -113,12 +100,12 @@ Test(findings, lost_wakeup_notification_lost_while_parked)
 
 Test(findings, lost_wakeup_wake_during_own_poll)
 {
-    sc_run(w1, spawn, ARG(30));
-    sc_run(w1, poll_begin, ARG(30));
+    sc_run(w1, sc_spawn, ARG(30));
+    sc_run(w1, sc_poll_begin, ARG(30));
     fr_wake(30); /* lands between the check and the park */
-    sc_run(w1, poll_end_pending, ARG(30));
-    sc_run(w1, park, NULL);
-    sc_run(w2, park, NULL);
+    sc_run(w1, sc_poll_end_pending, ARG(30));
+    sc_run(w1, sc_park, NULL);
+    sc_run(w2, sc_park, NULL);
     sc_sleep_ms(4 * SC_STARVATION_MS);
 
     struct sc_result r;
@@ -141,17 +128,17 @@ static void hog(void *a)
 
 Test(findings, starvation_names_the_long_poll)
 {
-    sc_run(w1, spawn, ARG(40));
-    sc_run(w1, poll_pending, ARG(40));
+    sc_run(w1, sc_spawn, ARG(40));
+    sc_run(w1, sc_poll_pending, ARG(40));
     fr_spawn(41, 0, "hog");
     /* the only worker runs the hog; the victim is woken meanwhile and waits */
     /* a short unrelated poll first; it completes, so that a slow machine
      * stretching the test past the hang threshold cannot make it hung */
-    sc_run(w1, poll_ready_drop, ARG(42));
+    sc_run(w1, sc_poll_ready_drop, ARG(42));
     fr_wake(40);
     sc_run(w1, hog, NULL);
-    sc_run(w1, poll_ready_drop, ARG(40));
-    sc_run(w2, poll_ready_drop, ARG(43)); /* worker-2 polls only long after */
+    sc_run(w1, sc_poll_ready_drop, ARG(40));
+    sc_run(w2, sc_poll_ready_drop, ARG(43)); /* worker-2 polls only long after */
 
     struct sc_result r;
     decode_now(&r);
@@ -174,10 +161,10 @@ static void wait_on_db(void *a)
 
 Test(findings, hung_task_reports_its_await_label)
 {
-    sc_run(w1, spawn, ARG(50));
+    sc_run(w1, sc_spawn, ARG(50));
     sc_run(w1, wait_on_db, ARG(50));
-    sc_run(w1, park, NULL);
-    sc_run(w2, park, NULL);
+    sc_run(w1, sc_park, NULL);
+    sc_run(w2, sc_park, NULL);
     sc_sleep_ms(SC_HANG_MS + 50);
 
     struct sc_result r;
@@ -193,9 +180,9 @@ Test(findings, hung_task_reports_its_await_label)
 
 Test(findings, never_polled)
 {
-    sc_run(w1, spawn, ARG(60));
-    sc_run(w1, park, NULL);
-    sc_run(w2, park, NULL);
+    sc_run(w1, sc_spawn, ARG(60));
+    sc_run(w1, sc_park, NULL);
+    sc_run(w2, sc_park, NULL);
     sc_sleep_ms(4 * SC_STARVATION_MS);
 
     struct sc_result r;
@@ -207,10 +194,10 @@ Test(findings, never_polled)
 
 Test(findings, protocol_wake_after_drop)
 {
-    sc_run(w1, spawn, ARG(70));
-    sc_run(w1, poll_ready_drop, ARG(70));
+    sc_run(w1, sc_spawn, ARG(70));
+    sc_run(w1, sc_poll_ready_drop, ARG(70));
     fr_wake(70);
-    sc_run(w1, park, NULL);
+    sc_run(w1, sc_park, NULL);
 
     struct sc_result r;
     decode_now(&r);
@@ -223,13 +210,13 @@ Test(findings, protocol_wake_after_drop)
 
 Test(findings, protocol_overlapping_polls)
 {
-    sc_run(w1, spawn, ARG(71));
-    sc_run(w1, poll_begin, ARG(71));
-    sc_run(w2, poll_begin, ARG(71));
-    sc_run(w2, poll_end_pending, ARG(71));
-    sc_run(w1, poll_end_pending, ARG(71));
+    sc_run(w1, sc_spawn, ARG(71));
+    sc_run(w1, sc_poll_begin, ARG(71));
+    sc_run(w2, sc_poll_begin, ARG(71));
+    sc_run(w2, sc_poll_end_pending, ARG(71));
+    sc_run(w1, sc_poll_end_pending, ARG(71));
     fr_wake(71);
-    sc_run(w1, poll_ready_drop, ARG(71));
+    sc_run(w1, sc_poll_ready_drop, ARG(71));
 
     struct sc_result r;
     decode_now(&r);
@@ -240,12 +227,12 @@ Test(findings, protocol_overlapping_polls)
 
 Test(findings, id_reused_after_drop_is_two_tasks)
 {
-    sc_run(w1, spawn, ARG(80));
-    sc_run(w1, poll_ready_drop, ARG(80));
+    sc_run(w1, sc_spawn, ARG(80));
+    sc_run(w1, sc_poll_ready_drop, ARG(80));
     fr_spawn(80, 0, "second");
-    sc_run(w2, poll_ready_drop, ARG(80));
-    sc_run(w1, park, NULL);
-    sc_run(w2, park, NULL);
+    sc_run(w2, sc_poll_ready_drop, ARG(80));
+    sc_run(w1, sc_park, NULL);
+    sc_run(w2, sc_park, NULL);
 
     struct sc_result r;
     decode_now(&r);
@@ -273,9 +260,9 @@ Test(history, overwritten_history_is_not_never_polled, .timeout = 60)
     sc_recorder_start(16); /* the smallest ring: worker-1 overwrites quickly */
     w1 = sc_worker_start("worker-1");
     fr_spawn(90, 0, "early"); /* main's ring keeps this */
-    sc_run(w1, poll_pending, ARG(90));
+    sc_run(w1, sc_poll_pending, ARG(90));
     fr_wake(90);
-    sc_run(w1, poll_ready, ARG(90)); /* both polls will be overwritten */
+    sc_run(w1, sc_poll_ready, ARG(90)); /* both polls will be overwritten */
     sc_run(w1, flood, NULL);
     sc_sleep_ms(4 * SC_STARVATION_MS);
 

@@ -30,17 +30,12 @@ static struct sc_worker *w0, *w1;
 
 static void setup(void)
 {
-    sc_recorder_start(0);
-    fr_thread_name("main");
-    w0 = sc_worker_start("worker-0");
-    w1 = sc_worker_start("worker-1");
+    sc_two_workers_start(&w0, "worker-0", &w1, "worker-1");
 }
 
 static void teardown(void)
 {
-    sc_worker_stop(w0);
-    sc_worker_stop(w1);
-    fr_shutdown();
+    sc_two_workers_stop(w0, w1);
 }
 
 TestSuite(shapes, .init = setup, .fini = teardown, .timeout = 60);
@@ -60,14 +55,7 @@ static void spin_us(unsigned us)
     while ((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000 < (long)us);
 }
 
-static void spawn(void *a) { fr_spawn(TASK(a), 0, "job"); }
-static void poll_pending(void *a) { fr_poll_begin(TASK(a)); fr_poll_end(TASK(a), FR_PENDING); }
-static void poll_ready(void *a) { fr_poll_begin(TASK(a)); fr_poll_end(TASK(a), FR_READY); }
-static void poll_ready_drop(void *a) { poll_ready(a); fr_drop(TASK(a)); }
-static void drop(void *a) { fr_drop(TASK(a)); }
-static void park(void *a) { (void)a; fr_park(); }
-static void unpark(void *a) { (void)a; fr_unpark(); }
-static void unpark_poll_ready_drop(void *a) { fr_unpark(); poll_ready_drop(a); }
+static void unpark_poll_ready_drop(void *a) { fr_unpark(); sc_poll_ready_drop(a); }
 
 /* A poll of @task that holds its worker for @ms, then returns ready; dropped. */
 static void hog_poll(uint64_t task, unsigned ms)
@@ -108,16 +96,16 @@ static void producer(void *a)
         sc_spin_ms(WAIT_MS); /* ...and the producer then blocks the worker */
     fr_poll_end(1, FR_READY);
     fr_drop(1);
-    poll_ready_drop(ARG(2));
+    sc_poll_ready_drop(ARG(2));
 }
 
 static void producer_consumer(struct sc_result *r, int spins)
 {
     producer_spins = spins;
-    sc_run(w0, spawn, ARG(1));
+    sc_run(w0, sc_spawn, ARG(1));
     fr_spawn(2, 0, "consumer");
-    sc_run(w0, poll_pending, ARG(2));
-    sc_run(w1, park, NULL); /* worker-1 sits parked the whole time */
+    sc_run(w0, sc_poll_pending, ARG(2));
+    sc_run(w1, sc_park, NULL); /* worker-1 sits parked the whole time */
     sc_run(w0, producer, NULL);
     decode_now(r);
 }
@@ -155,9 +143,9 @@ Test(shapes, starvation_behind_a_busy_worker_twin)
 
 static void late_wake(struct sc_result *r, unsigned late_ms)
 {
-    sc_run(w0, spawn, ARG(10));
-    sc_run(w0, poll_pending, ARG(10));
-    sc_run(w0, park, NULL); /* about to block in its poller */
+    sc_run(w0, sc_spawn, ARG(10));
+    sc_run(w0, sc_poll_pending, ARG(10));
+    sc_run(w0, sc_park, NULL); /* about to block in its poller */
     fr_wake(10);            /* from another thread: no notification reaches it */
     sc_sleep_ms(late_ms);   /* an unrelated timer fires at last */
     sc_run(w0, unpark_poll_ready_drop, ARG(10));
@@ -196,7 +184,7 @@ Test(shapes, delayed_wakeup_twin_wake_honoured_at_once)
 
 Test(shapes, delayed_wakeup_of_a_spawn)
 {
-    sc_run(w0, park, NULL);
+    sc_run(w0, sc_park, NULL);
     fr_spawn(11, 0, "late");
     sc_sleep_ms(LATE_MS);
     sc_run(w0, unpark_poll_ready_drop, ARG(11));
@@ -217,17 +205,17 @@ static void timer_then_victim(void *a)
 {
     (void)a;
     fr_unpark();
-    poll_ready_drop(ARG(12));
-    poll_ready_drop(ARG(10));
+    sc_poll_ready_drop(ARG(12));
+    sc_poll_ready_drop(ARG(10));
 }
 
 Test(shapes, delayed_wakeup_rescued_by_an_unrelated_timer)
 {
-    sc_run(w0, spawn, ARG(10));
-    sc_run(w0, poll_pending, ARG(10));
-    sc_run(w0, spawn, ARG(12));
-    sc_run(w0, poll_pending, ARG(12));
-    sc_run(w0, park, NULL);
+    sc_run(w0, sc_spawn, ARG(10));
+    sc_run(w0, sc_poll_pending, ARG(10));
+    sc_run(w0, sc_spawn, ARG(12));
+    sc_run(w0, sc_poll_pending, ARG(12));
+    sc_run(w0, sc_park, NULL);
     fr_wake(10); /* lost */
     sc_sleep_ms(WAIT_MS);
     fr_wake(12); /* the timer that wakes the worker */
@@ -265,22 +253,22 @@ static void greedy(void *a)
         if (i == GREEDY_WAKE_AT) {
             fr_wake(20); /* the victim joins this worker's queue */
             if (greedy_prompt)
-                poll_ready_drop(ARG(20));
+                sc_poll_ready_drop(ARG(20));
         }
         fr_poll_begin(21);
         spin_us(10);
         fr_poll_end(21, FR_PENDING);
     }
     if (!greedy_prompt)
-        poll_ready_drop(ARG(20));
-    poll_ready_drop(ARG(21));
+        sc_poll_ready_drop(ARG(20));
+    sc_poll_ready_drop(ARG(21));
 }
 
 static void greedy_run(struct sc_result *r, char *path, int prompt)
 {
     greedy_prompt = prompt;
-    sc_run(w0, spawn, ARG(20));
-    sc_run(w0, poll_pending, ARG(20));
+    sc_run(w0, sc_spawn, ARG(20));
+    sc_run(w0, sc_poll_pending, ARG(20));
     fr_spawn(21, 0, "greedy");
     sc_run(w0, greedy, NULL);
     sc_dump(path);
@@ -344,14 +332,14 @@ static void many_short_polls(void *a)
         spin_us(10);
         fr_poll_end(31, FR_PENDING);
     }
-    poll_ready_drop(ARG(30));
-    poll_ready_drop(ARG(31));
+    sc_poll_ready_drop(ARG(30));
+    sc_poll_ready_drop(ARG(31));
 }
 
 Test(shapes, culprit_is_on_the_victims_worker_not_the_longest_poll)
 {
-    sc_run(w0, spawn, ARG(30));
-    sc_run(w0, poll_pending, ARG(30));
+    sc_run(w0, sc_spawn, ARG(30));
+    sc_run(w0, sc_poll_pending, ARG(30));
     sc_start(w1, long_poll_elsewhere, NULL); /* one long poll on worker-1 */
     sc_sleep_ms(1);
     sc_run(w0, many_short_polls, NULL);
@@ -375,10 +363,10 @@ Test(shapes, culprit_is_on_the_victims_worker_not_the_longest_poll)
 
 Test(shapes, protocol_poll_after_ready)
 {
-    sc_run(w0, spawn, ARG(40));
-    sc_run(w0, poll_ready, ARG(40));
+    sc_run(w0, sc_spawn, ARG(40));
+    sc_run(w0, sc_poll_ready, ARG(40));
     fr_wake(40);                      /* a stale waker */
-    sc_run(w0, poll_ready_drop, ARG(40)); /* the finished task polled again */
+    sc_run(w0, sc_poll_ready_drop, ARG(40)); /* the finished task polled again */
     struct sc_result r;
     decode_now(&r);
     cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
@@ -391,10 +379,10 @@ Test(shapes, protocol_poll_after_ready)
 
 Test(shapes, protocol_twin_late_wake_without_poll)
 {
-    sc_run(w0, spawn, ARG(41));
-    sc_run(w0, poll_ready, ARG(41));
+    sc_run(w0, sc_spawn, ARG(41));
+    sc_run(w0, sc_poll_ready, ARG(41));
     fr_wake(41); /* late, harmless: nothing polls it */
-    sc_run(w0, drop, ARG(41));
+    sc_run(w0, sc_drop, ARG(41));
     struct sc_result r;
     decode_now(&r);
     cr_assert_eq(r.f.n, 0, "%s", sc_describe(&r));
@@ -405,8 +393,8 @@ Test(shapes, protocol_twin_late_wake_without_poll)
 
 Test(shapes, never_polled_while_workers_parked)
 {
-    sc_run(w0, park, NULL);
-    sc_run(w1, park, NULL);
+    sc_run(w0, sc_park, NULL);
+    sc_run(w1, sc_park, NULL);
     fr_spawn(60, 0, "orphan");
     sc_sleep_ms(WAIT_MS);
     struct sc_result r;
@@ -430,13 +418,13 @@ static void spawn_then_hog(void *a)
     fr_spawn(61, 0, "queued"); /* into this worker's queue */
     hog_poll(62, queued_spins ? WAIT_MS : 0);
     if (!queued_spins)
-        poll_ready_drop(ARG(61));
+        sc_poll_ready_drop(ARG(61));
 }
 
 static void never_polled_busy(struct sc_result *r, int spins)
 {
     queued_spins = spins;
-    sc_run(w1, park, NULL);
+    sc_run(w1, sc_park, NULL);
     sc_run(w0, spawn_then_hog, NULL);
     decode_now(r);
 }
@@ -473,9 +461,9 @@ static void wake_then_hog(void *a)
 
 Test(shapes, starvation_at_the_end_says_who_woke_and_who_was_busy)
 {
-    sc_run(w0, spawn, ARG(70));
-    sc_run(w0, poll_pending, ARG(70));
-    sc_run(w1, park, NULL);
+    sc_run(w0, sc_spawn, ARG(70));
+    sc_run(w0, sc_poll_pending, ARG(70));
+    sc_run(w1, sc_park, NULL);
     sc_run(w0, wake_then_hog, NULL);
     struct sc_result r;
     decode_now(&r);
@@ -512,7 +500,7 @@ static void stuck(void *a)
 
 Test(shapes, hung_while_its_only_worker_was_stuck)
 {
-    sc_run(w0, spawn, ARG(80));
+    sc_run(w0, sc_spawn, ARG(80));
     sc_run(w0, wait_on_db, ARG(80));
     fr_spawn(81, 0, "stuck");
     sc_run(w0, stuck, NULL);
@@ -531,12 +519,12 @@ Test(shapes, hung_while_its_only_worker_was_stuck)
 
 Test(shapes, hung_twin_woken_and_finished)
 {
-    sc_run(w0, spawn, ARG(80));
+    sc_run(w0, sc_spawn, ARG(80));
     sc_run(w0, wait_on_db, ARG(80));
     fr_spawn(81, 0, "short");
-    sc_run(w0, poll_ready_drop, ARG(81));
+    sc_run(w0, sc_poll_ready_drop, ARG(81));
     fr_wake(80);
-    sc_run(w0, poll_ready_drop, ARG(80));
+    sc_run(w0, sc_poll_ready_drop, ARG(80));
     sc_sleep_ms(SC_HANG_MS + 30);
     struct sc_result r;
     decode_now(&r);
@@ -562,21 +550,21 @@ static void stop_in_poll(void *a)
 
 Test(shapes, outside_input_and_stopped_tasks_are_never_hung)
 {
-    sc_run(w0, spawn, ARG(90));
+    sc_run(w0, sc_spawn, ARG(90));
     sc_run(w0, wait_outside, ARG(90)); /* a listener, holding its waker */
     fr_waker_clone(90);
-    sc_run(w0, spawn, ARG(91));
+    sc_run(w0, sc_spawn, ARG(91));
     sc_run(w0, stop_in_poll, ARG(91)); /* a stopped handle */
     fr_spawn(92, 0, "listener");
     fr_await_external(92, "listen"); /* started outside any poll */
     fr_spawn(93, 0, "timer");
     fr_idle(93); /* started stopped */
-    sc_run(w0, spawn, ARG(94));
+    sc_run(w0, sc_spawn, ARG(94));
     fr_waker_clone(94);
     sc_run(w0, wait_outside, ARG(94)); /* an idle connection whose waker the */
     fr_waker_drop(94);                 /* reactor keeps elsewhere: not lost */
-    sc_run(w0, park, NULL);
-    sc_run(w1, park, NULL);
+    sc_run(w0, sc_park, NULL);
+    sc_run(w1, sc_park, NULL);
     sc_sleep_ms(SC_HANG_MS + 50);
     struct sc_result r;
     decode_now(&r);
@@ -589,8 +577,8 @@ static void started_woken(struct sc_result *r, int polled)
 {
     fr_spawn(100, 0, "handle");
     fr_await(100, "read_start"); /* a loop's start call: waits, not runnable */
-    sc_run(w0, park, NULL);
-    sc_run(w1, park, NULL);
+    sc_run(w0, sc_park, NULL);
+    sc_run(w1, sc_park, NULL);
     fr_wake(100);
     if (polled)
         sc_run(w0, unpark_poll_ready_drop, ARG(100));
@@ -627,15 +615,15 @@ static void dup_unpark_then_poll(void *a)
     (void)a;
     hog_poll(111, WAIT_MS);
     fr_unpark(); /* a duplicate: the adapter recorded one already */
-    poll_ready_drop(ARG(110));
+    sc_poll_ready_drop(ARG(110));
 }
 
 Test(shapes, duplicate_unpark_is_not_a_parked_span)
 {
-    sc_run(w0, park, NULL);
-    sc_run(w0, unpark, NULL);
-    sc_run(w0, spawn, ARG(110));
-    sc_run(w0, poll_pending, ARG(110));
+    sc_run(w0, sc_park, NULL);
+    sc_run(w0, sc_unpark, NULL);
+    sc_run(w0, sc_spawn, ARG(110));
+    sc_run(w0, sc_poll_pending, ARG(110));
     fr_spawn(111, 0, "hog");
     fr_wake(110);
     sc_run(w0, dup_unpark_then_poll, NULL);
@@ -658,7 +646,7 @@ Test(shapes, duplicate_unpark_is_not_a_parked_span)
 
 Test(shapes, first_unpark_without_park_is_parked_since_the_start)
 {
-    sc_run(w0, unpark, NULL);
+    sc_run(w0, sc_unpark, NULL);
     struct sc_result r;
     decode_now(&r);
     for (size_t i = 0; i < r.d->nthreads; i++)
@@ -679,7 +667,7 @@ static void seven_behind_one(void *a)
         fr_spawn(t, 0, "victim");
     hog_poll(127, WAIT_MS);
     for (uint64_t t = 120; t < 127; t++)
-        poll_ready_drop(ARG(t));
+        sc_poll_ready_drop(ARG(t));
 }
 
 Test(shapes, findings_with_one_cause_are_grouped_in_text_not_in_json)

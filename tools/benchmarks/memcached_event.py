@@ -15,6 +15,10 @@ neighbours in time. Prints one JSON object on stdout, progress on stderr:
    "with_rps":    {"median", "min", "max", "spread"},   spread = (max-min)/median
    "ratio": median of per-pair with/without,            target >= 0.98
    "ratio_of_medians": with median / without median,
+   "cpu_us_per_request_without", "cpu_us_per_request_with": memcached's
+       user + system CPU time (all threads, /proc) over the load, per request,
+       as {"median", "min", "max", "spread"}; "cpu_ratio": with / without
+       medians, the cost in CPU whether or not the machine has cores to spare,
    "events_per_request": events recorded per memcaslap request,
    "events_run": {"events", "requests", "lost"}}
 
@@ -30,44 +34,24 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from realservers import cpu_seconds, free_port, memcached_cmd, stats, wait_listening  # noqa: E402
+
 
 def log(msg):
     print(f"memcached_event: {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, limit=10.0):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 class Memcached:
     def __init__(self, memcached, env, prefix=()):
         self.port = free_port()
-        cmd = [*prefix, memcached, "-t", "2", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
-               "-m", "256", "-c", "1024"]
-        if os.geteuid() == 0:
-            cmd += ["-u", "nobody"]
+        cmd = [*prefix, *memcached_cmd(memcached, self.port, memory_mb=256, connections=1024)]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_listening(self.port, self.proc):
@@ -95,12 +79,6 @@ def load(memcaslap, port, seconds):
     return float(m.group(3)), int(m.group(2))
 
 
-def stats(xs):
-    med = statistics.median(xs)
-    return {"median": round(med, 1), "min": round(min(xs), 1), "max": round(max(xs), 1),
-            "spread": round((max(xs) - min(xs)) / med, 4) if med else None}
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", required=True)
@@ -126,22 +104,27 @@ def main():
     with_env.pop("FLIGHTREC_SIGNAL", None)
     run = [a.flightrec, "run", "--dir", tmp, "--"]
 
-    without, with_, ratios = [], [], []
+    without, with_, ratios, cpu_without, cpu_with = [], [], [], [], []
     for i in range(a.pairs):
         order = [("without", bare_env, ()), ("with", with_env, run)]
         if i % 2:
             order.reverse()
-        got = {}
+        got, cpu = {}, {}
         for name, env, prefix in order:
             mc = Memcached(memcached, env, prefix)
             try:
-                got[name], _ = load(memcaslap, mc.port, a.seconds)
+                cpu0 = cpu_seconds(mc.proc.pid)
+                got[name], requests = load(memcaslap, mc.port, a.seconds)
+                cpu[name] = (cpu_seconds(mc.proc.pid) - cpu0) / requests * 1e6
             finally:
                 mc.stop()
-            log(f"pair {i + 1}/{a.pairs} {name}: {got[name]:.0f} requests/s")
+            log(f"pair {i + 1}/{a.pairs} {name}: {got[name]:.0f} requests/s, "
+                f"{cpu[name]:.2f} us CPU per request")
         without.append(got["without"])
         with_.append(got["with"])
         ratios.append(got["with"] / got["without"])
+        cpu_without.append(cpu["without"])
+        cpu_with.append(cpu["with"])
 
     # events per request: big rings, dump after the load
     big = dict(with_env, FLIGHTREC_RING_KB="262144")
@@ -165,6 +148,9 @@ def main():
         "without_rps": stats(without), "with_rps": stats(with_),
         "ratio": round(statistics.median(ratios), 4),
         "ratio_of_medians": round(statistics.median(with_) / statistics.median(without), 4),
+        "cpu_us_per_request_without": stats(cpu_without),
+        "cpu_us_per_request_with": stats(cpu_with),
+        "cpu_ratio": round(statistics.median(cpu_with) / statistics.median(cpu_without), 4),
         "events_per_request": round(info["events"] / requests, 3) if not lost else None,
         "events_run": {"events": info["events"], "requests": requests, "lost": lost},
     }))

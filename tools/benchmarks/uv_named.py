@@ -26,58 +26,21 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-NAMED = "/usr/sbin/named"
-ZONE = """$TTL 300
-@ IN SOA ns.example.test. admin.example.test. 1 3600 600 86400 300
-@ IN NS ns.example.test.
-ns IN A 127.0.0.1
-www IN A 127.0.0.2
-"""
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def answers(port):
-    q = (b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-         b"\x03www\x07example\x04test\x00\x00\x01\x00\x01")
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(0.5)
-    try:
-        s.sendto(q, ("127.0.0.1", port))
-        r, _ = s.recvfrom(512)
-        return r[:2] == b"\x12\x34"
-    except OSError:
-        return False
-    finally:
-        s.close()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from realservers import (NAMED, cpu_seconds, dns_answers, free_port, stats,  # noqa: E402
+                         write_named_dir)
 
 
 def one_run(d, adapter, cli, seconds, clients):
     """qps of one fresh named under dnsperf; (qps, events, replies) with the adapter."""
     port = free_port()
-    conf = os.path.join(d, "named.conf")
-    with open(conf, "w") as f:
-        f.write(f"""options {{ directory "{d}"; pid-file "{d}/named.pid";
-  session-keyfile "{d}/session.key"; managed-keys-directory "{d}";
-  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
-  recursion no; dnssec-validation no; notify no; }};
-controls {{ }};
-logging {{ channel f {{ file "{d}/named.log"; severity info; }}; category default {{ f; }}; }};
-zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
-""")
+    conf = write_named_dir(d, port)
     for old in glob.glob(os.path.join(d, "*.frd")):
         os.unlink(old)
     env = dict(os.environ)
@@ -88,7 +51,7 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
     named = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
-        while not answers(port):
+        while not dns_answers(port):
             if time.monotonic() > deadline or named.poll() is not None:
                 raise RuntimeError("named did not come up")
             time.sleep(0.1)
@@ -98,9 +61,7 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
                              timeout=seconds + 60).stdout
         qps = float([ln for ln in out.splitlines() if "Queries per second" in ln][0].split()[-1])
         done = int([ln for ln in out.splitlines() if "Queries completed" in ln][0].split()[2])
-        with open(f"/proc/{named.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu_s = cpu_seconds(named.pid)
         events = replies = 0
         if adapter:
             dump = subprocess.run([cli, "dump", str(named.pid), "--dir", d], capture_output=True,
@@ -123,12 +84,6 @@ zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
     return qps, events, replies, (cpu_s / done if done else 0.0)
 
 
-def summary(v):
-    m = statistics.median(v)
-    return {"median": round(m, 1), "min": round(min(v), 1), "max": round(max(v), 1),
-            "spread": round((max(v) - min(v)) / m, 4) if m else None}
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("adapter")
@@ -141,11 +96,6 @@ def main():
         sys.exit("uv_named: needs /usr/sbin/named and dnsperf (tools/bootstrap installs them)")
     d = tempfile.mkdtemp(prefix="uvbench-")
     os.chmod(d, 0o755)
-    with open(os.path.join(d, "example.test.zone"), "w") as f:
-        f.write(ZONE)
-    with open(os.path.join(d, "queries"), "w") as f:
-        for _ in range(50):
-            f.write("www.example.test A\nns.example.test A\nexample.test NS\n")
     off, on, ratios, epq, cpu_off, cpu_on = [], [], [], [], [], []
     try:
         for i in range(a.runs):
@@ -166,10 +116,10 @@ def main():
     print(json.dumps({
         "server": "named (BIND 9, libuv via libisc)", "load": "dnsperf",
         "runs": a.runs, "seconds": a.seconds, "clients": a.clients,
-        "qps_without": summary(off), "qps_with": summary(on),
+        "qps_without": stats(off), "qps_with": stats(on),
         "ratio": round(statistics.median(on) / statistics.median(off), 4),
         "ratio_pairs_median": round(statistics.median(ratios), 4),
-        "cpu_us_per_query_without": summary(cpu_off), "cpu_us_per_query_with": summary(cpu_on),
+        "cpu_us_per_query_without": stats(cpu_off), "cpu_us_per_query_with": stats(cpu_on),
         "cpu_ratio": round(statistics.median(cpu_on) / statistics.median(cpu_off), 4),
         "events_per_query": round(statistics.median(epq), 2) if epq else None,
     }))

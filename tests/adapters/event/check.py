@@ -16,19 +16,23 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", ".."), os.path.join(HERE, "..", "..", "..", "tools")]
 from tap import Tap  # noqa: E402  (tests/tap.py)
+from realservers import sanitizer_runtimes  # noqa: E402
 
 THRESHOLDS = ["--long-poll-ms", "100", "--starvation-ms", "100", "--hang-ms", "300"]
 
 
-def preload(adapter):
-    """LD_PRELOAD for @adapter: a sanitizer build's adapter needs its runtime
-    (libasan, libtsan) first in the list, before the program's own libraries."""
-    r = subprocess.run(["ldd", adapter], capture_output=True, text=True)
-    first = [line.split("=>")[1].split()[0] for line in r.stdout.splitlines()
-             if "=>" in line and ("libasan" in line or "libtsan" in line)]
-    return ":".join(first + [adapter])
+def preload_env(adapter, **extra):
+    """The environment with @adapter preloaded first, as `flightrec run` puts
+    it. A sanitizer build's adapter links the sanitizer's runtime, which goes
+    after it in LD_PRELOAD (before libc and the program's libraries): the
+    runtime's own calls to the libc functions the adapter wraps (sigaction
+    at start-up) then reach libc, not an instrumented wrapper."""
+    env = dict(os.environ, LD_PRELOAD=":".join([adapter] + sanitizer_runtimes(adapter)), **extra)
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    return env
 
 
 def run(cmd, env=None, timeout=60):
@@ -60,7 +64,7 @@ def main():
     case, planted, cli, adapter = sys.argv[1:5]
     t = Tap(max_diag_lines=40)
     tmp = tempfile.mkdtemp(prefix="event-" + case + "-", dir=os.environ.get("TMPDIR"))
-    env = dict(os.environ, FLIGHTREC_DIR=tmp, LD_PRELOAD=preload(adapter))
+    env = preload_env(adapter, FLIGHTREC_DIR=tmp)
     env.pop("FLIGHTREC_SIGNAL", None)
 
     if case == "api":

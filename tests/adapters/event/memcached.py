@@ -22,55 +22,21 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", ".."), os.path.join(HERE, "..", "..", "..", "tools")]
 from tap import Tap  # noqa: E402  (tests/tap.py)
+from realservers import (free_port, memcached_cmd, sanitizer_runtimes,  # noqa: E402
+                         wait_listening)
 
 THRESHOLDS = ["--long-poll-ms", "250", "--starvation-ms", "250"]
 LOAD_S = 4
 DUMP_AFTER_S = 2.0
 CONCURRENCY = 16
-
-
-def preload(adapter):
-    """LD_PRELOAD for @adapter: a sanitizer build's adapter needs its runtime
-    (libasan, libtsan) first in the list, before the program's own libraries."""
-    r = subprocess.run(["ldd", adapter], capture_output=True, text=True)
-    first = [line.split("=>")[1].split()[0] for line in r.stdout.splitlines()
-             if "=>" in line and ("libasan" in line or "libtsan" in line)]
-    return ":".join(first + [adapter])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, limit=10.0):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def memcached_cmd(memcached, port):
-    cmd = [memcached, "-t", "2", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64",
-           "-c", "256"]
-    if os.geteuid() == 0:
-        cmd += ["-u", "nobody"]  # memcached refuses to run as root otherwise
-    return cmd
 
 
 def stop(proc, timeout=10):
@@ -121,7 +87,7 @@ def main():
                FLIGHTREC_RING_KB="32768")
     env.pop("FLIGHTREC_SIGNAL", None)
     env.pop("LD_PRELOAD", None)
-    runtime = preload(adapter).split(":")[:-1]
+    runtime = sanitizer_runtimes(adapter)
     if runtime:
         # a sanitizer build: its runtime must be loaded, and flightrec run puts
         # the adapter in front of it

@@ -37,8 +37,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", ".."), os.path.join(HERE, "..", "..", "..", "tools")]
 from tap import Tap  # noqa: E402  (tests/tap.py)
+from realservers import sanitizer_runtimes  # noqa: E402
 
 THRESHOLDS = ["--long-poll-ms", "100", "--starvation-ms", "100"]
 
@@ -50,9 +52,7 @@ def run_env(adapter, d):
     the adapter that `flightrec run` puts first."""
     env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)))
     env.pop("FLIGHTREC_DIR", None)
-    out = subprocess.run(["ldd", adapter], capture_output=True, text=True).stdout
-    rts = [ln.split("=>")[1].split()[0] for ln in out.splitlines()
-           if "=>" in ln and any(rt in ln for rt in ("libasan.so", "libtsan.so", "libubsan.so"))]
+    rts = sanitizer_runtimes(adapter)
     if rts:
         env["LD_PRELOAD"] = ":".join(rts)
         env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"

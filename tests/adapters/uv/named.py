@@ -23,23 +23,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", ".."), os.path.join(HERE, "..", "..", "..", "tools")]
 from tap import Tap  # noqa: E402  (tests/tap.py)
-
-NAMED = "/usr/sbin/named"
-ZONE = """$TTL 300
-@ IN SOA ns.example.test. admin.example.test. 1 3600 600 86400 300
-@ IN NS ns.example.test.
-ns IN A 127.0.0.1
-www IN A 127.0.0.2
-mail IN MX 10 www.example.test.
-"""
+from realservers import (NAMED, dns_answers, free_port, sanitizer_runtimes,  # noqa: E402
+                         write_named_dir)
 
 
 def run_env(adapter):
@@ -50,47 +43,12 @@ def run_env(adapter):
     not ours to judge (no leak check)."""
     env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)))
     env.pop("FLIGHTREC_DIR", None)
-    out = subprocess.run(["ldd", adapter], capture_output=True, text=True).stdout
-    rts = [ln.split("=>")[1].split()[0] for ln in out.splitlines()
-           if "=>" in ln and any(rt in ln for rt in ("libasan.so", "libtsan.so", "libubsan.so"))]
+    rts = sanitizer_runtimes(adapter)
     if rts:
         env["LD_PRELOAD"] = ":".join(rts)
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "")
                                + ":verify_asan_link_order=0:detect_leaks=0")
     return env
-
-def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
-
-
-def answers(port):
-    """Does named answer an A query for www.example.test?"""
-    q = (b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-         b"\x03www\x07example\x04test\x00\x00\x01\x00\x01")
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(0.5)
-    try:
-        s.sendto(q, ("127.0.0.1", port))
-        r, _ = s.recvfrom(512)
-        return r[:2] == b"\x12\x34" and (r[3] & 0x0F) == 0 and r[7] > 0
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def run_cli(cli, *args):
@@ -115,38 +73,17 @@ def main():
     d = tempfile.mkdtemp(prefix="uvnamed-")
     os.chmod(d, 0o755)
     port = free_port()
-    with open(os.path.join(d, "example.test.zone"), "w") as f:
-        f.write(ZONE)
-    with open(os.path.join(d, "named.conf"), "w") as f:
-        f.write(f"""options {{
-  directory "{d}";
-  pid-file "{d}/named.pid";
-  session-keyfile "{d}/session.key";
-  managed-keys-directory "{d}";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  recursion no;
-  dnssec-validation no;
-  notify no;
-}};
-controls {{ }};
-logging {{ channel f {{ file "{d}/named.log"; severity info; }}; category default {{ f; }}; }};
-zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
-""")
-    with open(os.path.join(d, "queries"), "w") as f:
-        for _ in range(20):
-            f.write("www.example.test A\nns.example.test A\nexample.test NS\nmail.example.test MX\n")
+    conf = write_named_dir(d, port)
 
     env = run_env(adapter)
-    cmd = [cli, "run", "--dir", d, "--", NAMED, "-f", "-n", "2", "-c",
-           os.path.join(d, "named.conf")]
+    cmd = [cli, "run", "--dir", d, "--", NAMED, "-f", "-n", "2", "-c", conf]
     named = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              text=True)
     try:
         deadline = time.monotonic() + 20
         up = False
         while time.monotonic() < deadline and named.poll() is None:
-            if answers(port):
+            if dns_answers(port):
                 up = True
                 break
             time.sleep(0.1)
