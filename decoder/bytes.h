@@ -88,6 +88,10 @@ static inline const uint8_t *frd_get_bytes(struct frd_cur *c, size_t n)
  */
 static inline int frd_get_uleb(struct frd_cur *c, uint64_t *v)
 {
+    if (c->pos < c->len && c->p[c->pos] < 0x80) {
+        *v = c->p[c->pos++]; /* one byte, the common case */
+        return 0;
+    }
     uint64_t r = 0;
     size_t start = c->pos;
     for (unsigned shift = 0; shift < 70; shift += 7) {

@@ -64,6 +64,11 @@ static inline int64_t frd__ticks_to_ns(const struct frd_clock *k, uint64_t ticks
 static inline uint64_t frd__uleb_trusted(const uint8_t **pp, const uint8_t *end)
 {
     const uint8_t *p = *pp;
+    if (__builtin_expect(p < end && *p < 0x80, 1)) {
+        /* one byte: most deltas, task steps and string ids */
+        *pp = p + 1;
+        return *p;
+    }
     uint64_t r = 0;
     for (unsigned shift = 0; p < end && shift < 70; shift += 7) {
         uint8_t b = *p++;
@@ -73,6 +78,16 @@ static inline uint64_t frd__uleb_trusted(const uint8_t **pp, const uint8_t *end)
     }
     *pp = p;
     return r;
+}
+
+/* @ticks in ns, through the cursor's memo of the last conversion. */
+static inline int64_t frd__tcur_ns(struct frd_tcur *c, uint64_t ticks)
+{
+    if (ticks != c->memo_ticks) {
+        c->memo_ticks = ticks;
+        c->memo_ns = frd__ticks_to_ns(&c->d->clock, ticks);
+    }
+    return c->memo_ns;
 }
 
 /* The next event of a version-2 record of several (c->nfold or c->end_type
@@ -99,7 +114,7 @@ static inline int frd__tcur_folded(struct frd_tcur *c, struct frd_event *e)
         e->ticks = c->ticks;
         c->end_type = 0;
     }
-    e->ns = frd__ticks_to_ns(&c->d->clock, e->ticks);
+    e->ns = frd__tcur_ns(c, e->ticks);
     c->idx++;
     return 1;
 }
@@ -139,7 +154,7 @@ static inline int frd__tcur_next(struct frd_tcur *c, struct frd_event *e)
             e->ticks = c->ticks;
             e->task = e->parent = 0;
             e->str = 0;
-            e->ns = frd__ticks_to_ns(&c->d->clock, c->ticks);
+            e->ns = frd__tcur_ns(c, c->ticks);
             c->idx++;
             return 1;
         }
@@ -172,7 +187,7 @@ static inline int frd__tcur_next(struct frd_tcur *c, struct frd_event *e)
         return frd__tcur_folded(c, e);
     }
     c->p = p;
-    e->ns = frd__ticks_to_ns(&c->d->clock, c->ticks);
+    e->ns = frd__tcur_ns(c, c->ticks);
     c->idx++;
     return 1;
 }

@@ -58,7 +58,10 @@ static __attribute__((noinline)) int grow_slow(void **p, size_t *cap, size_t n, 
  * it runs for every task and poll, and rarely has anything to do. */
 static inline int grow(void **p, size_t *cap, size_t n, size_t size)
 {
-    if (n < *cap && ((n * size) & (PREFAULT_STEP - 1)) >= size)
+    /* the first step is never prefaulted: element 0 of a small array (a
+     * thread's stack of open polls, emptied and refilled at every poll) has
+     * nothing to do here */
+    if (n < *cap && (((n * size) & (PREFAULT_STEP - 1)) >= size || n * size < PREFAULT_STEP))
         return 0;
     return grow_slow(p, cap, n, size);
 }
@@ -424,7 +427,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
             break;
         }
         struct open_poll op = ts->stack[k - 1];
-        memmove(&ts->stack[k - 1], &ts->stack[k], (ts->n - k) * sizeof(*ts->stack));
+        if (k < ts->n) /* not the innermost poll: rare, no call otherwise */
+            memmove(&ts->stack[k - 1], &ts->stack[k], (ts->n - k) * sizeof(*ts->stack));
         ts->n--;
         struct frd_poll *p = &t->polls[op.poll];
         p->end_ns = ns;
@@ -473,10 +477,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         wk->ns = ns;
         wk->thread = thread;
         wk->by_inst = FRD_NONE;
-        if (ts->n) {
+        if (ts->n)
             wk->by_inst = ts->stack[ts->n - 1].task;
-            wk->by_task = m->tasks[wk->by_inst].id;
-        }
         if (t->open_poll != FRD_NONE) {
             wk->during_own_poll = 1;
             t->polls[t->open_poll].woken_during = 1;
@@ -496,7 +498,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         break;
     case FR_EV_WAKER_DROP:
         t->waker_refs--;
-        t->waker_drops++;
+        if (t->waker_drops < UINT32_MAX)
+            t->waker_drops++;
         if (t->waker_refs == 0)
             t->waker_zero_ns = ns;
         break;
@@ -533,12 +536,16 @@ static inline int advance(struct tstate *ts, const struct idmap *ids)
         return 1;
     }
     uint32_t n = 0;
-    while (n < AHEAD && frd__tcur_next(&ts->cur, &ts->ahead[n])) {
+    /* a copy of the cursor on the stack: its fields stay in registers while
+     * the batch is decoded */
+    struct frd_tcur cur = ts->cur;
+    while (n < AHEAD && frd__tcur_next(&cur, &ts->ahead[n])) {
         if (ts->ahead[n].type == FR_EV_SPAWN && ids->cap)
             /* a new id, most likely: its slot is a cache miss, start it now */
             __builtin_prefetch(&ids->s[id_tag(ts->ahead[n].task) & (ids->cap - 1)], 1);
         n++;
     }
+    ts->cur = cur;
     ts->nahead = n;
     ts->next = 0;
     ts->e = &ts->ahead[0];

@@ -52,9 +52,9 @@ struct frd_poll {
 
 struct frd_wake {
     int64_t ns;
-    uint64_t by_task;     /* task polling on the waking thread, 0 none */
     uint32_t thread;
-    int32_t by_inst;      /* its instance, FRD_NONE */
+    int32_t by_inst;      /* the task instance polling on the waking thread, FRD_NONE
+                             none (its id: tasks[by_inst].id) */
     int8_t during_own_poll; /* the woken task was itself being polled */
     int8_t while_idle;      /* the woken task was idle after a pending poll */
 };
@@ -77,31 +77,35 @@ enum frd_wait {
     FRD_WAIT_STOPPED = 3,  /* fr_idle: stopped, waits for nothing */
 };
 
+/* Eight-byte fields first, then four, then one: no padding inside (a model
+ * holds one per task, 176 bytes). */
 struct frd_task {
     uint64_t id;
     uint64_t parent;
-    uint32_t name;       /* string id, 0 unknown */
-    int32_t parent_inst; /* FRD_NONE if unknown */
     int64_t spawn_ns;
     int64_t first_ns, last_ns; /* its first and last event in the recording */
-    uint32_t spawn_thread;
-    uint32_t await_str; /* last fr_await label */
     int64_t await_ns;
 
     struct frd_poll *polls;
-    size_t npolls;
     struct frd_wake *wakes;
-    size_t nwakes;
 
     int64_t waker_refs;     /* clones minus drops seen */
-    size_t waker_drops;     /* waker_drop events seen */
     int64_t waker_zero_ns;  /* last time waker_refs fell to 0, INT64_MIN never */
 
     int64_t drop_ns;
-    uint32_t drop_thread;
-
-    int32_t open_poll;     /* index of the poll running now (replay state) */
     int64_t ready_ns;      /* runnable since (replay state), INT64_MIN none */
+    int64_t busy_ns, idle_ns;
+    int64_t delay_p50_ns, delay_p99_ns; /* scheduling delay; -1 if no sample */
+
+    uint32_t name;       /* string id, 0 unknown */
+    int32_t parent_inst; /* FRD_NONE if unknown */
+    uint32_t spawn_thread;
+    uint32_t await_str; /* last fr_await label */
+    uint32_t npolls;
+    uint32_t nwakes;
+    uint32_t waker_drops;   /* waker_drop events seen */
+    uint32_t drop_thread;
+    int32_t open_poll;     /* index of the poll running now (replay state) */
     int32_t ready_wake;
 
     int8_t spawn_seen;
@@ -109,8 +113,6 @@ struct frd_task {
     int8_t wait;  /* enum frd_wait, as of the end of the recording */
     int8_t waiting_unpolled; /* awaited outside any poll (replay state) */
     int8_t state; /* enum frd_task_state at the end of the recording */
-    int64_t busy_ns, idle_ns;
-    int64_t delay_p50_ns, delay_p99_ns; /* scheduling delay; -1 if no sample */
 };
 
 struct frd_span {

@@ -24,8 +24,9 @@
 #include "reader_int.h"
 
 /* A fold list at @c (format.h): n, then n events of FR_FOLDABLE types, with
- * their string ids. Return: n (1..FR_FOLD_LIST_MAX), or 0 if it is not one. */
-static uint32_t check_fold_list(struct frd_cur *c)
+ * their string ids. Return: n (1..FR_FOLD_LIST_MAX), or 0 if it is not one.
+ * Inlined: a call would keep the page's cursor in memory for every record. */
+static inline __attribute__((always_inline)) uint32_t check_fold_list(struct frd_cur *c)
 {
     uint8_t n, type;
     uint64_t s;
@@ -331,6 +332,8 @@ void frd_tcur_init(struct frd_tcur *c, const struct frd_dump *d, const struct fr
     memset(c, 0, sizeof(*c));
     c->d = d;
     c->t = t;
+    c->memo_ticks = 0;
+    c->memo_ns = frd__ticks_to_ns(&d->clock, 0);
 }
 
 int frd_tcur_next(struct frd_tcur *c, struct frd_event *e)

@@ -322,6 +322,10 @@ struct frd_tcur {
     uint32_t nfold;
     uint8_t end_type;
     uint64_t fold_task, fold_ticks;
+    /* the last ticks converted to ns: folded events and records at the
+     * same time take the ns of the event before them without the division */
+    uint64_t memo_ticks;
+    int64_t memo_ns;
 };
 
 /* frd_tcur_init - a cursor at the first event of thread @t of dump @d. */

@@ -309,8 +309,9 @@ static void worker_tracks(struct cx *c, const struct wref *w, size_t nw)
                     "\"during_own_poll\": %s, \"while_idle\": %s, \"by_task\": ",
                     (unsigned long long)t->id, w[a].task, wa->during_own_poll ? "true" : "false",
                     wa->while_idle ? "true" : "false");
-            if (wa->by_task)
-                fprintf(c->out, "%llu", (unsigned long long)wa->by_task);
+            uint64_t by_task = wa->by_inst != FRD_NONE ? m->tasks[wa->by_inst].id : 0;
+            if (by_task)
+                fprintf(c->out, "%llu", (unsigned long long)by_task);
             else
                 fputs("null", c->out);
             fputs("}}", c->out);

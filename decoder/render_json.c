@@ -210,7 +210,7 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
             fputs(", \"parent\": null", out);
         fprintf(out, ", \"state\": \"%s\", \"polls\": %zu, \"wakes\": %zu, \"busy_ns\": %lld, "
                 "\"idle_ns\": %lld",
-                frd_task_state_name(t->state), t->npolls, t->nwakes, (long long)t->busy_ns,
+                frd_task_state_name(t->state), (size_t)t->npolls, (size_t)t->nwakes, (long long)t->busy_ns,
                 (long long)t->idle_ns);
         if (frd_wait_name(t->wait))
             fprintf(out, ", \"wait\": \"%s\"", frd_wait_name(t->wait));

@@ -407,7 +407,7 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
                 t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_EXTERNAL  ? "idle-ext"
                 : t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_STOPPED ? "stopped"
                                                                            : frd_task_state_name(t->state),
-                t->npolls, frd_fmt_dur(t->busy_ns, a, sizeof(a)),
+                (size_t)t->npolls, frd_fmt_dur(t->busy_ns, a, sizeof(a)),
                 frd_fmt_dur(t->idle_ns, b, sizeof(b)), dur_or_dash(t->delay_p50_ns, c, sizeof(c)),
                 dur_or_dash(t->delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
     }
