@@ -70,6 +70,16 @@ CASES = {
 }
 
 
+TIMING_KINDS = ("long_poll", "starvation", "delayed_wakeup")
+PLANTED_NS = 200_000_000  # the shortest planted bug: report_render blocks 200 ms
+
+
+def sanitized(program):
+    """Is @program built with a sanitizer (does it link libasan or libtsan)?"""
+    out = subprocess.run(["ldd", program], capture_output=True, text=True).stdout
+    return "libasan.so" in out or "libtsan.so" in out
+
+
 def cli_json(flightrec, *args):
     r = subprocess.run([flightrec, *args, "--json"], capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
@@ -121,6 +131,20 @@ def main():
             tap.check(any(f["kind"] == kind and f.get("name") == name for f in findings),
                       f"analyze finds {kind} on {name}", describe(findings))
         unexpected = [f for f in findings if not spec["allowed"](f)]
+        # In a sanitizer build (tools/sanitize: every allocation goes through
+        # the sanitizer's allocator, the demo runs 2-3 times slower, and the
+        # machine runs two suites at once) a worker held off its CPU mid-poll
+        # for 60-140 ms was seen: a real long poll, made by the machine. Such
+        # timing findings, shorter than the planted 200 ms, are listed there,
+        # not failed; every other kind still fails, and the normal build
+        # allows none.
+        if sanitized(demo):
+            timing = [f for f in unexpected if f["kind"] in TIMING_KINDS
+                      and f.get("duration_ns", 0) < PLANTED_NS]
+            for f in timing:
+                print(f"# a sanitizer build, timing: {f['kind']} {f.get('name')} "
+                      f"{f.get('duration_ns', 0) / 1e6:.1f} ms")
+            unexpected = [f for f in unexpected if f not in timing]
         tap.check(not unexpected,
                   "no other findings" if spec["expect"] or case == "crash" else "no findings at all",
                   describe(unexpected))
