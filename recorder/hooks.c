@@ -142,6 +142,39 @@ __attribute__((noinline)) static void flush_fold(struct fr_writer *w)
     publish(w, pg, count, p);
 }
 
+/* The record's bytes at the writer's position, then its publication: the
+ * type byte @tag (type | FR_REC_FOLDED when it carries the held events),
+ * the clock delta to @now, the arguments @args names, the fold list when
+ * folded. The writer's fields are read once before the bytes are stored and
+ * written back once after (see publish). Shared by put_record and the fast
+ * path's put_fast, inlined into both. */
+static inline __attribute__((always_inline)) void put_bytes(struct fr_writer *w, unsigned tag,
+                                                            unsigned args, uint64_t task,
+                                                            uint64_t parent, uint32_t sid,
+                                                            uint64_t now)
+{
+    uint8_t *p = w->pos;
+    struct fr_page *pg = w->page;
+    uint32_t count = w->count + 1;
+    uint64_t last_ticks = w->last_ticks, last_task = w->last_task;
+    if (FR_UNLIKELY(now < last_ticks)) /* TSC skew after a migration: never go back */
+        now = last_ticks;
+    *p++ = (uint8_t)tag;
+    p = put_uleb(p, now - last_ticks);
+    if (args & ARG_TASK)
+        p = put_uleb(p, zigzag(task - last_task));
+    if (args & ARG_PARENT)
+        p = put_uleb(p, zigzag(parent - task));
+    if (args & ARG_STR)
+        p = put_uleb(p, sid);
+    if (tag & FR_REC_FOLDED)
+        p = put_fold_list(p, w);
+    if (args & ARG_TASK)
+        w->last_task = task;
+    w->last_ticks = now;
+    publish(w, pg, count, p);
+}
+
 /* Step 3 and 4 for writer @w (busy): one record of @type, timed, after
  * whatever was held. FR_REC_FOLDED on a poll end of the polled task takes
  * the held events in. */
@@ -162,29 +195,7 @@ put_record(struct fr_writer *w, unsigned type, unsigned args, uint64_t task, uin
     uint64_t now = fr__ticks();
     if (FR_UNLIKELY(w->pos > w->limit))
         fr__writer_next_page(w, now);
-    /* The writer's fields, read once before the record's bytes are stored
-     * and written back once after (see publish). */
-    uint8_t *p = w->pos;
-    struct fr_page *pg = w->page;
-    uint32_t count = w->count + 1;
-    uint64_t last_ticks = w->last_ticks, last_task = w->last_task;
-    if (FR_UNLIKELY(now < last_ticks)) /* TSC skew after a migration: never go back */
-        now = last_ticks;
-
-    *p++ = (uint8_t)(type | folded);
-    p = put_uleb(p, now - last_ticks);
-    if (args & ARG_TASK)
-        p = put_uleb(p, zigzag(task - last_task));
-    if (args & ARG_PARENT)
-        p = put_uleb(p, zigzag(parent - task));
-    if (args & ARG_STR)
-        p = put_uleb(p, sid);
-    if (FR_UNLIKELY(folded))
-        p = put_fold_list(p, w);
-    if (args & ARG_TASK)
-        w->last_task = task;
-    w->last_ticks = now;
-    publish(w, pg, count, p);
+    put_bytes(w, type | folded, args, task, parent, sid, now);
 }
 
 /* Everything the fast paths below leave out: the first event of a thread
@@ -281,27 +292,7 @@ put_fast(struct fr_writer *w, unsigned type, unsigned args, uint64_t task, uint6
         leave(w);
         return 0;
     }
-    uint64_t now = read_tsc();
-    uint8_t *p = w->pos;
-    struct fr_page *pg = w->page;
-    uint32_t count = w->count + 1;
-    uint64_t last_ticks = w->last_ticks, last_task = w->last_task;
-    if (FR_UNLIKELY(now < last_ticks)) /* TSC skew after a migration: never go back */
-        now = last_ticks;
-    *p++ = (uint8_t)(type | folded);
-    p = put_uleb(p, now - last_ticks);
-    if (args & ARG_TASK)
-        p = put_uleb(p, zigzag(task - last_task));
-    if (args & ARG_PARENT)
-        p = put_uleb(p, zigzag(parent - task));
-    if (args & ARG_STR)
-        p = put_uleb(p, sid);
-    if (folded)
-        p = put_fold_list(p, w);
-    if (args & ARG_TASK)
-        w->last_task = task;
-    w->last_ticks = now;
-    publish(w, pg, count, p);
+    put_bytes(w, type | folded, args, task, parent, sid, read_tsc());
     return 1;
 }
 
