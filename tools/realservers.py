@@ -7,6 +7,7 @@ same way. Every server listens on 127.0.0.1 only.
   wait_listening(port, proc)       True once a TCP connect to port succeeds
   memcached_cmd(memcached, port)   memcached's command line: -t 2, 127.0.0.1
   sanitizer_runtimes(adapter)      the sanitizer runtimes an adapter links
+  flightrec_run_env(adapter, ...)  the environment for `flightrec run` with it
   NAMED, write_named_dir(d, port)  named's zone, configuration and queries
   dns_answers(port)                True when named answers www.example.test A
   cpu_seconds(pid)                 a process's user + system CPU time so far
@@ -82,6 +83,26 @@ def sanitizer_runtimes(adapter):
     out = subprocess.run(["ldd", adapter], capture_output=True, text=True).stdout
     return [ln.split("=>")[1].split()[0] for ln in out.splitlines()
             if "=>" in ln and any(rt in ln for rt in ("libasan.so", "libtsan.so", "libubsan.so"))]
+
+
+def flightrec_run_env(adapter, leak_check=True, **extra):
+    """os.environ plus @extra, for `flightrec run` to find @adapter (its
+    directory in FLIGHTREC_ADAPTER_DIR), without an LD_PRELOAD from outside
+    (the preload is flightrec run's to set). In a sanitizer build the adapter
+    links the sanitizer's runtime, which must be loaded before libc: it goes
+    in LD_PRELOAD, after the adapter that `flightrec run` puts first (ASan is
+    told not to insist on coming first); @leak_check False turns ASan's leak
+    check off, for a program whose own allocations are not ours to judge."""
+    env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)),
+               **extra)
+    env.pop("LD_PRELOAD", None)
+    rts = sanitizer_runtimes(adapter)
+    if rts:
+        env["LD_PRELOAD"] = ":".join(rts)
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        if not leak_check:
+            env["ASAN_OPTIONS"] += ":detect_leaks=0"
+    return env
 
 
 def write_named_dir(d, port):

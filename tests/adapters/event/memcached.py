@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", ".."), os.path.join(HERE, "..", "..", "..", "tools")]
 from tap import Tap  # noqa: E402  (tests/tap.py)
-from realservers import (free_port, memcached_cmd, sanitizer_runtimes,  # noqa: E402
+from realservers import (flightrec_run_env, free_port, memcached_cmd,  # noqa: E402
                          wait_listening)
 
 THRESHOLDS = ["--long-poll-ms", "250", "--starvation-ms", "250"]
@@ -83,18 +83,9 @@ def main():
     # signal: memcached takes SIGUSR1 for itself, so the default moves.
     # Rings large enough to keep the whole run, connections' spawns included,
     # on a machine much faster than this one.
-    env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)),
-               FLIGHTREC_RING_KB="32768")
+    # memcached is not ours to check for leaks: its exit status must stay its own.
+    env = flightrec_run_env(adapter, leak_check=False, FLIGHTREC_RING_KB="32768")
     env.pop("FLIGHTREC_SIGNAL", None)
-    env.pop("LD_PRELOAD", None)
-    runtime = sanitizer_runtimes(adapter)
-    if runtime:
-        # a sanitizer build: its runtime must be loaded, and flightrec run puts
-        # the adapter in front of it
-        env["LD_PRELOAD"] = ":".join(runtime)
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
-        # memcached is not ours to check for leaks; its exit status must stay its own
-        env["ASAN_OPTIONS"] += ":detect_leaks=0"
     port = free_port()
     mc = subprocess.Popen([cli, "run", "--dir", tmp, "--", *memcached_cmd(memcached, port)],
                           env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

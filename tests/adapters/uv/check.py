@@ -40,7 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", ".."), os.path.join(HERE, "..", "..", "..", "tools")]
 from tap import Tap  # noqa: E402  (tests/tap.py)
-from realservers import sanitizer_runtimes  # noqa: E402
+from realservers import flightrec_run_env  # noqa: E402
 
 THRESHOLDS = ["--long-poll-ms", "100", "--starvation-ms", "100"]
 
@@ -50,12 +50,8 @@ def run_env(adapter, d):
     sanitizer build (tools/sanitize) the adapter links the sanitizer's
     runtime, which must be loaded before libc: it goes in LD_PRELOAD, after
     the adapter that `flightrec run` puts first."""
-    env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)))
+    env = flightrec_run_env(adapter)
     env.pop("FLIGHTREC_DIR", None)
-    rts = sanitizer_runtimes(adapter)
-    if rts:
-        env["LD_PRELOAD"] = ":".join(rts)
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
     return env
 
 

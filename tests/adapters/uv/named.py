@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", ".."), os.path.join(HERE, "..", "..", "..", "tools")]
 from tap import Tap  # noqa: E402  (tests/tap.py)
-from realservers import (NAMED, dns_answers, free_port, sanitizer_runtimes,  # noqa: E402
+from realservers import (NAMED, dns_answers, flightrec_run_env, free_port,  # noqa: E402
                          write_named_dir)
 
 
@@ -41,13 +41,8 @@ def run_env(adapter):
     runtime, which must be loaded before libc: it goes in LD_PRELOAD, after
     the adapter that `flightrec run` puts first; named's own allocations are
     not ours to judge (no leak check)."""
-    env = dict(os.environ, FLIGHTREC_ADAPTER_DIR=os.path.dirname(os.path.abspath(adapter)))
+    env = flightrec_run_env(adapter, leak_check=False)
     env.pop("FLIGHTREC_DIR", None)
-    rts = sanitizer_runtimes(adapter)
-    if rts:
-        env["LD_PRELOAD"] = ":".join(rts)
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "")
-                               + ":verify_asan_link_order=0:detect_leaks=0")
     return env
 
 
