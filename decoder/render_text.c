@@ -392,8 +392,8 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
         for (size_t j = 0; s && j < n && k + 1 < sizeof(name); j++)
             name[k++] = (s[j] < 0x20 || s[j] == 0x7f) ? '?' : s[j];
         name[k] = 0;
-        if (!k)
-            snprintf(name, sizeof(name), "-");
+        if (!k) /* a long-lived task named at a spawn the ring no longer holds */
+            snprintf(name, sizeof(name), "%s", t->spawn_seen ? "-" : "(spawned earlier)");
         if (t->parent)
             snprintf(par, sizeof(par), "%llu", (unsigned long long)t->parent);
         else

@@ -119,6 +119,39 @@ Test(cli, clean_run_has_no_findings)
     cr_assert_not_null(strstr(out, "\"findings\": []"), "%s", out);
 }
 
+/* A long-lived task (a listener) spawned before the ring's window: its row
+ * says so instead of a bare "-"; a task spawned inside the window beside it
+ * keeps its name. */
+Test(cli, tasks_names_a_spawn_older_than_the_window)
+{
+    char path[512], args[700], *out, *err;
+    sc_recorder_start(64); /* 64 KiB: a few thousand tasks overwrite the spawn */
+    fr_thread_name("main");
+    fr_spawn(7, 0, "listener");
+    for (uint64_t id = 100; id < 20100; id++) {
+        fr_spawn(id, 0, "request");
+        fr_poll_begin(id);
+        fr_poll_end(id, FR_READY);
+        fr_drop(id);
+    }
+    fr_spawn(8, 0, "fresh");
+    fr_poll_begin(7);
+    fr_poll_end(7, FR_PENDING);
+    fr_poll_begin(8);
+    fr_poll_end(8, FR_PENDING);
+    sc_dump(path);
+    fr_shutdown();
+
+    snprintf(args, sizeof(args), "tasks '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    const char *row7 = strstr(out, "\n7 "), *row8 = strstr(out, "\n8 ");
+    cr_assert_not_null(row7, "%s", out);
+    cr_assert_not_null(row8, "%s", out);
+    cr_assert_eq(strncmp(row7 + 20, "(spawned earlier)", 17), 0, "%.80s", row7 + 1);
+    cr_assert_eq(strncmp(row8 + 20, "fresh ", 6), 0, "%.80s", row8 + 1);
+    cr_assert_null(strstr(out, "listener"), "the spawn should have left the ring: %s", out);
+}
+
 Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
 {
     char path[512], cut[600], args[700], *out, *err;
