@@ -26,6 +26,9 @@ static void task_obj(FILE *out, const struct frd_model *m, int32_t ti)
     putc('}', out);
 }
 
+/* [{"ip", "function", "file", "line", "module", "offset"}, ...] members,
+ * without the brackets: the crash's backtrace and the stall's stack alike
+ * (a name the symbolizer did not find is null). */
 static void json_frames(FILE *out, const struct frd_frame *fr, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -36,9 +39,12 @@ static void json_frames(FILE *out, const struct frd_frame *fr, size_t n)
         fputs(", \"file\": ", out);
         frd_json_cstr(out, f->file[0] ? f->file : NULL);
         if (f->line)
-            fprintf(out, ", \"line\": %d}", f->line);
+            fprintf(out, ", \"line\": %d", f->line);
         else
-            fputs(", \"line\": null}", out);
+            fputs(", \"line\": null", out);
+        fputs(", \"module\": ", out);
+        frd_json_cstr(out, f->module[0] ? f->module : NULL);
+        fprintf(out, ", \"offset\": \"0x%llx\"}", (unsigned long long)f->offset);
     }
 }
 
@@ -139,21 +145,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
             fputs(", \"sender\": null", out);
     }
     fputs(", \"backtrace\": [", out);
-    for (size_t i = 0; i < v->nframes; i++) {
-        const struct frd_frame *f = &v->frames[i];
-        fprintf(out, "%s{\"ip\": \"0x%llx\", \"function\": ", i ? ", " : "",
-                (unsigned long long)f->ip);
-        frd_json_cstr(out, f->function[0] ? f->function : NULL);
-        fputs(", \"file\": ", out);
-        frd_json_cstr(out, f->file[0] ? f->file : NULL);
-        if (f->line)
-            fprintf(out, ", \"line\": %d", f->line);
-        else
-            fputs(", \"line\": null", out);
-        fputs(", \"module\": ", out);
-        frd_json_cstr(out, f->module[0] ? f->module : NULL);
-        fprintf(out, ", \"offset\": \"0x%llx\"}", (unsigned long long)f->offset);
-    }
+    json_frames(out, v->frames, v->nframes);
     fputs("], \"notes\": [", out);
     for (size_t pos = 0, k = 0; d->notes.p && pos < d->notes.len; k++) {
         const char *nl = memchr(d->notes.p + pos, '\n', d->notes.len - pos);

@@ -169,6 +169,20 @@ static void put_blob(FILE *out, const struct frd_blob *b)
     frd_text_str(out, b->p ? b->p : "", b->len);
 }
 
+/* One frame of a backtrace or a stall's stack: "  #N 0xIP in F at FILE:LINE
+ * (MODULE+0xOFF)", each part only when the symbolizer found it. */
+static void put_frame(FILE *out, size_t i, const struct frd_frame *f)
+{
+    fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
+    if (f->function[0])
+        fprintf(out, " in %s", f->function);
+    if (f->file[0])
+        fprintf(out, " at %s:%d", f->file, f->line);
+    if (f->module[0])
+        fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
+    putc('\n', out);
+}
+
 /* The watchdog's stuck thread and stack (STALL), or what `recover` dropped. */
 static void text_triggers(FILE *out, const struct frd_view *v)
 {
@@ -210,17 +224,8 @@ static void text_triggers(FILE *out, const struct frd_view *v)
     if (!fr)
         return;
     frd_symbolize(d, s->frames, s->nframes, fr);
-    for (size_t i = 0; i < s->nframes; i++) {
-        const struct frd_frame *f = &fr[i];
-        fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
-        if (f->function[0])
-            fprintf(out, " in %s", f->function);
-        if (f->file[0])
-            fprintf(out, " at %s:%d", f->file, f->line);
-        if (f->module[0])
-            fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
-        putc('\n', out);
-    }
+    for (size_t i = 0; i < s->nframes; i++)
+        put_frame(out, i, &fr[i]);
     free(fr);
 }
 
@@ -312,15 +317,7 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         }
         fputs(v->nframes ? "backtrace\n" : "backtrace none captured (see notes)\n", out);
         for (size_t i = 0; i < v->nframes; i++) {
-            const struct frd_frame *f = &v->frames[i];
-            fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
-            if (f->function[0])
-                fprintf(out, " in %s", f->function);
-            if (f->file[0])
-                fprintf(out, " at %s:%d", f->file, f->line);
-            if (f->module[0])
-                fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
-            putc('\n', out);
+            put_frame(out, i, &v->frames[i]);
         }
     }
 
