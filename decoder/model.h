@@ -183,6 +183,10 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
  */
 int frd_model_build(const struct frd_dump *d, struct frd_model *m);
 
+/* decoder/spawns.c: name (and give a parent to) each task whose spawn is
+ * not in the dump from the SPAWNS section, where nothing contradicts it. */
+void frd__model_spawn_names(struct frd_model *m);
+
 void frd_model_free(struct frd_model *m);
 
 /*

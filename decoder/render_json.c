@@ -128,7 +128,10 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         if (depth)
             fputs(", ", out);
         task_obj(out, m, ti);
-        ti = m->tasks[ti].parent_inst;
+        const struct frd_task *t = &m->tasks[ti];
+        if (t->parent && t->parent_inst == FRD_NONE) /* a parent with no event in the window */
+            fprintf(out, ", {\"id\": %llu, \"name\": null}", (unsigned long long)t->parent);
+        ti = t->parent_inst;
     }
     fputs("]", out);
     if (c->present) {

@@ -140,7 +140,9 @@ FR_HOOK void fr_thread_name(const char *name);
 
 enum fr_poll_result { FR_PENDING = 0, FR_READY = 1 };
 
-FR_HOOK void fr_spawn(uint64_t task, uint64_t parent, const char *name); /* parent 0: none */
+/* parent 0: none. Also notes name and parent in the spawn table until
+ * fr_drop(task), so a dump names a live task whose spawn left the ring. */
+FR_HOOK void fr_spawn(uint64_t task, uint64_t parent, const char *name);
 FR_HOOK void fr_poll_begin(uint64_t task);
 FR_HOOK void fr_poll_end(uint64_t task, enum fr_poll_result result);
 FR_HOOK void fr_await(uint64_t task, const char *label); /* where a pending task waits */

@@ -45,6 +45,7 @@ static void atfork_child(void)
     if (!running)
         return;
     fr__registry_reset();
+    fr__spawns_reset(); /* the parent's tasks are not the child's */
     fr__dump_reset_after_fork();
     fr__crash_reset_after_fork();
     fr__dumper_restart_in_child();
@@ -217,6 +218,8 @@ int fr__init(const struct fr_config *cfg)
         err = fr__registry_init();
     if (!err)
         err = fr__dump_init();
+    if (!err)
+        err = fr__spawns_init();
     if (err) {
         pthread_mutex_unlock(&life_lock);
         return err;

@@ -234,6 +234,104 @@ void fr__thread_name_set(struct fr_slot *s, const char *name);
 int fr__registry_init(void);
 void fr__altstack_install(struct fr_slot *s);
 
+/* ---- the spawn table (spawns.c) ----------------------------------------- */
+
+/* Entries of the spawn table (a power of two, at least FR_SPAWN_WAYS): at
+ * most this many live tasks keep their name and parent after their spawn
+ * leaves the ring. 40 bytes each: 640 KiB for the process. */
+#ifndef FR_SPAWN_SLOTS
+#define FR_SPAWN_SLOTS 16384u
+#endif
+_Static_assert((FR_SPAWN_SLOTS & (FR_SPAWN_SLOTS - 1)) == 0, "FR_SPAWN_SLOTS: a power of two");
+
+struct fr_spawn_entry {
+    _Atomic uint64_t task; /* 0: empty */
+    _Atomic uint64_t parent;
+    _Atomic uint64_t ticks; /* the spawn record's time */
+    _Atomic uint32_t name;  /* string id */
+    _Atomic uint32_t tid;   /* the spawning thread */
+    _Atomic uint32_t check; /* fr__spawn_check of the rest; stored last */
+    uint32_t reserved;
+};
+struct fr_spawn_copy {
+    uint64_t task, parent, ticks;
+    uint32_t name, tid;
+};
+extern struct fr_spawn_entry *fr__spawns; /* NULL before the first fr_init */
+
+/* The table is 4-way set-associative: a task may sit in any of the 4
+ * entries of its set, so a stream of short-lived tasks does not push out a
+ * long-lived one (it takes an empty entry, and drops empty it again). */
+#define FR_SPAWN_WAYS 4u
+static inline struct fr_spawn_entry *fr__spawn_set(uint64_t task)
+{
+    uint32_t i = (uint32_t)((task * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
+    return &fr__spawns[i & (FR_SPAWN_SLOTS - FR_SPAWN_WAYS)];
+}
+
+/* Never 0 (an entry being written, or cleared, has check 0 or a stale one). */
+static inline uint32_t fr__spawn_check(uint64_t task, uint64_t parent, uint64_t ticks,
+                                       uint32_t name, uint32_t tid)
+{
+    uint64_t x = (task ^ (parent * UINT64_C(0xff51afd7ed558ccd)) ^ ticks ^
+                  ((uint64_t)name << 32 | tid)) * UINT64_C(0xc4ceb9fe1a85ec53);
+    return (uint32_t)(x >> 32) | 1u;
+}
+
+/* fr_spawn's entry (inside the hook, writer busy): an empty entry of its
+ * set, or the one that already names @task (a spawn again without a drop);
+ * none when the set is full of live tasks (this one is then named by its
+ * record alone). The check is cleared first and stored last, so a dump
+ * reading meanwhile skips the entry. */
+static inline void fr__spawn_note(uint64_t task, uint64_t parent, uint64_t ticks, uint32_t name,
+                                  uint32_t tid)
+{
+    struct fr_spawn_entry *set = fr__spawn_set(task), *e = set;
+    /* The first way, empty or this task's: the usual case, two loads. A
+     * copy of this task left in a later way (spawned again without a drop,
+     * while the first way was taken) is older: the decoder takes the
+     * newest entry of a task. */
+    if (FR_UNLIKELY(atomic_load_explicit(&e->check, FR_RELAXED) != 0 &&
+                    atomic_load_explicit(&e->task, FR_RELAXED) != task)) {
+        e = NULL;
+        for (uint32_t k = 1; k < FR_SPAWN_WAYS; k++) {
+            if (atomic_load_explicit(&set[k].task, FR_RELAXED) == task) {
+                e = &set[k];
+                break;
+            }
+            if (!e && atomic_load_explicit(&set[k].check, FR_RELAXED) == 0)
+                e = &set[k];
+        }
+        if (!e)
+            return;
+    }
+    atomic_store_explicit(&e->check, 0, FR_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&e->task, task, FR_RELAXED);
+    atomic_store_explicit(&e->parent, parent, FR_RELAXED);
+    atomic_store_explicit(&e->ticks, ticks, FR_RELAXED);
+    atomic_store_explicit(&e->name, name, FR_RELAXED);
+    atomic_store_explicit(&e->tid, tid, FR_RELAXED);
+    atomic_store_explicit(&e->check, fr__spawn_check(task, parent, ticks, name, tid), FR_RELEASE);
+}
+
+/* fr_drop: empty @task's entry, on whichever thread drops it. */
+static inline void fr__spawn_forget(uint64_t task)
+{
+    struct fr_spawn_entry *set = fr__spawn_set(task);
+    for (uint32_t k = 0; k < FR_SPAWN_WAYS; k++)
+        if (atomic_load_explicit(&set[k].task, FR_RELAXED) == task) {
+            atomic_store_explicit(&set[k].check, 0, FR_RELAXED);
+            return;
+        }
+}
+
+int fr__spawns_init(void);   /* fr_init: map the table, or clear it */
+void fr__spawns_reset(void); /* fork child: clear */
+/* Copy up to @max whole entries, scanning from index @from; *@next is where
+ * to go on (FR_SPAWN_SLOTS: done). Async-signal-safe. */
+size_t fr__spawns_copy(size_t from, struct fr_spawn_copy *out, size_t max, size_t *next);
+
 /* ---- interned strings (intern.c) ---------------------------------------- */
 
 uint32_t fr__intern(const char *s); /* 0 for NULL; FR_STRING_OVERFLOW when full */
