@@ -29,9 +29,9 @@
  * then; the crash and stall handlers and fr_dump() on this thread flush it
  * (fr__writer_flush).
  *
- * fr_spawn also writes the task's entry in the spawn table, and fr_drop
- * clears it (spawns.c): a few plain stores, so that a dump names a task
- * whose spawn left the ring.
+ * fr_spawn also writes the task's entry in the thread's young spawn table,
+ * and fr_drop empties it (spawns.c): a few plain stores to a hot line, so
+ * that a dump names a task whose spawn left the ring.
  *
  * No locks, no system calls, no allocation, no read-modify-write atomics
  * (interning a string seen for the first time is the one exception, and it
@@ -179,9 +179,10 @@ static inline __attribute__((always_inline)) void put_bytes(struct fr_writer *w,
     publish(w, pg, count, p);
     /* The spawn table (spawns.c): a constant test where the type is known */
     if (tag == FR_EV_SPAWN)
-        fr__spawn_note(task, parent, now, sid, atomic_load_explicit(&w->slot->tid, FR_RELAXED));
+        fr__spawn_note(w->young, task, parent, now, sid,
+                       atomic_load_explicit(&w->slot->tid, FR_RELAXED));
     else if (tag == FR_EV_DROP)
-        fr__spawn_forget(task);
+        fr__spawn_forget(w->young, task, now, atomic_load_explicit(&w->slot->tid, FR_RELAXED));
 }
 
 /* Step 3 and 4 for writer @w (busy): one record of @type, timed, after
@@ -393,10 +394,6 @@ void fr__writer_flush(void)
 
 FR_API void fr_spawn(uint64_t task, uint64_t parent, const char *name)
 {
-    /* The task's set in the spawn table is a cold line more often than not:
-     * start fetching it while the record is written. (Before fr_init the
-     * address is near 0; a prefetch never faults.) */
-    __builtin_prefetch(fr__spawn_set(task), 1, 3);
     record(FR_EV_SPAWN, ARG_TASK | ARG_PARENT | ARG_STR, task, parent, name);
 }
 

@@ -4,23 +4,36 @@
  * overwritten (a listener, a timer, a connection opened an hour ago, the
  * task that was running at a crash) and still knows its parent.
  *
- * FR_SPAWN_SLOTS entries in sets of FR_SPAWN_WAYS, the set chosen by a hash
- * of the task id, in one anonymous mapping made at the first fr_init,
- * faulted in then (never on the record path) and cleared at each fr_init
- * and in a fork child. fr_spawn writes the task's entry, in an empty way of
- * its set, right after its record, inside the hook's busy section; fr_drop
- * empties it, on any thread. A live task is never pushed out: short-lived
- * tasks come and go through the empty ways, and a task that finds its set
- * full of live ones is named by its spawn record alone, as without the
- * table. Plain relaxed stores, no read-modify-write: two threads spawning
- * into one entry at the same moment may interleave their stores, and the
- * check word, stored last, lets the dump skip an entry so mixed.
+ * Two levels, so that the usual short-lived task costs no cold memory:
  *
- * The dump copies every whole entry into a SPAWNS section (format.h); the
- * decoder uses an entry only for a task whose spawn is not in the window,
- * and only when the entry's spawn is older than its thread's window.
- * Shared rings (FR_SHARED_RINGS) do not hold the table: a dump recovered
- * after SIGKILL has no SPAWNS section.
+ *  - each thread's young table (FR_SPAWN_YOUNG entries, direct-mapped by a
+ *    hash of the id, mapped with its slot): fr_spawn writes the task there,
+ *    and fr_drop on the same thread empties it again. A request spawned and
+ *    dropped on one event loop touches one hot line and nothing else.
+ *  - the process-wide table (FR_SPAWN_SLOTS entries in sets of
+ *    FR_SPAWN_WAYS, mapped at the first fr_init, faulted in then): a young
+ *    entry pushed out by a later spawn while its task lives moves here (the
+ *    task has outlived the thread's next spawns into that entry: it may live
+ *    long), into an empty way of its set; a set full of live tasks keeps
+ *    them, and the newcomer is named by its spawn record alone. A drop that
+ *    the dropping thread's young table does not hold (a task spawned on
+ *    another thread, or already moved) empties the task's entry here, or,
+ *    when there is none yet, leaves a tombstone: the task may still sit in
+ *    its spawning thread's young table, and the tombstone stops it when it
+ *    moves. Tombstones give way to entries when a set is full.
+ *
+ * Plain relaxed stores, no read-modify-write, nothing that blocks. Two
+ * threads writing one process-wide entry at the same moment may interleave
+ * their stores; the check word, stored last, lets the dump skip an entry so
+ * mixed. What the table gets wrong it gets wrong by omission: a lost entry
+ * leaves a task named by its spawn record only, as without the table; a
+ * stale one (a task dropped while a race lost its tombstone) names a dead
+ * id, which the decoder uses only for a task with no spawn in the dump whose
+ * events all come after the entry's spawn (see decoder/spawns.c).
+ *
+ * The dump copies every whole, live entry of both levels into a SPAWNS
+ * section (format.h). Shared rings (FR_SHARED_RINGS) do not hold the
+ * tables: a dump recovered after SIGKILL has no SPAWNS section.
  */
 #include <errno.h>
 #include <string.h>
@@ -30,9 +43,9 @@
 
 struct fr_spawn_entry *fr__spawns;
 
-static void *map_table(void *at)
+static void *map_entries(void *at, size_t n)
 {
-    return mmap(at, FR_SPAWN_SLOTS * sizeof(struct fr_spawn_entry), PROT_READ | PROT_WRITE,
+    return mmap(at, n * sizeof(struct fr_spawn_entry), PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE | (at ? MAP_FIXED : 0),
                 -1, 0);
 }
@@ -43,7 +56,7 @@ int fr__spawns_init(void)
         fr__spawns_reset();
         return 0;
     }
-    void *p = map_table(NULL);
+    void *p = map_entries(NULL, FR_SPAWN_SLOTS);
     if (p == MAP_FAILED)
         return -errno;
     fr__spawns = p; /* zero-filled */
@@ -55,29 +68,121 @@ int fr__spawns_init(void)
  * in place, rather than writing over the parent's copy-on-write ones. */
 void fr__spawns_reset(void)
 {
-    if (fr__spawns && map_table(fr__spawns) == MAP_FAILED)
+    if (fr__spawns && map_entries(fr__spawns, FR_SPAWN_SLOTS) == MAP_FAILED)
         memset(fr__spawns, 0, FR_SPAWN_SLOTS * sizeof(struct fr_spawn_entry));
+}
+
+struct fr_spawn_entry *fr__spawn_young_claim(struct fr_spawn_entry *kept)
+{
+    if (kept) {
+        memset(kept, 0, FR_SPAWN_YOUNG * sizeof(*kept)); /* the slot's last thread's tasks */
+        return kept;
+    }
+    void *p = map_entries(NULL, FR_SPAWN_YOUNG);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static struct fr_spawn_entry *set_of(uint64_t task)
+{
+    uint32_t i = (uint32_t)(fr__spawn_hash(task) >> 32);
+    return &fr__spawns[i & (FR_SPAWN_SLOTS - FR_SPAWN_WAYS)];
+}
+
+/* The way of @set that holds @task (live or a tombstone), or NULL. */
+static struct fr_spawn_entry *way_of(struct fr_spawn_entry *set, uint64_t task)
+{
+    for (uint32_t k = 0; k < FR_SPAWN_WAYS; k++)
+        if (atomic_load_explicit(&set[k].check, FR_RELAXED) != 0 &&
+            atomic_load_explicit(&set[k].task, FR_RELAXED) == task)
+            return &set[k];
+    return NULL;
+}
+
+/* An empty way of @set, else a tombstone's, else NULL (all live). */
+static struct fr_spawn_entry *free_way(struct fr_spawn_entry *set)
+{
+    struct fr_spawn_entry *tomb = NULL;
+    for (uint32_t k = 0; k < FR_SPAWN_WAYS; k++) {
+        if (atomic_load_explicit(&set[k].check, FR_RELAXED) == 0)
+            return &set[k];
+        if (!tomb && atomic_load_explicit(&set[k].dead, FR_RELAXED))
+            tomb = &set[k];
+    }
+    return tomb;
+}
+
+void fr__spawn_insert(uint64_t task, uint64_t parent, uint64_t ticks, uint32_t name, uint32_t tid)
+{
+    struct fr_spawn_entry *set = set_of(task), *e = way_of(set, task);
+    if (e && atomic_load_explicit(&e->dead, FR_RELAXED)) {
+        /* dropped on another thread before it got here: gone */
+        atomic_store_explicit(&e->check, 0, FR_RELAXED);
+        return;
+    }
+    if (!e)
+        e = free_way(set);
+    if (e)
+        fr__spawn_entry_put(e, task, parent, ticks, name, tid, 0);
+}
+
+/* Only the owning thread writes its young table, inside a hook: the entry
+ * is read whole here. */
+void fr__spawn_promote(struct fr_spawn_entry *y)
+{
+    fr__spawn_insert(atomic_load_explicit(&y->task, FR_RELAXED),
+                     atomic_load_explicit(&y->parent, FR_RELAXED),
+                     atomic_load_explicit(&y->ticks, FR_RELAXED),
+                     atomic_load_explicit(&y->name, FR_RELAXED),
+                     atomic_load_explicit(&y->tid, FR_RELAXED));
+}
+
+void fr__spawn_forget_far(uint64_t task, uint64_t ticks, uint32_t tid)
+{
+    struct fr_spawn_entry *set = set_of(task), *e = way_of(set, task);
+    if (e) {
+        if (!atomic_load_explicit(&e->dead, FR_RELAXED))
+            atomic_store_explicit(&e->check, 0, FR_RELAXED);
+        return;
+    }
+    e = free_way(set);
+    if (e)
+        fr__spawn_entry_put(e, task, 0, ticks, 0, tid, 1);
+}
+
+/* Entry @e copied into *@c if it is whole and live. */
+static int copy_entry(const struct fr_spawn_entry *e, struct fr_spawn_copy *c)
+{
+    uint32_t check = atomic_load_explicit(&e->check, FR_ACQUIRE); /* stored last */
+    if (!check)
+        return 0;
+    uint32_t dead = atomic_load_explicit(&e->dead, FR_RELAXED);
+    *c = (struct fr_spawn_copy){
+        .task = atomic_load_explicit(&e->task, FR_RELAXED),
+        .parent = atomic_load_explicit(&e->parent, FR_RELAXED),
+        .ticks = atomic_load_explicit(&e->ticks, FR_RELAXED),
+        .name = atomic_load_explicit(&e->name, FR_RELAXED),
+        .tid = atomic_load_explicit(&e->tid, FR_RELAXED),
+    };
+    /* mixed by two writers, or rewritten while read: the check tells */
+    return !dead && c->task && fr__spawn_check(c->task, c->parent, c->ticks, c->name, c->tid, dead) == check;
 }
 
 size_t fr__spawns_copy(size_t from, struct fr_spawn_copy *out, size_t max, size_t *next)
 {
     size_t n = 0, i = from;
-    for (; fr__spawns && i < FR_SPAWN_SLOTS && n < max; i++) {
-        const struct fr_spawn_entry *e = &fr__spawns[i];
-        uint32_t check = atomic_load_explicit(&e->check, FR_ACQUIRE); /* stored last */
-        uint64_t task = atomic_load_explicit(&e->task, FR_RELAXED);
-        if (!task || !check)
+    for (; i < FR_SPAWN_SLOTS && n < max; i++)
+        if (fr__spawns && copy_entry(&fr__spawns[i], &out[n]))
+            n++;
+    for (; i < FR_SPAWNS_END && n < max; i++) {
+        size_t k = i - FR_SPAWN_SLOTS;
+        const struct fr_slot *s = &fr__slots[k / FR_SPAWN_YOUNG];
+        uint32_t state = atomic_load_explicit(&s->state, FR_ACQUIRE); /* young set before LIVE */
+        if ((state != FR_SLOT_LIVE && state != FR_SLOT_EXITED) || !s->young) {
+            i += FR_SPAWN_YOUNG - 1 - k % FR_SPAWN_YOUNG; /* the next slot */
             continue;
-        struct fr_spawn_copy c = {
-            .task = task,
-            .parent = atomic_load_explicit(&e->parent, FR_RELAXED),
-            .ticks = atomic_load_explicit(&e->ticks, FR_RELAXED),
-            .name = atomic_load_explicit(&e->name, FR_RELAXED),
-            .tid = atomic_load_explicit(&e->tid, FR_RELAXED),
-        };
-        if (fr__spawn_check(c.task, c.parent, c.ticks, c.name, c.tid) != check)
-            continue; /* two spawns mixed, or cleared by a drop meanwhile */
-        out[n++] = c;
+        }
+        if (copy_entry(&s->young[k % FR_SPAWN_YOUNG], &out[n]))
+            n++;
     }
     *next = i;
     return n;
