@@ -246,7 +246,22 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         fputs("]}", out);
     }
     free(masks);
-    fputs("\n]}\n", out);
+    fputs("\n], \"silent\": [", out);
+    const struct frd_spawn **silent = NULL;
+    ssize_t ns = frd_silent_tasks(m, &silent);
+    for (ssize_t i = 0; i < ns; i++) {
+        const struct frd_spawn *x = silent[i];
+        fprintf(out, "%s\n{\"id\": %llu, \"name\": ", i ? "," : "", (unsigned long long)x->task);
+        frd_json_strid(out, m->dump, x->name);
+        if (x->parent)
+            fprintf(out, ", \"parent\": %llu", (unsigned long long)x->parent);
+        else
+            fputs(", \"parent\": null", out);
+        fprintf(out, ", \"spawned_ns\": %lld, \"thread\": %u}",
+                (long long)(frd_ticks_to_ns(m->dump, x->ticks) - m->start_ns), x->tid);
+    }
+    free(silent);
+    fputs(ns > 0 ? "\n]}\n" : "]}\n", out);
     return ferror(out) ? -EIO : 0;
 }
 

@@ -131,7 +131,9 @@ static const char *tasks_row(const char *out, const char *id)
 
 /*
  * Tasks whose spawn left the ring (64 KiB, overwritten by 20000 short
- * requests): a listener still alive is named from the spawn table; task 9,
+ * requests): a listener still alive is named from the spawn table; a
+ * sleeper with no event in the window is listed after the rows as alive
+ * and silent, a task dropped before the window is not; task 9,
  * alive across the window's start and dropped inside it, then spawned again
  * as "second", keeps no name for its first instance (the table's entry is
  * the second spawn, inside the window: not the first instance's); task 11,
@@ -145,6 +147,9 @@ Test(cli, tasks_names_tasks_whose_spawn_left_the_ring)
     fr_thread_name("main");
     fr_spawn(7, 3, "listener");
     fr_spawn(9, 0, "first");
+    fr_spawn(12, 7, "sleeper"); /* alive, and silent all through the window */
+    fr_spawn(13, 0, "finished");
+    fr_drop(13);
     for (uint64_t id = 100; id < 20100; id++) {
         fr_spawn(id, 0, "request");
         fr_poll_begin(id);
@@ -173,7 +178,18 @@ Test(cli, tasks_names_tasks_whose_spawn_left_the_ring)
     const char *nine = tasks_row(out, "9");
     cr_assert_eq(strncmp(nine, "(spawned earlier)", 17), 0, "%s", out);
     cr_assert_eq(strncmp(tasks_row(nine, "9"), "second ", 7), 0, "%s", out);
-    cr_assert_null(strstr(out, "first"), "%s", out);
+    cr_assert_null(strstr(out, " first  "), "%s", out);
+    /* the silent list: the sleeper alone, after the instances */
+    const char *silent = strstr(out, "\n1 more tasks alive at the dump did nothing in the recording");
+    cr_assert_not_null(silent, "%s", out);
+    cr_assert_eq(strncmp(tasks_row(silent, "12"), "sleeper                  7 ", 27), 0, "%s", silent);
+    cr_assert_not_null(strstr(silent, " before the window, on thread "), "%s", silent);
+    cr_assert_null(strstr(out, "finished"), "a dropped task is not alive: %s", out);
+    snprintf(args, sizeof(args), "tasks '%s' --json", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "], \"silent\": [\n{\"id\": 12, \"name\": \"sleeper\", "
+                                   "\"parent\": 7, \"spawned_ns\": -"),
+                       "%s", strstr(out, "\"silent\"") ? strstr(out, "\"silent\"") : out);
 }
 
 Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
