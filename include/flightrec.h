@@ -68,6 +68,12 @@ extern "C" {
  * page); only a fault it does not resolve is a crash (env
  * FLIGHTREC_CHAIN_FIRST=1). Without it, flightrec dumps first, then chains. */
 #define FR_CHAIN_FIRST 0x4u
+/* No spawn table: fr_spawn and fr_drop write their records only, and a dump
+ * names a task whose spawn left the ring by nothing. For runtimes that spawn
+ * millions of tasks a second on one thread and drop them on another, where
+ * the table costs two cache-line transfers per task (env
+ * FLIGHTREC_SPAWN_TABLE=0). */
+#define FR_NO_SPAWN_TABLE 0x8u
 
 struct fr_config {
     const char *dump_dir;    /* NULL: $FLIGHTREC_DIR, else the current directory */

@@ -267,6 +267,7 @@ struct fr_spawn_copy {
     uint32_t name, tid;
 };
 extern struct fr_spawn_entry *fr__spawns; /* NULL before the first fr_init */
+extern int fr__spawns_on; /* 0: FR_NO_SPAWN_TABLE (the hooks see a NULL young table) */
 
 static inline uint64_t fr__spawn_hash(uint64_t task)
 {
@@ -340,10 +341,11 @@ static inline void fr__spawn_forget(struct fr_spawn_entry *young, uint64_t task,
     fr__spawn_forget_far(task, ticks, tid);
 }
 
-int fr__spawns_init(void);   /* fr_init: map the table, or clear it */
+int fr__spawns_init(int on); /* fr_init: map the table, or clear it; @on 0: off */
 void fr__spawns_reset(void); /* fork child: clear */
 /* A young table for a slot (attach): mapped once, kept with the slot, emptied
- * at each claim. NULL if it cannot be mapped. */
+ * at each claim. The hooks' copy (fr_writer.young) is NULL when the table is
+ * off or could not be mapped. */
 struct fr_spawn_entry *fr__spawn_young_claim(struct fr_spawn_entry *kept);
 /* Copy up to @max whole live entries, the process-wide table's then every
  * live or exited thread's young table, starting at position @from; *@next

@@ -220,7 +220,7 @@ int fr__writer_attach(struct fr_writer *w)
     pthread_setspecific(exit_key, s);
 
     w->slot = s;
-    w->young = s->young;
+    w->young = fr__spawns_on ? s->young : NULL;
     w->gen = gen;
     w->page = NULL;
     w->in_poll = 0; /* a poll held open in an earlier epoch is not this one's */

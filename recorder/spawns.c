@@ -42,6 +42,7 @@
 #include "internal.h"
 
 struct fr_spawn_entry *fr__spawns;
+int fr__spawns_on;
 
 static void *map_entries(void *at, size_t n)
 {
@@ -50,16 +51,20 @@ static void *map_entries(void *at, size_t n)
                 -1, 0);
 }
 
-int fr__spawns_init(void)
+int fr__spawns_init(int on)
 {
+    fr__spawns_on = 0;
+    if (!on)
+        return 0;
     if (fr__spawns) {
         fr__spawns_reset();
-        return 0;
+    } else {
+        void *p = map_entries(NULL, FR_SPAWN_SLOTS);
+        if (p == MAP_FAILED)
+            return -errno;
+        fr__spawns = p; /* zero-filled */
     }
-    void *p = map_entries(NULL, FR_SPAWN_SLOTS);
-    if (p == MAP_FAILED)
-        return -errno;
-    fr__spawns = p; /* zero-filled */
+    fr__spawns_on = 1;
     return 0;
 }
 
@@ -113,6 +118,8 @@ static struct fr_spawn_entry *free_way(struct fr_spawn_entry *set)
 
 void fr__spawn_insert(uint64_t task, uint64_t parent, uint64_t ticks, uint32_t name, uint32_t tid)
 {
+    if (!fr__spawns_on)
+        return;
     struct fr_spawn_entry *set = set_of(task), *e = way_of(set, task);
     if (e && atomic_load_explicit(&e->dead, FR_RELAXED)) {
         /* dropped on another thread before it got here: gone */
@@ -138,6 +145,8 @@ void fr__spawn_promote(struct fr_spawn_entry *y)
 
 void fr__spawn_forget_far(uint64_t task, uint64_t ticks, uint32_t tid)
 {
+    if (!fr__spawns_on)
+        return;
     struct fr_spawn_entry *set = set_of(task), *e = way_of(set, task);
     if (e) {
         if (!atomic_load_explicit(&e->dead, FR_RELAXED))
@@ -169,7 +178,7 @@ static int copy_entry(const struct fr_spawn_entry *e, struct fr_spawn_copy *c)
 
 size_t fr__spawns_copy(size_t from, struct fr_spawn_copy *out, size_t max, size_t *next)
 {
-    size_t n = 0, i = from;
+    size_t n = 0, i = fr__spawns_on ? from : FR_SPAWNS_END;
     for (; i < FR_SPAWN_SLOTS && n < max; i++)
         if (fr__spawns && copy_entry(&fr__spawns[i], &out[n]))
             n++;

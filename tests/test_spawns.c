@@ -6,8 +6,10 @@
  * one; a long-lived task outlives a stream of short-lived ones.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "flightrec.h"
@@ -147,6 +149,39 @@ Test(spawns, a_spawn_again_without_a_drop_lists_the_newest)
     struct frd_spawn e;
     cr_assert_geq(listed(d, 9, &e), 1);
     cr_assert_str_eq(th_string(d, e.name), "second");
+    frd_close(d);
+    fr_shutdown();
+}
+
+/* Off (the flag, or FLIGHTREC_SPAWN_TABLE=0): nothing is listed; a value
+ * other than 0 or 1 is refused. */
+Test(spawns, off_lists_nothing)
+{
+    for (int by_env = 0; by_env < 2; by_env++) {
+        struct fr_config cfg = {.dump_dir = th_tmpdir(), .flags = FR_NO_CRASH_HANDLERS,
+                                .dump_signal = -1};
+        if (by_env)
+            setenv("FLIGHTREC_SPAWN_TABLE", "0", 1);
+        else
+            cfg.flags |= FR_NO_SPAWN_TABLE;
+        cr_assert_eq(fr_init(&cfg), 0);
+        fr_spawn(7, 0, "listener");
+        short_lived(1000, 1000);
+        struct frd_dump *d = dump_now();
+        cr_assert_eq(d->nspawns, 0, "by %s", by_env ? "env" : "flag");
+        frd_close(d);
+        fr_shutdown();
+        unsetenv("FLIGHTREC_SPAWN_TABLE");
+    }
+    setenv("FLIGHTREC_SPAWN_TABLE", "yes", 1);
+    struct fr_config cfg = {.dump_dir = th_tmpdir(), .flags = FR_NO_CRASH_HANDLERS};
+    cr_assert_eq(fr_init(&cfg), -EINVAL);
+    unsetenv("FLIGHTREC_SPAWN_TABLE");
+    /* and on again after an fr_init with it off */
+    cr_assert_eq(fr_init(&cfg), 0);
+    fr_spawn(7, 0, "listener");
+    struct frd_dump *d = dump_now();
+    cr_assert_eq(listed(d, 7, NULL), 1);
     frd_close(d);
     fr_shutdown();
 }
