@@ -373,9 +373,13 @@ void frd_json_finding_facts(FILE *out, const struct frd_model *m, const struct f
 int frd_json_findings(FILE *out, const struct frd_view *v)
 {
     const struct frd_model *m = v->m;
+    const struct frd_spawn **silent = NULL;
+    ssize_t nsilent = frd_silent_tasks(m, &silent);
+    free(silent);
     fprintf(out, "{\"events\": %zu, \"tasks\": %zu, \"threads\": %zu, \"window_ns\": %lld, "
-            "\"findings\": [",
-            m->nevents, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns));
+            "\"silent_tasks\": %zd, \"findings\": [",
+            m->nevents, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns),
+            nsilent > 0 ? nsilent : 0);
     for (size_t i = 0; i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
         fprintf(out, "%s\n {\"kind\": \"%s\", \"task\": ", i ? "," : "", frd_kind_name(x->kind));

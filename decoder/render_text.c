@@ -747,6 +747,13 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
             frd_fmt_dur(v->th->starvation_ns, d2, sizeof(d2)),
             frd_fmt_dur(v->th->long_poll_ns, d3, sizeof(d3)),
             frd_fmt_dur(v->th->hang_ns, d4, sizeof(d4)));
+    const struct frd_spawn **silent = NULL;
+    ssize_t nsilent = frd_silent_tasks(m, &silent);
+    free(silent);
+    if (nsilent > 0) /* no verdict on them: what they last did is gone */
+        fprintf(out, "%zd more task%s alive at the dump did nothing in the recording (spawn "
+                "table; no finding can be made without their events: tasks lists them)\n",
+                nsilent, nsilent == 1 ? "" : "s");
     if (!v->f->n) {
         fputs("no findings\n", out);
         return ferror(out) ? -EIO : 0;

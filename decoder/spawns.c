@@ -102,12 +102,6 @@ void frd__model_spawn_names(struct frd_model *m)
     free(by_task);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int cmp_ticks(const void *a, const void *b)
 {
     const struct frd_spawn *x = *(const struct frd_spawn *const *)a,
@@ -115,42 +109,50 @@ static int cmp_ticks(const void *a, const void *b)
     return x->ticks < y->ticks ? -1 : x->ticks > y->ticks;
 }
 
+/* Entries sorted by task, one pass over the model's tasks marking the ids
+ * it has: O(tasks x log entries), for a model of millions of tasks. */
 ssize_t frd_silent_tasks(const struct frd_model *m, const struct frd_spawn ***out)
 {
     const struct frd_dump *d = m->dump;
     *out = NULL;
     if (!d->nspawns)
         return 0;
-    uint64_t *ids = malloc((m->ntasks ? m->ntasks : 1) * sizeof(*ids));
     const struct frd_spawn **v = malloc(d->nspawns * sizeof(*v));
-    if (!ids || !v) {
-        free(ids);
+    uint8_t *seen = calloc(d->nspawns, 1);
+    if (!v || !seen) {
         free(v);
+        free(seen);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < m->ntasks; i++)
-        ids[i] = m->tasks[i].id;
-    qsort(ids, m->ntasks, sizeof(*ids), cmp_u64);
+    for (size_t i = 0; i < d->nspawns; i++)
+        v[i] = &d->spawns[i];
+    qsort(v, d->nspawns, sizeof(*v), cmp_task);
+    for (size_t i = 0; i < m->ntasks; i++) {
+        struct frd_spawn key = {.task = m->tasks[i].id};
+        const struct frd_spawn *kp = &key, **hit =
+            bsearch(&kp, v, d->nspawns, sizeof(*v), cmp_task);
+        if (!hit)
+            continue;
+        for (const struct frd_spawn **h = hit; h >= v && (*h)->task == key.task; h--)
+            seen[h - v] = 1;
+        for (const struct frd_spawn **h = hit + 1; h < v + d->nspawns && (*h)->task == key.task; h++)
+            seen[h - v] = 1;
+    }
     size_t n = 0;
     for (size_t i = 0; i < d->nspawns; i++) {
-        const struct frd_spawn *e = &d->spawns[i];
-        if (m->ntasks && bsearch(&e->task, ids, m->ntasks, sizeof(*ids), cmp_u64))
-            continue;
+        const struct frd_spawn *e = v[i];
         /* a spawn inside its thread's window would be in the model: an entry
          * that says otherwise is not trusted */
-        if (!before_its_thread(d, e->tid, frd_ticks_to_ns(d, e->ticks)))
+        if (seen[i] || !before_its_thread(d, e->tid, frd_ticks_to_ns(d, e->ticks)))
             continue;
-        int dup = 0; /* a task listed twice (an older entry left behind): the newest */
-        for (size_t k = 0; k < n && !dup; k++)
-            if (v[k]->task == e->task) {
-                dup = 1;
-                if (e->ticks > v[k]->ticks)
-                    v[k] = e;
-            }
-        if (!dup)
-            v[n++] = e;
+        if (n && v[n - 1]->task == e->task) { /* an older entry left behind: the newest */
+            if (e->ticks > v[n - 1]->ticks)
+                v[n - 1] = e;
+            continue;
+        }
+        v[n++] = e;
     }
-    free(ids);
+    free(seen);
     qsort(v, n, sizeof(*v), cmp_ticks);
     *out = v;
     return (ssize_t)n;

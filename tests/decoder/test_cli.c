@@ -190,6 +190,14 @@ Test(cli, tasks_names_tasks_whose_spawn_left_the_ring)
     cr_assert_not_null(strstr(out, "], \"silent\": [\n{\"id\": 12, \"name\": \"sleeper\", "
                                    "\"parent\": 7, \"spawned_ns\": -"),
                        "%s", strstr(out, "\"silent\"") ? strstr(out, "\"silent\"") : out);
+    /* analyze counts it, and makes no finding of it */
+    snprintf(args, sizeof(args), "analyze '%s' --json", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"silent_tasks\": 1, \"findings\": []"), "%s", out);
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\n1 more task alive at the dump did nothing in the recording"),
+                       "%s", out);
 }
 
 Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
