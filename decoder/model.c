@@ -83,9 +83,15 @@ struct frd_model_mem {
     char *p, *end; /* free room in the newest ordinary chunk */
 };
 
+/* Arrays in chunks hold polls and wakes, whose widest fields are 8 bytes: 8
+ * is all the alignment they need (16 would round a 24-byte wake up to 32). */
+#define MEM_ALIGN ((size_t)8)
+_Static_assert(_Alignof(struct frd_poll) <= MEM_ALIGN && _Alignof(struct frd_wake) <= MEM_ALIGN,
+               "chunk arrays are 8-byte aligned");
+
 static void *mem_alloc(struct frd_model_mem *a, size_t n)
 {
-    n = (n + 15) & ~(size_t)15;
+    n = (n + MEM_ALIGN - 1) & ~(MEM_ALIGN - 1);
     if ((size_t)(a->end - a->p) >= n) {
         void *r = a->p;
         a->p += n;
@@ -507,7 +513,6 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         if (!t->dropped) {
             t->dropped = 1;
             t->drop_ns = ns;
-            t->drop_thread = thread;
         }
         t->ready_ns = INT64_MIN;
         break;
