@@ -32,8 +32,18 @@
 /* Arrays are prefaulted this much at a time as they fill (see prefault.h). */
 #define PREFAULT_STEP ((size_t)1 << 20)
 
-/* grow's slow path: reallocate, or prefault the next step. */
-static __attribute__((noinline)) int grow_slow(void **p, size_t *cap, size_t n, size_t size)
+/* Models of this many events or more start a prefaulter (prefault.h): below
+ * it, a thread costs more than the faults it would move. */
+#ifndef FRD_PREFAULT_EVENTS
+#define FRD_PREFAULT_EVENTS ((size_t)1 << 20)
+#endif
+
+static struct frd_prefaulter *mem_prefaulter(struct frd_model_mem *a);
+
+/* grow's slow path: reallocate, or prefault the next step (and ask @a's
+ * prefaulter for the one after it). */
+static __attribute__((noinline)) int grow_slow(struct frd_model_mem *a, void **p, size_t *cap,
+                                               size_t n, size_t size)
 {
     if (n >= *cap) {
         size_t nc = *cap ? *cap * 2 : 2;
@@ -49,21 +59,24 @@ static __attribute__((noinline)) int grow_slow(void **p, size_t *cap, size_t n, 
         size_t end = off - in_step + PREFAULT_STEP;
         if (end > *cap * size)
             end = *cap * size;
-        frd__prefault((char *)*p + off, end - off);
+        frd__prefault((char *)*p + off, end - off); /* quick if the prefaulter did it */
+        size_t next = end + PREFAULT_STEP < *cap * size ? end + PREFAULT_STEP : *cap * size;
+        if (next > end)
+            frd__prefaulter_ask(mem_prefaulter(a), (char *)*p + end, next - end);
     }
     return 0;
 }
 
 /* Make room for element @n of the array at *@p of capacity *@cap. Inline:
  * it runs for every task and poll, and rarely has anything to do. */
-static inline int grow(void **p, size_t *cap, size_t n, size_t size)
+static inline int grow(struct frd_model_mem *a, void **p, size_t *cap, size_t n, size_t size)
 {
     /* the first step is never prefaulted: element 0 of a small array (a
      * thread's stack of open polls, emptied and refilled at every poll) has
      * nothing to do here */
     if (n < *cap && (((n * size) & (PREFAULT_STEP - 1)) >= size || n * size < PREFAULT_STEP))
         return 0;
-    return grow_slow(p, cap, n, size);
+    return grow_slow(a, p, cap, n, size);
 }
 
 /* ---- chunks for polls and wakes ----------------------------------------- */
@@ -81,7 +94,24 @@ struct chunk {
 struct frd_model_mem {
     struct chunk *chunks;
     char *p, *end; /* free room in the newest ordinary chunk */
+    /* while the model is built: the prefaulter (prefault.h), and the next
+     * ordinary chunk, which it is faulting in (NULL when it is not running) */
+    struct frd_prefaulter pf;
+    struct chunk *spare;
 };
+
+static struct frd_prefaulter *mem_prefaulter(struct frd_model_mem *a)
+{
+    return &a->pf;
+}
+
+/* The model is built: stop the prefaulter, free the chunk it was readying. */
+static void mem_done(struct frd_model_mem *a)
+{
+    frd__prefaulter_stop(&a->pf);
+    free(a->spare);
+    a->spare = NULL;
+}
 
 /* Arrays in chunks hold polls and wakes, whose widest fields are 8 bytes: 8
  * is all the alignment they need (16 would round a 24-byte wake up to 32). */
@@ -98,17 +128,25 @@ static void *mem_alloc(struct frd_model_mem *a, size_t n)
         return r;
     }
     size_t size = n > FRD_MODEL_CHUNK / 4 ? n : FRD_MODEL_CHUNK;
-    struct chunk *c = malloc(sizeof(*c) + size);
-    if (!c)
-        return NULL;
+    struct chunk *c;
+    if (size == FRD_MODEL_CHUNK && a->spare) {
+        c = a->spare; /* faulted in by the prefaulter, or being */
+        a->spare = NULL;
+    } else {
+        c = malloc(sizeof(*c) + size);
+        if (!c)
+            return NULL;
+        if (size == FRD_MODEL_CHUNK)
+            frd__prefault(c, sizeof(*c) + size); /* filled from here on */
+    }
     c->next = a->chunks;
     a->chunks = c;
-    if (size == FRD_MODEL_CHUNK)
-        frd__prefault(c, sizeof(*c) + size); /* filled from here on */
     char *base = (char *)c->data;
     if (size == FRD_MODEL_CHUNK) {
         a->p = base + n;
         a->end = base + size;
+        if (a->pf.impl && (a->spare = malloc(sizeof(*c) + size)) != NULL)
+            frd__prefaulter_ask(&a->pf, a->spare, sizeof(*c) + size);
     }
     return base;
 }
@@ -286,7 +324,7 @@ struct replay {
 static void note(struct replay *r, int32_t task, uint32_t thread, int64_t ns, const char *what)
 {
     struct frd_model *m = r->m;
-    if (grow((void **)&m->notes, &r->cap_notes, m->nnotes, sizeof(*m->notes)))
+    if (grow(m->mem, (void **)&m->notes, &r->cap_notes, m->nnotes, sizeof(*m->notes)))
         return;
     struct frd_protocol_note *n = &m->notes[m->nnotes++];
     n->task = task;
@@ -300,7 +338,7 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
 {
     struct frd_model *m = r->m;
     if (m->ntasks >= INT32_MAX ||
-        grow((void **)&m->tasks, &r->cap_tasks, m->ntasks, sizeof(*m->tasks)))
+        grow(m->mem, (void **)&m->tasks, &r->cap_tasks, m->ntasks, sizeof(*m->tasks)))
         return FRD_NONE;
     struct frd_task *t = &m->tasks[m->ntasks];
     memset(t, 0, sizeof(*t));
@@ -370,7 +408,7 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         ts->parked = 0;
         ts->park_seen = 1;
         if (was &&
-            !grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
+            !grow(m->mem, (void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
             w->parked[w->nparked++] = (struct frd_span){since, ns};
         return;
     }
@@ -426,9 +464,9 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         t->npolls++;
         if (t->npolls > r->max_polls)
             r->max_polls = t->npolls;
-        if (!grow((void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
+        if (!grow(mem, (void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
             ts->stack[ts->n++] = (struct open_poll){ti, *ref};
-        if (!grow((void **)&w->polls, &ts->cap_polls, w->npolls, sizeof(*w->polls)))
+        if (!grow(mem, (void **)&w->polls, &ts->cap_polls, w->npolls, sizeof(*w->polls)))
             w->polls[w->npolls++] = (struct frd_poll_ref){ti, *ref};
         break;
     }
@@ -724,6 +762,9 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         frd_model_free(m);
         return -ENOMEM;
     }
+    /* a large model: its arrays are faulted in by another thread, ahead */
+    if (total >= FRD_PREFAULT_EVENTS || frd__prefault_always)
+        (void)frd__prefaulter_start(&m->mem->pf);
     m->start_ns = INT64_MAX;
     m->end_ns = frd_end_ns(d);
     size_t hn = 0;
@@ -797,12 +838,13 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         struct tstate *ts = &r.ts[i];
         struct frd_worker *w = &m->workers[i];
         if (ts->parked &&
-            !grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
+            !grow(m->mem, (void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
             w->parked[w->nparked++] = (struct frd_span){ts->parked_since, w->covered_end_ns};
         free(ts->stack);
     }
     free(r.ts);
     free(r.ids.s);
+    mem_done(m->mem);
     int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
     if (!scratch) {
         frd_model_free(m);
@@ -822,6 +864,7 @@ void frd_model_free(struct frd_model *m)
             free(m->workers[i].parked);
         }
     if (m->mem) {
+        mem_done(m->mem);
         for (struct chunk *c = m->mem->chunks, *next; c; c = next) {
             next = c->next;
             free(c);
