@@ -103,8 +103,8 @@ struct frd_task {
     uint32_t await_str; /* last fr_await label */
     uint32_t npolls;
     uint32_t nwakes;
-    uint32_t waker_drops;   /* waker_drop events seen */
-    int32_t open_poll;     /* index of the poll running now (replay state) */
+    uint32_t waker_drops; /* waker_drop events seen */
+    int32_t open_poll;    /* index of the poll running now (replay state) */
     int32_t ready_wake;
 
     int8_t wait;  /* enum frd_wait, as of the end of the recording */

@@ -99,14 +99,14 @@ static inline const uint8_t *fold_list_unchecked(const uint8_t *q, uint32_t *n)
  * instead of the checks on its kind and flags (0: leave it to the checked
  * path). */
 enum {
-    RD_OK = 1,        /* a type byte check_records accepts */
-    RD_DELTA = 2,     /* a tick delta follows */
-    RD_TASK = 4,      /* then the args of its kind (frd__args_of) */
+    RD_OK = 1,    /* a type byte check_records accepts */
+    RD_DELTA = 2, /* a tick delta follows */
+    RD_TASK = 4,  /* then the args of its kind (frd__args_of) */
     RD_PARENT = 8,
     RD_STR = 16,
-    RD_LIST = 32,     /* a poll end with a fold list after its task */
-    RD_FOLD = 64,     /* a record of folded events alone: task, list */
-    RD_NAME = 128,    /* THREAD_NAME */
+    RD_LIST = 32,  /* a poll end with a fold list after its task */
+    RD_FOLD = 64,  /* a record of folded events alone: task, list */
+    RD_NAME = 128, /* THREAD_NAME */
 };
 
 /* The table for dumps of format @version (record flags from 2 on). */
@@ -119,8 +119,7 @@ static void record_desc(uint8_t desc[256], unsigned version)
         uint8_t d = 0;
         if (!((tb & ~(FR_REC_KIND | flags_known)) || (!fold && (type == 0 || type > FR_EV_MAX)) ||
               (fold && !(tb & FR_REC_SAME_TIME)) ||
-              ((tb & FR_REC_FOLDED) && type != FR_EV_POLL_PENDING &&
-               type != FR_EV_POLL_READY))) {
+              ((tb & FR_REC_FOLDED) && type != FR_EV_POLL_PENDING && type != FR_EV_POLL_READY))) {
             d = RD_OK | (tb & FR_REC_SAME_TIME ? 0 : RD_DELTA);
             if (fold) {
                 d |= RD_FOLD;
@@ -185,8 +184,8 @@ static inline const uint8_t *record_unchecked(const uint8_t *q, const uint8_t de
  * Return: 0, or -EBADMSG with @why describing the first mismatch.
  */
 static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64_t base,
-                         unsigned version, const uint8_t desc[256], struct frd_page *pg,
-                         char *why, size_t whylen)
+                         unsigned version, const uint8_t desc[256], struct frd_page *pg, char *why,
+                         size_t whylen)
 {
     struct frd_cur c = frd_cur_make(p, used);
     uint64_t ticks = base;

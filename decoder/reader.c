@@ -511,8 +511,7 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
     ZSTD_inBuffer in = {src, n, 0};
     ZSTD_outBuffer ob = {buf, cap < step ? cap : step, 0};
     frd__prefault(buf, ob.size);
-    frd__prefaulter_ask(&d->priv->pf, buf + ob.size,
-                        cap - ob.size < step ? cap - ob.size : step);
+    frd__prefaulter_ask(&d->priv->pf, buf + ob.size, cap - ob.size < step ? cap - ob.size : step);
     for (;;) {
         size_t r = ZSTD_decompressStream(dc, &ob, &in);
         if (ZSTD_isError(r)) {
