@@ -32,8 +32,18 @@
 /* Arrays are prefaulted this much at a time as they fill (see prefault.h). */
 #define PREFAULT_STEP ((size_t)1 << 20)
 
-/* grow's slow path: reallocate, or prefault the next step. */
-static __attribute__((noinline)) int grow_slow(void **p, size_t *cap, size_t n, size_t size)
+/* Models of this many events or more start a prefaulter (prefault.h): below
+ * it, a thread costs more than the faults it would move. */
+#ifndef FRD_PREFAULT_EVENTS
+#define FRD_PREFAULT_EVENTS ((size_t)1 << 20)
+#endif
+
+static struct frd_prefaulter *mem_prefaulter(struct frd_model_mem *a);
+
+/* grow's slow path: reallocate, or prefault the next step (and ask @a's
+ * prefaulter for the one after it). */
+static __attribute__((noinline)) int grow_slow(struct frd_model_mem *a, void **p, size_t *cap,
+                                               size_t n, size_t size)
 {
     if (n >= *cap) {
         size_t nc = *cap ? *cap * 2 : 2;
@@ -49,21 +59,24 @@ static __attribute__((noinline)) int grow_slow(void **p, size_t *cap, size_t n, 
         size_t end = off - in_step + PREFAULT_STEP;
         if (end > *cap * size)
             end = *cap * size;
-        frd__prefault((char *)*p + off, end - off);
+        frd__prefault((char *)*p + off, end - off); /* quick if the prefaulter did it */
+        size_t next = end + PREFAULT_STEP < *cap * size ? end + PREFAULT_STEP : *cap * size;
+        if (next > end)
+            frd__prefaulter_ask(mem_prefaulter(a), (char *)*p + end, next - end);
     }
     return 0;
 }
 
 /* Make room for element @n of the array at *@p of capacity *@cap. Inline:
  * it runs for every task and poll, and rarely has anything to do. */
-static inline int grow(void **p, size_t *cap, size_t n, size_t size)
+static inline int grow(struct frd_model_mem *a, void **p, size_t *cap, size_t n, size_t size)
 {
     /* the first step is never prefaulted: element 0 of a small array (a
      * thread's stack of open polls, emptied and refilled at every poll) has
      * nothing to do here */
     if (n < *cap && (((n * size) & (PREFAULT_STEP - 1)) >= size || n * size < PREFAULT_STEP))
         return 0;
-    return grow_slow(p, cap, n, size);
+    return grow_slow(a, p, cap, n, size);
 }
 
 /* ---- chunks for polls and wakes ----------------------------------------- */
@@ -81,28 +94,59 @@ struct chunk {
 struct frd_model_mem {
     struct chunk *chunks;
     char *p, *end; /* free room in the newest ordinary chunk */
+    /* while the model is built: the prefaulter (prefault.h), and the next
+     * ordinary chunk, which it is faulting in (NULL when it is not running) */
+    struct frd_prefaulter pf;
+    struct chunk *spare;
 };
+
+static struct frd_prefaulter *mem_prefaulter(struct frd_model_mem *a)
+{
+    return &a->pf;
+}
+
+/* The model is built: stop the prefaulter, free the chunk it was readying. */
+static void mem_done(struct frd_model_mem *a)
+{
+    frd__prefaulter_stop(&a->pf);
+    free(a->spare);
+    a->spare = NULL;
+}
+
+/* Arrays in chunks hold polls and wakes, whose widest fields are 8 bytes: 8
+ * is all the alignment they need (16 would round a 24-byte wake up to 32). */
+#define MEM_ALIGN ((size_t)8)
+_Static_assert(_Alignof(struct frd_poll) <= MEM_ALIGN && _Alignof(struct frd_wake) <= MEM_ALIGN,
+               "chunk arrays are 8-byte aligned");
 
 static void *mem_alloc(struct frd_model_mem *a, size_t n)
 {
-    n = (n + 15) & ~(size_t)15;
+    n = (n + MEM_ALIGN - 1) & ~(MEM_ALIGN - 1);
     if ((size_t)(a->end - a->p) >= n) {
         void *r = a->p;
         a->p += n;
         return r;
     }
     size_t size = n > FRD_MODEL_CHUNK / 4 ? n : FRD_MODEL_CHUNK;
-    struct chunk *c = malloc(sizeof(*c) + size);
-    if (!c)
-        return NULL;
+    struct chunk *c;
+    if (size == FRD_MODEL_CHUNK && a->spare) {
+        c = a->spare; /* faulted in by the prefaulter, or being */
+        a->spare = NULL;
+    } else {
+        c = malloc(sizeof(*c) + size);
+        if (!c)
+            return NULL;
+        if (size == FRD_MODEL_CHUNK)
+            frd__prefault(c, sizeof(*c) + size); /* filled from here on */
+    }
     c->next = a->chunks;
     a->chunks = c;
-    if (size == FRD_MODEL_CHUNK)
-        frd__prefault(c, sizeof(*c) + size); /* filled from here on */
     char *base = (char *)c->data;
     if (size == FRD_MODEL_CHUNK) {
         a->p = base + n;
         a->end = base + size;
+        if (a->pf.impl && (a->spare = malloc(sizeof(*c) + size)) != NULL)
+            frd__prefaulter_ask(&a->pf, a->spare, sizeof(*c) + size);
     }
     return base;
 }
@@ -143,9 +187,18 @@ static inline int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t si
  * it is a hash of id >> 3 with its low 3 bits replaced by the id's own. Ids
  * handed out by a counter (the common case) then fill a cache line of slots
  * 8 at a time, one cache and TLB miss per 8 new tasks instead of one per
- * task; other ids are spread as by any hash. Groups of 8 make clusters 8
- * slots long at worst, one cache line, which linear probing crosses cheaply.
+ * task; other ids are spread as by any hash.
+ *
+ * A probe steps 8 slots (a group) at a time, so an id keeps the place its
+ * low bits give it inside a group of slots: a group of 8 ids whose home is
+ * taken moves to the next free group of slots whole, and finding one of
+ * them takes as many probes as groups passed (stepping one slot at a time,
+ * an id had to pass every id of each group in its way one by one). The
+ * table is aligned to a cache line: a group of slots is one line.
  */
+#define GROUP 8 /* ids per group (the low bits the tag keeps), the probe's stride */
+#define SLOTS_ALIGN 64
+
 struct slot {
     uint32_t tag;
     int32_t inst; /* FRD_NONE: empty */
@@ -182,7 +235,7 @@ static struct slot *idmap_find(const struct idmap *im, const struct frd_task *ta
         struct slot *sl = &im->s[j];
         if (sl->inst == FRD_NONE || (sl->tag == tag && tasks[sl->inst].id == id))
             return sl;
-        j = (j + 1) & (im->cap - 1);
+        j = (j + GROUP) & (im->cap - 1);
     }
 }
 
@@ -196,7 +249,8 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
 {
     if ((im->n + 1) * 4 > im->cap * 3) {
         size_t nc = im->cap ? im->cap * 2 : 64;
-        struct slot *ns = nc <= ((size_t)1 << 32) ? malloc(nc * sizeof(*ns)) : NULL;
+        struct slot *ns =
+            nc <= ((size_t)1 << 32) ? aligned_alloc(SLOTS_ALIGN, nc * sizeof(*ns)) : NULL;
         if (!ns)
             return -ENOMEM;
         frd__prefault(ns, nc * sizeof(*ns));
@@ -207,7 +261,7 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
                 continue;
             size_t j = im->s[i].tag & (nc - 1);
             while (ns[j].inst != FRD_NONE)
-                j = (j + 1) & (nc - 1);
+                j = (j + GROUP) & (nc - 1);
             ns[j] = im->s[i];
         }
         free(im->s);
@@ -270,7 +324,7 @@ struct replay {
 static void note(struct replay *r, int32_t task, uint32_t thread, int64_t ns, const char *what)
 {
     struct frd_model *m = r->m;
-    if (grow((void **)&m->notes, &r->cap_notes, m->nnotes, sizeof(*m->notes)))
+    if (grow(m->mem, (void **)&m->notes, &r->cap_notes, m->nnotes, sizeof(*m->notes)))
         return;
     struct frd_protocol_note *n = &m->notes[m->nnotes++];
     n->task = task;
@@ -284,7 +338,7 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
 {
     struct frd_model *m = r->m;
     if (m->ntasks >= INT32_MAX ||
-        grow((void **)&m->tasks, &r->cap_tasks, m->ntasks, sizeof(*m->tasks)))
+        grow(m->mem, (void **)&m->tasks, &r->cap_tasks, m->ntasks, sizeof(*m->tasks)))
         return FRD_NONE;
     struct frd_task *t = &m->tasks[m->ntasks];
     memset(t, 0, sizeof(*t));
@@ -354,7 +408,7 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         ts->parked = 0;
         ts->park_seen = 1;
         if (was &&
-            !grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
+            !grow(m->mem, (void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
             w->parked[w->nparked++] = (struct frd_span){since, ns};
         return;
     }
@@ -410,9 +464,9 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         t->npolls++;
         if (t->npolls > r->max_polls)
             r->max_polls = t->npolls;
-        if (!grow((void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
+        if (!grow(mem, (void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
             ts->stack[ts->n++] = (struct open_poll){ti, *ref};
-        if (!grow((void **)&w->polls, &ts->cap_polls, w->npolls, sizeof(*w->polls)))
+        if (!grow(mem, (void **)&w->polls, &ts->cap_polls, w->npolls, sizeof(*w->polls)))
             w->polls[w->npolls++] = (struct frd_poll_ref){ti, *ref};
         break;
     }
@@ -507,7 +561,6 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         if (!t->dropped) {
             t->dropped = 1;
             t->drop_ns = ns;
-            t->drop_thread = thread;
         }
         t->ready_ns = INT64_MIN;
         break;
@@ -709,6 +762,9 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         frd_model_free(m);
         return -ENOMEM;
     }
+    /* a large model: its arrays are faulted in by another thread, ahead */
+    if (total >= FRD_PREFAULT_EVENTS || frd__prefault_always)
+        (void)frd__prefaulter_start(&m->mem->pf);
     m->start_ns = INT64_MAX;
     m->end_ns = frd_end_ns(d);
     size_t hn = 0;
@@ -782,12 +838,13 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         struct tstate *ts = &r.ts[i];
         struct frd_worker *w = &m->workers[i];
         if (ts->parked &&
-            !grow((void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
+            !grow(m->mem, (void **)&w->parked, &ts->cap_parked, w->nparked, sizeof(*w->parked)))
             w->parked[w->nparked++] = (struct frd_span){ts->parked_since, w->covered_end_ns};
         free(ts->stack);
     }
     free(r.ts);
     free(r.ids.s);
+    mem_done(m->mem);
     int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
     if (!scratch) {
         frd_model_free(m);
@@ -808,6 +865,7 @@ void frd_model_free(struct frd_model *m)
             free(m->workers[i].parked);
         }
     if (m->mem) {
+        mem_done(m->mem);
         for (struct chunk *c = m->mem->chunks, *next; c; c = next) {
             next = c->next;
             free(c);

@@ -79,7 +79,7 @@ enum frd_wait {
 };
 
 /* Eight-byte fields first, then four, then one: no padding inside (a model
- * holds one per task, 176 bytes). */
+ * holds one per task, 168 bytes). */
 struct frd_task {
     uint64_t id;
     uint64_t parent;
@@ -104,17 +104,18 @@ struct frd_task {
     uint32_t await_str; /* last fr_await label */
     uint32_t npolls;
     uint32_t nwakes;
-    uint32_t waker_drops;   /* waker_drop events seen */
-    uint32_t drop_thread;
-    int32_t open_poll;     /* index of the poll running now (replay state) */
+    uint32_t waker_drops; /* waker_drop events seen */
+    int32_t open_poll;    /* index of the poll running now (replay state) */
     int32_t ready_wake;
 
-    int8_t spawn_seen;
-    int8_t dropped;
     int8_t wait;  /* enum frd_wait, as of the end of the recording */
-    int8_t waiting_unpolled; /* awaited outside any poll (replay state) */
     int8_t state; /* enum frd_task_state at the end of the recording */
+    unsigned spawn_seen : 1;
+    unsigned dropped : 1;
+    unsigned waiting_unpolled : 1; /* awaited outside any poll (replay state) */
 };
+_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 168,
+               "struct frd_task: 168 bytes on a 64-bit machine, no padding");
 
 struct frd_span {
     int64_t begin_ns, end_ns;

@@ -42,21 +42,163 @@ static inline __attribute__((always_inline)) uint32_t check_fold_list(struct frd
 }
 
 /*
+ * The fast path of check_records: records far enough from the end of their
+ * page that none can run past it are read without a bounds test per byte.
+ * It only accepts: anything it would have to reject, it leaves to the
+ * checked path (which then says why), so both take and refuse exactly the
+ * same pages.
+ */
+
+/* The most bytes a record can take: type, tick delta, task, parent, string
+ * id (ULEB128, at most 10 bytes each), a fold list of FR_FOLD_LIST_MAX types
+ * with a string id each and its count. */
+#define FAST_RECORD_MAX (1 + 4 * 10 + 1 + FR_FOLD_LIST_MAX * (1 + 10))
+
+/* ULEB128 as frd_get_uleb takes it, from at least 10 readable bytes.
+ * Return: the byte after it, or NULL if frd_get_uleb would refuse it. */
+static inline const uint8_t *uleb_unchecked(const uint8_t *q, uint64_t *v)
+{
+    if (*q < 0x80) {
+        *v = *q;
+        return q + 1;
+    }
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        uint8_t b = *q++;
+        if (shift == 63 && (b & 0x7e))
+            return NULL;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return q;
+        }
+    }
+    return NULL;
+}
+
+/* check_fold_list from at least 1 + FR_FOLD_LIST_MAX * 11 readable bytes:
+ * the byte after the list and its length in *@n, or NULL. */
+static inline const uint8_t *fold_list_unchecked(const uint8_t *q, uint32_t *n)
+{
+    uint8_t k = *q++;
+    uint64_t s;
+    if (k == 0 || k > FR_FOLD_LIST_MAX)
+        return NULL;
+    for (uint32_t i = 0; i < k; i++) {
+        uint8_t type = *q++;
+        if (type > FR_EV_MAX || !((FR_FOLDABLE >> type) & 1u))
+            return NULL;
+        if ((frd__args_of[type] & FRD_A_STR) && (!(q = uleb_unchecked(q, &s)) || s > UINT32_MAX))
+            return NULL;
+    }
+    *n = k;
+    return q;
+}
+
+/* What a record's type byte says, for the fast path: one table look-up
+ * instead of the checks on its kind and flags (0: leave it to the checked
+ * path). */
+enum {
+    RD_OK = 1,    /* a type byte check_records accepts */
+    RD_DELTA = 2, /* a tick delta follows */
+    RD_TASK = 4,  /* then the args of its kind (frd__args_of) */
+    RD_PARENT = 8,
+    RD_STR = 16,
+    RD_LIST = 32,  /* a poll end with a fold list after its task */
+    RD_FOLD = 64,  /* a record of folded events alone: task, list */
+    RD_NAME = 128, /* THREAD_NAME */
+};
+
+/* The table for dumps of format @version (record flags from 2 on). */
+static void record_desc(uint8_t desc[256], unsigned version)
+{
+    const uint8_t flags_known = version >= 2 ? FR_REC_SAME_TIME | FR_REC_FOLDED : 0;
+    for (unsigned tb = 0; tb < 256; tb++) {
+        unsigned type = tb & FR_REC_KIND;
+        int fold = version >= 2 && type == FR_REC_FOLD;
+        uint8_t d = 0;
+        if (!((tb & ~(FR_REC_KIND | flags_known)) || (!fold && (type == 0 || type > FR_EV_MAX)) ||
+              (fold && !(tb & FR_REC_SAME_TIME)) ||
+              ((tb & FR_REC_FOLDED) && type != FR_EV_POLL_PENDING && type != FR_EV_POLL_READY))) {
+            d = RD_OK | (tb & FR_REC_SAME_TIME ? 0 : RD_DELTA);
+            if (fold) {
+                d |= RD_FOLD;
+            } else {
+                uint8_t a = frd__args_of[type];
+                d |= (a & FRD_A_TASK ? RD_TASK : 0) | (a & FRD_A_PARENT ? RD_PARENT : 0) |
+                     (a & FRD_A_STR ? RD_STR : 0) | (tb & FR_REC_FOLDED ? RD_LIST : 0) |
+                     (type == FR_EV_THREAD_NAME ? RD_NAME : 0);
+            }
+        }
+        desc[tb] = d;
+    }
+}
+
+/* One record at @q (not a page's first) that check_records would accept,
+ * with at least FAST_RECORD_MAX readable bytes: its ticks added to *@ticks,
+ * its events to *@events, a THREAD_NAME noted in @pg. Return: the byte
+ * after it, or NULL to let the checked path look at it (nothing changed). */
+static inline const uint8_t *record_unchecked(const uint8_t *q, const uint8_t desc[256],
+                                              uint64_t *ticks, uint32_t *events,
+                                              struct frd_page *pg)
+{
+    uint8_t d = desc[*q++];
+    uint64_t delta = 0, z, s = 0;
+    uint32_t n = 1, k;
+    if (!d)
+        return NULL;
+    if ((d & RD_DELTA) && !(q = uleb_unchecked(q, &delta)))
+        return NULL;
+    if (d & RD_FOLD) {
+        if (!(q = uleb_unchecked(q, &z)) || !(q = fold_list_unchecked(q, &n)))
+            return NULL;
+    } else {
+        if ((d & RD_TASK) && !(q = uleb_unchecked(q, &z)))
+            return NULL;
+        if ((d & RD_PARENT) && !(q = uleb_unchecked(q, &z)))
+            return NULL;
+        if ((d & RD_STR) && (!(q = uleb_unchecked(q, &s)) || s > UINT32_MAX))
+            return NULL;
+        if (d & RD_LIST) {
+            if (!(q = fold_list_unchecked(q, &k)))
+                return NULL;
+            n += k;
+        }
+        if (d & RD_NAME) {
+            pg->has_name = 1;
+            pg->name_str = (uint32_t)s;
+        }
+    }
+    *ticks += delta;
+    *events += n;
+    return q;
+}
+
+/*
  * Check that the @count records in @used bytes at @p decode and fill the
  * bytes exactly, noting in @pg the ticks of the first and last record, the
  * events they hold and the last THREAD_NAME. Version-2 record flags and
- * fold lists are taken only if @version >= 2. Nothing is stored per record:
- * frd_tcur_next decodes them again when they are read.
+ * fold lists are taken only if @version >= 2 (@desc is record_desc's table
+ * for @version). Nothing is stored per record: frd_tcur_next decodes them
+ * again when they are read.
  * Return: 0, or -EBADMSG with @why describing the first mismatch.
  */
 static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64_t base,
-                         unsigned version, struct frd_page *pg, char *why, size_t whylen)
+                         unsigned version, const uint8_t desc[256], struct frd_page *pg, char *why,
+                         size_t whylen)
 {
     struct frd_cur c = frd_cur_make(p, used);
     uint64_t ticks = base;
     uint32_t events = 0;
     const uint8_t flags_known = version >= 2 ? FR_REC_SAME_TIME | FR_REC_FOLDED : 0;
     for (uint32_t i = 0; i < count; i++) {
+        if (i > 0 && used - c.pos >= FAST_RECORD_MAX) {
+            const uint8_t *q = record_unchecked(p + c.pos, desc, &ticks, &events, pg);
+            if (q) {
+                c.pos = (size_t)(q - p);
+                continue;
+            }
+        }
         size_t at = c.pos;
         uint8_t tb, type;
         uint64_t delta, z, s;
@@ -174,6 +316,8 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
                    "none", t->tid);
         return;
     }
+    uint8_t desc[256];
+    record_desc(desc, d->hdr.version);
     size_t ngood = 0;
     uint32_t npages = 0;
     for (uint32_t i = 0; frd_cur_left(c) > 0; i++) {
@@ -215,7 +359,8 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
             snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
                      used);
             bad = 1;
-        } else if (check_records(body, used, count, base, d->hdr.version, p, why, sizeof(why))) {
+        } else if (check_records(body, used, count, base, d->hdr.version, desc, p, why,
+                                 sizeof(why))) {
             bad = 1;
         }
         if (bad) {

@@ -5,8 +5,9 @@
  * pages one fault at a time costs as much as everything else the decoder
  * does; MADV_POPULATE_WRITE (Linux 5.14) maps them in bulk. Without it (an
  * older kernel or libc), the pages fault in as they are written, as before.
- * Only memory that will be written soon is prefaulted, so the peak RSS does
- * not grow. Not part of the decoder's API.
+ * Only memory that will be written soon is prefaulted (at most one step of
+ * each growing array ahead, with a prefaulter), so the peak RSS grows by
+ * little. Not part of the decoder's API.
  */
 #ifndef FRD_PREFAULT_H
 #define FRD_PREFAULT_H
@@ -31,5 +32,40 @@ static inline void frd__prefault(void *p, size_t n)
     (void)n;
 #endif
 }
+
+/*
+ * A prefaulter: one helper thread that faults in, ahead of time, memory the
+ * decoder will fill next (the next step of a growing array, the next chunk),
+ * so that the kernel's work of mapping and clearing those pages runs on
+ * another CPU while this one decodes. Requests are hints: one that finds the
+ * queue full is dropped, and pages nobody faulted in ahead fault in when
+ * they are written, as without a prefaulter. Faulting in memory changes no
+ * byte of it, so a request that arrives after its memory was freed or moved
+ * does no harm. Its owner alone asks and stops it.
+ */
+#ifndef FRD_PREFAULT_QUEUE
+#define FRD_PREFAULT_QUEUE 16 /* requests waiting, at most */
+#endif
+
+/* Tests: nonzero starts a prefaulter for every file and model, however
+ * small, so that the threaded path runs (under the sanitizers too). */
+extern int frd__prefault_always;
+
+struct frd_prefaulter {
+    void *impl; /* NULL: not running (asking is then a no-op) */
+};
+
+/* frd__prefaulter_start - start the helper thread (nothing happens without
+ * MADV_POPULATE_WRITE). Return: 0, or a negative errno (then @pf stays
+ * stopped and asking does nothing). */
+int frd__prefaulter_start(struct frd_prefaulter *pf);
+
+/* frd__prefaulter_ask - queue [@p, @p + @n) to be faulted in; never waits
+ * for it to be done. */
+void frd__prefaulter_ask(struct frd_prefaulter *pf, void *p, size_t n);
+
+/* frd__prefaulter_stop - drop what is queued, wait for the request being
+ * served, end the thread. Stopping a stopped one does nothing. */
+void frd__prefaulter_stop(struct frd_prefaulter *pf);
 
 #endif /* FRD_PREFAULT_H */

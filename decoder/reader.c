@@ -35,7 +35,15 @@ struct frd_priv {
     void **allocs;
     size_t nallocs, cap;
     ZSTD_DCtx *dctx;
+    struct frd_prefaulter pf; /* while the frames are read (large files only) */
 };
+
+/* Files this large or larger are inflated with a prefaulter (prefault.h):
+ * each step of a section's buffer is faulted in while the one before it is
+ * inflated and checked. */
+#ifndef FRD_PREFAULT_FILE
+#define FRD_PREFAULT_FILE ((size_t)4 << 20)
+#endif
 
 void *frd__keep(struct frd_dump *d, void *p)
 {
@@ -504,6 +512,7 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
     ZSTD_inBuffer in = {src, n, 0};
     ZSTD_outBuffer ob = {buf, cap < step ? cap : step, 0};
     frd__prefault(buf, ob.size);
+    frd__prefaulter_ask(&d->priv->pf, buf + ob.size, cap - ob.size < step ? cap - ob.size : step);
     for (;;) {
         size_t r = ZSTD_decompressStream(dc, &ob, &in);
         if (ZSTD_isError(r)) {
@@ -515,8 +524,10 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
             break; /* frame complete, checksum verified */
         if (ob.pos == ob.size && ob.size < cap) {
             size_t more = cap - ob.size < step ? cap - ob.size : step;
-            frd__prefault(buf + ob.size, more);
+            frd__prefault(buf + ob.size, more); /* quick if the prefaulter did it */
             ob.size += more;
+            more = cap - ob.size < step ? cap - ob.size : step;
+            frd__prefaulter_ask(&d->priv->pf, buf + ob.size, more);
         } else if (ob.pos == ob.size) {
             if (ob.size >= FRD_SECTION_MAX) {
                 snprintf(why, whylen, "more than %u bytes (the section cap)",
@@ -827,7 +838,10 @@ static int open_buffer(uint8_t *buf, size_t len, const char *name, unsigned flag
         frd_close(d);
         return r;
     }
+    if (len >= FRD_PREFAULT_FILE || frd__prefault_always)
+        (void)frd__prefaulter_start(&pv->pf);
     walk_frames(d, buf, len, next);
+    frd__prefaulter_stop(&pv->pf);
     /* everything kept points into the inflated sections: the file can go */
     free(pv->allocs[0]);
     pv->allocs[0] = NULL;

@@ -13,6 +13,7 @@
 
 #include "flightrec.h"
 #include "helpers.h"
+#include "prefault.h"
 #include "scenario.h"
 
 static uint8_t *buf;
@@ -175,6 +176,21 @@ Test(streaming, wrapped_dump_decodes_the_same_both_ways, .timeout = 60)
     cr_assert(wrapped, "the scenario must wrap a ring (holes before first_whole)");
     frd_close(d);
     compare(buf, len);
+    free(buf);
+}
+
+/* The prefaulter (a helper thread faulting in the arrays ahead of their
+ * use, started for large dumps only) is started for this small one: the
+ * lean and full paths still agree, on the whole dump and on cut ones, and
+ * the sanitizer builds see the helper thread run. */
+Test(streaming, prefaulted_decoding_gives_the_same, .timeout = 120)
+{
+    make_dump();
+    frd__prefault_always = 1;
+    compare(buf, len);
+    for (size_t cut = len / 2; cut < len; cut += 1 + len / 10)
+        compare(buf, cut);
+    frd__prefault_always = 0;
     free(buf);
 }
 
