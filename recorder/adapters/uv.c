@@ -43,6 +43,7 @@ UVR_FUNCS(UVR_DEFINE_REAL)
 #undef UVR_DEFINE_REAL
 
 int uvr_layout_ok;
+int uvr_located;
 uintptr_t uvr_lo, uvr_hi;
 __thread unsigned uvr_depth;
 __thread uint64_t uvr_current;
@@ -62,20 +63,46 @@ static unsigned fdcap;
 
 /* ---- resolution --------------------------------------------------------- */
 
-void uvr_resolve(void)
-{
-#define UVR_RESOLVE(fn)                                                                            \
-    if (!uvr_real_##fn)                                                                            \
-        uvr_real_##fn = (__typeof__(&fn))dlsym(RTLD_NEXT, #fn);
-    UVR_FUNCS(UVR_RESOLVE)
-#undef UVR_RESOLVE
-}
+static int find_text(struct dl_phdr_info *info, size_t size, void *arg);
 
 /* The executable segment holding an address: libuv's, where calls libuv
  * makes to itself come from. */
 struct text_range {
     uintptr_t probe, lo, hi;
 };
+
+/* A libuv function: the next definition after the adapter, else the one in
+ * the libuv.so.1 some module loaded into its own scope (@local). */
+static void *real(void *local, const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    return f || !local ? f : dlsym(local, name);
+}
+
+void uvr_resolve(void)
+{
+    /* an extra reference to a libuv already loaded; nothing is loaded */
+    void *local = dlopen("libuv.so.1", RTLD_LAZY | RTLD_NOLOAD);
+#define UVR_RESOLVE(fn)                                                                            \
+    if (!uvr_real_##fn)                                                                            \
+        uvr_real_##fn = (__typeof__(&fn))real(local, #fn);
+    UVR_FUNCS(UVR_RESOLVE)
+#undef UVR_RESOLVE
+    if (!__atomic_load_n(&uvr_located, __ATOMIC_ACQUIRE)) {
+        struct text_range r = {(uintptr_t)real(local, "uv_run"), 0, 0};
+        unsigned (*version)(void) = (unsigned (*)(void))real(local, "uv_version");
+        if (r.probe && version) {
+            if (dl_iterate_phdr(find_text, &r)) {
+                uvr_lo = r.lo;
+                uvr_hi = r.hi;
+            }
+            uvr_layout_ok = (version() >> 16) == 1 && ((version() >> 8) & 0xff) >= 30;
+            __atomic_store_n(&uvr_located, 1, __ATOMIC_RELEASE);
+        }
+    }
+    if (local)
+        dlclose(local);
+}
 
 static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -326,15 +353,7 @@ int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb)
 
 __attribute__((constructor)) static void uvr_init(void)
 {
-    uvr_resolve();
-    struct text_range r = {(uintptr_t)dlsym(RTLD_NEXT, "uv_run"), 0, 0};
-    if (r.probe && dl_iterate_phdr(find_text, &r)) {
-        uvr_lo = r.lo;
-        uvr_hi = r.hi;
-    }
-
-    unsigned (*version)(void) = (unsigned (*)(void))dlsym(RTLD_NEXT, "uv_version");
-    uvr_layout_ok = version && (version() >> 16) == 1 && ((version() >> 8) & 0xff) >= 30;
+    uvr_resolve(); /* libuv may not be loaded yet: then again at its first call */
 
     table = mmap(NULL, (size_t)UVR_SLOTS * sizeof(*table), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -64,7 +64,14 @@ UVR_FUNCS(UVR_DECLARE_REAL)
 #define UVR_REAL(fn)                                                                               \
     (__builtin_expect(uvr_real_##fn != NULL, 1) ? uvr_real_##fn : (uvr_resolve(), uvr_real_##fn))
 
+/* Find the real functions: dlsym(RTLD_NEXT), else in the libuv.so.1 already
+ * loaded (a module that dlopen()ed libuv with RTLD_LOCAL, as Python does for
+ * uvloop, keeps it out of RTLD_NEXT's reach); the first time libuv is found,
+ * also its text range and whether its layout is one the adapter reads. */
 void uvr_resolve(void);
+
+/* 1 once libuv was found (uvr_lo/uvr_hi and uvr_layout_ok are set). */
+extern int uvr_located;
 
 /* 1 when the running libuv has the 1.x unix layout the adapter reads. */
 extern int uvr_layout_ok;
@@ -97,6 +104,8 @@ extern __thread unsigned uvr_depth;
 extern uintptr_t uvr_lo, uvr_hi;
 static inline int uvr_internal(const void *ret)
 {
+    if (__builtin_expect(!__atomic_load_n(&uvr_located, __ATOMIC_ACQUIRE), 0))
+        uvr_resolve(); /* libuv was loaded after the constructor ran */
     return uvr_depth > 0 || ((uintptr_t)ret >= uvr_lo && (uintptr_t)ret < uvr_hi);
 }
 
