@@ -310,10 +310,15 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         } else {
             fputs("task      unknown (the crashing thread has no ring)\n", out);
         }
-        fputs(v->nframes ? "backtrace\n" : "backtrace none captured (see notes)\n", out);
+        fputs(v->nframes                     ? "backtrace\n"
+              : d->notes.p && d->notes.len ? "backtrace none captured (see notes)\n"
+                                           : "backtrace none captured\n",
+              out);
         for (size_t i = 0; i < v->nframes; i++) {
             const struct frd_frame *f = &v->frames[i];
             fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
+            if (i == 0 && f->ip < 4096)
+                fputs(" (no code: a call through a NULL pointer)", out);
             if (f->function[0])
                 fprintf(out, " in %s", f->function);
             if (f->file[0])
