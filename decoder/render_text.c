@@ -726,7 +726,10 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
             frd_fmt_dur(v->th->long_poll_ns, d3, sizeof(d3)),
             frd_fmt_dur(v->th->hang_ns, d4, sizeof(d4)));
     if (!v->f->n) {
-        fputs("no findings\n", out);
+        fputs(m->ntasks ? "no findings\n"
+                        : "no findings: no task was recorded (a program whose event loop "
+                          "flightrec has no adapter for, or a runtime that calls no hook)\n",
+              out);
         return ferror(out) ? -EIO : 0;
     }
     fprintf(out, "%zu finding%s\n", v->f->n, v->f->n == 1 ? "" : "s");

@@ -119,6 +119,28 @@ Test(cli, clean_run_has_no_findings)
     cr_assert_not_null(strstr(out, "\"findings\": []"), "%s", out);
 }
 
+/* A program none of whose work is a task (redis under `flightrec run`: its
+ * own loop, no adapter; only the poller's parks are recorded): "no findings"
+ * says that nothing was there to judge. */
+Test(cli, no_task_recorded_says_so)
+{
+    char path[512], args[700], *out, *err;
+    sc_recorder_start(0);
+    fr_park();
+    fr_unpark();
+    sc_dump(path);
+    fr_shutdown();
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, " 0 tasks,"), "%s", out);
+    cr_assert_not_null(strstr(out, "no findings: no task was recorded"), "%s", out);
+    /* with tasks, it is plain "no findings" */
+    record(path, 0);
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\nno findings\n"), "%s", out);
+}
+
 Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
 {
     char path[512], cut[600], args[700], *out, *err;
