@@ -71,26 +71,16 @@ struct text_range {
     uintptr_t probe, lo, hi;
 };
 
-/* A libuv function: the next definition after the adapter, else the one in
- * the libuv.so.1 some module loaded into its own scope (@local). */
-static void *real(void *local, const char *name)
-{
-    void *f = dlsym(RTLD_NEXT, name);
-    return f || !local ? f : dlsym(local, name);
-}
-
 void uvr_resolve(void)
 {
-    /* an extra reference to a libuv already loaded; nothing is loaded */
-    void *local = dlopen("libuv.so.1", RTLD_LAZY | RTLD_NOLOAD);
 #define UVR_RESOLVE(fn)                                                                            \
     if (!uvr_real_##fn)                                                                            \
-        uvr_real_##fn = (__typeof__(&fn))real(local, #fn);
+        uvr_real_##fn = (__typeof__(&fn))fra_real(#fn);
     UVR_FUNCS(UVR_RESOLVE)
 #undef UVR_RESOLVE
     if (!__atomic_load_n(&uvr_located, __ATOMIC_ACQUIRE)) {
-        struct text_range r = {(uintptr_t)real(local, "uv_run"), 0, 0};
-        unsigned (*version)(void) = (unsigned (*)(void))real(local, "uv_version");
+        struct text_range r = {(uintptr_t)fra_real("uv_run"), 0, 0};
+        unsigned (*version)(void) = (unsigned (*)(void))fra_real("uv_version");
         if (r.probe && version) {
             if (dl_iterate_phdr(find_text, &r)) {
                 uvr_lo = r.lo;
@@ -100,8 +90,6 @@ void uvr_resolve(void)
             __atomic_store_n(&uvr_located, 1, __ATOMIC_RELEASE);
         }
     }
-    if (local)
-        dlclose(local);
 }
 
 static int find_text(struct dl_phdr_info *info, size_t size, void *arg)

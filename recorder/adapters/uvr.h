@@ -64,10 +64,10 @@ UVR_FUNCS(UVR_DECLARE_REAL)
 #define UVR_REAL(fn)                                                                               \
     (__builtin_expect(uvr_real_##fn != NULL, 1) ? uvr_real_##fn : (uvr_resolve(), uvr_real_##fn))
 
-/* Find the real functions: dlsym(RTLD_NEXT), else in the libuv.so.1 already
- * loaded (a module that dlopen()ed libuv with RTLD_LOCAL, as Python does for
- * uvloop, keeps it out of RTLD_NEXT's reach); the first time libuv is found,
- * also its text range and whether its layout is one the adapter reads. */
+/* Find the real functions (fra_real: dlsym(RTLD_NEXT), else in the scope of
+ * the loaded module that brought libuv with RTLD_LOCAL, as Python does for
+ * uvloop); the first time libuv is found, also its text range and whether
+ * its layout is one the adapter reads. */
 void uvr_resolve(void);
 
 /* 1 once libuv was found (uvr_lo/uvr_hi and uvr_layout_ok are set). */
