@@ -629,6 +629,14 @@ int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filt
                                                           : "pending");
                     break;
                 }
+                case FR_EV_POLL_PENDING:
+                case FR_EV_POLL_READY:
+                    /* its begin is not in the ring (older, or lost) */
+                    fputs("a poll of ", out);
+                    put_task(out, m, me->task);
+                    fprintf(out, " ended -> %s, its begin not recorded",
+                            e->type == FR_EV_POLL_READY ? "ready" : "pending");
+                    break;
                 default:
                     fprintf(out, "%s ", frd_event_name(e->type));
                     put_task(out, m, me->task);

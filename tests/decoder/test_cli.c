@@ -141,6 +141,34 @@ Test(cli, no_task_recorded_says_so)
     cr_assert_not_null(strstr(out, "\nno findings\n"), "%s", out);
 }
 
+/* A poll whose begin the ring overwrote while it ran: the thread's timeline
+ * says so in words, not with the record's name. */
+static void long_marking_poll(void *a)
+{
+    (void)a;
+    fr_spawn(98, 0, "long");
+    fr_poll_begin(98);
+    for (int i = 0; i < 40000; i++)
+        fr_mark(91, "tick"); /* another task's: kept as records */
+    fr_poll_end(98, FR_PENDING);
+}
+
+Test(cli, thread_timeline_tells_a_poll_end_without_its_begin, .timeout = 60)
+{
+    char path[512], args[700], *out, *err;
+    sc_recorder_start(16);
+    struct sc_worker *w = sc_worker_start("worker-1");
+    sc_run(w, long_marking_poll, NULL);
+    sc_dump(path);
+    snprintf(args, sizeof(args), "timeline '%s' --thread %u", path, sc_worker_tid(w));
+    sc_worker_stop(w);
+    fr_shutdown();
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "a poll of task 98 ended -> pending, its begin not recorded"),
+                       "%.2000s", out);
+    cr_assert_null(strstr(out, "poll_pending"), "%.2000s", out);
+}
+
 Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
 {
     char path[512], cut[600], args[700], *out, *err;
