@@ -256,8 +256,8 @@ void uvr_wake_due_timers(const uv_loop_t *loop)
         if (t->timeout > loop->time)
             continue;
         struct uvr_ent *e = uvr_find(t);
-        if (e && e->kind == UVR_TIMER && e->due != t->timeout) {
-            e->due = t->timeout;
+        if (e && e->kind == UVR_TIMER && e->due != loop->time) {
+            e->due = loop->time;
             fr_wake(e->task);
         }
         if (node->right && n < 64)

@@ -126,7 +126,7 @@ struct uvr_ent {
     uint64_t task;         /* its task id (uvr_new_id) */
     void (*cb)(void);      /* the program's callback (read_cb, timer_cb, work_cb, fs cb...) */
     void (*cb2)(void);     /* a second one: after_work_cb, or the close_cb once closing */
-    uint64_t due;          /* timer: the timeout a due-wake was recorded for */
+    uint64_t due;          /* timer: the loop time of the pass its due-wake was recorded in */
     int fd;                /* the fd whose readiness wakes it, -1 none */
     uint8_t kind;          /* enum uvr_kind */
     uint8_t armed;         /* started and not stopped (handles) */
@@ -171,7 +171,9 @@ static inline void uvr_poll_end(uint64_t task, uint64_t prev, enum fr_poll_resul
 }
 
 /* Wake every followed timer of @loop that is due (runs before a timer
- * callback: the timers due in the same pass became runnable together). */
+ * callback: the timers due in the same pass became runnable together). The
+ * timer libuv calls is no longer in the heap (uv__run_timers stops and
+ * re-arms it before its callback): tramp_timer wakes that one itself. */
 void uvr_wake_due_timers(const uv_loop_t *loop);
 
 /* libuv 1.x private handle flags (src/uv-common.h), read when uvr_layout_ok. */
