@@ -90,9 +90,12 @@ static const char usage_tasks[] =
     "\n"
     "One row per task instance (an id reused after drop is a new instance): id,\n"
     "name, parent, state at the end, polls, busy time, idle time, scheduling delay\n"
-    "p50/p99 and the kinds of findings about it.\n"
+    "p50/p99 and the kinds of findings about it. Then the tasks alive at the dump\n"
+    "that did nothing in the recording, from the recorder's spawn table: id, name,\n"
+    "parent, how long before the window they were spawned and on which thread.\n"
     "\n"
-    "  --json   {\"tasks\": [...]}\n";
+    "  --json   {\"tasks\": [...], \"silent\": [{\"id\", \"name\", \"parent\",\n"
+    "           \"spawned_ns\" (from the window's start, negative), \"thread\"}]}\n";
 
 static const char usage_locks[] =
     "usage: flightrec locks DUMP [--json]\n"

@@ -796,6 +796,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     for (size_t i = 0; i < m->ntasks; i++)
         finish_task(m, &m->tasks[i], scratch);
     free(scratch);
+    frd__model_spawn_names(m);
     return 0;
 }
 

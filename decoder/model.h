@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "locks.h"
 #include "reader.h"
@@ -182,6 +183,19 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
  * opened with FRD_OPEN_EVENTS (as frd_open does), else without.
  */
 int frd_model_build(const struct frd_dump *d, struct frd_model *m);
+
+/* decoder/spawns.c: name (and give a parent to) each task whose spawn is
+ * not in the dump from the SPAWNS section, where nothing contradicts it. */
+void frd__model_spawn_names(struct frd_model *m);
+
+/*
+ * frd_silent_tasks - the tasks alive at the dump (the SPAWNS section) that
+ * did nothing in the recording: no event of theirs in any ring, their spawn
+ * older than the spawning thread's window. Oldest spawn first; *@out is a
+ * malloc'ed array of pointers into the dump's entries (free it). A task is
+ * listed once, by its newest entry. Return: how many, or -ENOMEM.
+ */
+ssize_t frd_silent_tasks(const struct frd_model *m, const struct frd_spawn ***out);
 
 void frd_model_free(struct frd_model *m);
 

@@ -138,6 +138,7 @@ static const char *section_name(uint32_t kind)
     case FR_SEC_STALL: return "STALL";
     case FR_SEC_RECOVERY: return "RECOVERY";
     case FR_SEC_COPIED: return "COPIED";
+    case FR_SEC_SPAWNS: return "SPAWNS";
     default: return "unknown";
     }
 }
@@ -616,6 +617,9 @@ static void decode_section(struct frd_dump *d, uint64_t off, uint8_t *buf, size_
     case FR_SEC_COPIED:
         sec_copied(d, off, &body);
         break;
+    case FR_SEC_SPAWNS:
+        frd__sec_spawns(d, off, &body);
+        break;
     default:
         break; /* unknown kinds are skipped by design */
     }
@@ -901,6 +905,7 @@ void frd_close(struct frd_dump *d)
     }
     free(d->threads);
     free(d->copied);
+    free(d->spawns);
     free(d->strings);
     for (size_t i = 0; i < d->nerrors; i++)
         free(d->errors[i]);

@@ -211,6 +211,15 @@ struct frd_copied {
     uint64_t ticks;
 };
 
+/* One entry of the SPAWNS section: the recorder's spawn table at dump time
+ * (a live task's latest spawn, kept after its record left the ring). */
+struct frd_spawn {
+    uint64_t task, parent;
+    uint64_t ticks; /* of the spawn */
+    uint32_t name;  /* string id */
+    uint32_t tid;   /* the spawning thread */
+};
+
 struct frd_dump {
     const char *path; /* as given to frd_open ("-" for stdin) */
     uint64_t file_size;
@@ -230,6 +239,8 @@ struct frd_dump {
 
     struct frd_copied *copied; /* COPIED entries, as read (matched to threads by finish) */
     size_t ncopied;
+    struct frd_spawn *spawns; /* SPAWNS entries, as read (the model uses them) */
+    size_t nspawns;
 
     int have_end;          /* END section seen: the dump is whole */
     uint32_t end_sections; /* count stored in END */

@@ -33,5 +33,7 @@ uint64_t *frd__read_frames(struct frd_dump *d, uint64_t off, struct frd_cur *c, 
                            unsigned count_at, uint32_t *n);
 void frd__sec_recovery(struct frd_dump *d, uint64_t off, struct frd_cur *c);
 void frd__stall_finish(struct frd_dump *d);
+/* decoder/spawns.c */
+void frd__sec_spawns(struct frd_dump *d, uint64_t off, struct frd_cur *c);
 
 #endif /* FRD_READER_INT_H */

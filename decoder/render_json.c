@@ -26,6 +26,9 @@ static void task_obj(FILE *out, const struct frd_model *m, int32_t ti)
     putc('}', out);
 }
 
+/* [{"ip", "function", "file", "line", "module", "offset"}, ...] members,
+ * without the brackets: the crash's backtrace and the stall's stack alike
+ * (a name the symbolizer did not find is null). */
 static void json_frames(FILE *out, const struct frd_frame *fr, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -36,9 +39,12 @@ static void json_frames(FILE *out, const struct frd_frame *fr, size_t n)
         fputs(", \"file\": ", out);
         frd_json_cstr(out, f->file[0] ? f->file : NULL);
         if (f->line)
-            fprintf(out, ", \"line\": %d}", f->line);
+            fprintf(out, ", \"line\": %d", f->line);
         else
-            fputs(", \"line\": null}", out);
+            fputs(", \"line\": null", out);
+        fputs(", \"module\": ", out);
+        frd_json_cstr(out, f->module[0] ? f->module : NULL);
+        fprintf(out, ", \"offset\": \"0x%llx\"}", (unsigned long long)f->offset);
     }
 }
 
@@ -122,7 +128,10 @@ int frd_json_info(FILE *out, const struct frd_view *v)
         if (depth)
             fputs(", ", out);
         task_obj(out, m, ti);
-        ti = m->tasks[ti].parent_inst;
+        const struct frd_task *t = &m->tasks[ti];
+        if (t->parent && t->parent_inst == FRD_NONE) /* a parent with no event in the window */
+            fprintf(out, ", {\"id\": %llu, \"name\": null}", (unsigned long long)t->parent);
+        ti = t->parent_inst;
     }
     fputs("]", out);
     if (c->present) {
@@ -139,21 +148,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
             fputs(", \"sender\": null", out);
     }
     fputs(", \"backtrace\": [", out);
-    for (size_t i = 0; i < v->nframes; i++) {
-        const struct frd_frame *f = &v->frames[i];
-        fprintf(out, "%s{\"ip\": \"0x%llx\", \"function\": ", i ? ", " : "",
-                (unsigned long long)f->ip);
-        frd_json_cstr(out, f->function[0] ? f->function : NULL);
-        fputs(", \"file\": ", out);
-        frd_json_cstr(out, f->file[0] ? f->file : NULL);
-        if (f->line)
-            fprintf(out, ", \"line\": %d", f->line);
-        else
-            fputs(", \"line\": null", out);
-        fputs(", \"module\": ", out);
-        frd_json_cstr(out, f->module[0] ? f->module : NULL);
-        fprintf(out, ", \"offset\": \"0x%llx\"}", (unsigned long long)f->offset);
-    }
+    json_frames(out, v->frames, v->nframes);
     fputs("], \"notes\": [", out);
     for (size_t pos = 0, k = 0; d->notes.p && pos < d->notes.len; k++) {
         const char *nl = memchr(d->notes.p + pos, '\n', d->notes.len - pos);
@@ -251,7 +246,22 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         fputs("]}", out);
     }
     free(masks);
-    fputs("\n]}\n", out);
+    fputs("\n], \"silent\": [", out);
+    const struct frd_spawn **silent = NULL;
+    ssize_t ns = frd_silent_tasks(m, &silent);
+    for (ssize_t i = 0; i < ns; i++) {
+        const struct frd_spawn *x = silent[i];
+        fprintf(out, "%s\n{\"id\": %llu, \"name\": ", i ? "," : "", (unsigned long long)x->task);
+        frd_json_strid(out, m->dump, x->name);
+        if (x->parent)
+            fprintf(out, ", \"parent\": %llu", (unsigned long long)x->parent);
+        else
+            fputs(", \"parent\": null", out);
+        fprintf(out, ", \"spawned_ns\": %lld, \"thread\": %u}",
+                (long long)(frd_ticks_to_ns(m->dump, x->ticks) - m->start_ns), x->tid);
+    }
+    free(silent);
+    fputs(ns > 0 ? "\n]}\n" : "]}\n", out);
     return ferror(out) ? -EIO : 0;
 }
 

@@ -169,6 +169,22 @@ static void put_blob(FILE *out, const struct frd_blob *b)
     frd_text_str(out, b->p ? b->p : "", b->len);
 }
 
+/* One frame of a backtrace or a stall's stack: "  #N 0xIP in F at FILE:LINE
+ * (MODULE+0xOFF)", each part only when the symbolizer found it. */
+static void put_frame(FILE *out, size_t i, const struct frd_frame *f)
+{
+    fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
+    if (i == 0 && f->ip < 4096)
+        fputs(" (no code: a call through a NULL pointer)", out);
+    if (f->function[0])
+        fprintf(out, " in %s", f->function);
+    if (f->file[0])
+        fprintf(out, " at %s:%d", f->file, f->line);
+    if (f->module[0])
+        fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
+    putc('\n', out);
+}
+
 /* The watchdog's stuck thread and stack (STALL), or what `recover` dropped. */
 static void text_triggers(FILE *out, const struct frd_view *v)
 {
@@ -210,17 +226,8 @@ static void text_triggers(FILE *out, const struct frd_view *v)
     if (!fr)
         return;
     frd_symbolize(d, s->frames, s->nframes, fr);
-    for (size_t i = 0; i < s->nframes; i++) {
-        const struct frd_frame *f = &fr[i];
-        fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
-        if (f->function[0])
-            fprintf(out, " in %s", f->function);
-        if (f->file[0])
-            fprintf(out, " at %s:%d", f->file, f->line);
-        if (f->module[0])
-            fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
-        putc('\n', out);
-    }
+    for (size_t i = 0; i < s->nframes; i++)
+        put_frame(out, i, &fr[i]);
     free(fr);
 }
 
@@ -315,17 +322,7 @@ int frd_text_info(FILE *out, const struct frd_view *v)
                                            : "backtrace none captured\n",
               out);
         for (size_t i = 0; i < v->nframes; i++) {
-            const struct frd_frame *f = &v->frames[i];
-            fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
-            if (i == 0 && f->ip < 4096)
-                fputs(" (no code: a call through a NULL pointer)", out);
-            if (f->function[0])
-                fprintf(out, " in %s", f->function);
-            if (f->file[0])
-                fprintf(out, " at %s:%d", f->file, f->line);
-            if (f->module[0])
-                fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
-            putc('\n', out);
+            put_frame(out, i, &v->frames[i]);
         }
     }
 
@@ -382,6 +379,26 @@ static const char *dur_or_dash(int64_t ns, char *buf, size_t len)
     return frd_fmt_dur(ns, buf, len);
 }
 
+/* String @sid in @buf as a table cell (control characters as '?', cut to
+ * fit); 0 when there is no such string or it is empty. */
+static size_t name_cell(const struct frd_model *m, uint32_t sid, char *buf, size_t len)
+{
+    size_t n = 0, k = 0;
+    const char *s = frd_string(m->dump, sid, &n);
+    for (size_t j = 0; s && j < n && k + 1 < len; j++)
+        buf[k++] = (s[j] < 0x20 || s[j] == 0x7f) ? '?' : s[j];
+    buf[k] = 0;
+    return k;
+}
+
+static void parent_cell(uint64_t parent, char *buf, size_t len)
+{
+    if (parent)
+        snprintf(buf, len, "%llu", (unsigned long long)parent);
+    else
+        snprintf(buf, len, "-");
+}
+
 int frd_text_tasks(FILE *out, const struct frd_view *v)
 {
     const struct frd_model *m = v->m;
@@ -391,18 +408,9 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
     for (size_t i = 0; i < m->ntasks; i++) {
         const struct frd_task *t = &m->tasks[i];
         char name[25], a[32], b[32], c[32], e[32], fnd[96], par[24];
-        size_t n = 0;
-        const char *s = frd_string(m->dump, t->name, &n);
-        size_t k = 0;
-        for (size_t j = 0; s && j < n && k + 1 < sizeof(name); j++)
-            name[k++] = (s[j] < 0x20 || s[j] == 0x7f) ? '?' : s[j];
-        name[k] = 0;
-        if (!k)
-            snprintf(name, sizeof(name), "-");
-        if (t->parent)
-            snprintf(par, sizeof(par), "%llu", (unsigned long long)t->parent);
-        else
-            snprintf(par, sizeof(par), "-");
+        if (!name_cell(m, t->name, name, sizeof(name))) /* spawned before the window, and */
+            snprintf(name, sizeof(name), "%s", t->spawn_seen ? "-" : "(spawned earlier)");
+        parent_cell(t->parent, par, sizeof(par));
         if (masks)
             frd_kinds_list(masks[i], fnd, sizeof(fnd));
         else
@@ -417,6 +425,25 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
                 dur_or_dash(t->delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
     }
     free(masks);
+    const struct frd_spawn **silent = NULL;
+    ssize_t ns = frd_silent_tasks(m, &silent);
+    if (ns > 0) {
+        fprintf(out, "\n%zd more tasks alive at the dump did nothing in the recording (spawn "
+                "table), oldest first\n%-18s %-24s %-18s %s\n", ns, "ID", "NAME", "PARENT",
+                "SPAWNED");
+        for (ssize_t i = 0; i < ns; i++) {
+            const struct frd_spawn *x = silent[i];
+            char name[25], par[24], ago[32];
+            if (!name_cell(m, x->name, name, sizeof(name)))
+                snprintf(name, sizeof(name), "-");
+            parent_cell(x->parent, par, sizeof(par));
+            int64_t before = m->start_ns - frd_ticks_to_ns(m->dump, x->ticks);
+            fprintf(out, "%-18llu %-24s %-18s %s before the window, on thread %u\n",
+                    (unsigned long long)x->task, name, par,
+                    frd_fmt_dur(before > 0 ? before : 0, ago, sizeof(ago)), x->tid);
+        }
+    }
+    free(silent);
     return ferror(out) ? -EIO : 0;
 }
 

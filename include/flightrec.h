@@ -68,6 +68,12 @@ extern "C" {
  * page); only a fault it does not resolve is a crash (env
  * FLIGHTREC_CHAIN_FIRST=1). Without it, flightrec dumps first, then chains. */
 #define FR_CHAIN_FIRST 0x4u
+/* No spawn table: fr_spawn and fr_drop write their records only, and a dump
+ * names a task whose spawn left the ring by nothing. For runtimes that spawn
+ * millions of tasks a second on one thread and drop them on another, where
+ * the table costs two cache-line transfers per task (env
+ * FLIGHTREC_SPAWN_TABLE=0). */
+#define FR_NO_SPAWN_TABLE 0x8u
 
 struct fr_config {
     const char *dump_dir;    /* NULL: $FLIGHTREC_DIR, else the current directory */
@@ -140,7 +146,9 @@ FR_HOOK void fr_thread_name(const char *name);
 
 enum fr_poll_result { FR_PENDING = 0, FR_READY = 1 };
 
-FR_HOOK void fr_spawn(uint64_t task, uint64_t parent, const char *name); /* parent 0: none */
+/* parent 0: none. Also notes name and parent in the spawn table until
+ * fr_drop(task), so a dump names a live task whose spawn left the ring. */
+FR_HOOK void fr_spawn(uint64_t task, uint64_t parent, const char *name);
 FR_HOOK void fr_poll_begin(uint64_t task);
 FR_HOOK void fr_poll_end(uint64_t task, enum fr_poll_result result);
 FR_HOOK void fr_await(uint64_t task, const char *label); /* where a pending task waits */

@@ -87,7 +87,7 @@ static void mark_whole(struct dump_ctx *c)
 static const char *const section_names[] = {
     [FR_SEC_PROCESS] = "process", [FR_SEC_CLOCK] = "clock",     [FR_SEC_CRASH] = "crash",
     [FR_SEC_STRINGS] = "strings", [FR_SEC_MODULES] = "modules", [FR_SEC_THREAD] = "thread",
-    [FR_SEC_END] = "end",     [FR_SEC_COPIED] = "copied",
+    [FR_SEC_END] = "end",     [FR_SEC_COPIED] = "copied",   [FR_SEC_SPAWNS] = "spawns",
 };
 static enum fr_section fault_section;
 static unsigned fault_nth, fault_seen;
@@ -495,6 +495,26 @@ static void write_copied(struct dump_ctx *c)
     section_end(c);
 }
 
+/* SPAWNS: the spawn table's whole entries (spawns.c), in batches. */
+static void write_spawns(struct dump_ctx *c)
+{
+    section_begin(c, FR_SEC_SPAWNS);
+    struct fr_spawn_copy batch[64];
+    for (size_t at = 0; at < FR_SPAWN_SLOTS && !c->err;) {
+        size_t n = fr__spawns_copy(at, batch, sizeof batch / sizeof *batch, &at);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t b[32];
+            fr__put64(b, batch[i].task);
+            fr__put64(b + 8, batch[i].parent);
+            fr__put64(b + 16, batch[i].ticks);
+            fr__put32(b + 24, batch[i].name);
+            fr__put32(b + 28, batch[i].tid);
+            feed(c, b, sizeof b);
+        }
+    }
+    section_end(c);
+}
+
 /* NOTES: only when there is something to say. */
 static void write_notes(struct dump_ctx *c)
 {
@@ -680,6 +700,7 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
         if (&fr__slots[i] != first)
             write_thread(c, &fr__slots[i]);
     write_copied(c);
+    write_spawns(c);
     write_strings(c, mark);
     write_end(c);
     flush_out(c);

@@ -29,6 +29,10 @@
  * then; the crash and stall handlers and fr_dump() on this thread flush it
  * (fr__writer_flush).
  *
+ * fr_spawn also writes the task's entry in the thread's young spawn table,
+ * and fr_drop empties it (spawns.c): a few plain stores to a hot line, so
+ * that a dump names a task whose spawn left the ring.
+ *
  * No locks, no system calls, no allocation, no read-modify-write atomics
  * (interning a string seen for the first time is the one exception, and it
  * is lock-free: see intern.c).
@@ -173,6 +177,12 @@ static inline __attribute__((always_inline)) void put_bytes(struct fr_writer *w,
         w->last_task = task;
     w->last_ticks = now;
     publish(w, pg, count, p);
+    /* The spawn table (spawns.c): a constant test where the type is known */
+    if (tag == FR_EV_SPAWN)
+        fr__spawn_note(w->young, task, parent, now, sid,
+                       atomic_load_explicit(&w->slot->tid, FR_RELAXED));
+    else if (tag == FR_EV_DROP)
+        fr__spawn_forget(w->young, task, now, atomic_load_explicit(&w->slot->tid, FR_RELAXED));
 }
 
 /* Step 3 and 4 for writer @w (busy): one record of @type, timed, after

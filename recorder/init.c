@@ -45,6 +45,7 @@ static void atfork_child(void)
     if (!running)
         return;
     fr__registry_reset();
+    fr__spawns_reset(); /* the parent's tasks are not the child's */
     fr__dump_reset_after_fork();
     fr__crash_reset_after_fork();
     fr__dumper_restart_in_child();
@@ -145,6 +146,21 @@ static int resolve_triggers(const struct fr_config *cfg)
     return 0;
 }
 
+/* Environment @name set to "0" or "1": the one that is @sets adds @flag to
+ * the configuration's flags, the other leaves them. -EINVAL for any other
+ * value; 0 when unset or empty. */
+static int env_switch(const char *name, int sets, unsigned flag)
+{
+    const char *v = secure_getenv(name);
+    if (!v || !*v)
+        return 0;
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+        return -EINVAL;
+    if ((v[0] == '1') == (sets == 1))
+        fr__cfg.flags |= flag;
+    return 0;
+}
+
 static int resolve_config(const struct fr_config *cfg)
 {
     struct fr_config zero = { 0 };
@@ -194,13 +210,9 @@ static int resolve_config(const struct fr_config *cfg)
         fr__cfg.dump_signal_fixed = 1;
     }
     fr__cfg.flags = cfg->flags;
-    const char *cf = secure_getenv("FLIGHTREC_CHAIN_FIRST");
-    if (cf && *cf) {
-        if (strcmp(cf, "1") == 0)
-            fr__cfg.flags |= FR_CHAIN_FIRST;
-        else if (strcmp(cf, "0") != 0)
-            return -EINVAL;
-    }
+    if (env_switch("FLIGHTREC_CHAIN_FIRST", 1, FR_CHAIN_FIRST) ||
+        env_switch("FLIGHTREC_SPAWN_TABLE", 0, FR_NO_SPAWN_TABLE))
+        return -EINVAL;
     fr__cfg.max_dumps = cfg->max_dumps ? cfg->max_dumps : FR_DEFAULT_MAX_DUMPS;
     return resolve_triggers(cfg);
 }
@@ -217,6 +229,8 @@ int fr__init(const struct fr_config *cfg)
         err = fr__registry_init();
     if (!err)
         err = fr__dump_init();
+    if (!err)
+        err = fr__spawns_init(!(fr__cfg.flags & FR_NO_SPAWN_TABLE));
     if (err) {
         pthread_mutex_unlock(&life_lock);
         return err;

@@ -169,6 +169,7 @@ struct fr_slot {
     _Atomic uint64_t exit_ticks;
     char name[FR_THREAD_NAME_MAX];
     void *altstack; /* FR_ALTSTACK_SIZE + guard page, kept with the slot */
+    struct fr_spawn_entry *young; /* the thread's young spawn table, kept with the slot */
     struct fr_ring ring;
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
@@ -215,6 +216,7 @@ struct fr_writer {
     uint32_t gave_up_epoch; /* attach failed (registry full, thread exited) in this epoch */
     uint32_t tsc;           /* fr__clock_tsc at attach: the hooks' fast path tests it here */
     struct fr_intern_memo memo[FR_INTERN_CACHE]; /* cleared at attach: ids die with an epoch */
+    struct fr_spawn_entry *young; /* slot->young, for the hooks */
 };
 
 extern __thread struct fr_writer fr__w __attribute__((tls_model("initial-exec")));
@@ -233,6 +235,123 @@ void fr__registry_reset(void); /* fork child / re-init: every slot free */
 void fr__thread_name_set(struct fr_slot *s, const char *name);
 int fr__registry_init(void);
 void fr__altstack_install(struct fr_slot *s);
+
+/* ---- the spawn table (spawns.c) ----------------------------------------- */
+
+/* The process-wide table (a power of two, at least FR_SPAWN_WAYS): at most
+ * this many long-lived tasks keep their name and parent after their spawn
+ * leaves the ring. 40 bytes each: 640 KiB for the process. */
+#ifndef FR_SPAWN_SLOTS
+#define FR_SPAWN_SLOTS 16384u
+#endif
+#define FR_SPAWN_WAYS 4u
+/* Each thread's young table (a power of two): its latest spawns, 5 KiB. */
+#ifndef FR_SPAWN_YOUNG
+#define FR_SPAWN_YOUNG 128u
+#endif
+_Static_assert((FR_SPAWN_SLOTS & (FR_SPAWN_SLOTS - 1)) == 0 && FR_SPAWN_SLOTS >= FR_SPAWN_WAYS,
+               "FR_SPAWN_SLOTS: a power of two");
+_Static_assert((FR_SPAWN_YOUNG & (FR_SPAWN_YOUNG - 1)) == 0, "FR_SPAWN_YOUNG: a power of two");
+
+struct fr_spawn_entry {
+    _Atomic uint64_t task; /* meaningful while check != 0 */
+    _Atomic uint64_t parent;
+    _Atomic uint64_t ticks; /* the spawn record's time (a tombstone: the drop's) */
+    _Atomic uint32_t name;  /* string id */
+    _Atomic uint32_t tid;   /* the spawning thread (a tombstone: the dropping one) */
+    _Atomic uint32_t check; /* fr__spawn_check of the rest; 0: empty; stored last */
+    _Atomic uint32_t dead;  /* 1: a tombstone (process-wide table only, spawns.c) */
+};
+struct fr_spawn_copy {
+    uint64_t task, parent, ticks;
+    uint32_t name, tid;
+};
+extern struct fr_spawn_entry *fr__spawns; /* NULL before the first fr_init */
+extern int fr__spawns_on; /* 0: FR_NO_SPAWN_TABLE (the hooks see a NULL young table) */
+
+static inline uint64_t fr__spawn_hash(uint64_t task)
+{
+    return task * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+/* Never 0 (an entry being written, or emptied, has check 0). */
+static inline uint32_t fr__spawn_check(uint64_t task, uint64_t parent, uint64_t ticks,
+                                       uint32_t name, uint32_t tid, uint32_t dead)
+{
+    uint64_t x = (task ^ (parent * UINT64_C(0xff51afd7ed558ccd)) ^ ticks ^
+                  ((uint64_t)name << 32 | tid) ^ dead) * UINT64_C(0xc4ceb9fe1a85ec53);
+    return (uint32_t)(x >> 32) | 1u;
+}
+
+/* Write entry @e: check cleared first and stored last, so a dump reading
+ * meanwhile (or two writers at once) leaves a mismatch that is skipped. */
+static inline void fr__spawn_entry_put(struct fr_spawn_entry *e, uint64_t task, uint64_t parent,
+                                       uint64_t ticks, uint32_t name, uint32_t tid, uint32_t dead)
+{
+    atomic_store_explicit(&e->check, 0, FR_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&e->task, task, FR_RELAXED);
+    atomic_store_explicit(&e->parent, parent, FR_RELAXED);
+    atomic_store_explicit(&e->ticks, ticks, FR_RELAXED);
+    atomic_store_explicit(&e->name, name, FR_RELAXED);
+    atomic_store_explicit(&e->tid, tid, FR_RELAXED);
+    atomic_store_explicit(&e->dead, dead, FR_RELAXED);
+    atomic_store_explicit(&e->check, fr__spawn_check(task, parent, ticks, name, tid, dead),
+                          FR_RELEASE);
+}
+
+/* The cold halves (spawns.c): a young entry pushed out while its task lives
+ * goes to the process-wide table; a drop its young table does not hold
+ * empties the task's process-wide entry, or leaves a tombstone there. */
+void fr__spawn_promote(struct fr_spawn_entry *young);
+void fr__spawn_insert(uint64_t task, uint64_t parent, uint64_t ticks, uint32_t name,
+                      uint32_t tid);
+void fr__spawn_forget_far(uint64_t task, uint64_t ticks, uint32_t tid);
+
+/* fr_spawn's entry, in the spawning thread's young table @young (a hot line:
+ * a task spawned and dropped on one thread touches nothing else). The task
+ * it pushes out, if still live, moves to the process-wide table. */
+static inline void fr__spawn_note(struct fr_spawn_entry *young, uint64_t task, uint64_t parent,
+                                  uint64_t ticks, uint32_t name, uint32_t tid)
+{
+    if (FR_UNLIKELY(!young)) { /* its mapping failed at attach */
+        fr__spawn_insert(task, parent, ticks, name, tid);
+        return;
+    }
+    struct fr_spawn_entry *y = &young[(fr__spawn_hash(task) >> 40) & (FR_SPAWN_YOUNG - 1)];
+    if (atomic_load_explicit(&y->check, FR_RELAXED) != 0 &&
+        atomic_load_explicit(&y->task, FR_RELAXED) != task)
+        fr__spawn_promote(y);
+    fr__spawn_entry_put(y, task, parent, ticks, name, tid, 0);
+}
+
+/* fr_drop: empty @task's entry; its young one when this thread spawned it
+ * and still holds it (the usual case), else the process-wide one. */
+static inline void fr__spawn_forget(struct fr_spawn_entry *young, uint64_t task, uint64_t ticks,
+                                    uint32_t tid)
+{
+    if (FR_LIKELY(young != NULL)) {
+        struct fr_spawn_entry *y = &young[(fr__spawn_hash(task) >> 40) & (FR_SPAWN_YOUNG - 1)];
+        if (atomic_load_explicit(&y->task, FR_RELAXED) == task &&
+            atomic_load_explicit(&y->check, FR_RELAXED) != 0) {
+            atomic_store_explicit(&y->check, 0, FR_RELAXED);
+            return;
+        }
+    }
+    fr__spawn_forget_far(task, ticks, tid);
+}
+
+int fr__spawns_init(int on); /* fr_init: map the table, or clear it; @on 0: off */
+void fr__spawns_reset(void); /* fork child: clear */
+/* A young table for a slot (attach): mapped once, kept with the slot, emptied
+ * at each claim. The hooks' copy (fr_writer.young) is NULL when the table is
+ * off or could not be mapped. */
+struct fr_spawn_entry *fr__spawn_young_claim(struct fr_spawn_entry *kept);
+/* Copy up to @max whole live entries, the process-wide table's then every
+ * live or exited thread's young table, starting at position @from; *@next
+ * is where to go on (FR_SPAWNS_END: done). Async-signal-safe. */
+#define FR_SPAWNS_END ((size_t)FR_SPAWN_SLOTS + (size_t)FR_MAX_THREADS * FR_SPAWN_YOUNG)
+size_t fr__spawns_copy(size_t from, struct fr_spawn_copy *out, size_t max, size_t *next);
 
 /* ---- interned strings (intern.c) ---------------------------------------- */
 

@@ -216,9 +216,11 @@ int fr__writer_attach(struct fr_writer *w)
         atomic_store_explicit(&s->name_len, (uint32_t)n, FR_RELEASE);
     }
     fr__altstack_install(s);
+    s->young = fr__spawn_young_claim(s->young); /* before LIVE: dumps read it then */
     pthread_setspecific(exit_key, s);
 
     w->slot = s;
+    w->young = fr__spawns_on ? s->young : NULL;
     w->gen = gen;
     w->page = NULL;
     w->in_poll = 0; /* a poll held open in an earlier epoch is not this one's */

@@ -10,7 +10,8 @@
  * mark comes between them); within the part of a ring a dump says is whole,
  * every event must follow its predecessor in that pattern. Also SIGUSR1 dumps, thread
  * churn (short-lived threads whose rings must stay dumpable) and a signal
- * handler that calls hooks on a recording thread (re-entrancy).
+ * handler that calls hooks on a recording thread (re-entrancy), and the spawn
+ * table's entries, which the writers overwrite for one another.
  * Usage: stress_rings DIR [ROUNDS]. Exit 0 when every check passed.
  */
 #include <flightrec.h>
@@ -91,6 +92,29 @@ static int check_thread(const struct frd_thread *t, int w, size_t *checked)
     return 0;
 }
 
+/* The spawn table: the writers spawn the same ids at once and never drop
+ * them, so entries are written over by other threads all the time while the
+ * dump copies them; every entry in the dump must still be one writer's
+ * spawn, whole: parent i - 1, name "w", a writer's tid. */
+static int check_spawns(const struct frd_dump *d, size_t *checked)
+{
+    for (size_t i = 0; i < d->nspawns; i++) {
+        const struct frd_spawn *e = &d->spawns[i];
+        size_t n = 0;
+        const char *name = frd_string(d, e->name, &n);
+        int writer = 0;
+        for (int w = 0; w < WRITERS; w++)
+            writer |= e->tid == tids[w];
+        if (e->parent != e->task - 1 || !name || n != 1 || name[0] != 'w' || !writer) {
+            fprintf(stderr, "spawn entry %zu: task %llu parent %llu name %u tid %u\n", i,
+                    (unsigned long long)e->task, (unsigned long long)e->parent, e->name, e->tid);
+            return 1;
+        }
+        (*checked)++;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -109,7 +133,7 @@ int main(int argc, char **argv)
         while (!tids[i])
             sched_yield();
 
-    size_t checked = 0, dumps = 0;
+    size_t checked = 0, dumps = 0, spawns = 0;
     int fail = 0;
     for (int k = 0; k < rounds && !fail; k++) {
         for (int c = 0; c < 20; c++) { /* thread churn */
@@ -146,6 +170,8 @@ int main(int argc, char **argv)
             }
             fail = check_thread(t, w, &checked);
         }
+        if (!fail)
+            fail = check_spawns(d, &spawns);
         size_t exited = 0;
         for (size_t i = 0; i < d->nthreads; i++)
             exited += d->threads[i].state == 2;
@@ -159,7 +185,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < WRITERS; i++)
         pthread_join(th[i], NULL);
     fr_shutdown();
-    printf("%zu dumps, %zu events checked, %ld short-lived threads: %s\n", dumps, checked,
-           (long)churned, fail ? "FAIL" : "ok");
-    return fail || checked == 0;
+    printf("%zu dumps, %zu events and %zu spawn entries checked, %ld short-lived threads: %s\n",
+           dumps, checked, spawns, (long)churned, fail ? "FAIL" : "ok");
+    return fail || checked == 0 || spawns == 0;
 }

@@ -77,6 +77,7 @@ enum fr_section {
     FR_SEC_STALL = 9,    /* stall dumps: the stuck thread and its stack */
     FR_SEC_RECOVERY = 10, /* recovered dumps: what was left and what was dropped */
     FR_SEC_COPIED = 11, /* when each thread's ring was copied */
+    FR_SEC_SPAWNS = 12, /* the spawn table: live tasks' names and parents */
 };
 
 /*
@@ -151,6 +152,17 @@ enum fr_section {
  *   its own copy (or its newest held event, if later) and no further: an
  *   event a thread recorded after its copy is not in the dump. A dump
  *   without this section (older writers) gives no copy times.
+ *
+ * SPAWNS body: the spawn table at dump time (older readers skip it).
+ *   entries to the end of the section, each 32 bytes
+ *   { u64 task, u64 parent, u64 ticks, u32 name (string id), u32 tid }:
+ *   the latest fr_spawn of a task not dropped since (at most one entry per
+ *   table slot; a task whose slot a later spawn took is not listed), its
+ *   time in event ticks and the thread that spawned it. Readers use an entry
+ *   only for a task whose spawn record is not in the dump, and only when
+ *   the entry's time is older than that thread's oldest event (else the
+ *   entry is another instance of a reused id). A dump without this section
+ *   (older writers, recovered dumps) names such tasks by nothing.
  *
  * END body:
  *   0  u32 sections written before this one   4  u32 flags (0)

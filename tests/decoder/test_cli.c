@@ -164,9 +164,85 @@ Test(cli, thread_timeline_tells_a_poll_end_without_its_begin, .timeout = 60)
     sc_worker_stop(w);
     fr_shutdown();
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
-    cr_assert_not_null(strstr(out, "a poll of task 98 ended -> pending, its begin not recorded"),
-                       "%.2000s", out);
-    cr_assert_null(strstr(out, "poll_pending"), "%.2000s", out);
+    const char *tail = strlen(out) > 600 ? out + strlen(out) - 600 : out;
+    /* (named "long" when the spawn table kept its name) */
+    const char *line = strstr(out, "a poll of task 98");
+    cr_assert_not_null(line, "...%s", tail);
+    cr_assert_not_null(strstr(line, " ended -> pending, its begin not recorded\n"), "...%s", tail);
+    cr_assert_null(strstr(out, "poll_pending"), "...%s", tail);
+}
+
+/* The row of task @id in `tasks` output @out, from its NAME column on. */
+static const char *tasks_row(const char *out, const char *id)
+{
+    char key[32];
+    snprintf(key, sizeof(key), "\n%s ", id);
+    const char *row = strstr(out, key);
+    cr_assert_not_null(row, "no row for task %s in:\n%s", id, out);
+    return row + 20;
+}
+
+/*
+ * Tasks whose spawn left the ring (64 KiB, overwritten by 20000 short
+ * requests): a listener still alive is named from the spawn table; a
+ * sleeper with no event in the window is listed after the rows as alive
+ * and silent, a task dropped before the window is not; task 9,
+ * alive across the window's start and dropped inside it, then spawned again
+ * as "second", keeps no name for its first instance (the table's entry is
+ * the second spawn, inside the window: not the first instance's); task 11,
+ * polled but never spawned, is "(spawned earlier)"; task 8, spawned inside
+ * the window, has its own name.
+ */
+Test(cli, tasks_names_tasks_whose_spawn_left_the_ring)
+{
+    char path[512], args[700], *out, *err;
+    sc_recorder_start(64);
+    fr_thread_name("main");
+    fr_spawn(7, 3, "listener");
+    fr_spawn(9, 0, "first");
+    fr_spawn(12, 7, "sleeper"); /* alive, and silent all through the window */
+    fr_spawn(13, 0, "finished");
+    fr_drop(13);
+    for (uint64_t id = 100; id < 20100; id++) {
+        fr_spawn(id, 0, "request");
+        fr_poll_begin(id);
+        fr_poll_end(id, FR_READY);
+        fr_drop(id);
+    }
+    fr_spawn(8, 0, "fresh");
+    uint64_t polled[] = {7, 8, 9, 11};
+    for (size_t i = 0; i < sizeof(polled) / sizeof(*polled); i++) {
+        fr_poll_begin(polled[i]);
+        fr_poll_end(polled[i], FR_PENDING);
+    }
+    fr_drop(9);
+    fr_spawn(9, 0, "second");
+    fr_poll_begin(9);
+    fr_poll_end(9, FR_PENDING);
+    sc_dump(path);
+    fr_shutdown();
+
+    snprintf(args, sizeof(args), "tasks '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_null(strstr(out, "\n100 "), "the oldest requests should have left the ring");
+    cr_assert_eq(strncmp(tasks_row(out, "7"), "listener                 3 ", 27), 0, "%s", out);
+    cr_assert_eq(strncmp(tasks_row(out, "8"), "fresh ", 6), 0, "%s", out);
+    cr_assert_eq(strncmp(tasks_row(out, "11"), "(spawned earlier)", 17), 0, "%s", out);
+    const char *nine = tasks_row(out, "9");
+    cr_assert_eq(strncmp(nine, "(spawned earlier)", 17), 0, "%s", out);
+    cr_assert_eq(strncmp(tasks_row(nine, "9"), "second ", 7), 0, "%s", out);
+    cr_assert_null(strstr(out, " first  "), "%s", out);
+    /* the silent list: the sleeper alone, after the instances */
+    const char *silent = strstr(out, "\n1 more tasks alive at the dump did nothing in the recording");
+    cr_assert_not_null(silent, "%s", out);
+    cr_assert_eq(strncmp(tasks_row(silent, "12"), "sleeper                  7 ", 27), 0, "%s", silent);
+    cr_assert_not_null(strstr(silent, " before the window, on thread "), "%s", silent);
+    cr_assert_null(strstr(out, "finished"), "a dropped task is not alive: %s", out);
+    snprintf(args, sizeof(args), "tasks '%s' --json", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "], \"silent\": [\n{\"id\": 12, \"name\": \"sleeper\", "
+                                   "\"parent\": 7, \"spawned_ns\": -"),
+                       "%s", strstr(out, "\"silent\"") ? strstr(out, "\"silent\"") : out);
 }
 
 Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
@@ -205,27 +281,48 @@ __attribute__((noinline, no_sanitize("undefined"))) static void crash_here(void)
     *bad_address = 42; /* SIGSEGV */
 }
 
-static int crashing_child(void *arg)
+/* worker-1 polls task 99 "handle_request" (parent 98 "accept_loop") and
+ * crashes in it, after @requests short requests through a @ring_kb ring. */
+static int crash_in_handle_request(const char *dir, size_t ring_kb, uint64_t requests)
 {
-    struct fr_config cfg = {.dump_dir = arg, .dump_signal = -1};
+    struct fr_config cfg = {.dump_dir = dir, .dump_signal = -1, .ring_bytes = ring_kb * 1024};
     if (fr_init(&cfg))
         return 3;
     fr_thread_name("worker-1");
     fr_spawn(98, 0, "accept_loop");
     fr_spawn(99, 98, "handle_request");
+    for (uint64_t id = 100; id < 100 + requests; id++) {
+        fr_spawn(id, 98, "request");
+        fr_poll_begin(id);
+        fr_poll_end(id, FR_READY);
+        fr_drop(id);
+    }
     fr_poll_begin(99);
     crash_here();
     return 0;
 }
 
-Test(cli, crash_info_names_signal_task_and_function, .timeout = 60)
+static int crashing_child(void *arg)
+{
+    return crash_in_handle_request(arg, 0, 0);
+}
+
+/* Run @child in a fork, which must die of SIGSEGV leaving one dump: its
+ * path in @path (512 bytes). */
+static void crash_dump_of(int (*child)(void *), char *path)
 {
     const char *dir = th_tmpdir();
-    int st = th_run_child(crashing_child, (void *)dir);
+    int st = th_run_child(child, (void *)dir);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "child status 0x%x", st);
     char paths[MAX_DUMPS_LISTED][512];
     cr_assert_eq(th_list_dumps(dir, paths, MAX_DUMPS_LISTED), 1);
-    char args[700], *out, *err;
+    memcpy(path, paths[0], 512);
+}
+
+Test(cli, crash_info_names_signal_task_and_function, .timeout = 60)
+{
+    char paths[1][512], args[700], *out, *err;
+    crash_dump_of(crashing_child, paths[0]);
     snprintf(args, sizeof(args), "info '%s' --json", paths[0]);
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
     cr_assert_not_null(strstr(out, "\"signal\": 11, \"signal_name\": \"SIGSEGV\""), "%s", out);
@@ -240,6 +337,32 @@ Test(cli, crash_info_names_signal_task_and_function, .timeout = 60)
     cr_assert_not_null(strstr(out, "SIGSEGV"), "%s", out);
     cr_assert_not_null(strstr(out, "99 \"handle_request\" <- 98 \"accept_loop\""), "%s", out);
     cr_assert_not_null(strstr(out, " in crash_here at "), "%s", out);
+}
+
+/* The spawns of the crashing task and of its parent have left the ring. */
+static int crashing_child_late(void *arg)
+{
+    return crash_in_handle_request(arg, 64, 20000);
+}
+
+/* The task that was running at the crash is named even though its spawn is
+ * older than the ring: the spawn table gives its name and parent. */
+Test(cli, crash_names_a_task_spawned_before_the_window, .timeout = 60)
+{
+    char paths[1][512], args[700], *out, *err;
+    crash_dump_of(crashing_child_late, paths[0]);
+    snprintf(args, sizeof(args), "tasks '%s'", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_null(strstr(out, "\n100 "), "the first requests should have left the ring");
+    snprintf(args, sizeof(args), "info '%s' --json", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"crash_task\": {\"id\": 99, \"name\": \"handle_request\"}"),
+                       "%s", out);
+    cr_assert_not_null(strstr(out, "\"crash_task_chain\": [{\"id\": 99"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"crash_task_chain\": [{\"id\": 99, \"name\": \"handle_request\"}, "
+                                   "{\"id\": 98, \"name\": null}]"),
+                       "the parent, from the spawn table (no event of its own in the window): %s",
+                       out);
 }
 
 /* A dump names files (its module map); the decoder opens them to symbolize.
