@@ -761,10 +761,17 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
             frd_fmt_dur(v->th->long_poll_ns, d3, sizeof(d3)),
             frd_fmt_dur(v->th->hang_ns, d4, sizeof(d4)));
     if (!v->f->n) {
-        fputs(m->ntasks ? "no findings\n"
-                        : "no findings: no task was recorded (a program whose event loop "
-                          "flightrec has no adapter for, or a runtime that calls no hook)\n",
-              out);
+        const struct frd_spawn **silent = NULL;
+        ssize_t ns = m->ntasks ? 0 : frd_silent_tasks(m, &silent);
+        free(silent);
+        if (m->ntasks || ns < 0)
+            fputs("no findings\n", out);
+        else if (ns > 0)
+            fprintf(out, "no findings: no task did anything in the recording (%zd alive at the "
+                    "dump, from the spawn table: tasks lists them)\n", ns);
+        else
+            fputs("no findings: no task was recorded (a program whose event loop flightrec has "
+                  "no adapter for, or a runtime that calls no hook)\n", out);
         return ferror(out) ? -EIO : 0;
     }
     fprintf(out, "%zu finding%s\n", v->f->n, v->f->n == 1 ? "" : "s");

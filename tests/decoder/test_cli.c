@@ -134,6 +134,21 @@ Test(cli, no_task_recorded_says_so)
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
     cr_assert_not_null(strstr(out, " 0 tasks,"), "%s", out);
     cr_assert_not_null(strstr(out, "no findings: no task was recorded"), "%s", out);
+    /* a task alive whose spawn left the ring, nothing else of it: the spawn
+     * table knows it, so something was recorded */
+    sc_recorder_start(16);
+    fr_spawn(5, 0, "sleeper");
+    for (int i = 0; i < 20000; i++) {
+        fr_park();
+        fr_unpark();
+    }
+    sc_dump(path);
+    fr_shutdown();
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, " 0 tasks,"), "%s", out);
+    cr_assert_not_null(strstr(out, "no findings: no task did anything in the recording (1 alive"),
+                       "%s", out);
     /* with tasks, it is plain "no findings" */
     record(path, 0);
     snprintf(args, sizeof(args), "analyze '%s'", path);
