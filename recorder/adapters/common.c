@@ -56,19 +56,31 @@ void *fra_real(const char *name)
      * own scope, though the library's calls to its own exported functions
      * still reach the adapter. Look in each loaded object's scope, taking
      * only a definition that is not the adapter's own. */
-    Dl_info self;
+    Dl_info self, in;
     if (!dladdr((void *)fra_real, &self))
         return NULL;
+    /* the scope that gave the last definition first: a library's functions
+     * are all found there, without a search per function (each dlopen is
+     * slow, more so under a sanitizer). That handle stays open: it pins the
+     * module, which a program that imports uvloop never unloads anyway. */
+    static void *_Atomic last;
+    void *h = atomic_load_explicit(&last, memory_order_acquire);
+    if (h && (f = dlsym(h, name)) && dladdr(f, &in) && in.dli_fbase != self.dli_fbase)
+        return f;
+    f = NULL;
     struct objects o = {.n = 0}; /* at start and at a library's first call only */
     dl_iterate_phdr(collect, &o);
     for (unsigned i = 0; i < o.n && !f; i++) {
-        void *h = dlopen(o.name[i], RTLD_LAZY | RTLD_NOLOAD);
+        h = dlopen(o.name[i], RTLD_LAZY | RTLD_NOLOAD);
         if (!h)
             continue;
         void *p = dlsym(h, name);
-        Dl_info in;
-        if (p && dladdr(p, &in) && in.dli_fbase != self.dli_fbase)
+        void *none = NULL;
+        if (p && dladdr(p, &in) && in.dli_fbase != self.dli_fbase) {
             f = p;
+            if (atomic_compare_exchange_strong(&last, &none, h))
+                continue; /* kept open */
+        }
         dlclose(h);
     }
     return f;
