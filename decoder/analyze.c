@@ -613,6 +613,11 @@ static void at_end(struct cx *c, int32_t ti)
         /* waiting on the outside world, or stopped: not a bug however long */
         if (t->wait == FRD_WAIT_EXTERNAL || t->wait == FRD_WAIT_STOPPED)
             break;
+        /* no await seen, and a part of its life the rings no longer cover:
+         * what it waits on may have been said there (a loop's handle whose
+         * start call, uv_udp_recv_start, fell out of the ring long ago) */
+        if (t->wait == FRD_WAIT_UNKNOWN && !(t->spawn_seen && frd_model_covered(m, t->spawn_ns, E)))
+            break;
         if (t->npolls == 0) {
             /* started outside any poll and never called back */
             int64_t P = t->await_ns;

@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -317,6 +319,87 @@ static int alive(long pid)
     return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
 }
 
+/* One of /proc/PID/status's id lines ("Uid:", "Gid:"): the file-system id
+ * (the fourth), or -1. @groups (for "Groups:") gets up to @ngroups ids. */
+static long status_ids(long pid, const char *key, long *groups, int *ngroups)
+{
+    char path[64], line[1024];
+    int max = groups ? *ngroups : 4;
+    if (groups)
+        *ngroups = 0;
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long id = -1;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, key, klen) != 0)
+            continue;
+        char *p = line + klen, *end;
+        long v[4];
+        int n = 0;
+        while (n < max) {
+            long x = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (groups)
+                groups[n] = x;
+            else
+                v[n] = x;
+            n++;
+            p = end;
+        }
+        if (groups)
+            *ngroups = n;
+        else if (n == 4)
+            id = v[3];
+        break;
+    }
+    fclose(f);
+    return id;
+}
+
+/* Why a process may have written no dump in @dir: its user cannot write
+ * there (a daemon that dropped privileges, memcached -u nobody), or the file
+ * system is nearly full. Fills @buf with a clause, or leaves it empty. */
+static void why_no_dump(long pid, const char *dir, char *buf, size_t len)
+{
+    buf[0] = 0;
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return;
+    long uid = status_ids(pid, "Uid:", NULL, NULL), gid = status_ids(pid, "Gid:", NULL, NULL);
+    long groups[64];
+    int ngroups = 64;
+    status_ids(pid, "Groups:", groups, &ngroups);
+    if (uid > 0) {
+        mode_t need;
+        if ((uid_t)uid == st.st_uid) {
+            need = S_IWUSR | S_IXUSR;
+        } else {
+            int in = (gid_t)gid == st.st_gid;
+            for (int i = 0; i < ngroups && !in; i++)
+                in = (gid_t)groups[i] == st.st_gid;
+            need = in ? S_IWGRP | S_IXGRP : S_IWOTH | S_IXOTH;
+        }
+        if ((st.st_mode & need) != need) {
+            snprintf(buf, len,
+                     "process %ld writes as uid %ld, which cannot write %s (mode %04o, owner "
+                     "uid %ld): a daemon that dropped privileges needs a directory its user "
+                     "can write",
+                     pid, uid, dir, (unsigned)(st.st_mode & 07777), (long)st.st_uid);
+            return;
+        }
+    }
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0) {
+        unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+        if (avail < 1024 * 1024)
+            snprintf(buf, len, "the file system of %s has %llu KiB free", dir, avail / 1024);
+    }
+}
+
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -540,10 +623,18 @@ int frd_cmd_dump(int argc, char **argv)
             break;
         }
         if (now_ns() >= deadline) {
-            fprintf(stderr,
-                    "flightrec: dump: no new dump from process %ld in %s after %g s (does it "
-                    "write its dumps elsewhere? use --dir)\n",
-                    pid, dir, timeout_s);
+            char why[PATH_MAX + 256];
+            why_no_dump(pid, dir, why, sizeof(why));
+            if (why[0])
+                fprintf(stderr,
+                        "flightrec: dump: no new dump from process %ld in %s after %g s: %s "
+                        "(its standard error says why the dump failed)\n",
+                        pid, dir, timeout_s, why);
+            else
+                fprintf(stderr,
+                        "flightrec: dump: no new dump from process %ld in %s after %g s (does "
+                        "it write its dumps elsewhere? use --dir)\n",
+                        pid, dir, timeout_s);
             break;
         }
         struct timespec ts = {0, POLL_NS};

@@ -243,7 +243,8 @@ int frd_cmd_run(int argc, char **argv)
             : deps.kind == FRD_EXE_FOREIGN  ? "an ELF of another class or machine"
             : deps.kind == FRD_EXE_OTHER    ? "not an ELF file"
                                             : "it links neither libuv nor libevent, it may load "
-                                              "one later";
+                                              "one later; if it never does (a loop of its own, "
+                                              "like redis's), no task is recorded";
     } else {
         snprintf(whybuf, sizeof(whybuf), "it loads %s%s%s", want & FRD_DEP_UV ? "libuv" : "",
                  want == (FRD_DEP_UV | FRD_DEP_EVENT) ? " and " : "",

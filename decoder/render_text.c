@@ -174,6 +174,8 @@ static void put_blob(FILE *out, const struct frd_blob *b)
 static void put_frame(FILE *out, size_t i, const struct frd_frame *f)
 {
     fprintf(out, "  #%-2zu 0x%016llx", i, (unsigned long long)f->ip);
+    if (i == 0 && f->ip < 4096)
+        fputs(" (no code: a call through a NULL pointer)", out);
     if (f->function[0])
         fprintf(out, " in %s", f->function);
     if (f->file[0])
@@ -315,7 +317,10 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         } else {
             fputs("task      unknown (the crashing thread has no ring)\n", out);
         }
-        fputs(v->nframes ? "backtrace\n" : "backtrace none captured (see notes)\n", out);
+        fputs(v->nframes                     ? "backtrace\n"
+              : d->notes.p && d->notes.len ? "backtrace none captured (see notes)\n"
+                                           : "backtrace none captured\n",
+              out);
         for (size_t i = 0; i < v->nframes; i++) {
             put_frame(out, i, &v->frames[i]);
         }
@@ -651,6 +656,14 @@ int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filt
                                                           : "pending");
                     break;
                 }
+                case FR_EV_POLL_PENDING:
+                case FR_EV_POLL_READY:
+                    /* its begin is not in the ring (older, or lost) */
+                    fputs("a poll of ", out);
+                    put_task(out, m, me->task);
+                    fprintf(out, " ended -> %s, its begin not recorded",
+                            e->type == FR_EV_POLL_READY ? "ready" : "pending");
+                    break;
                 default:
                     fprintf(out, "%s ", frd_event_name(e->type));
                     put_task(out, m, me->task);
@@ -755,7 +768,17 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
                 "table; no finding can be made without their events: tasks lists them)\n",
                 nsilent, nsilent == 1 ? "" : "s");
     if (!v->f->n) {
-        fputs("no findings\n", out);
+        const struct frd_spawn **silent = NULL;
+        ssize_t ns = m->ntasks ? 0 : frd_silent_tasks(m, &silent);
+        free(silent);
+        if (m->ntasks || ns < 0)
+            fputs("no findings\n", out);
+        else if (ns > 0)
+            fprintf(out, "no findings: no task did anything in the recording (%zd alive at the "
+                    "dump, from the spawn table: tasks lists them)\n", ns);
+        else
+            fputs("no findings: no task was recorded (a program whose event loop flightrec has "
+                  "no adapter for, or a runtime that calls no hook)\n", out);
         return ferror(out) ? -EIO : 0;
     }
     fprintf(out, "%zu finding%s\n", v->f->n, v->f->n == 1 ? "" : "s");

@@ -72,10 +72,30 @@ static long futex(_Atomic uint32_t *w, int op, uint32_t v, const struct timespec
 static int unwind_into(void *uc, uint64_t *out, int max, _Atomic int *published)
 {
     unw_cursor_t cursor;
+    int n = 0, flags = UNW_INIT_SIGNAL_FRAME;
+#if defined(__x86_64__)
+    /* A call through a NULL (or near-NULL) function pointer faults fetching
+     * its first instruction: no unwind table covers that pc, so libunwind
+     * stops at once. The call pushed its return address, which is on top
+     * of the stack: frame 0 is the bad pc, the unwind goes on from the
+     * caller, as from a return address (no signal frame). */
+    ucontext_t called;
+    const ucontext_t *u = uc;
+    if (max > 1 && (uint64_t)u->uc_mcontext.gregs[REG_RIP] < 4096) {
+        called = *u;
+        const uint64_t *sp = (const uint64_t *)(uintptr_t)called.uc_mcontext.gregs[REG_RSP];
+        called.uc_mcontext.gregs[REG_RIP] = (greg_t)*sp;
+        called.uc_mcontext.gregs[REG_RSP] += 8;
+        out[n++] = (uint64_t)u->uc_mcontext.gregs[REG_RIP];
+        if (published)
+            atomic_store_explicit(published, n, FR_RELEASE);
+        uc = &called;
+        flags = 0;
+    }
+#endif
     /* On x86_64 and aarch64 unw_context_t is the kernel's ucontext_t. */
-    if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0)
-        return 0;
-    int n = 0;
+    if (unw_init_local2(&cursor, (unw_context_t *)uc, flags) < 0)
+        return n;
     do {
         unw_word_t ip = 0;
         if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0)

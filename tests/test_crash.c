@@ -32,7 +32,7 @@
 
 enum crash_kind {
     NULL_DEREF, STACK_OVERFLOW, ABORT, BUS, FPE, TRAP, KILL_SEGV, READONLY_WRITE, ASSERT_FAIL,
-    BUSY_NEIGHBOUR, NKINDS
+    BUSY_NEIGHBOUR, NULL_CALL, NKINDS
 };
 
 /* Criterion copies parameters into a re-executed worker: no pointers here. */
@@ -127,6 +127,15 @@ __attribute__((noinline, no_sanitize("undefined"))) static void crash_busy(void)
     *null_ptr = 2; /* the neighbour is still writing */
 }
 
+static void (*volatile null_fn)(void); /* a call through it jumps to 0 */
+static volatile int after_call;
+
+__attribute__((noinline)) static void crash_null_call(void)
+{
+    null_fn();
+    after_call++; /* not a tail call: the return address is in this function */
+}
+
 __attribute__((noinline)) static void crash_kill(void)
 {
     kill(getpid(), SIGSEGV);
@@ -155,6 +164,7 @@ static int run_crash(void *arg)
     case READONLY_WRITE: crash_readonly(); break;
     case ASSERT_FAIL: crash_assert(); break;
     case BUSY_NEIGHBOUR: crash_busy(); break;
+    case NULL_CALL: crash_null_call(); break;
     default: break;
     }
     return 11; /* survived: the test fails on the exit status */
@@ -173,6 +183,7 @@ static void *crash_fn(enum crash_kind k)
     case READONLY_WRITE: return (void *)crash_readonly;
     case ASSERT_FAIL: return (void *)crash_assert;
     case BUSY_NEIGHBOUR: return (void *)crash_busy;
+    case NULL_CALL: return (void *)crash_null_call;
     default: return NULL;
     }
 }
@@ -195,6 +206,7 @@ ParameterizedTestParameters(crash, each_signal)
         { READONLY_WRITE, SIGSEGV, 1, "write to read-only memory" },
         { ASSERT_FAIL, SIGABRT, 1, "assert() failure" },
         { BUSY_NEIGHBOUR, SIGSEGV, 0, "neighbour at full speed" },
+        { NULL_CALL, SIGSEGV, 0, "call through a NULL pointer" },
     };
     return cr_make_param_array(struct crash_case, cases, sizeof cases / sizeof cases[0]);
 }
@@ -425,6 +437,7 @@ static int run_writer_fault(void *arg)
     case NULL_DEREF: th_crash_null(); break;
     case ABORT: th_crash_abort(); break;
     case BUSY_NEIGHBOUR: crash_busy(); break;
+    case NULL_CALL: crash_null_call(); break;
     default: break;
     }
     return 11;

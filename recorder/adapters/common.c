@@ -20,6 +20,7 @@
 #include "common.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,9 +29,61 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 
+/* The names of the loaded objects, for fra_real's search (pointers into
+ * the loader's own records, valid while the objects stay loaded). */
+struct objects {
+    const char *name[256];
+    unsigned n;
+};
+
+static int collect(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct objects *o = arg;
+    /* the program itself (no name) is skipped: its scope has the adapter */
+    if (info->dlpi_name && info->dlpi_name[0] && o->n < 256)
+        o->name[o->n++] = info->dlpi_name;
+    return 0;
+}
+
 void *fra_real(const char *name)
 {
-    return dlsym(RTLD_NEXT, name);
+    void *f = dlsym(RTLD_NEXT, name);
+    if (f)
+        return f;
+    /* Not in the global scope after the adapter: a module that dlopen()ed
+     * the library with RTLD_LOCAL (Python importing uvloop) keeps it in its
+     * own scope, though the library's calls to its own exported functions
+     * still reach the adapter. Look in each loaded object's scope, taking
+     * only a definition that is not the adapter's own. */
+    Dl_info self, in;
+    if (!dladdr((void *)fra_real, &self))
+        return NULL;
+    /* the scope that gave the last definition first: a library's functions
+     * are all found there, without a search per function (each dlopen is
+     * slow, more so under a sanitizer). That handle stays open: it pins the
+     * module, which a program that imports uvloop never unloads anyway. */
+    static void *_Atomic last;
+    void *h = atomic_load_explicit(&last, memory_order_acquire);
+    if (h && (f = dlsym(h, name)) && dladdr(f, &in) && in.dli_fbase != self.dli_fbase)
+        return f;
+    f = NULL;
+    struct objects o = {.n = 0}; /* at start and at a library's first call only */
+    dl_iterate_phdr(collect, &o);
+    for (unsigned i = 0; i < o.n && !f; i++) {
+        h = dlopen(o.name[i], RTLD_LAZY | RTLD_NOLOAD);
+        if (!h)
+            continue;
+        void *p = dlsym(h, name);
+        void *none = NULL;
+        if (p && dladdr(p, &in) && in.dli_fbase != self.dli_fbase) {
+            f = p;
+            if (atomic_compare_exchange_strong(&last, &none, h))
+                continue; /* kept open */
+        }
+        dlclose(h);
+    }
+    return f;
 }
 
 /* ---- labels ------------------------------------------------------------- */

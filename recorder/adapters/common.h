@@ -48,7 +48,9 @@ const char *fra_label(const char *prefix, const void *addr);
 #define fra_caller() ((const void *)((const char *)__builtin_return_address(0) - 1))
 
 /* fra_real - the next definition of @name after the adapter (dlsym
- * RTLD_NEXT), or NULL; resolve once and keep it. */
+ * RTLD_NEXT), else one in the scope of a loaded object that is not the
+ * adapter (a library a module dlopen()ed with RTLD_LOCAL), or NULL; resolve
+ * once and keep it. Not async-signal-safe (dlopen, dlsym). */
 void *fra_real(const char *name);
 
 #endif /* FRA_COMMON_H */

@@ -105,7 +105,9 @@ struct fdent {
     _Atomic uint8_t cls;
 };
 
-static struct slot *slots; /* NULL: nothing is wrapped (no memory, or not libevent 2.1) */
+/* NULL: nothing is wrapped (no memory, not libevent 2.1, or libevent not
+ * loaded yet); set once (ensure_slots) */
+static struct slot *slot_table;
 static struct fdent *fdtab;
 static unsigned nfd;
 static _Atomic unsigned long untracked; /* events the full table could not take */
@@ -196,10 +198,14 @@ static void resolve_all(void)
     RESOLVE(real_listener_new_bind, "evconnlistener_new_bind");
 }
 
+static void ensure_slots(void);
+
 /* Calls that arrive before the constructor ran (another library's
- * constructor using libevent) resolve on the spot. */
+ * constructor using libevent), or from a libevent loaded after it (a module
+ * that dlopen()ed it with RTLD_LOCAL), resolve on the spot; the slot table
+ * is then made if it could not be at start. */
 #define REAL(var, name)                                                                            \
-    ((var) ? (var) : (resolve_all(), (var)))
+    ((var) ? (var) : (resolve_all(), ensure_slots(), (var)))
 
 /* ---- task names ---------------------------------------------------------- */
 
@@ -259,6 +265,7 @@ static inline size_t hash_ptr(const void *p)
 /* The slot of @ev, or NULL. Linear probing ends at an empty key. */
 static struct slot *lookup(const struct event *ev)
 {
+    struct slot *slots = __atomic_load_n(&slot_table, __ATOMIC_ACQUIRE);
     if (!slots)
         return NULL;
     uintptr_t k = (uintptr_t)ev;
@@ -279,6 +286,7 @@ static struct slot *lookup(const struct event *ev)
 static struct slot *insert(const struct event *ev, int *fresh)
 {
     struct slot *s = lookup(ev);
+    struct slot *slots = __atomic_load_n(&slot_table, __ATOMIC_ACQUIRE);
     *fresh = 0;
     if (s || !slots)
         return s;
@@ -944,6 +952,20 @@ static void *reserve(size_t bytes)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* The slot table, once libevent 2.1 is known to be loaded: the wrappers
+ * read struct event as libevent 2.1 lays it out, so with any other libevent
+ * at run time they only forward. Made at most once. */
+static void ensure_slots(void)
+{
+    static _Atomic int made;
+    if (__atomic_load_n(&slot_table, __ATOMIC_ACQUIRE) || !real_version_number ||
+        (real_version_number() >> 16) != 0x0201u || atomic_exchange(&made, 1))
+        return;
+    struct slot *t = reserve((size_t)FRA_EVENT_SLOTS * sizeof(struct slot));
+    if (t)
+        __atomic_store_n(&slot_table, t, __ATOMIC_RELEASE);
+}
+
 __attribute__((constructor(102))) static void fra_event_start(void)
 {
     int saved = errno;
@@ -960,10 +982,7 @@ __attribute__((constructor(102))) static void fra_event_start(void)
         fdtab = f;
         nfd = (unsigned)want;
     }
-    /* The wrappers read struct event as libevent 2.1 lays it out: with any
-     * other libevent at run time they only forward. */
-    if (real_version_number && (real_version_number() >> 16) == 0x0201u)
-        slots = reserve((size_t)FRA_EVENT_SLOTS * sizeof(struct slot));
+    ensure_slots();
     fra_set_ready_hook(on_ready);
     (void)fr_init(NULL); /* -EALREADY when the other adapter or the program came first */
     errno = saved;

@@ -43,6 +43,7 @@ UVR_FUNCS(UVR_DEFINE_REAL)
 #undef UVR_DEFINE_REAL
 
 int uvr_layout_ok;
+int uvr_located;
 uintptr_t uvr_lo, uvr_hi;
 __thread unsigned uvr_depth;
 __thread uint64_t uvr_current;
@@ -62,20 +63,34 @@ static unsigned fdcap;
 
 /* ---- resolution --------------------------------------------------------- */
 
-void uvr_resolve(void)
-{
-#define UVR_RESOLVE(fn)                                                                            \
-    if (!uvr_real_##fn)                                                                            \
-        uvr_real_##fn = (__typeof__(&fn))dlsym(RTLD_NEXT, #fn);
-    UVR_FUNCS(UVR_RESOLVE)
-#undef UVR_RESOLVE
-}
+static int find_text(struct dl_phdr_info *info, size_t size, void *arg);
 
 /* The executable segment holding an address: libuv's, where calls libuv
  * makes to itself come from. */
 struct text_range {
     uintptr_t probe, lo, hi;
 };
+
+void uvr_resolve(void)
+{
+#define UVR_RESOLVE(fn)                                                                            \
+    if (!uvr_real_##fn)                                                                            \
+        uvr_real_##fn = (__typeof__(&fn))fra_real(#fn);
+    UVR_FUNCS(UVR_RESOLVE)
+#undef UVR_RESOLVE
+    if (!__atomic_load_n(&uvr_located, __ATOMIC_ACQUIRE)) {
+        struct text_range r = {(uintptr_t)fra_real("uv_run"), 0, 0};
+        unsigned (*version)(void) = (unsigned (*)(void))fra_real("uv_version");
+        if (r.probe && version) {
+            if (dl_iterate_phdr(find_text, &r)) {
+                uvr_lo = r.lo;
+                uvr_hi = r.hi;
+            }
+            uvr_layout_ok = (version() >> 16) == 1 && ((version() >> 8) & 0xff) >= 30;
+            __atomic_store_n(&uvr_located, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
 
 static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -241,8 +256,8 @@ void uvr_wake_due_timers(const uv_loop_t *loop)
         if (t->timeout > loop->time)
             continue;
         struct uvr_ent *e = uvr_find(t);
-        if (e && e->kind == UVR_TIMER && e->due != t->timeout) {
-            e->due = t->timeout;
+        if (e && e->kind == UVR_TIMER && e->due != loop->time) {
+            e->due = loop->time;
             fr_wake(e->task);
         }
         if (node->right && n < 64)
@@ -326,15 +341,7 @@ int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb)
 
 __attribute__((constructor)) static void uvr_init(void)
 {
-    uvr_resolve();
-    struct text_range r = {(uintptr_t)dlsym(RTLD_NEXT, "uv_run"), 0, 0};
-    if (r.probe && dl_iterate_phdr(find_text, &r)) {
-        uvr_lo = r.lo;
-        uvr_hi = r.hi;
-    }
-
-    unsigned (*version)(void) = (unsigned (*)(void))dlsym(RTLD_NEXT, "uv_version");
-    uvr_layout_ok = version && (version() >> 16) == 1 && ((version() >> 8) & 0xff) >= 30;
+    uvr_resolve(); /* libuv may not be loaded yet: then again at its first call */
 
     table = mmap(NULL, (size_t)UVR_SLOTS * sizeof(*table), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -109,6 +109,13 @@ static void settle(uv_handle_t *h, uint64_t task)
 static void tramp_timer(uv_timer_t *h)
 {
     uvr_wake_due_timers(h->loop);
+    /* libuv took this timer off the heap before calling it, so the scan
+     * above did not see it: it fell due in this pass unless woken already */
+    struct uvr_ent *due = uvr_layout_ok ? uvr_find(h) : NULL;
+    if (due && due->kind == UVR_TIMER && due->due != h->loop->time) {
+        due->due = h->loop->time;
+        fr_wake(due->task);
+    }
     TRAMP_BEGIN(h, uv_timer_cb);
     cb(h);
     TRAMP_END(h);

@@ -64,7 +64,14 @@ UVR_FUNCS(UVR_DECLARE_REAL)
 #define UVR_REAL(fn)                                                                               \
     (__builtin_expect(uvr_real_##fn != NULL, 1) ? uvr_real_##fn : (uvr_resolve(), uvr_real_##fn))
 
+/* Find the real functions (fra_real: dlsym(RTLD_NEXT), else in the scope of
+ * the loaded module that brought libuv with RTLD_LOCAL, as Python does for
+ * uvloop); the first time libuv is found, also its text range and whether
+ * its layout is one the adapter reads. */
 void uvr_resolve(void);
+
+/* 1 once libuv was found (uvr_lo/uvr_hi and uvr_layout_ok are set). */
+extern int uvr_located;
 
 /* 1 when the running libuv has the 1.x unix layout the adapter reads. */
 extern int uvr_layout_ok;
@@ -97,6 +104,8 @@ extern __thread unsigned uvr_depth;
 extern uintptr_t uvr_lo, uvr_hi;
 static inline int uvr_internal(const void *ret)
 {
+    if (__builtin_expect(!__atomic_load_n(&uvr_located, __ATOMIC_ACQUIRE), 0))
+        uvr_resolve(); /* libuv was loaded after the constructor ran */
     return uvr_depth > 0 || ((uintptr_t)ret >= uvr_lo && (uintptr_t)ret < uvr_hi);
 }
 
@@ -117,7 +126,7 @@ struct uvr_ent {
     uint64_t task;         /* its task id (uvr_new_id) */
     void (*cb)(void);      /* the program's callback (read_cb, timer_cb, work_cb, fs cb...) */
     void (*cb2)(void);     /* a second one: after_work_cb, or the close_cb once closing */
-    uint64_t due;          /* timer: the timeout a due-wake was recorded for */
+    uint64_t due;          /* timer: the loop time of the pass its due-wake was recorded in */
     int fd;                /* the fd whose readiness wakes it, -1 none */
     uint8_t kind;          /* enum uvr_kind */
     uint8_t armed;         /* started and not stopped (handles) */
@@ -162,7 +171,9 @@ static inline void uvr_poll_end(uint64_t task, uint64_t prev, enum fr_poll_resul
 }
 
 /* Wake every followed timer of @loop that is due (runs before a timer
- * callback: the timers due in the same pass became runnable together). */
+ * callback: the timers due in the same pass became runnable together). The
+ * timer libuv calls is no longer in the heap (uv__run_timers stops and
+ * re-arms it before its callback): tramp_timer wakes that one itself. */
 void uvr_wake_due_timers(const uv_loop_t *loop);
 
 /* libuv 1.x private handle flags (src/uv-common.h), read when uvr_layout_ok. */

@@ -119,6 +119,74 @@ Test(cli, clean_run_has_no_findings)
     cr_assert_not_null(strstr(out, "\"findings\": []"), "%s", out);
 }
 
+/* A program none of whose work is a task (redis under `flightrec run`: its
+ * own loop, no adapter; only the poller's parks are recorded): "no findings"
+ * says that nothing was there to judge. */
+Test(cli, no_task_recorded_says_so)
+{
+    char path[512], args[700], *out, *err;
+    sc_recorder_start(0);
+    fr_park();
+    fr_unpark();
+    sc_dump(path);
+    fr_shutdown();
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, " 0 tasks,"), "%s", out);
+    cr_assert_not_null(strstr(out, "no findings: no task was recorded"), "%s", out);
+    /* a task alive whose spawn left the ring, nothing else of it: the spawn
+     * table knows it, so something was recorded */
+    sc_recorder_start(16);
+    fr_spawn(5, 0, "sleeper");
+    for (int i = 0; i < 20000; i++) {
+        fr_park();
+        fr_unpark();
+    }
+    sc_dump(path);
+    fr_shutdown();
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, " 0 tasks,"), "%s", out);
+    cr_assert_not_null(strstr(out, "no findings: no task did anything in the recording (1 alive"),
+                       "%s", out);
+    /* with tasks, it is plain "no findings" */
+    record(path, 0);
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\nno findings\n"), "%s", out);
+}
+
+/* A poll whose begin the ring overwrote while it ran: the thread's timeline
+ * says so in words, not with the record's name. */
+static void long_marking_poll(void *a)
+{
+    (void)a;
+    fr_spawn(98, 0, "long");
+    fr_poll_begin(98);
+    for (int i = 0; i < 40000; i++)
+        fr_mark(91, "tick"); /* another task's: kept as records */
+    fr_poll_end(98, FR_PENDING);
+}
+
+Test(cli, thread_timeline_tells_a_poll_end_without_its_begin, .timeout = 60)
+{
+    char path[512], args[700], *out, *err;
+    sc_recorder_start(16);
+    struct sc_worker *w = sc_worker_start("worker-1");
+    sc_run(w, long_marking_poll, NULL);
+    sc_dump(path);
+    snprintf(args, sizeof(args), "timeline '%s' --thread %u", path, sc_worker_tid(w));
+    sc_worker_stop(w);
+    fr_shutdown();
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    const char *tail = strlen(out) > 600 ? out + strlen(out) - 600 : out;
+    /* (named "long" when the spawn table kept its name) */
+    const char *line = strstr(out, "a poll of task 98");
+    cr_assert_not_null(line, "...%s", tail);
+    cr_assert_not_null(strstr(line, " ended -> pending, its begin not recorded\n"), "...%s", tail);
+    cr_assert_null(strstr(out, "poll_pending"), "...%s", tail);
+}
+
 /* The row of task @id in `tasks` output @out, from its NAME column on. */
 static const char *tasks_row(const char *out, const char *id)
 {

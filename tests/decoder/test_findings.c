@@ -281,3 +281,68 @@ Test(history, overwritten_history_is_not_never_polled, .timeout = 60)
     sc_worker_stop(w1);
     fr_shutdown();
 }
+
+/* A loop's handle (uv_udp_recv_start: spawn, then an external wait outside
+ * any poll) served for a while, its start then overwritten in the worker's
+ * ring; its callbacks are pending polls with no await of their own. */
+static void handle_start(void *a)
+{
+    fr_spawn(TASK(a), 0, "udp recv");
+    fr_await_external(TASK(a), "uv_udp_recv_start");
+}
+
+static void handle_served(void *a)
+{
+    for (int i = 0; i < 3; i++) {
+        fr_wake(TASK(a));
+        sc_poll_pending(a);
+    }
+}
+
+static void started_long_ago(uint64_t id, void (*last_poll)(void *), struct sc_result *r)
+{
+    sc_recorder_start(16); /* the smallest ring: worker-1 overwrites quickly */
+    w1 = sc_worker_start("worker-1");
+    sc_run(w1, handle_start, ARG(id));
+    sc_run(w1, handle_served, ARG(id));
+    sc_run(w1, flood, NULL); /* the start leaves the ring */
+    sc_run(w1, sc_wake, ARG(id));
+    sc_run(w1, last_poll, ARG(id));
+    sc_run(w1, sc_park, NULL);
+    sc_sleep_ms(SC_HANG_MS + 50);
+    decode_now(r);
+    const struct frd_thread *t = NULL;
+    for (size_t i = 0; i < r->d->nthreads; i++)
+        if (r->d->threads[i].tid == sc_worker_tid(w1))
+            t = &r->d->threads[i];
+    cr_assert_not_null(t);
+    cr_assert_gt(t->events_overwritten, 0);
+    for (size_t i = 0; i < r->m.ntasks; i++)
+        if (r->m.tasks[i].id == id)
+            cr_assert_eq(r->m.tasks[i].spawn_seen, 0, "the spawn should have been overwritten");
+}
+
+Test(history, handle_started_before_the_window_is_not_hung, .timeout = 60)
+{
+    struct sc_result r;
+    started_long_ago(96, sc_poll_pending, &r);
+    cr_assert_eq(sc_count(&r, FRD_HUNG, 0), 0, "%s", sc_describe(&r));
+    cr_assert_eq(r.f.n, 0, "%s", sc_describe(&r));
+    sc_result_free(&r);
+    sc_worker_stop(w1);
+    fr_shutdown();
+}
+
+/* its twin: the last poll, inside the window, says what it waits for */
+Test(history, task_started_before_the_window_awaiting_is_hung, .timeout = 60)
+{
+    struct sc_result r;
+    started_long_ago(97, wait_on_db, &r);
+    cr_assert_eq(r.f.n, 1, "%s", sc_describe(&r));
+    const struct frd_finding *x = sc_find(&r, FRD_HUNG, 97);
+    cr_assert_not_null(x, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(x->message, "blocked at db_query"), "%s", x->message);
+    sc_result_free(&r);
+    sc_worker_stop(w1);
+    fr_shutdown();
+}

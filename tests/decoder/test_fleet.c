@@ -257,6 +257,39 @@ Test(dump_cmd, dumps_a_live_process_and_prints_the_path, .timeout = 60)
     finish(pid);
 }
 
+/* A daemon that drops privileges after fr_init (memcached -u nobody) into a
+ * directory only root can write: its dumps fail, and `flightrec dump` says
+ * why instead of "does it write its dumps elsewhere?". */
+Test(dump_cmd, says_when_the_process_cannot_write_the_directory, .timeout = 60)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root, to drop privileges");
+    char dir[512], args[1200], *out, *err;
+    make_dir(dir, sizeof(dir), "rootonly");
+    cr_assert_eq(chmod(dir, 0755), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        unsetenv("FLIGHTREC_DIR");
+        struct fr_config cfg = {.dump_dir = dir, .flags = FR_NO_CRASH_HANDLERS};
+        if (fr_init(&cfg))
+            _exit(3);
+        if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+            _exit(4);
+        fr_thread_name("worker-1");
+        for (;;)
+            pause();
+    }
+    wait_catching(pid);
+    sc_sleep_ms(50); /* past setresuid */
+    snprintf(args, sizeof(args), "dump %d --dir '%s' --timeout 0.5", (int)pid, dir);
+    int rc = sc_cli(args, &out, &err);
+    finish(pid); /* before any assertion: it holds the test's output open */
+    cr_assert_eq(rc, 1, "%s", err);
+    cr_assert_not_null(strstr(err, "writes as uid 65534, which cannot write"), "%s", err);
+    cr_assert_null(strstr(err, "elsewhere"), "%s", err);
+}
+
 /* A program whose only thread sleeps: nanosleep returns EINTR when a signal
  * handler runs on that thread (SA_RESTART or not), and then the program
  * exits with status 7. */

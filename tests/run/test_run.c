@@ -179,6 +179,14 @@ Test(run, libevent_program_gets_the_event_adapter_only)
 Test(run, program_with_neither_gets_both)
 {
     expect_choice(PROG_PLAIN, "uv,event", "uv,event,");
+    /* and says what a program with a loop of its own (redis) gets */
+    struct run r;
+    const char *argv[] = {"--", PROG_PLAIN, NULL};
+    run_cli(&r, argv, NULL);
+    cr_assert_not_null(strstr(r.err, "if it never does (a loop of its own, like redis's), no "
+                                     "task is recorded"), "%s", r.err);
+    free(r.out);
+    free(r.err);
 }
 
 Test(run, static_program_gets_both_and_a_warning)

@@ -422,6 +422,8 @@ static int api(void)
     return failures ? 1 : 0;
 }
 
+int main(int argc, char **argv); /* planted_main in event_planted-mod.so (../local.c) */
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {

@@ -142,6 +142,15 @@ def main():
         t.check(all(f["kind"] in ("long_poll", "starvation") for f in findings),
                 "block: nothing else found", findings)
 
+    if case.startswith("block"):
+        # each timer's callback follows its wake, the first timer due in a
+        # pass (libuv takes it off the heap before calling it) included
+        timers = [x for x in tasks if x["name"] and x["name"].startswith("uv timer")
+                  and x["polls"] > 0]
+        t.check(len(timers) >= 3 and all(x["wakes"] >= x["polls"] for x in timers),
+                f"{case}: every timer callback was woken when it fell due",
+                [(x["name"], x["polls"], x["wakes"]) for x in timers])
+
     if case == "pool-stuck":
         w = task_of("stuck_work_cb")
         t.check(len(w) == 1 and w[0]["state"] == "running" and w[0]["busy_ns"] >= 300e6,

@@ -306,6 +306,8 @@ __attribute__((no_sanitize("undefined"))) static void crash_cb(uv_timer_t *h)
     }
 }
 
+int main(int argc, char **argv); /* uvprog_main in uvprog-mod.so (../local.c) */
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
