@@ -763,19 +763,16 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
     const struct frd_spawn **silent = NULL;
     ssize_t nsilent = frd_silent_tasks(m, &silent);
     free(silent);
-    if (nsilent > 0) /* no verdict on them: what they last did is gone */
+    if (nsilent > 0 && m->ntasks) /* no verdict on them: what they last did is gone */
         fprintf(out, "%zd more task%s alive at the dump did nothing in the recording (spawn "
                 "table; no finding can be made without their events: tasks lists them)\n",
                 nsilent, nsilent == 1 ? "" : "s");
     if (!v->f->n) {
-        const struct frd_spawn **silent = NULL;
-        ssize_t ns = m->ntasks ? 0 : frd_silent_tasks(m, &silent);
-        free(silent);
-        if (m->ntasks || ns < 0)
+        if (m->ntasks || nsilent < 0)
             fputs("no findings\n", out);
-        else if (ns > 0)
+        else if (nsilent > 0)
             fprintf(out, "no findings: no task did anything in the recording (%zd alive at the "
-                    "dump, from the spawn table: tasks lists them)\n", ns);
+                    "dump, from the spawn table: tasks lists them)\n", nsilent);
         else
             fputs("no findings: no task was recorded (a program whose event loop flightrec has "
                   "no adapter for, or a runtime that calls no hook)\n", out);
