@@ -187,18 +187,9 @@ static inline int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t si
  * it is a hash of id >> 3 with its low 3 bits replaced by the id's own. Ids
  * handed out by a counter (the common case) then fill a cache line of slots
  * 8 at a time, one cache and TLB miss per 8 new tasks instead of one per
- * task; other ids are spread as by any hash.
- *
- * A probe steps 8 slots (a group) at a time, so an id keeps the place its
- * low bits give it inside a group of slots: a group of 8 ids whose home is
- * taken moves to the next free group of slots whole, and finding one of
- * them takes as many probes as groups passed (stepping one slot at a time,
- * an id had to pass every id of each group in its way one by one). The
- * table is aligned to a cache line: a group of slots is one line.
+ * task; other ids are spread as by any hash. Groups of 8 make clusters 8
+ * slots long at worst, one cache line, which linear probing crosses cheaply.
  */
-#define GROUP 8 /* ids per group (the low bits the tag keeps), the probe's stride */
-#define SLOTS_ALIGN 64
-
 struct slot {
     uint32_t tag;
     int32_t inst; /* FRD_NONE: empty */
@@ -235,7 +226,7 @@ static struct slot *idmap_find(const struct idmap *im, const struct frd_task *ta
         struct slot *sl = &im->s[j];
         if (sl->inst == FRD_NONE || (sl->tag == tag && tasks[sl->inst].id == id))
             return sl;
-        j = (j + GROUP) & (im->cap - 1);
+        j = (j + 1) & (im->cap - 1);
     }
 }
 
@@ -249,8 +240,7 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
 {
     if ((im->n + 1) * 4 > im->cap * 3) {
         size_t nc = im->cap ? im->cap * 2 : 64;
-        struct slot *ns =
-            nc <= ((size_t)1 << 32) ? aligned_alloc(SLOTS_ALIGN, nc * sizeof(*ns)) : NULL;
+        struct slot *ns = nc <= ((size_t)1 << 32) ? malloc(nc * sizeof(*ns)) : NULL;
         if (!ns)
             return -ENOMEM;
         frd__prefault(ns, nc * sizeof(*ns));
@@ -261,7 +251,7 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
                 continue;
             size_t j = im->s[i].tag & (nc - 1);
             while (ns[j].inst != FRD_NONE)
-                j = (j + GROUP) & (nc - 1);
+                j = (j + 1) & (nc - 1);
             ns[j] = im->s[i];
         }
         free(im->s);
