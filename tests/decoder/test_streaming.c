@@ -208,3 +208,27 @@ Test(streaming, cut_and_corrupted_dumps_decode_the_same_both_ways, .timeout = 12
     free(copy);
     free(buf);
 }
+
+/* Task ids that are addresses (the adapters name a handle by its pointer):
+ * all share their low bits, and every one of 20000 live tasks must get its
+ * own instance. A map that let ids with the same low bits use only one slot
+ * in eight filled up and never returned. */
+Test(streaming, pointer_ids_each_get_an_instance, .timeout = 60)
+{
+    sc_recorder_start(4096);
+    fr_thread_name("loop");
+    const uint64_t base = 0x55d0a3c04a40u, n = 20000;
+    for (uint64_t i = 0; i < n; i++) {
+        fr_spawn(base + 64 * i, 0, "handle");
+        fr_poll_begin(base + 64 * i);
+        fr_poll_end(base + 64 * i, FR_PENDING);
+    }
+    char path[512];
+    sc_dump(path);
+    fr_shutdown();
+    struct sc_result r;
+    sc_decode(path, &r);
+    cr_assert_eq(r.m.ntasks, n, "%zu instances for %llu tasks", r.m.ntasks,
+                 (unsigned long long)n);
+    sc_result_free(&r);
+}
