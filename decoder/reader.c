@@ -205,10 +205,15 @@ static int parse_header(struct frd_dump *d, const uint8_t *buf, size_t len, size
                  d->path, FR_SKIPPABLE_MAGIC, magic);
         return -EBADMSG;
     }
-    if (size < 64 + FR_REASON_MAX || size > frd_cur_left(&c)) {
+    if (size < 64 + FR_REASON_MAX) {
+        snprintf(err, errlen, "%s: offset 4: expected a header of at least %u bytes, found size %u",
+                 d->path, 64 + FR_REASON_MAX, size);
+        return -EBADMSG;
+    }
+    if (size > frd_cur_left(&c)) {
         snprintf(err, errlen,
-                 "%s: offset 4: expected a header of %u..%zu bytes, found size %u", d->path,
-                 64 + FR_REASON_MAX, frd_cur_left(&c), size);
+                 "%s: offset 8: expected a header of %u bytes, found the file cut short after %zu "
+                 "of them", d->path, size, frd_cur_left(&c));
         return -EBADMSG;
     }
     struct frd_cur h = frd_cur_make(c.p + c.pos, size);

@@ -291,6 +291,14 @@ Test(cli, truncated_dump_exits_1_with_where, .timeout = 120)
         }
     }
     cr_log_info("%d cut points through the CLI", n);
+    /* cut inside the file header: said as a cut, with the header's size */
+    f = fopen(cut, "wb");
+    fwrite(buf, 1, 10, f);
+    fclose(f);
+    snprintf(args, sizeof(args), "info '%s'", cut);
+    cr_assert_eq(sc_cli(args, &out, &err), 1);
+    cr_assert_not_null(strstr(err, ": offset 8: expected a header of 128 bytes, found the file cut "
+                                   "short after 2 of them"), "%s", err);
     free(buf);
 }
 
