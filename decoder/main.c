@@ -52,7 +52,7 @@ static const char usage_main[] =
     "                              findings, zoomable timeline of workers and tasks\n"
     "  locks DUMP [--json]         per lock: acquisitions, contended ones, total and\n"
     "                              longest wait, longest hold, holder, top waiters\n"
-    "  dump PID [--dir DIR] [--timeout S]\n"
+    "  dump PID [--dir DIR] [--timeout S] [--signal SIG]\n"
     "                              ask a running process for a dump, print its path\n"
     "  recover FILE|PID [--dir DIR] [--force]\n"
     "                              turn the shared rings a killed process left\n"

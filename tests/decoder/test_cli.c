@@ -30,6 +30,9 @@ Test(cli, usage_and_version)
         cr_assert_eq(sc_cli(cmds[i], &out, &err), 0, "%s", cmds[i]);
         cr_assert_not_null(strstr(out, "usage: flightrec"), "%s", cmds[i]);
     }
+    /* the summary gives each command's options as its own --help does */
+    cr_assert_eq(sc_cli("--help", &out, &err), 0);
+    cr_assert_not_null(strstr(out, "dump PID [--dir DIR] [--timeout S] [--signal SIG]"), "%s", out);
     cr_assert_eq(sc_cli("", NULL, NULL), 2);
     cr_assert_eq(sc_cli("frobnicate x.frd", NULL, NULL), 2);
     cr_assert_eq(sc_cli("info", NULL, NULL), 2);
