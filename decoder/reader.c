@@ -739,13 +739,37 @@ static void calibrate(struct frd_dump *d)
         k->calibrated = 1;
         return;
     }
-    if (lo == hi || k->pairs[hi].mono_ns <= k->pairs[lo].mono_ns) {
-        frd__error(d, d->stopped_at, "expected two CLOCK pairs apart in time, found %u "
-                   "usable (ticks are taken as ns)", lo == hi ? 1u : 0u);
+    /* The widest-apart two pairs whose rate is a TSC's (0.05..10 ns a tick:
+     * 100 MHz to 20 GHz); a pair damaged on disk (a flipped byte in a
+     * recovered .rings file) gives a rate far outside, and calibrating on
+     * it would squeeze the recording into nothing and misorder threads. */
+    uint32_t a = 0, b = 0;
+    uint64_t span = 0;
+    for (uint32_t i = 0; i < k->npairs; i++)
+        for (uint32_t j = 0; j < k->npairs; j++) {
+            const struct frd_clock_pair *x = &k->pairs[i], *y = &k->pairs[j];
+            if (y->ticks <= x->ticks || y->mono_ns <= x->mono_ns)
+                continue;
+            double rate = (double)(y->mono_ns - x->mono_ns) / (double)(y->ticks - x->ticks);
+            if (rate >= 0.05 && rate <= 10.0 && y->ticks - x->ticks > span) {
+                a = i;
+                b = j;
+                span = y->ticks - x->ticks;
+            }
+        }
+    if (!span) {
+        frd__error(d, d->stopped_at, "expected two CLOCK pairs apart in time at a TSC's rate "
+                   "(100 MHz to 20 GHz), found none of %u (ticks are taken as ns)", k->npairs);
         return;
     }
-    k->ns_per_tick = (double)(k->pairs[hi].mono_ns - k->pairs[lo].mono_ns) /
-                     (double)(k->pairs[hi].ticks - k->pairs[lo].ticks);
+    if (a != lo || b != hi)
+        frd__error(d, d->stopped_at, "expected every CLOCK pair at one TSC rate, found pairs "
+                   "that disagree (calibrated on pairs %u and %u of %u)", a + 1, b + 1,
+                   k->npairs);
+    k->ref_ticks = k->pairs[a].ticks;
+    k->ref_ns = (int64_t)k->pairs[a].mono_ns;
+    k->ns_per_tick = (double)(k->pairs[b].mono_ns - k->pairs[a].mono_ns) /
+                     (double)(k->pairs[b].ticks - k->pairs[a].ticks);
     k->calibrated = 1;
 }
 

@@ -408,3 +408,70 @@ Test(shared, torn_pages_are_dropped_and_damaged_files_refused)
     fr_shutdown();
     unsetenv("FLIGHTREC_SHARED_RINGS");
 }
+
+static void *poll_and_drop(void *arg)
+{
+    (void)arg;
+    fr_thread_name("worker");
+    for (uint64_t t = 1; t <= 200; t++) {
+        fr_poll_begin(t);
+        fr_poll_end(t, FR_READY);
+        fr_drop(t);
+    }
+    return NULL;
+}
+
+/* A .rings file whose second clock pair was damaged on disk: the decoder
+ * says so and keeps the events in order (ticks taken as ns), rather than
+ * calibrating on the bad pair, which squeezed the recording into a few ns
+ * and gave false protocol findings (a poll merged before its spawn). */
+Test(shared, a_damaged_clock_pair_is_said_and_changes_no_order)
+{
+    start_shared();
+    fr_thread_name("spawner");
+    struct timespec cal = { 0, 120 * 1000 * 1000 }; /* the second pair, ~50 ms after fr_init */
+    nanosleep(&cal, NULL);
+    for (uint64_t t = 1; t <= 200; t++) {
+        fr_spawn(t, 0, "job");
+        fr_wake(t);
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, poll_and_drop, NULL);
+    pthread_join(th, NULL);
+    char rings[1024], copy[1100], out[1024], args[1200];
+    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    size_t len;
+    char *b = th_read_file(rings, &len);
+    uint64_t npairs, mono1;
+    memcpy(&npairs, b + 56, 8);
+    cr_assert_eq(npairs, 2);
+    memcpy(&mono1, b + 64 + 8, 8);
+    uint64_t bad = mono1 + 1; /* pair 2's time 1 ns after pair 1's */
+    memcpy(b + 88 + 8, &bad, 8);
+    snprintf(copy, sizeof copy, "%s/clock.rings", th_tmpdir());
+    FILE *f = fopen(copy, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(b, 1, len, f), len);
+    fclose(f);
+    free(b);
+    snprintf(args, sizeof args, "%s --force", copy);
+    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+
+    struct frd_dump *d = th_open(out);
+    int said = 0;
+    for (size_t i = 0; i < d->nerrors; i++)
+        said |= strstr(d->errors[i], "CLOCK pairs") != NULL;
+    cr_assert(said, "the damaged clock is reported");
+    frd_close(d);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s analyze '%s' --json 2>/dev/null", FLIGHTREC_CLI, out);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char json[4096] = "";
+    size_t n = fread(json, 1, sizeof json - 1, p);
+    json[n] = '\0';
+    pclose(p);
+    cr_assert_not_null(strstr(json, "\"findings\": []"), "%s", json);
+    fr_shutdown();
+    unsetenv("FLIGHTREC_SHARED_RINGS");
+}

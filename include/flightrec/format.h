@@ -92,7 +92,8 @@ enum fr_section {
  *   4  u32 npairs
  *   8  npairs x { u64 ticks, u64 monotonic_ns, u64 realtime_ns }
  *      taken at fr_init, ~50 ms later, and at the dump; ticks -> ns is the
- *      slope between the widest-apart pairs.
+ *      slope between the widest-apart pairs whose rate is a TSC's (100 MHz
+ *      to 20 GHz; readers report pairs that disagree).
  *
  * CRASH body:
  *   0  u32 signo   4  i32 si_code   8  u64 fault_addr
