@@ -951,6 +951,21 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
         frd_findings_free(out);
         return -ENOMEM;
     }
+    const struct frd_clock *k = &m->dump->clock;
+    if (!k->calibrated) { /* TSC ticks with no rate: no verdict on a duration */
+        size_t w = 0;
+        for (size_t i = 0; i < out->n; i++) {
+            enum frd_kind kind = out->v[i].kind;
+            if (kind == FRD_HUNG || kind == FRD_DELAYED_WAKEUP || kind == FRD_STARVATION ||
+                kind == FRD_NEVER_POLLED || kind == FRD_LONG_POLL) {
+                free(out->v[i].cycle);
+                out->timing_withheld++;
+                continue;
+            }
+            out->v[w++] = out->v[i];
+        }
+        out->n = w;
+    }
     if (out->n) /* qsort(NULL, 0, ...) is undefined: a clean run has no findings */
         qsort(out->v, out->n, sizeof(*out->v), cmp_finding);
     for (size_t i = 0; i < out->n; i++)

@@ -132,6 +132,12 @@ struct frd_finding {
 struct frd_findings {
     struct frd_finding *v;
     size_t n, cap;
+    /* Findings that rest on a duration (hung, delayed_wakeup, starvation,
+     * never_polled, long_poll) left out because the dump's TSC ticks could
+     * not be converted to time (no CLOCK section, or no two pairs at a
+     * TSC's rate): ticks taken as ns would scale every wait by the TSC's
+     * GHz. */
+    size_t timing_withheld;
 };
 
 /*

@@ -763,6 +763,10 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
     const struct frd_spawn **silent = NULL;
     ssize_t nsilent = frd_silent_tasks(m, &silent);
     free(silent);
+    if (v->f->timing_withheld)
+        fprintf(out, "%zu finding%s resting on a duration withheld: the dump's clock could not "
+                "be calibrated (info lists why)\n", v->f->timing_withheld,
+                v->f->timing_withheld == 1 ? "" : "s");
     if (nsilent > 0 && m->ntasks) /* no verdict on them: what they last did is gone */
         fprintf(out, "%zd more task%s alive at the dump did nothing in the recording (spawn "
                 "table; no finding can be made without their events: tasks lists them)\n",

@@ -409,6 +409,18 @@ Test(shared, torn_pages_are_dropped_and_damaged_files_refused)
     unsetenv("FLIGHTREC_SHARED_RINGS");
 }
 
+/* `flightrec analyze DUMP --json`'s first @len - 1 bytes into @json. */
+static void analyze_json(const char *dump, char *json, size_t len)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s analyze '%s' --json 2>/dev/null", FLIGHTREC_CLI, dump);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(json, 1, len - 1, p);
+    json[n] = '\0';
+    pclose(p);
+}
+
 static void *poll_and_drop(void *arg)
 {
     (void)arg;
@@ -424,13 +436,21 @@ static void *poll_and_drop(void *arg)
 /* A .rings file whose second clock pair was damaged on disk: the decoder
  * says so and keeps the events in order (ticks taken as ns), rather than
  * calibrating on the bad pair, which squeezed the recording into a few ns
- * and gave false protocol findings (a poll merged before its spawn). */
+ * and gave false protocol findings (a poll merged before its spawn); and
+ * with no rate for the ticks, the 30 ms poll that the whole file shows as a
+ * long_poll is no verdict (withheld, counted). */
 Test(shared, a_damaged_clock_pair_is_said_and_changes_no_order)
 {
     start_shared();
     fr_thread_name("spawner");
     struct timespec cal = { 0, 120 * 1000 * 1000 }; /* the second pair, ~50 ms after fr_init */
     nanosleep(&cal, NULL);
+    fr_spawn(500, 0, "slow"); /* a 30 ms poll: a long_poll with a good clock */
+    fr_poll_begin(500);
+    struct timespec slow = { 0, 30 * 1000 * 1000 };
+    nanosleep(&slow, NULL);
+    fr_poll_end(500, FR_READY);
+    fr_drop(500);
     for (uint64_t t = 1; t <= 200; t++) {
         fr_spawn(t, 0, "job");
         fr_wake(t);
@@ -439,7 +459,14 @@ Test(shared, a_damaged_clock_pair_is_said_and_changes_no_order)
     pthread_create(&th, NULL, poll_and_drop, NULL);
     pthread_join(th, NULL);
     char rings[1024], copy[1100], out[1024], args[1200];
+    static char json[1 << 20];
     cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    /* the file as it is: the slow poll is a long_poll */
+    snprintf(args, sizeof args, "%s --force", rings);
+    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    analyze_json(out, json, sizeof json);
+    cr_assert_not_null(strstr(json, "\"timing_withheld\": 0, "), "%s", json);
+    cr_assert_not_null(strstr(json, "{\"kind\": \"long_poll\", \"task\": 500"), "%s", json);
     size_t len;
     char *b = th_read_file(rings, &len);
     uint64_t npairs, mono1;
@@ -463,14 +490,11 @@ Test(shared, a_damaged_clock_pair_is_said_and_changes_no_order)
         said |= strstr(d->errors[i], "CLOCK pairs") != NULL;
     cr_assert(said, "the damaged clock is reported");
     frd_close(d);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s analyze '%s' --json 2>/dev/null", FLIGHTREC_CLI, out);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    char json[4096] = "";
-    size_t n = fread(json, 1, sizeof json - 1, p);
-    json[n] = '\0';
-    pclose(p);
+    /* damaged: no verdict on a duration, and nothing misordered */
+    analyze_json(out, json, sizeof json);
+    const char *w = strstr(json, "\"timing_withheld\": ");
+    cr_assert_not_null(w, "%s", json);
+    cr_assert_geq(atoi(w + strlen("\"timing_withheld\": ")), 1, "%s", json);
     cr_assert_not_null(strstr(json, "\"findings\": []"), "%s", json);
     fr_shutdown();
     unsetenv("FLIGHTREC_SHARED_RINGS");
