@@ -182,7 +182,7 @@ static inline __attribute__((always_inline)) void put_bytes(struct fr_writer *w,
         fr__spawn_note(w->young, task, parent, now, sid,
                        atomic_load_explicit(&w->slot->tid, FR_RELAXED));
     else if (tag == FR_EV_DROP)
-        fr__spawn_forget(w->young, task, now, atomic_load_explicit(&w->slot->tid, FR_RELAXED));
+        fr__spawn_forget(w->young, task, now);
 }
 
 /* Step 3 and 4 for writer @w (busy): one record of @type, timed, after

@@ -306,7 +306,7 @@ static inline void fr__spawn_entry_put(struct fr_spawn_entry *e, uint64_t task, 
 void fr__spawn_promote(struct fr_spawn_entry *young);
 void fr__spawn_insert(uint64_t task, uint64_t parent, uint64_t ticks, uint32_t name,
                       uint32_t tid);
-void fr__spawn_forget_far(uint64_t task, uint64_t ticks, uint32_t tid);
+void fr__spawn_forget_far(uint64_t task, uint64_t ticks); /* on the dropping thread */
 
 /* fr_spawn's entry, in the spawning thread's young table @young (a hot line:
  * a task spawned and dropped on one thread touches nothing else). The task
@@ -327,8 +327,7 @@ static inline void fr__spawn_note(struct fr_spawn_entry *young, uint64_t task, u
 
 /* fr_drop: empty @task's entry; its young one when this thread spawned it
  * and still holds it (the usual case), else the process-wide one. */
-static inline void fr__spawn_forget(struct fr_spawn_entry *young, uint64_t task, uint64_t ticks,
-                                    uint32_t tid)
+static inline void fr__spawn_forget(struct fr_spawn_entry *young, uint64_t task, uint64_t ticks)
 {
     if (FR_LIKELY(young != NULL)) {
         struct fr_spawn_entry *y = &young[(fr__spawn_hash(task) >> 40) & (FR_SPAWN_YOUNG - 1)];
@@ -338,7 +337,7 @@ static inline void fr__spawn_forget(struct fr_spawn_entry *young, uint64_t task,
             return;
         }
     }
-    fr__spawn_forget_far(task, ticks, tid);
+    fr__spawn_forget_far(task, ticks);
 }
 
 int fr__spawns_init(int on); /* fr_init: map the table, or clear it; @on 0: off */

@@ -143,10 +143,13 @@ void fr__spawn_promote(struct fr_spawn_entry *y)
                      atomic_load_explicit(&y->tid, FR_RELAXED));
 }
 
-void fr__spawn_forget_far(uint64_t task, uint64_t ticks, uint32_t tid)
+void fr__spawn_forget_far(uint64_t task, uint64_t ticks)
 {
     if (!fr__spawns_on)
         return;
+    /* the dropping thread's tid, read here and not in the hook: the usual
+     * drop (young, same thread) never needs it */
+    uint32_t tid = atomic_load_explicit(&fr__w.slot->tid, FR_RELAXED);
     struct fr_spawn_entry *set = set_of(task), *e = way_of(set, task);
     if (e) {
         if (!atomic_load_explicit(&e->dead, FR_RELAXED))
