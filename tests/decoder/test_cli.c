@@ -122,6 +122,18 @@ Test(cli, clean_run_has_no_findings)
     cr_assert_not_null(strstr(out, "\"findings\": []"), "%s", out);
 }
 
+/* `flightrec analyze` of a dump taken now (the recorder then shut down):
+ * its text. */
+static char *dump_and_analyze(void)
+{
+    char path[512], args[700], *out, *err;
+    sc_dump(path);
+    fr_shutdown();
+    snprintf(args, sizeof(args), "analyze '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    return out;
+}
+
 /* A program none of whose work is a task (redis under `flightrec run`: its
  * own loop, no adapter; only the poller's parks are recorded): "no findings"
  * says that nothing was there to judge. */
@@ -131,10 +143,7 @@ Test(cli, no_task_recorded_says_so)
     sc_recorder_start(0);
     fr_park();
     fr_unpark();
-    sc_dump(path);
-    fr_shutdown();
-    snprintf(args, sizeof(args), "analyze '%s'", path);
-    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    out = dump_and_analyze();
     cr_assert_not_null(strstr(out, " 0 tasks,"), "%s", out);
     cr_assert_not_null(strstr(out, "no findings: no task was recorded"), "%s", out);
     /* a task alive whose spawn left the ring, nothing else of it: the spawn
@@ -145,10 +154,7 @@ Test(cli, no_task_recorded_says_so)
         fr_park();
         fr_unpark();
     }
-    sc_dump(path);
-    fr_shutdown();
-    snprintf(args, sizeof(args), "analyze '%s'", path);
-    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    out = dump_and_analyze();
     cr_assert_not_null(strstr(out, " 0 tasks,"), "%s", out);
     cr_assert_not_null(strstr(out, "no findings: no task did anything in the recording (1 alive"),
                        "%s", out);
