@@ -62,32 +62,54 @@ static int before_its_thread(const struct frd_dump *d, uint32_t tid, int64_t ns)
     return 1;
 }
 
+/* The dump's entries, as pointers sorted by task (malloc'ed), or NULL. */
+static const struct frd_spawn **sorted_by_task(const struct frd_dump *d)
+{
+    const struct frd_spawn **v = malloc(d->nspawns * sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < d->nspawns; i++)
+        v[i] = &d->spawns[i];
+    qsort(v, d->nspawns, sizeof(*v), cmp_task);
+    return v;
+}
+
+/* The entries of @task in @v (@n sorted by task): [*@end, returned) is
+ * empty when there are none. Usually one; a task spawned again without a
+ * drop may have left an older one too. */
+static const struct frd_spawn **entries_of(const struct frd_spawn **v, size_t n, uint64_t task,
+                                           const struct frd_spawn ***end)
+{
+    struct frd_spawn key = {.task = task};
+    const struct frd_spawn *kp = &key, **hit = bsearch(&kp, v, n, sizeof(*v), cmp_task);
+    if (!hit) {
+        *end = v;
+        return v;
+    }
+    const struct frd_spawn **first = hit, **last = hit + 1;
+    while (first > v && first[-1]->task == task)
+        first--;
+    while (last < v + n && (*last)->task == task)
+        last++;
+    *end = last;
+    return first;
+}
+
 void frd__model_spawn_names(struct frd_model *m)
 {
     const struct frd_dump *d = m->dump;
     if (!d->nspawns || !m->ntasks)
         return;
-    const struct frd_spawn **by_task = malloc(d->nspawns * sizeof(*by_task));
+    const struct frd_spawn **by_task = sorted_by_task(d);
     if (!by_task)
         return;
-    for (size_t i = 0; i < d->nspawns; i++)
-        by_task[i] = &d->spawns[i];
-    qsort(by_task, d->nspawns, sizeof(*by_task), cmp_task);
     for (size_t i = 0; i < m->ntasks; i++) {
         struct frd_task *t = &m->tasks[i];
         if (t->spawn_seen || t->name)
             continue;
-        struct frd_spawn key = {.task = t->id};
-        const struct frd_spawn *kp = &key, **hit =
-            bsearch(&kp, by_task, d->nspawns, sizeof(*by_task), cmp_task);
-        if (!hit)
-            continue;
-        /* Usually one entry per task; a task spawned again without a drop
-         * may have left an older one: the newest that fits is its spawn. */
-        while (hit > by_task && hit[-1]->task == t->id)
-            hit--;
-        const struct frd_spawn *best = NULL;
-        for (; hit < by_task + d->nspawns && (*hit)->task == t->id; hit++) {
+        /* the newest entry that fits is its spawn */
+        const struct frd_spawn **hit, **end, *best = NULL;
+        for (hit = entries_of(by_task, d->nspawns, t->id, &end); hit < end; hit++) {
             int64_t ns = frd_ticks_to_ns(d, (*hit)->ticks);
             if (ns <= t->first_ns && before_its_thread(d, (*hit)->tid, ns) &&
                 (!best || (*hit)->ticks > best->ticks))
@@ -117,25 +139,16 @@ ssize_t frd_silent_tasks(const struct frd_model *m, const struct frd_spawn ***ou
     *out = NULL;
     if (!d->nspawns)
         return 0;
-    const struct frd_spawn **v = malloc(d->nspawns * sizeof(*v));
+    const struct frd_spawn **v = sorted_by_task(d);
     uint8_t *seen = calloc(d->nspawns, 1);
     if (!v || !seen) {
         free(v);
         free(seen);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < d->nspawns; i++)
-        v[i] = &d->spawns[i];
-    qsort(v, d->nspawns, sizeof(*v), cmp_task);
     for (size_t i = 0; i < m->ntasks; i++) {
-        struct frd_spawn key = {.task = m->tasks[i].id};
-        const struct frd_spawn *kp = &key, **hit =
-            bsearch(&kp, v, d->nspawns, sizeof(*v), cmp_task);
-        if (!hit)
-            continue;
-        for (const struct frd_spawn **h = hit; h >= v && (*h)->task == key.task; h--)
-            seen[h - v] = 1;
-        for (const struct frd_spawn **h = hit + 1; h < v + d->nspawns && (*h)->task == key.task; h++)
+        const struct frd_spawn **h, **end;
+        for (h = entries_of(v, d->nspawns, m->tasks[i].id, &end); h < end; h++)
             seen[h - v] = 1;
     }
     size_t n = 0;
