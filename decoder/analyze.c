@@ -362,6 +362,67 @@ static void window(struct cx *c, struct frd_finding *x, int32_t victim, int64_t 
     }
 }
 
+/*
+ * How much of [a, b] the host may have kept thread @tid from running: the
+ * RUN_DELAY entries of that thread (each a delay whose waits lie within
+ * [from - delay, to]), each counted up to the part of its span inside
+ * [a, b]. At most b - a.
+ *
+ * "May": an entry says how long the thread waited between two readings, not
+ * when, so all of it that fits is counted. A thread that waited for a CPU
+ * was runnable, hence woken: the notification a lost wakeup lacks had come.
+ * The sampler's own lateness (tid 0) is not counted: on a loaded machine it
+ * says the sampler waited, not that this thread (maybe blocked in a call,
+ * not runnable at all) did.
+ */
+static int64_t host_delay(const struct frd_dump *d, uint32_t tid, int64_t a, int64_t b)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < d->nrun_delays && sum < b - a; i++) {
+        const struct frd_run_delay *e = &d->run_delays[i];
+        if (e->tid != tid)
+            continue;
+        int64_t delay = (int64_t)e->delay_ns;
+        int64_t from = e->from_ns - delay;
+        int64_t lo = from > a ? from : a, hi = e->to_ns < b ? e->to_ns : b;
+        if (hi > lo)
+            sum += delay < hi - lo ? delay : hi - lo;
+    }
+    return sum < b - a ? sum : b - a;
+}
+
+/*
+ * Leave out the findings on a wait that the host, not the program, made:
+ * with the time the thread that ran the task (or held the poll) spent
+ * waiting for a CPU taken away, the wait is within its threshold. A wait
+ * with no thread that ended it (a task still waiting at the end) keeps its
+ * finding: the rule needs the thread the wait was on.
+ */
+static void withhold_host_delays(const struct frd_model *m, const struct frd_thresholds *th,
+                                 struct frd_findings *out)
+{
+    const struct frd_dump *d = m->dump;
+    if (!d->nrun_delays)
+        return;
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        struct frd_finding *x = &out->v[i];
+        int64_t limit = x->kind == FRD_LONG_POLL ? th->long_poll_ns : th->starvation_ns;
+        int timed = x->kind == FRD_LONG_POLL || x->kind == FRD_DELAYED_WAKEUP ||
+                    x->kind == FRD_STARVATION || x->kind == FRD_NEVER_POLLED;
+        int64_t on = x->kind == FRD_LONG_POLL ? (int64_t)x->thread : x->ran_thread;
+        if (timed && on >= 0 && (size_t)on < d->nthreads &&
+            x->duration_ns - host_delay(d, d->threads[on].tid, x->at_ns,
+                                        x->at_ns + x->duration_ns) <= limit) {
+            free(x->cycle);
+            out->host_withheld++;
+            continue;
+        }
+        out->v[w++] = *x;
+    }
+    out->n = w;
+}
+
 static struct frd_finding *add(struct cx *c, int kind, int cause, int32_t task, uint32_t thread,
                                int64_t at, int64_t dur)
 {
@@ -966,6 +1027,7 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
         }
         out->n = w;
     }
+    withhold_host_delays(m, th, out);
     if (out->n) /* qsort(NULL, 0, ...) is undefined: a clean run has no findings */
         qsort(out->v, out->n, sizeof(*out->v), cmp_finding);
     for (size_t i = 0; i < out->n; i++)

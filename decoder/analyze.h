@@ -138,6 +138,12 @@ struct frd_findings {
      * TSC's rate): ticks taken as ns would scale every wait by the TSC's
      * GHz. */
     size_t timing_withheld;
+    /* Findings on a wait (delayed_wakeup, starvation, long_poll, a late
+     * never_polled) left out because, less the time the host kept the
+     * thread that ran it from running (the dump's RUN_DELAY entries: that
+     * thread waiting for a CPU, or the whole process held), the wait is
+     * within its threshold: a loaded machine, not the program. */
+    size_t host_withheld;
 };
 
 /*

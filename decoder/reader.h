@@ -220,6 +220,17 @@ struct frd_spawn {
     uint32_t tid;   /* the spawning thread */
 };
 
+/* A RUN_DELAY entry (CLOCK_MONOTONIC ns): thread @tid waited @delay_ns in
+ * all for a CPU, in waits that each ended in (from_ns, to_ns] (the kernel
+ * counts a wait when it ends: it may have begun before from_ns, never before
+ * from_ns - delay_ns). @tid 0: the recorder's sampler woke @delay_ns late,
+ * [from_ns, to_ns] exactly: the process as a whole may have been held. */
+struct frd_run_delay {
+    int64_t from_ns, to_ns;
+    uint64_t delay_ns;
+    uint32_t tid;
+};
+
 struct frd_dump {
     const char *path; /* as given to frd_open ("-" for stdin) */
     uint64_t file_size;
@@ -241,6 +252,11 @@ struct frd_dump {
     size_t ncopied;
     struct frd_spawn *spawns; /* SPAWNS entries, as read (the model uses them) */
     size_t nspawns;
+    /* RUN_DELAY entries, as read; have_run_delay: the section was there (the
+     * recorder's run-delay sampler was on), even if empty */
+    struct frd_run_delay *run_delays;
+    size_t nrun_delays;
+    int have_run_delay;
 
     int have_end;          /* END section seen: the dump is whole */
     uint32_t end_sections; /* count stored in END */

@@ -113,6 +113,17 @@ int frd_json_info(FILE *out, const struct frd_view *v)
             d->clock.npairs);
     fprintf(out, ", \"events\": %zu, \"tasks\": %zu, \"threads_count\": %zu, \"window_ns\": %lld",
             m->nevents, m->ntasks, d->nthreads, (long long)(m->end_ns - m->start_ns));
+    /* the run-delay sampler's entries; null when the dump has none sampled */
+    fputs(", \"run_delay\": ", out);
+    fputs(d->have_run_delay ? "[" : "null", out);
+    for (size_t i = 0; i < d->nrun_delays; i++) {
+        const struct frd_run_delay *e = &d->run_delays[i];
+        fprintf(out, "%s{\"tid\": %u, \"from_ns\": %lld, \"to_ns\": %lld, \"delay_ns\": %llu}",
+                i ? ", " : "", e->tid, (long long)e->from_ns, (long long)e->to_ns,
+                (unsigned long long)e->delay_ns);
+    }
+    if (d->have_run_delay)
+        putc(']', out);
 
     /* crash */
     const struct frd_crash *c = &d->crash;
@@ -377,9 +388,10 @@ int frd_json_findings(FILE *out, const struct frd_view *v)
     ssize_t nsilent = frd_silent_tasks(m, &silent);
     free(silent);
     fprintf(out, "{\"events\": %zu, \"tasks\": %zu, \"threads\": %zu, \"window_ns\": %lld, "
-            "\"silent_tasks\": %zd, \"timing_withheld\": %zu, \"findings\": [",
+            "\"silent_tasks\": %zd, \"timing_withheld\": %zu, \"host_withheld\": %zu, "
+            "\"findings\": [",
             m->nevents, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns),
-            nsilent > 0 ? nsilent : 0, v->f->timing_withheld);
+            nsilent > 0 ? nsilent : 0, v->f->timing_withheld, v->f->host_withheld);
     for (size_t i = 0; i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
         fprintf(out, "%s\n {\"kind\": \"%s\", \"task\": ", i ? "," : "", frd_kind_name(x->kind));

@@ -231,6 +231,42 @@ static void text_triggers(FILE *out, const struct frd_view *v)
     free(fr);
 }
 
+/* "run delay" line: how long recorded threads waited for a CPU (the dump's
+ * RUN_DELAY entries), the most on one thread, and how late the sampler woke. */
+static void text_run_delays(FILE *out, const struct frd_dump *d)
+{
+    if (!d->have_run_delay)
+        return; /* an older recorder, or FLIGHTREC_RUN_DELAY=0 */
+    uint64_t total = 0, worst_held = 0, worst = 0;
+    uint32_t worst_tid = 0;
+    size_t nheld = 0;
+    for (size_t i = 0; i < d->nrun_delays; i++) {
+        const struct frd_run_delay *e = &d->run_delays[i];
+        if (e->tid == 0) {
+            nheld++;
+            worst_held = e->delay_ns > worst_held ? e->delay_ns : worst_held;
+            continue;
+        }
+        total += e->delay_ns;
+        if (e->delay_ns > worst) {
+            worst = e->delay_ns;
+            worst_tid = e->tid;
+        }
+    }
+    char b1[32], b2[32], b3[32];
+    if (!total && !nheld) {
+        fputs("run delay none: no recorded thread waited 1 ms or more for a CPU\n", out);
+        return;
+    }
+    fprintf(out, "run delay threads waited %s for a CPU in all (the most between two readings: %s, "
+            "thread %u)", frd_fmt_dur((int64_t)total, b1, sizeof(b1)),
+            frd_fmt_dur((int64_t)worst, b2, sizeof(b2)), worst_tid);
+    if (nheld)
+        fprintf(out, "; the sampler woke late %zu time%s, by %s at worst", nheld,
+                nheld == 1 ? "" : "s", frd_fmt_dur((int64_t)worst_held, b3, sizeof(b3)));
+    fputs("\n", out);
+}
+
 int frd_text_info(FILE *out, const struct frd_view *v)
 {
     const struct frd_dump *d = v->d;
@@ -284,6 +320,8 @@ int frd_text_info(FILE *out, const struct frd_view *v)
     fprintf(out, "window    %s of history, %zu events, %zu task instances, %zu threads\n",
             frd_fmt_dur(m->end_ns - m->start_ns, b2, sizeof(b2)), m->nevents, m->ntasks,
             d->nthreads);
+
+    text_run_delays(out, d);
 
     if (d->crash.present) {
         const struct frd_crash *c = &d->crash;
@@ -767,6 +805,10 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
         fprintf(out, "%zu finding%s resting on a duration withheld: the dump's clock could not "
                 "be calibrated (info lists why)\n", v->f->timing_withheld,
                 v->f->timing_withheld == 1 ? "" : "s");
+    if (v->f->host_withheld)
+        fprintf(out, "%zu finding%s on a wait withheld: the host kept the thread from running "
+                "(waiting for a CPU) for all but the threshold of it (info shows the run delays)\n",
+                v->f->host_withheld, v->f->host_withheld == 1 ? "" : "s");
     if (nsilent > 0 && m->ntasks) /* no verdict on them: what they last did is gone */
         fprintf(out, "%zd more task%s alive at the dump did nothing in the recording (spawn "
                 "table; no finding can be made without their events: tasks lists them)\n",

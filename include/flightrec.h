@@ -74,6 +74,12 @@ extern "C" {
  * the table costs two cache-line transfers per task (env
  * FLIGHTREC_SPAWN_TABLE=0). */
 #define FR_NO_SPAWN_TABLE 0x8u
+/* No run-delay sampler: no "flightrec-sched" thread reading, every 20 ms
+ * (less often while nothing is recorded), how long each thread that recorded
+ * meanwhile waited for a CPU. Without it the decoder cannot tell a wait the
+ * host caused (a loaded machine) from one the program caused, and gives its
+ * timing findings regardless (env FLIGHTREC_RUN_DELAY=0). */
+#define FR_NO_RUN_DELAY 0x10u
 
 struct fr_config {
     const char *dump_dir;    /* NULL: $FLIGHTREC_DIR, else the current directory */

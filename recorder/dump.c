@@ -88,6 +88,7 @@ static const char *const section_names[] = {
     [FR_SEC_PROCESS] = "process", [FR_SEC_CLOCK] = "clock",     [FR_SEC_CRASH] = "crash",
     [FR_SEC_STRINGS] = "strings", [FR_SEC_MODULES] = "modules", [FR_SEC_THREAD] = "thread",
     [FR_SEC_END] = "end",     [FR_SEC_COPIED] = "copied",   [FR_SEC_SPAWNS] = "spawns",
+    [FR_SEC_RUN_DELAY] = "run-delay",
 };
 static enum fr_section fault_section;
 static unsigned fault_nth, fault_seen;
@@ -515,6 +516,27 @@ static void write_spawns(struct dump_ctx *c)
     section_end(c);
 }
 
+/* RUN_DELAY: the run-delay sampler's entries (rundelay.c), oldest first. */
+static void write_run_delay(struct dump_ctx *c)
+{
+    section_begin(c, FR_SEC_RUN_DELAY);
+    struct fr_run_delay_copy batch[64];
+    for (uint64_t at = UINT64_MAX, was = 0; at != was && !c->err;) {
+        was = at;
+        size_t n = fr__run_delay_copy(&at, batch, sizeof batch / sizeof *batch);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t b[32];
+            fr__put64(b, batch[i].from_ns);
+            fr__put64(b + 8, batch[i].to_ns);
+            fr__put64(b + 16, batch[i].delay_ns);
+            fr__put32(b + 24, batch[i].tid);
+            fr__put32(b + 28, 0);
+            feed(c, b, sizeof b);
+        }
+    }
+    section_end(c);
+}
+
 /* NOTES: only when there is something to say. */
 static void write_notes(struct dump_ctx *c)
 {
@@ -701,6 +723,7 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
             write_thread(c, &fr__slots[i]);
     write_copied(c);
     write_spawns(c);
+    write_run_delay(c);
     write_strings(c, mark);
     write_end(c);
     flush_out(c);

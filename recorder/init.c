@@ -51,6 +51,7 @@ static void atfork_child(void)
     fr__dumper_restart_in_child();
     fr__shared_after_fork();
     fr__watchdog_restart_in_child();
+    fr__run_delay_restart_in_child();
     atomic_store_explicit(&fr__epoch, next_epoch(), FR_RELEASE);
     life_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 }
@@ -211,7 +212,8 @@ static int resolve_config(const struct fr_config *cfg)
     }
     fr__cfg.flags = cfg->flags;
     if (env_switch("FLIGHTREC_CHAIN_FIRST", 1, FR_CHAIN_FIRST) ||
-        env_switch("FLIGHTREC_SPAWN_TABLE", 0, FR_NO_SPAWN_TABLE))
+        env_switch("FLIGHTREC_SPAWN_TABLE", 0, FR_NO_SPAWN_TABLE) ||
+        env_switch("FLIGHTREC_RUN_DELAY", 0, FR_NO_RUN_DELAY))
         return -EINVAL;
     fr__cfg.max_dumps = cfg->max_dumps ? cfg->max_dumps : FR_DEFAULT_MAX_DUMPS;
     return resolve_triggers(cfg);
@@ -257,7 +259,10 @@ int fr__init(const struct fr_config *cfg)
         err = fr__termination_install();
     if (!err)
         err = fr__watchdog_start();
+    if (!err)
+        err = fr__run_delay_start();
     if (err) {
+        fr__watchdog_stop();
         fr__termination_uninstall();
         fr__crash_uninstall();
         fr__dumper_stop();
@@ -281,6 +286,7 @@ FR_API void fr_shutdown(void)
     if (running) {
         __atomic_store_n(&fr__recording, 0, __ATOMIC_RELEASE);
         atomic_store_explicit(&fr__epoch, 0, FR_RELEASE);
+        fr__run_delay_stop();
         fr__watchdog_stop();
         fr__termination_uninstall();
         fr__crash_uninstall();

@@ -586,6 +586,34 @@ void fr__call_on_stack(void *stack_top, void (*fn)(void *), void *arg);
 int fr__own_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 int fr__in_own_sigaction(void);
 
+/* ---- the run-delay sampler (rundelay.c) ---------------------------------- */
+
+/* How often the sampler reads the run delay of each thread that recorded
+ * since its last reading, ms (up to 16 times longer while none did). */
+#ifndef FR_RUN_DELAY_PERIOD_MS
+#define FR_RUN_DELAY_PERIOD_MS 20u
+#endif
+/* A growth (or a lateness of the sampler's own) below this is not noted. */
+#ifndef FR_RUN_DELAY_MIN_NS
+#define FR_RUN_DELAY_MIN_NS 1000000u
+#endif
+/* Entries kept, the newest (32 bytes each in the dump). */
+#ifndef FR_RUN_DELAY_ENTRIES
+#define FR_RUN_DELAY_ENTRIES 4096u
+#endif
+
+struct fr_run_delay_copy {
+    uint64_t from_ns, to_ns, delay_ns; /* CLOCK_MONOTONIC */
+    uint32_t tid;                      /* 0: the sampler's own lateness */
+};
+int fr__run_delay_start(void); /* no-op with FR_NO_RUN_DELAY; 0 or -errno */
+void fr__run_delay_stop(void);
+void fr__run_delay_restart_in_child(void);
+/* Copy whole entries from *@at (UINT64_MAX: the oldest kept) into @out, at
+ * most @max; *@at moves past what was looked at. Async-signal-safe. Return:
+ * how many were copied; the copy is done when *@at stops moving. */
+size_t fr__run_delay_copy(uint64_t *at, struct fr_run_delay_copy *out, size_t max);
+
 /* ---- the stall watchdog (watchdog.c) ------------------------------------- */
 
 int fr__watchdog_parse_env(void); /* FLIGHTREC_STALL_MS/_DUMPS/_WINDOW into fr__cfg; 0 or -EINVAL */

@@ -446,13 +446,15 @@ static int run_writer_fault(void *arg)
 ParameterizedTestParameters(crash, writer_fault)
 {
     /* Sections in order: header frame, crash, process, clock, strings,
-     * modules, threads (crashing thread first), copied, spawns, strings, end. */
+     * modules, threads (crashing thread first), copied, spawns, run delay,
+     * strings, end. */
     static struct writer_fault_case cases[] = {
         { ABORT, SIGABRT, 4, 0, "writer:modules", "abort, writer faults in modules" },
         { NULL_DEREF, SIGSEGV, 6, 1, "writer:thread:2", "segv, fault in 2nd thread" },
         { ABORT, SIGABRT, 8, 3, "writer:copied", "abort, fault in copy times" },
         { ABORT, SIGABRT, 9, 3, "writer:spawns", "abort, fault in the spawn table" },
-        { ABORT, SIGABRT, 10, 3, "writer:strings:2", "abort, fault in late strings" },
+        { ABORT, SIGABRT, 10, 3, "writer:run-delay", "abort, fault in the run delays" },
+        { ABORT, SIGABRT, 11, 3, "writer:strings:2", "abort, fault in late strings" },
         /* The neighbour's ring compresses to more than the staging buffer:
          * part of the faulting frame is on disk already and is cut off. */
         { BUSY_NEIGHBOUR, SIGSEGV, 8, 3, "writer:thread:4", "fault in a big thread frame" },
@@ -490,8 +492,9 @@ ParameterizedTest(struct writer_fault_case *c, crash, writer_fault, .timeout = 6
         cr_assert_not_null(t, "the crashing thread's ring comes first and was whole");
         cr_assert_eq(t->current_task, CRASH_TASK);
     }
-    /* copy times come with the COPIED section, for every ring or none */
-    int copied = strcmp(c->fault, "writer:strings:2") == 0 || strcmp(c->fault, "writer:spawns") == 0;
+    /* copy times come with the COPIED section, for every ring or none; in
+     * these cases it follows 8 whole sections (3 threads) */
+    int copied = c->whole_sections > 8;
     for (size_t i = 0; i < d->nthreads; i++)
         cr_assert_eq(d->threads[i].copied, copied, "%s: thread %zu: copy time %s", c->name, i,
                      copied ? "missing" : "without a COPIED section");

@@ -78,6 +78,7 @@ enum fr_section {
     FR_SEC_RECOVERY = 10, /* recovered dumps: what was left and what was dropped */
     FR_SEC_COPIED = 11, /* when each thread's ring was copied */
     FR_SEC_SPAWNS = 12, /* the spawn table: live tasks' names and parents */
+    FR_SEC_RUN_DELAY = 13, /* when the host kept a recorded thread from running */
 };
 
 /*

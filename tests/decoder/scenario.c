@@ -157,17 +157,20 @@ void sc_sleep_ms(unsigned ms)
         ;
 }
 
-static int64_t now_ns(void)
+static int64_t cpu_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Busy for @ms of the thread's CPU time, so that a loaded machine (where
+ * the time the thread waits for a CPU is the host's, which the run-delay
+ * sampler tells apart) does not shorten the work itself. */
 void sc_spin_ms(unsigned ms)
 {
-    int64_t end = now_ns() + (int64_t)ms * 1000000;
-    while (now_ns() < end)
+    int64_t end = cpu_ns() + (int64_t)ms * 1000000;
+    while (cpu_ns() < end)
         ;
 }
 

@@ -62,7 +62,7 @@ void sc_two_workers_start(struct sc_worker **a, const char *name_a, struct sc_wo
 void sc_two_workers_stop(struct sc_worker *a, struct sc_worker *b);
 
 void sc_sleep_ms(unsigned ms);
-void sc_spin_ms(unsigned ms); /* busy: a blocking call inside a poll */
+void sc_spin_ms(unsigned ms); /* busy @ms of CPU time: a blocking call inside a poll */
 
 struct sc_result {
     struct frd_dump *d;

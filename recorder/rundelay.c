@@ -1,0 +1,264 @@
+/*
+ * rundelay.c - the run-delay sampler: when the host, not the program, kept a
+ * recorded thread from running.
+ *
+ * A wait in the recording (a woken task polled 60 ms later, a poll that took
+ * 40 ms) is the program's doing only if its thread could run meanwhile. On a
+ * loaded machine a woken thread can sit runnable for tens of milliseconds
+ * while other processes hold every CPU; in a VM the vCPU itself can be held.
+ * The rings cannot tell that from a missed notification or a blocking call,
+ * so without this the decoder would give a verdict on the host's behaviour.
+ *
+ * A thread of our own ("flightrec-sched", every signal blocked) wakes every
+ * FR_RUN_DELAY_PERIOD_MS and
+ *   - reads, for each live ring's thread that recorded anything since its
+ *     last reading (an idle program costs no reading), the kernel's run
+ *     delay: the second field of /proc/self/task/TID/schedstat, nanoseconds
+ *     the thread spent runnable but waiting for a CPU. A growth of
+ *     FR_RUN_DELAY_MIN_NS or more
+ *     since the last read is an entry {from, to, tid, delay}: the thread
+ *     waited `delay` ns in all for a CPU, in waits that ended in (from, to]
+ *     (the kernel adds a wait when it ends; it may have begun earlier);
+ *   - notes its own lateness: woken FR_RUN_DELAY_MIN_NS or more after its
+ *     deadline, the process as a whole may have been held (a stolen vCPU, a
+ *     stopped process): an entry with tid 0, [deadline, woken].
+ * Times are CLOCK_MONOTONIC ns, the decoder's timeline. Each file is opened,
+ * read and closed at once, and the sampler sleeps on a futex: no descriptor
+ * of ours stays in the host's table.
+ *
+ * Entries go into a fixed ring (this thread is its only writer; a per-entry
+ * sequence word makes a copy taken meanwhile skip the entry being written).
+ * Every dump copies it as the RUN_DELAY section (format.h); the crash handler
+ * does so with plain loads only. The decoder withholds a timing finding whose
+ * wait, less what the host held its thread, is within the threshold.
+ *
+ * Off with FR_NO_RUN_DELAY (FLIGHTREC_RUN_DELAY=0), and where the kernel has
+ * no schedstat (then no entry but lateness ones).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct rd_entry {
+    _Atomic uint64_t seq; /* n + 1 once entry n is whole; 0 while written */
+    _Atomic uint64_t from_ns, to_ns, delay_ns;
+    _Atomic uint32_t tid;
+};
+
+static struct rd_entry entries[FR_RUN_DELAY_ENTRIES];
+static _Atomic uint64_t nentries; /* entries ever written (this epoch) */
+
+/* What the sampler last read of each slot's thread. */
+static struct {
+    uint32_t tid, gen;
+    uint64_t delay_ns; /* the kernel's total, UINT64_MAX: none read yet */
+    uint64_t at_ns;
+    uint64_t pages, commit; /* where its ring was then */
+} seen[FR_MAX_THREADS];
+
+/* The sampler sleeps on this word (a futex: no descriptor of ours that a
+ * daemon closing every descriptor could take from us, or we from it). */
+static _Atomic uint32_t quit;
+static pthread_t thread;
+static int running;
+
+static void note(uint64_t from_ns, uint64_t to_ns, uint64_t delay_ns, uint32_t tid)
+{
+    uint64_t n = atomic_load_explicit(&nentries, FR_RELAXED);
+    struct rd_entry *e = &entries[n % FR_RUN_DELAY_ENTRIES];
+    atomic_store_explicit(&e->seq, 0, FR_RELAXED);
+    atomic_thread_fence(FR_RELEASE); /* a reader that sees the new fields sees seq 0 first */
+    atomic_store_explicit(&e->from_ns, from_ns, FR_RELAXED);
+    atomic_store_explicit(&e->to_ns, to_ns, FR_RELAXED);
+    atomic_store_explicit(&e->delay_ns, delay_ns, FR_RELAXED);
+    atomic_store_explicit(&e->tid, tid, FR_RELAXED);
+    atomic_store_explicit(&e->seq, n + 1, FR_RELEASE);
+    atomic_store_explicit(&nentries, n + 1, FR_RELEASE);
+}
+
+/* The run delay of thread @tid, ns; -1 when it cannot be read (gone, no
+ * schedstat in this kernel). */
+static int64_t read_run_delay(uint32_t tid)
+{
+    char path[64] = "/proc/self/task/";
+    size_t k = 16;
+    k += fr__fmt_u64(path + k, tid);
+    memcpy(path + k, "/schedstat", 11);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[96];
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* "<on-cpu ns> <run delay ns> <timeslices>\n" */
+    const char *p = buf;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p != ' ')
+        return -1;
+    p++;
+    uint64_t v = 0;
+    if (*p < '0' || *p > '9')
+        return -1;
+    while (*p >= '0' && *p <= '9')
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    return v > INT64_MAX ? -1 : (int64_t)v;
+}
+
+/* Read the threads that recorded since their last reading. Return: how
+ * many were read. */
+static unsigned sample_threads(void)
+{
+    unsigned nread = 0;
+    /* Slots are claimed lowest first: only those below the high-water mark
+     * can be live (pairs with its release in registry.c). */
+    uint32_t high = atomic_load_explicit(&fr__slots_high, FR_ACQUIRE);
+    for (uint32_t i = 0; i < high && i < FR_MAX_THREADS; i++) {
+        struct fr_slot *s = &fr__slots[i];
+        if (atomic_load_explicit(&s->state, FR_ACQUIRE) != FR_SLOT_LIVE)
+            continue;
+        uint32_t tid = atomic_load_explicit(&s->tid, FR_RELAXED);
+        uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED);
+        /* A thread that recorded nothing since the last reading is read
+         * later: a wait is counted when it ends, and a thread that got its
+         * CPU back records soon after (an unpark, a poll), when its wait
+         * shows, in a span that begins at the last reading. An idle
+         * program costs the sampler no reading at all. */
+        uint64_t pages = atomic_load_explicit(&s->ring.pages_started, FR_ACQUIRE), commit = 0;
+        if (pages)
+            commit = atomic_load_explicit(
+                &fr__ring_page(&s->ring, (uint32_t)((pages - 1) % s->ring.npages))->commit,
+                FR_RELAXED);
+        if (seen[i].tid == tid && seen[i].gen == gen && seen[i].delay_ns != UINT64_MAX &&
+            seen[i].pages == pages && seen[i].commit == commit)
+            continue;
+        seen[i].pages = pages;
+        seen[i].commit = commit;
+        int64_t d = tid ? read_run_delay(tid) : -1;
+        uint64_t now = fr__monotonic_ns();
+        nread++;
+        if (d < 0)
+            continue;
+        if (seen[i].tid != tid || seen[i].gen != gen || seen[i].delay_ns == UINT64_MAX) {
+            seen[i].tid = tid; /* a new thread in the slot: its first reading */
+            seen[i].gen = gen;
+        } else if ((uint64_t)d >= seen[i].delay_ns + FR_RUN_DELAY_MIN_NS) {
+            note(seen[i].at_ns, now, (uint64_t)d - seen[i].delay_ns, tid);
+        }
+        seen[i].delay_ns = (uint64_t)d;
+        seen[i].at_ns = now;
+    }
+    return nread;
+}
+
+static void *sampler_main(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_NAME, "flightrec-sched", 0, 0, 0);
+    const uint64_t base = (uint64_t)FR_RUN_DELAY_PERIOD_MS * 1000000u;
+    uint64_t period = base, deadline = fr__monotonic_ns() + period;
+    while (!atomic_load_explicit(&quit, FR_ACQUIRE)) {
+        /* until the deadline (absolute, CLOCK_MONOTONIC), or fr_shutdown */
+        struct timespec ts = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
+        if (syscall(SYS_futex, &quit, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, &ts, NULL,
+                    FUTEX_BITSET_MATCH_ANY) == 0 ||
+            errno != ETIMEDOUT)
+            continue; /* woken (to quit), or a spurious return: look again */
+        uint64_t now = fr__monotonic_ns();
+        if (now >= deadline + FR_RUN_DELAY_MIN_NS)
+            note(deadline, now, now - deadline, 0);
+        /* Nothing recorded: sleep longer, up to 16 periods, so that an idle
+         * program is not woken 50 times a second. A thread that records
+         * again is read at the next wake, in a span from its last reading. */
+        if (sample_threads())
+            period = base;
+        else if (period < 16 * base)
+            period *= 2;
+        deadline += period;
+        now = fr__monotonic_ns();
+        if (deadline < now) /* held for more than a period: no catching up */
+            deadline = now + period;
+    }
+    return NULL;
+}
+
+int fr__run_delay_start(void)
+{
+    if ((fr__cfg.flags & FR_NO_RUN_DELAY) || running)
+        return 0;
+    for (uint32_t i = 0; i < FR_MAX_THREADS; i++)
+        seen[i].delay_ns = UINT64_MAX;
+    atomic_store_explicit(&nentries, 0, FR_RELEASE);
+    atomic_store_explicit(&quit, 0, FR_RELEASE);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&thread, NULL, sampler_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err)
+        return -err;
+    running = 1;
+    return 0;
+}
+
+void fr__run_delay_stop(void)
+{
+    if (!running)
+        return;
+    atomic_store_explicit(&quit, 1, FR_RELEASE);
+    syscall(SYS_futex, &quit, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+    pthread_join(thread, NULL);
+    running = 0;
+}
+
+/* fork child: the parent's sampler is not here, and its entries were about
+ * the parent's threads; start afresh. */
+void fr__run_delay_restart_in_child(void)
+{
+    if (!running)
+        return;
+    running = 0;
+    if (fr__run_delay_start() != 0)
+        fr__warn("fork child: cannot start the run-delay sampler", NULL, 0);
+}
+
+size_t fr__run_delay_copy(uint64_t *at, struct fr_run_delay_copy *out, size_t max)
+{
+    uint64_t n = atomic_load_explicit(&nentries, FR_ACQUIRE);
+    uint64_t i = *at;
+    if (i == UINT64_MAX || i + FR_RUN_DELAY_ENTRIES < n) /* the start, or overtaken */
+        i = n > FR_RUN_DELAY_ENTRIES ? n - FR_RUN_DELAY_ENTRIES : 0;
+    size_t k = 0;
+    for (; i < n && k < max; i++) {
+        struct rd_entry *e = &entries[i % FR_RUN_DELAY_ENTRIES];
+        if (atomic_load_explicit(&e->seq, FR_ACQUIRE) != i + 1)
+            continue; /* being rewritten */
+        struct fr_run_delay_copy c = {
+            atomic_load_explicit(&e->from_ns, FR_RELAXED),
+            atomic_load_explicit(&e->to_ns, FR_RELAXED),
+            atomic_load_explicit(&e->delay_ns, FR_RELAXED),
+            atomic_load_explicit(&e->tid, FR_RELAXED),
+        };
+        atomic_thread_fence(FR_ACQUIRE);
+        if (atomic_load_explicit(&e->seq, FR_RELAXED) != i + 1)
+            continue;
+        out[k++] = c;
+    }
+    *at = i;
+    return k;
+}
