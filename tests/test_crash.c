@@ -285,11 +285,12 @@ ParameterizedTest(struct crash_case *c, crash, each_signal, .timeout = 60)
     struct frd_dump *d = the_crash_dump(c->signo);
     cr_assert_eq(d->crash.task, CRASH_TASK, "%s: crashing task %llx", c->name,
                  (unsigned long long)d->crash.task);
-    cr_assert_gt(d->crash.nframes, 0);
-    cr_assert_not_null(th_thread(d, d->crash.tid), "no ring for the crashing thread");
+    cr_assert_gt(d->crash.nframes, 0, "%s: no frames", c->name);
+    cr_assert_not_null(th_thread(d, d->crash.tid), "%s: no ring for the crashing thread", c->name);
     if (c->kind != KILL_SEGV && c->kind != ABORT && c->kind != ASSERT_FAIL) {
         /* Synchronous faults: frame 0 is the faulting instruction. */
-        cr_assert_eq(d->crash.frames[0], d->crash.ip);
+        cr_assert_eq(d->crash.frames[0], d->crash.ip, "%s: frame 0 %llx, the ip %llx", c->name,
+                     (unsigned long long)d->crash.frames[0], (unsigned long long)d->crash.ip);
     }
     assert_backtrace_reaches(d, crash_fn(c->kind), c->name);
     if (c->kind == BUSY_NEIGHBOUR)
