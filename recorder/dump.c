@@ -461,14 +461,19 @@ static void write_thread(struct dump_ctx *c, struct fr_slot *s)
 
     section_begin(c, FR_SEC_THREAD);
     feed(c, b, sizeof b);
-    /* Oldest first, and no page newer than `last`: the owner keeps writing
-     * while we copy, and page `last` is copied only as far as it was committed
-     * then. A newer page after that prefix would leave a hole in the middle of
-     * the history that no sequence number shows. */
-    for (uint64_t seq = first; seq && seq <= last && !c->err; seq++) {
+    /* Newest first, from page `last` down, and no page newer than `last`: the
+     * owner keeps writing while we copy, and page `last` is copied only as far
+     * as it was committed then (a newer page after that prefix would leave a
+     * hole in the middle of the history that no sequence number shows). The
+     * page the owner recycles next is the oldest: copied oldest first, the
+     * copy started right where the owner recycles, and an owner faster than
+     * the copy overtook it again and again, leaving holes all through the
+     * history. From the newest end, what the owner takes before the copy gets
+     * there is only the oldest pages, and the copy is one run up to `last`. */
+    for (uint64_t seq = last; seq >= first && !c->err; seq--) {
         struct fr_page_copy *pc = c->page;
         if (!fr__ring_snapshot(r, (uint32_t)((seq - 1) % r->npages), gen, pc) || pc->seq != seq)
-            continue; /* recycled under us: lost to overwrite */
+            break; /* recycled under us: so is every older page, lost to overwrite */
         uint8_t h[FR_PAGE_HEADER_SIZE];
         fr__put64(h, pc->seq);
         fr__put64(h + 8, pc->base_ticks);

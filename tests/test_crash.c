@@ -228,7 +228,9 @@ static void assert_backtrace_reaches(const struct frd_dump *d, void *fnp, const 
 }
 
 /* The neighbour's ring is in the dump, and every event in its whole part
- * follows the sequence: it was recording while the crash dump copied it. */
+ * follows the sequence: it was recording while the crash dump copied it.
+ * Whatever it overwrote during the copy is its oldest history, never a hole
+ * in the middle (the recorder copies a ring newest page first). */
 static void assert_neighbour_recorded(const struct frd_dump *d)
 {
     const struct frd_thread *t = NULL;
@@ -237,6 +239,9 @@ static void assert_neighbour_recorded(const struct frd_dump *d)
             t = &d->threads[i];
     cr_assert_not_null(t, "the neighbour's ring is not in the crash dump");
     cr_assert_eq(t->pages_bad, 0, "a torn page decoded");
+    cr_assert_eq(t->first_whole, 0,
+                 "a hole in the neighbour's history: whole from event %zu of %zu", t->first_whole,
+                 t->nevents);
     cr_assert_gt(t->nevents - t->first_whole, 1000, "%zu whole events of the neighbour",
                  t->nevents - t->first_whole);
     const struct frd_event *prev = NULL;
@@ -280,11 +285,12 @@ ParameterizedTest(struct crash_case *c, crash, each_signal, .timeout = 60)
     struct frd_dump *d = the_crash_dump(c->signo);
     cr_assert_eq(d->crash.task, CRASH_TASK, "%s: crashing task %llx", c->name,
                  (unsigned long long)d->crash.task);
-    cr_assert_gt(d->crash.nframes, 0);
-    cr_assert_not_null(th_thread(d, d->crash.tid), "no ring for the crashing thread");
+    cr_assert_gt(d->crash.nframes, 0, "%s: no frames", c->name);
+    cr_assert_not_null(th_thread(d, d->crash.tid), "%s: no ring for the crashing thread", c->name);
     if (c->kind != KILL_SEGV && c->kind != ABORT && c->kind != ASSERT_FAIL) {
         /* Synchronous faults: frame 0 is the faulting instruction. */
-        cr_assert_eq(d->crash.frames[0], d->crash.ip);
+        cr_assert_eq(d->crash.frames[0], d->crash.ip, "%s: frame 0 %llx, the ip %llx", c->name,
+                     (unsigned long long)d->crash.frames[0], (unsigned long long)d->crash.ip);
     }
     assert_backtrace_reaches(d, crash_fn(c->kind), c->name);
     if (c->kind == BUSY_NEIGHBOUR)

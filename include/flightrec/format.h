@@ -126,10 +126,12 @@ enum fr_section {
  *        0 u64 seq   8 u64 base_ticks   16 u32 used   20 u32 count
  *        24 used bytes of records
  *      Pages are copied whole or not at all (a page torn by a concurrent
- *      writer is dropped), oldest first, up to the page that was current
- *      when the copy began (copied as far as it was committed); newer pages
- *      are left out so the history has no hole in the middle. Readers still
- *      sort by seq and must not assume the order.
+ *      writer is dropped), newest first, from the page that was current
+ *      when the copy began (copied as far as it was committed) down to the
+ *      oldest; newer pages are left out, and a page recycled under the copy
+ *      ends it (every older page went before it), so the history has no
+ *      hole in the middle. Readers still sort by seq and must not assume
+ *      the order.
  *
  * STALL body (trigger FR_TRIGGER_STALL; older readers skip it):
  *   0  u32 tid        4  u32 nframes    8  u64 task (the poll that ran too long)
