@@ -532,6 +532,12 @@ static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, in
                     ? FRD_CAUSE_NONE
                     : FRD_CAUSE_WORKERS_BUSY;
         kind = how == FRD_HOW_SPAWNED && pi == FRD_NONE ? FRD_NEVER_POLLED : FRD_STARVATION;
+        /* "workers busy" with no worker polling for half the wait, nor
+         * parked: the recording does not say what held them (the host, or
+         * the runtime outside any poll), and a culprit busy for a sliver
+         * of the wait would be named as its cause. No verdict. */
+        if (kind == FRD_STARVATION && !probe.workers_busy)
+            return;
     }
     /* A parked worker that wakes late and polls the victim first was slow to
      * be scheduled (a loaded machine), or was notified late: only a wait far

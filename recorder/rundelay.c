@@ -15,8 +15,8 @@
  *     last reading (an idle program costs no reading), the kernel's run
  *     delay: the second field of /proc/self/task/TID/schedstat, nanoseconds
  *     the thread spent runnable but waiting for a CPU. A growth of
- *     FR_RUN_DELAY_MIN_NS or more
- *     since the last read is an entry {from, to, tid, delay}: the thread
+ *     FR_RUN_DELAY_MIN_NS or more since the reading the last entry (or the
+ *     first reading) ended at is an entry {from, to, tid, delay}: the thread
  *     waited `delay` ns in all for a CPU, in waits that ended in (from, to]
  *     (the kernel adds a wait when it ends; it may have begun earlier);
  *   - notes its own lateness: woken FR_RUN_DELAY_MIN_NS or more after its
@@ -159,6 +159,8 @@ static unsigned sample_threads(void)
             seen[i].gen = gen;
         } else if ((uint64_t)d >= seen[i].delay_ns + FR_RUN_DELAY_MIN_NS) {
             note(seen[i].at_ns, now, (uint64_t)d - seen[i].delay_ns, tid);
+        } else {
+            continue; /* less: it adds up, from the same reading, until it counts */
         }
         seen[i].delay_ns = (uint64_t)d;
         seen[i].at_ns = now;

@@ -5,7 +5,8 @@
  * twin, which must give no finding at all:
  *
  *   - a task queued behind a busy worker while another worker is parked is
- *     starvation (the work was not stolen);
+ *     starvation (the work was not stolen); one whose worker was neither
+ *     polling nor parked is no verdict (nothing recorded held it);
  *   - a wake that reaches no parked worker, rescued later, is delayed_wakeup;
  *   - the culprit is the task that held the victim's worker longest, summed
  *     over its polls, not one random poll nor another worker's long poll;
@@ -135,6 +136,33 @@ Test(shapes, starvation_behind_a_busy_worker_twin)
 {
     struct sc_result r;
     producer_consumer(&r, 0);
+    cr_assert_eq(r.f.n, 0, "%s", sc_describe(&r));
+    sc_result_free(&r);
+}
+
+/* The producer's worker, after its poll, spends WAIT_MS neither polling nor
+ * parked (in the runtime's own code, or held by the host) before it polls
+ * the consumer: no worker was busy, so there is no culprit to name and no
+ * starvation verdict (the recording does not say what held it). */
+static void producer_then_away(void *a)
+{
+    (void)a;
+    fr_poll_begin(1);
+    fr_wake(2);
+    fr_poll_end(1, FR_READY);
+    fr_drop(1);
+    sc_sleep_ms(WAIT_MS);
+    sc_poll_ready_drop(ARG(2));
+}
+
+Test(shapes, starvation_twin_worker_away_between_polls_is_no_verdict)
+{
+    sc_run(w0, sc_spawn, ARG(1));
+    fr_spawn(2, 0, "consumer");
+    sc_run(w0, sc_poll_pending, ARG(2));
+    sc_run(w0, producer_then_away, NULL);
+    struct sc_result r;
+    decode_now(&r);
     cr_assert_eq(r.f.n, 0, "%s", sc_describe(&r));
     sc_result_free(&r);
 }
