@@ -382,9 +382,11 @@ int frd_text_info(FILE *out, const struct frd_view *v)
     fputs("\nthreads\n", out);
     fprintf(out, "  %-8s %-20s %-7s %8s %-24s %s\n", "TID", "NAME", "STATE", "EVENTS",
             "HOLDS (ms)", "LOST");
+    int starred = 0;
     for (size_t i = 0; i < d->nthreads; i++) {
         const struct frd_thread *t = &d->threads[i];
         char hold[64], lost[160];
+        starred |= t->nevents && !t->complete_head;
         if (t->nevents)
             snprintf(hold, sizeof(hold), "%.3f .. %.3f%s", rel_ms(m, t->first_ns),
                      rel_ms(m, t->last_ns), t->complete_head ? "" : "*");
@@ -404,7 +406,8 @@ int frd_text_info(FILE *out, const struct frd_view *v)
                 t->state == 1 ? "live" : t->state == 2 ? "exited" : "?", t->nevents, hold,
                 lost);
     }
-    fputs("  (* = older history of this thread was overwritten)\n", out);
+    if (starred)
+        fputs("  (* = older history of this thread was overwritten)\n", out);
     return ferror(out) ? -EIO : 0;
 }
 

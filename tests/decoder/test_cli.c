@@ -166,7 +166,7 @@ Test(cli, no_task_recorded_says_so)
 }
 
 /* A poll whose begin the ring overwrote while it ran: the thread's timeline
- * says so in words, not with the record's name. */
+ * says so in words, not with the record's name; info marks the ring. */
 static void long_marking_poll(void *a)
 {
     (void)a;
@@ -194,6 +194,12 @@ Test(cli, thread_timeline_tells_a_poll_end_without_its_begin, .timeout = 60)
     cr_assert_not_null(line, "...%s", tail);
     cr_assert_not_null(strstr(line, " ended -> pending, its begin not recorded\n"), "...%s", tail);
     cr_assert_null(strstr(out, "poll_pending"), "...%s", tail);
+    /* info marks the wrapped ring, and says what the mark means (the golden
+     * dump, whose rings never wrapped, has neither) */
+    snprintf(args, sizeof(args), "info '%s'", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "*  "), "%s", out);
+    cr_assert_not_null(strstr(out, "(* = older history of this thread was overwritten)"), "%s", out);
 }
 
 /* The row of task @id in `tasks` output @out, from its NAME column on. */
