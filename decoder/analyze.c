@@ -371,9 +371,6 @@ static void window(struct cx *c, struct frd_finding *x, int32_t victim, int64_t 
  * "May": an entry says how long the thread waited between two readings, not
  * when, so all of it that fits is counted. A thread that waited for a CPU
  * was runnable, hence woken: the notification a lost wakeup lacks had come.
- * The sampler's own lateness (tid 0) is not counted: on a loaded machine it
- * says the sampler waited, not that this thread (maybe blocked in a call,
- * not runnable at all) did.
  */
 static int64_t host_delay(const struct frd_dump *d, uint32_t tid, int64_t a, int64_t b)
 {
@@ -396,13 +393,16 @@ static int64_t host_delay(const struct frd_dump *d, uint32_t tid, int64_t a, int
  * with the time the thread that ran the task (or held the poll) spent
  * waiting for a CPU taken away, the wait is within its threshold. A wait
  * with no thread that ended it (a task still waiting at the end) keeps its
- * finding: the rule needs the thread the wait was on.
+ * finding: the rule needs the thread the wait was on. A wait that began
+ * before the run delays the dump kept (the recorder's ring of entries had
+ * overwritten older ones) is left out too: no entry there means unknown,
+ * not none.
  */
 static void withhold_host_delays(const struct frd_model *m, const struct frd_thresholds *th,
                                  struct frd_findings *out)
 {
     const struct frd_dump *d = m->dump;
-    if (!d->nrun_delays)
+    if (!d->have_run_delay)
         return;
     size_t w = 0;
     for (size_t i = 0; i < out->n; i++) {
@@ -412,8 +412,9 @@ static void withhold_host_delays(const struct frd_model *m, const struct frd_thr
                     x->kind == FRD_STARVATION || x->kind == FRD_NEVER_POLLED;
         int64_t on = x->kind == FRD_LONG_POLL ? (int64_t)x->thread : x->ran_thread;
         if (timed && on >= 0 && (size_t)on < d->nthreads &&
-            x->duration_ns - host_delay(d, d->threads[on].tid, x->at_ns,
-                                        x->at_ns + x->duration_ns) <= limit) {
+            (x->at_ns < d->run_delay_from_ns ||
+             x->duration_ns - host_delay(d, d->threads[on].tid, x->at_ns,
+                                         x->at_ns + x->duration_ns) <= limit)) {
             free(x->cycle);
             out->host_withheld++;
             continue;

@@ -460,6 +460,8 @@ static void sec_copied(struct frd_dump *d, uint64_t off, struct frd_cur *c)
 
 static void sec_run_delay(struct frd_dump *d, uint64_t off, struct frd_cur *c)
 {
+    if (!d->have_run_delay)
+        d->run_delay_from_ns = INT64_MIN;
     d->have_run_delay = 1;
     size_t n = c->len / 32;
     if (c->len % 32)
@@ -474,14 +476,15 @@ static void sec_run_delay(struct frd_dump *d, uint64_t off, struct frd_cur *c)
     for (size_t i = 0; i < n; i++) {
         struct frd_run_delay *e = &v[d->nrun_delays];
         uint64_t from, to;
-        uint32_t reserved;
+        uint32_t flags;
         if (frd_get_u64(c, &from) || frd_get_u64(c, &to) || frd_get_u64(c, &e->delay_ns) ||
-            frd_get_u32(c, &e->tid) || frd_get_u32(c, &reserved))
+            frd_get_u32(c, &e->tid) || frd_get_u32(c, &flags))
             return;
-        if (from > to || to > INT64_MAX || e->delay_ns > INT64_MAX ||
-            (e->tid == 0 && e->delay_ns > to - from)) {
-            frd__error(d, off, "RUN_DELAY section byte %zu: expected from <= to (and, for tid 0, "
-                       "a delay within them), found %llu ns in [%llu, %llu] (entry skipped)", 32 * i,
+        if ((flags & 1) && to <= INT64_MAX && (int64_t)to > d->run_delay_from_ns)
+            d->run_delay_from_ns = (int64_t)to; /* older entries were overwritten */
+        if (from > to || to > INT64_MAX || e->delay_ns > INT64_MAX) {
+            frd__error(d, off, "RUN_DELAY section byte %zu: expected from <= to, found %llu ns "
+                       "in [%llu, %llu] (entry skipped)", 32 * i,
                        (unsigned long long)e->delay_ns, (unsigned long long)from,
                        (unsigned long long)to);
             continue;

@@ -223,8 +223,7 @@ struct frd_spawn {
 /* A RUN_DELAY entry (CLOCK_MONOTONIC ns): thread @tid waited @delay_ns in
  * all for a CPU, in waits that each ended in (from_ns, to_ns] (the kernel
  * counts a wait when it ends: it may have begun before from_ns, never before
- * from_ns - delay_ns). @tid 0: the recorder's sampler woke @delay_ns late,
- * [from_ns, to_ns] exactly: the process as a whole may have been held. */
+ * from_ns - delay_ns). */
 struct frd_run_delay {
     int64_t from_ns, to_ns;
     uint64_t delay_ns;
@@ -257,6 +256,9 @@ struct frd_dump {
     struct frd_run_delay *run_delays;
     size_t nrun_delays;
     int have_run_delay;
+    /* Run delays are known from here on (INT64_MIN: from the start): the
+     * recorder's ring of entries had overwritten older ones */
+    int64_t run_delay_from_ns;
 
     int have_end;          /* END section seen: the dump is whole */
     uint32_t end_sections; /* count stored in END */

@@ -232,38 +232,31 @@ static void text_triggers(FILE *out, const struct frd_view *v)
 }
 
 /* "run delay" line: how long recorded threads waited for a CPU (the dump's
- * RUN_DELAY entries), the most on one thread, and how late the sampler woke. */
-static void text_run_delays(FILE *out, const struct frd_dump *d)
+ * RUN_DELAY entries) in all, and the most between two readings. */
+static void text_run_delays(FILE *out, const struct frd_dump *d, const struct frd_model *m)
 {
     if (!d->have_run_delay)
         return; /* an older recorder, or FLIGHTREC_RUN_DELAY=0 */
-    uint64_t total = 0, worst_held = 0, worst = 0;
+    uint64_t total = 0, worst = 0;
     uint32_t worst_tid = 0;
-    size_t nheld = 0;
     for (size_t i = 0; i < d->nrun_delays; i++) {
         const struct frd_run_delay *e = &d->run_delays[i];
-        if (e->tid == 0) {
-            nheld++;
-            worst_held = e->delay_ns > worst_held ? e->delay_ns : worst_held;
-            continue;
-        }
         total += e->delay_ns;
         if (e->delay_ns > worst) {
             worst = e->delay_ns;
             worst_tid = e->tid;
         }
     }
-    char b1[32], b2[32], b3[32];
-    if (!total && !nheld) {
-        fputs("run delay none: no recorded thread waited 1 ms or more for a CPU\n", out);
-        return;
-    }
-    fprintf(out, "run delay threads waited %s for a CPU in all (the most between two readings: %s, "
-            "thread %u)", frd_fmt_dur((int64_t)total, b1, sizeof(b1)),
-            frd_fmt_dur((int64_t)worst, b2, sizeof(b2)), worst_tid);
-    if (nheld)
-        fprintf(out, "; the sampler woke late %zu time%s, by %s at worst", nheld,
-                nheld == 1 ? "" : "s", frd_fmt_dur((int64_t)worst_held, b3, sizeof(b3)));
+    char b1[32], b2[32];
+    if (!total)
+        fputs("run delay none: no recorded thread waited 1 ms or more for a CPU", out);
+    else
+        fprintf(out, "run delay threads waited %s for a CPU in all (the most between two "
+                "readings: %s, thread %u)", frd_fmt_dur((int64_t)total, b1, sizeof(b1)),
+                frd_fmt_dur((int64_t)worst, b2, sizeof(b2)), worst_tid);
+    if (d->run_delay_from_ns != INT64_MIN)
+        fprintf(out, "; known from %.3f ms on (older entries overwritten)",
+                rel_ms(m, d->run_delay_from_ns));
     fputs("\n", out);
 }
 
@@ -321,7 +314,7 @@ int frd_text_info(FILE *out, const struct frd_view *v)
             frd_fmt_dur(m->end_ns - m->start_ns, b2, sizeof(b2)), m->nevents, m->ntasks,
             d->nthreads);
 
-    text_run_delays(out, d);
+    text_run_delays(out, d, m);
 
     if (d->crash.present) {
         const struct frd_crash *c = &d->crash;

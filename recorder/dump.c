@@ -535,7 +535,7 @@ static void write_run_delay(struct dump_ctx *c)
             fr__put64(b + 8, batch[i].to_ns);
             fr__put64(b + 16, batch[i].delay_ns);
             fr__put32(b + 24, batch[i].tid);
-            fr__put32(b + 28, 0);
+            fr__put32(b + 28, batch[i].older_dropped);
             feed(c, b, sizeof b);
         }
     }
@@ -728,7 +728,8 @@ int fr__dump_write(enum fr_dump_ctx_id ctx, enum fr_trigger trigger, int signo, 
             write_thread(c, &fr__slots[i]);
     write_copied(c);
     write_spawns(c);
-    write_run_delay(c);
+    if (fr__run_delay_on())
+        write_run_delay(c);
     write_strings(c, mark);
     write_end(c);
     flush_out(c);

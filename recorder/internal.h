@@ -170,6 +170,10 @@ struct fr_slot {
     char name[FR_THREAD_NAME_MAX];
     void *altstack; /* FR_ALTSTACK_SIZE + guard page, kept with the slot */
     struct fr_spawn_entry *young; /* the thread's young spawn table, kept with the slot */
+    /* The thread's run delay (ns, UINT64_MAX unknown) when it attached, and
+     * when (CLOCK_MONOTONIC): the run-delay sampler's first reading of it
+     * counts from there (rundelay.c). Written before LIVE. */
+    _Atomic uint64_t run_delay_base, run_delay_base_ns;
     struct fr_ring ring;
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
@@ -593,7 +597,7 @@ int fr__in_own_sigaction(void);
 #ifndef FR_RUN_DELAY_PERIOD_MS
 #define FR_RUN_DELAY_PERIOD_MS 20u
 #endif
-/* A growth (or a lateness of the sampler's own) below this is not noted. */
+/* A growth of a thread's run delay below this is not noted yet (it adds up). */
 #ifndef FR_RUN_DELAY_MIN_NS
 #define FR_RUN_DELAY_MIN_NS 1000000u
 #endif
@@ -604,9 +608,14 @@ int fr__in_own_sigaction(void);
 
 struct fr_run_delay_copy {
     uint64_t from_ns, to_ns, delay_ns; /* CLOCK_MONOTONIC */
-    uint32_t tid;                      /* 0: the sampler's own lateness */
+    uint32_t tid;
+    uint32_t older_dropped; /* the first entry copied: older ones were overwritten */
 };
 int fr__run_delay_start(void); /* no-op with FR_NO_RUN_DELAY; 0 or -errno */
+int fr__run_delay_on(void);    /* the sampler runs: dumps carry RUN_DELAY */
+/* At a thread's attach (its first event, before LIVE): its run delay so far,
+ * into @s. One open, read and close; async-signal-safe. */
+void fr__run_delay_attach(struct fr_slot *s);
 void fr__run_delay_stop(void);
 void fr__run_delay_restart_in_child(void);
 /* Copy whole entries from *@at (UINT64_MAX: the oldest kept) into @out, at

@@ -216,6 +216,7 @@ int fr__writer_attach(struct fr_writer *w)
         atomic_store_explicit(&s->name_len, (uint32_t)n, FR_RELEASE);
     }
     fr__altstack_install(s);
+    fr__run_delay_attach(s);
     s->young = fr__spawn_young_claim(s->young); /* before LIVE: dumps read it then */
     pthread_setspecific(exit_key, s);
 

@@ -19,9 +19,8 @@
  *     first reading) ended at is an entry {from, to, tid, delay}: the thread
  *     waited `delay` ns in all for a CPU, in waits that ended in (from, to]
  *     (the kernel adds a wait when it ends; it may have begun earlier);
- *   - notes its own lateness: woken FR_RUN_DELAY_MIN_NS or more after its
- *     deadline, the process as a whole may have been held (a stolen vCPU, a
- *     stopped process): an entry with tid 0, [deadline, woken].
+ * A thread's first reading counts from its attach (registry.c has it read
+ * its run delay then), so a wait in its first poll is not lost.
  * Times are CLOCK_MONOTONIC ns, the decoder's timeline. Each file is opened,
  * read and closed at once, and the sampler sleeps on a futex: no descriptor
  * of ours stays in the host's table.
@@ -33,7 +32,7 @@
  * wait, less what the host held its thread, is within the threshold.
  *
  * Off with FR_NO_RUN_DELAY (FLIGHTREC_RUN_DELAY=0), and where the kernel has
- * no schedstat (then no entry but lateness ones).
+ * no schedstat (then no entry).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +55,7 @@ struct rd_entry {
 
 static struct rd_entry entries[FR_RUN_DELAY_ENTRIES];
 static _Atomic uint64_t nentries; /* entries ever written (this epoch) */
+static _Atomic int on;            /* the sampler runs */
 
 /* What the sampler last read of each slot's thread. */
 static struct {
@@ -155,8 +155,15 @@ static unsigned sample_threads(void)
         if (d < 0)
             continue;
         if (seen[i].tid != tid || seen[i].gen != gen || seen[i].delay_ns == UINT64_MAX) {
-            seen[i].tid = tid; /* a new thread in the slot: its first reading */
+            /* a new thread in the slot: count from its attach (its first
+             * event), so that a wait in its first poll is not lost */
+            seen[i].tid = tid;
             seen[i].gen = gen;
+            seen[i].delay_ns = atomic_load_explicit(&s->run_delay_base, FR_RELAXED);
+            seen[i].at_ns = atomic_load_explicit(&s->run_delay_base_ns, FR_RELAXED);
+        }
+        if (seen[i].delay_ns == UINT64_MAX || (uint64_t)d < seen[i].delay_ns) {
+            /* no base: this reading is it */
         } else if ((uint64_t)d >= seen[i].delay_ns + FR_RUN_DELAY_MIN_NS) {
             note(seen[i].at_ns, now, (uint64_t)d - seen[i].delay_ns, tid);
         } else {
@@ -181,9 +188,7 @@ static void *sampler_main(void *arg)
                     FUTEX_BITSET_MATCH_ANY) == 0 ||
             errno != ETIMEDOUT)
             continue; /* woken (to quit), or a spurious return: look again */
-        uint64_t now = fr__monotonic_ns();
-        if (now >= deadline + FR_RUN_DELAY_MIN_NS)
-            note(deadline, now, now - deadline, 0);
+        uint64_t now;
         /* Nothing recorded: sleep longer, up to 16 periods, so that an idle
          * program is not woken 50 times a second. A thread that records
          * again is read at the next wake, in a span from its last reading. */
@@ -197,6 +202,20 @@ static void *sampler_main(void *arg)
             deadline = now + period;
     }
     return NULL;
+}
+
+int fr__run_delay_on(void)
+{
+    return atomic_load_explicit(&on, FR_ACQUIRE);
+}
+
+void fr__run_delay_attach(struct fr_slot *s)
+{
+    int64_t d = atomic_load_explicit(&on, FR_ACQUIRE)
+                    ? read_run_delay(atomic_load_explicit(&s->tid, FR_RELAXED))
+                    : -1;
+    atomic_store_explicit(&s->run_delay_base, d < 0 ? UINT64_MAX : (uint64_t)d, FR_RELAXED);
+    atomic_store_explicit(&s->run_delay_base_ns, fr__monotonic_ns(), FR_RELAXED);
 }
 
 int fr__run_delay_start(void)
@@ -215,6 +234,7 @@ int fr__run_delay_start(void)
     if (err)
         return -err;
     running = 1;
+    atomic_store_explicit(&on, 1, FR_RELEASE);
     return 0;
 }
 
@@ -222,6 +242,7 @@ void fr__run_delay_stop(void)
 {
     if (!running)
         return;
+    atomic_store_explicit(&on, 0, FR_RELEASE);
     atomic_store_explicit(&quit, 1, FR_RELEASE);
     syscall(SYS_futex, &quit, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
     pthread_join(thread, NULL);
@@ -235,6 +256,7 @@ void fr__run_delay_restart_in_child(void)
     if (!running)
         return;
     running = 0;
+    atomic_store_explicit(&on, 0, FR_RELEASE);
     if (fr__run_delay_start() != 0)
         fr__warn("fork child: cannot start the run-delay sampler", NULL, 0);
 }
@@ -243,6 +265,7 @@ size_t fr__run_delay_copy(uint64_t *at, struct fr_run_delay_copy *out, size_t ma
 {
     uint64_t n = atomic_load_explicit(&nentries, FR_ACQUIRE);
     uint64_t i = *at;
+    int first_copy = i == UINT64_MAX;
     if (i == UINT64_MAX || i + FR_RUN_DELAY_ENTRIES < n) /* the start, or overtaken */
         i = n > FR_RUN_DELAY_ENTRIES ? n - FR_RUN_DELAY_ENTRIES : 0;
     size_t k = 0;
@@ -255,10 +278,14 @@ size_t fr__run_delay_copy(uint64_t *at, struct fr_run_delay_copy *out, size_t ma
             atomic_load_explicit(&e->to_ns, FR_RELAXED),
             atomic_load_explicit(&e->delay_ns, FR_RELAXED),
             atomic_load_explicit(&e->tid, FR_RELAXED),
+            0,
         };
         atomic_thread_fence(FR_ACQUIRE);
         if (atomic_load_explicit(&e->seq, FR_RELAXED) != i + 1)
             continue;
+        /* the first entry kept says whether older ones were overwritten */
+        c.older_dropped = first_copy && i > 0;
+        first_copy = 0;
         out[k++] = c;
     }
     *at = i;

@@ -24,10 +24,12 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "flightrec.h"
+#include "helpers.h"
 #include "scenario.h"
 
 static struct sc_worker *w0, *w1;
@@ -147,13 +149,13 @@ static void decode_after_a_reading(struct sc_result *r)
     cr_assert(r->d->have_run_delay, "the dump has no RUN_DELAY section");
 }
 
-/* worker-0 waited most of HOG_MS for a CPU, in the dump; no @kind finding
- * but one withheld; and the twin: the same dump, its run delays left out,
- * gives the @kind finding. Frees @r. */
-static void assert_withheld_for_the_host(struct sc_result *r, enum frd_kind kind)
+/* Thread @tid waited most of HOG_MS for a CPU, in the dump; no @kind
+ * finding but one withheld; and the twin: the same dump, its run delays left
+ * out, gives the @kind finding. Frees @r. */
+static void assert_withheld_for(struct sc_result *r, uint32_t tid, enum frd_kind kind)
 {
-    uint64_t held = worker_delay(r, sc_worker_tid(w0));
-    cr_assert_geq(held, HOG_MS / 2 * 1000000ULL, "worker-0 waited %llu ns for a CPU",
+    uint64_t held = worker_delay(r, tid);
+    cr_assert_geq(held, HOG_MS / 2 * 1000000ULL, "thread %u waited %llu ns for a CPU", tid,
                   (unsigned long long)held);
     cr_assert_eq(count_kind(&r->f, kind), 0, "%s", sc_describe(r));
     cr_assert_geq(r->f.host_withheld, 1, "%s", sc_describe(r));
@@ -187,7 +189,7 @@ Test(rundelay, delayed_wakeup_of_a_worker_the_host_held_is_withheld)
     struct sc_result r;
     decode_after_a_reading(&r);
 
-    assert_withheld_for_the_host(&r, FRD_DELAYED_WAKEUP);
+    assert_withheld_for(&r, sc_worker_tid(w0), FRD_DELAYED_WAKEUP);
 }
 
 Test(rundelay, delayed_wakeup_twin_worker_asleep_keeps_its_verdict)
@@ -242,7 +244,7 @@ Test(rundelay, long_poll_the_host_preempted_is_withheld)
     struct sc_result r;
     decode_after_a_reading(&r);
 
-    assert_withheld_for_the_host(&r, FRD_LONG_POLL);
+    assert_withheld_for(&r, sc_worker_tid(w0), FRD_LONG_POLL);
 }
 
 static void poll_blocked_in_a_call(void *a)
@@ -262,5 +264,62 @@ Test(rundelay, long_poll_twin_blocked_in_a_call_keeps_its_verdict)
     decode_after_a_reading(&r);
     cr_assert_eq(count_kind(&r.f, FRD_LONG_POLL), 1, "%s", sc_describe(&r));
     cr_assert_eq(r.f.host_withheld, 0, "%s", sc_describe(&r));
+    sc_result_free(&r);
+}
+
+/* A thread whose very first event is the poll the host preempts: its first
+ * reading counts from its attach, so that wait is not lost. */
+static atomic_uint fresh_tid;
+static atomic_int fresh_may_exit; /* live until read: the sampler reads live threads */
+
+static void *fresh_thread(void *a)
+{
+    (void)a;
+    atomic_store(&fresh_tid, (unsigned)th_gettid());
+    pin_to_cpu0(NULL);
+    short_poll_preempted(NULL);
+    while (!atomic_load(&fresh_may_exit))
+        sc_sleep_ms(1);
+    return NULL;
+}
+
+Test(rundelay, long_poll_in_a_threads_first_poll_is_withheld)
+{
+    sc_run(w0, sc_spawn, ARG(30));
+    atomic_store(&in_poll, 0);
+    atomic_store(&hog_went, 0);
+    atomic_store(&fresh_may_exit, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fresh_thread, NULL), 0);
+    while (!atomic_load(&in_poll))
+        sched_yield();
+    pthread_t hog = hog_start();
+    atomic_store(&hog_went, 1);
+    pthread_join(hog, NULL);
+    struct sc_result r;
+    decode_after_a_reading(&r);
+    atomic_store(&fresh_may_exit, 1);
+    pthread_join(t, NULL);
+    assert_withheld_for(&r, atomic_load(&fresh_tid), FRD_LONG_POLL);
+}
+
+/* Off (FLIGHTREC_RUN_DELAY=0): no sampler, and no RUN_DELAY section, so that
+ * no one reads "none waited" into a dump that never looked. */
+Test(rundelay, off_writes_no_section)
+{
+    char path[512];
+    sc_dump(path);
+    struct sc_result r;
+    sc_decode(path, &r);
+    cr_assert(r.d->have_run_delay);
+    sc_result_free(&r);
+    fr_shutdown();
+    setenv("FLIGHTREC_RUN_DELAY", "0", 1);
+    sc_recorder_start(0);
+    unsetenv("FLIGHTREC_RUN_DELAY");
+    fr_spawn(5, 0, "job");
+    sc_dump(path);
+    sc_decode(path, &r);
+    cr_assert_not(r.d->have_run_delay, "a RUN_DELAY section with the sampler off");
     sc_result_free(&r);
 }
