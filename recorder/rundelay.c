@@ -76,11 +76,11 @@ static void note(uint64_t from_ns, uint64_t to_ns, uint64_t delay_ns, uint32_t t
     uint64_t n = atomic_load_explicit(&nentries, FR_RELAXED);
     struct rd_entry *e = &entries[n % FR_RUN_DELAY_ENTRIES];
     atomic_store_explicit(&e->seq, 0, FR_RELAXED);
-    atomic_thread_fence(FR_RELEASE); /* a reader that sees the new fields sees seq 0 first */
-    atomic_store_explicit(&e->from_ns, from_ns, FR_RELAXED);
-    atomic_store_explicit(&e->to_ns, to_ns, FR_RELAXED);
-    atomic_store_explicit(&e->delay_ns, delay_ns, FR_RELAXED);
-    atomic_store_explicit(&e->tid, tid, FR_RELAXED);
+    /* release stores: a reader that sees a new field sees seq 0 too */
+    atomic_store_explicit(&e->from_ns, from_ns, FR_RELEASE);
+    atomic_store_explicit(&e->to_ns, to_ns, FR_RELEASE);
+    atomic_store_explicit(&e->delay_ns, delay_ns, FR_RELEASE);
+    atomic_store_explicit(&e->tid, tid, FR_RELEASE);
     atomic_store_explicit(&e->seq, n + 1, FR_RELEASE);
     atomic_store_explicit(&nentries, n + 1, FR_RELEASE);
 }
@@ -274,13 +274,13 @@ size_t fr__run_delay_copy(uint64_t *at, struct fr_run_delay_copy *out, size_t ma
         if (atomic_load_explicit(&e->seq, FR_ACQUIRE) != i + 1)
             continue; /* being rewritten */
         struct fr_run_delay_copy c = {
-            atomic_load_explicit(&e->from_ns, FR_RELAXED),
-            atomic_load_explicit(&e->to_ns, FR_RELAXED),
-            atomic_load_explicit(&e->delay_ns, FR_RELAXED),
-            atomic_load_explicit(&e->tid, FR_RELAXED),
+            /* acquire: had one been rewritten, the seq load below sees it */
+            atomic_load_explicit(&e->from_ns, FR_ACQUIRE),
+            atomic_load_explicit(&e->to_ns, FR_ACQUIRE),
+            atomic_load_explicit(&e->delay_ns, FR_ACQUIRE),
+            atomic_load_explicit(&e->tid, FR_ACQUIRE),
             0,
         };
-        atomic_thread_fence(FR_ACQUIRE);
         if (atomic_load_explicit(&e->seq, FR_RELAXED) != i + 1)
             continue;
         /* the first entry kept says whether older ones were overwritten */
