@@ -174,6 +174,7 @@ struct fr_slot {
      * when (CLOCK_MONOTONIC): the run-delay sampler's first reading of it
      * counts from there (rundelay.c). Written before LIVE. */
     _Atomic uint64_t run_delay_base, run_delay_base_ns;
+    _Atomic uint64_t run_delay_exit, run_delay_exit_ns; /* the same at its exit */
     struct fr_ring ring;
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
@@ -616,6 +617,8 @@ int fr__run_delay_on(void);    /* the sampler runs: dumps carry RUN_DELAY */
 /* At a thread's attach (its first event, before LIVE): its run delay so far,
  * into @s. One open, read and close; async-signal-safe. */
 void fr__run_delay_attach(struct fr_slot *s);
+/* At a thread's exit (before EXITED): the same, for its last waits. */
+void fr__run_delay_exit(struct fr_slot *s);
 void fr__run_delay_stop(void);
 void fr__run_delay_restart_in_child(void);
 /* Copy whole entries from *@at (UINT64_MAX: the oldest kept) into @out, at

@@ -257,6 +257,7 @@ static void on_thread_exit(void *arg)
     w->epoch = UINT32_MAX;
     w->slot = NULL;
     w->page = NULL;
+    fr__run_delay_exit(s);
     atomic_store_explicit(&s->exit_ticks, fr__ticks(), FR_RELAXED);
     atomic_store_explicit(&s->state, FR_SLOT_EXITED, FR_RELEASE);
     fr__shared_slot(s, 1);

@@ -19,8 +19,9 @@
  *     first reading) ended at is an entry {from, to, tid, delay}: the thread
  *     waited `delay` ns in all for a CPU, in waits that ended in (from, to]
  *     (the kernel adds a wait when it ends; it may have begun earlier);
- * A thread's first reading counts from its attach (registry.c has it read
- * its run delay then), so a wait in its first poll is not lost.
+ * A thread's first reading counts from its attach, and its last is the one
+ * it takes on its way out (registry.c has it read its own run delay at both),
+ * so a wait in its first poll, or in its last before it exits, is not lost.
  * Times are CLOCK_MONOTONIC ns, the decoder's timeline. Each file is opened,
  * read and closed at once, and the sampler sleeps on a futex: no descriptor
  * of ours stays in the host's table.
@@ -63,6 +64,7 @@ static struct {
     uint64_t delay_ns; /* the kernel's total, UINT64_MAX: none read yet */
     uint64_t at_ns;
     uint64_t pages, commit; /* where its ring was then */
+    uint32_t exit_gen;      /* the generation whose exit was accounted */
 } seen[FR_MAX_THREADS];
 
 /* The sampler sleeps on this word (a futex: no descriptor of ours that a
@@ -120,8 +122,50 @@ static int64_t read_run_delay(uint32_t tid)
     return v > INT64_MAX ? -1 : (int64_t)v;
 }
 
-/* Read the threads that recorded since their last reading. Return: how
- * many were read. */
+/* Thread @tid of slot @i (generation @gen) had run delay @d at @now: an
+ * entry if it grew by FR_RUN_DELAY_MIN_NS since the reading the last entry
+ * ended at; a thread new to the slot counts from its attach (its first
+ * event), so that a wait in its first poll is not lost. */
+static void account(uint32_t i, const struct fr_slot *s, uint32_t tid, uint32_t gen, int64_t d,
+                    uint64_t now)
+{
+    if (seen[i].tid != tid || seen[i].gen != gen || seen[i].delay_ns == UINT64_MAX) {
+        seen[i].tid = tid;
+        seen[i].gen = gen;
+        seen[i].delay_ns = atomic_load_explicit(&s->run_delay_base, FR_RELAXED);
+        seen[i].at_ns = atomic_load_explicit(&s->run_delay_base_ns, FR_RELAXED);
+    }
+    if (seen[i].delay_ns == UINT64_MAX || (uint64_t)d < seen[i].delay_ns) {
+        /* no base: this reading is it */
+    } else if ((uint64_t)d >= seen[i].delay_ns + FR_RUN_DELAY_MIN_NS) {
+        note(seen[i].at_ns, now, (uint64_t)d - seen[i].delay_ns, tid);
+    } else {
+        return; /* less: it adds up, from the same reading, until it counts */
+    }
+    seen[i].delay_ns = (uint64_t)d;
+    seen[i].at_ns = now;
+}
+
+/* A thread that exited: its last reading is the one it took itself on its
+ * way out (fr__run_delay_exit), accounted once per generation. */
+static void account_exit(uint32_t i, const struct fr_slot *s)
+{
+    uint32_t gen = atomic_load_explicit(&s->gen, FR_ACQUIRE);
+    if (seen[i].exit_gen == gen)
+        return;
+    uint32_t tid = atomic_load_explicit(&s->tid, FR_RELAXED);
+    uint64_t d = atomic_load_explicit(&s->run_delay_exit, FR_RELAXED);
+    uint64_t at = atomic_load_explicit(&s->run_delay_exit_ns, FR_RELAXED);
+    if (atomic_load_explicit(&s->state, FR_ACQUIRE) != FR_SLOT_EXITED ||
+        atomic_load_explicit(&s->gen, FR_RELAXED) != gen)
+        return; /* claimed again meanwhile: those were not this thread's */
+    seen[i].exit_gen = gen;
+    if (d != UINT64_MAX && d <= INT64_MAX)
+        account(i, s, tid, gen, (int64_t)d, at);
+}
+
+/* Read the threads that recorded since their last reading, and account
+ * those that exited since. Return: how many were read. */
 static unsigned sample_threads(void)
 {
     unsigned nread = 0;
@@ -130,7 +174,10 @@ static unsigned sample_threads(void)
     uint32_t high = atomic_load_explicit(&fr__slots_high, FR_ACQUIRE);
     for (uint32_t i = 0; i < high && i < FR_MAX_THREADS; i++) {
         struct fr_slot *s = &fr__slots[i];
-        if (atomic_load_explicit(&s->state, FR_ACQUIRE) != FR_SLOT_LIVE)
+        uint32_t state = atomic_load_explicit(&s->state, FR_ACQUIRE);
+        if (state == FR_SLOT_EXITED)
+            account_exit(i, s);
+        if (state != FR_SLOT_LIVE)
             continue;
         uint32_t tid = atomic_load_explicit(&s->tid, FR_RELAXED);
         uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED);
@@ -152,25 +199,8 @@ static unsigned sample_threads(void)
         int64_t d = tid ? read_run_delay(tid) : -1;
         uint64_t now = fr__monotonic_ns();
         nread++;
-        if (d < 0)
-            continue;
-        if (seen[i].tid != tid || seen[i].gen != gen || seen[i].delay_ns == UINT64_MAX) {
-            /* a new thread in the slot: count from its attach (its first
-             * event), so that a wait in its first poll is not lost */
-            seen[i].tid = tid;
-            seen[i].gen = gen;
-            seen[i].delay_ns = atomic_load_explicit(&s->run_delay_base, FR_RELAXED);
-            seen[i].at_ns = atomic_load_explicit(&s->run_delay_base_ns, FR_RELAXED);
-        }
-        if (seen[i].delay_ns == UINT64_MAX || (uint64_t)d < seen[i].delay_ns) {
-            /* no base: this reading is it */
-        } else if ((uint64_t)d >= seen[i].delay_ns + FR_RUN_DELAY_MIN_NS) {
-            note(seen[i].at_ns, now, (uint64_t)d - seen[i].delay_ns, tid);
-        } else {
-            continue; /* less: it adds up, from the same reading, until it counts */
-        }
-        seen[i].delay_ns = (uint64_t)d;
-        seen[i].at_ns = now;
+        if (d >= 0)
+            account(i, s, tid, gen, d, now);
     }
     return nread;
 }
@@ -218,12 +248,23 @@ void fr__run_delay_attach(struct fr_slot *s)
     atomic_store_explicit(&s->run_delay_base_ns, fr__monotonic_ns(), FR_RELAXED);
 }
 
+void fr__run_delay_exit(struct fr_slot *s)
+{
+    int64_t d = atomic_load_explicit(&on, FR_ACQUIRE)
+                    ? read_run_delay(atomic_load_explicit(&s->tid, FR_RELAXED))
+                    : -1;
+    atomic_store_explicit(&s->run_delay_exit, d < 0 ? UINT64_MAX : (uint64_t)d, FR_RELAXED);
+    atomic_store_explicit(&s->run_delay_exit_ns, fr__monotonic_ns(), FR_RELAXED);
+}
+
 int fr__run_delay_start(void)
 {
     if ((fr__cfg.flags & FR_NO_RUN_DELAY) || running)
         return 0;
-    for (uint32_t i = 0; i < FR_MAX_THREADS; i++)
+    for (uint32_t i = 0; i < FR_MAX_THREADS; i++) {
         seen[i].delay_ns = UINT64_MAX;
+        seen[i].exit_gen = 0;
+    }
     atomic_store_explicit(&nentries, 0, FR_RELEASE);
     atomic_store_explicit(&quit, 0, FR_RELEASE);
     sigset_t all, old;

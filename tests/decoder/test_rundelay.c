@@ -267,10 +267,11 @@ Test(rundelay, long_poll_twin_blocked_in_a_call_keeps_its_verdict)
     sc_result_free(&r);
 }
 
-/* A thread whose very first event is the poll the host preempts: its first
- * reading counts from its attach, so that wait is not lost. */
+/* A thread whose very first event is the poll the host preempts, and which
+ * exits right after it: its run delay counts from its attach, and its last
+ * reading is the one it takes on its way out, so that wait is not lost
+ * though the sampler may never have read it live. */
 static atomic_uint fresh_tid;
-static atomic_int fresh_may_exit; /* live until read: the sampler reads live threads */
 
 static void *fresh_thread(void *a)
 {
@@ -278,17 +279,14 @@ static void *fresh_thread(void *a)
     atomic_store(&fresh_tid, (unsigned)th_gettid());
     pin_to_cpu0(NULL);
     short_poll_preempted(NULL);
-    while (!atomic_load(&fresh_may_exit))
-        sc_sleep_ms(1);
     return NULL;
 }
 
-Test(rundelay, long_poll_in_a_threads_first_poll_is_withheld)
+Test(rundelay, long_poll_in_the_first_poll_of_a_thread_that_exits_is_withheld)
 {
     sc_run(w0, sc_spawn, ARG(30));
     atomic_store(&in_poll, 0);
     atomic_store(&hog_went, 0);
-    atomic_store(&fresh_may_exit, 0);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, fresh_thread, NULL), 0);
     while (!atomic_load(&in_poll))
@@ -296,10 +294,9 @@ Test(rundelay, long_poll_in_a_threads_first_poll_is_withheld)
     pthread_t hog = hog_start();
     atomic_store(&hog_went, 1);
     pthread_join(hog, NULL);
+    pthread_join(t, NULL);
     struct sc_result r;
     decode_after_a_reading(&r);
-    atomic_store(&fresh_may_exit, 1);
-    pthread_join(t, NULL);
     assert_withheld_for(&r, atomic_load(&fresh_tid), FRD_LONG_POLL);
 }
 
