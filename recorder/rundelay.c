@@ -239,22 +239,25 @@ int fr__run_delay_on(void)
     return atomic_load_explicit(&on, FR_ACQUIRE);
 }
 
-void fr__run_delay_attach(struct fr_slot *s)
+/* The calling thread (slot @s) notes its own run delay into *@delay
+ * (UINT64_MAX when unknown, or with the sampler off) and the time into *@at. */
+static void note_own(const struct fr_slot *s, _Atomic uint64_t *delay, _Atomic uint64_t *at)
 {
     int64_t d = atomic_load_explicit(&on, FR_ACQUIRE)
                     ? read_run_delay(atomic_load_explicit(&s->tid, FR_RELAXED))
                     : -1;
-    atomic_store_explicit(&s->run_delay_base, d < 0 ? UINT64_MAX : (uint64_t)d, FR_RELAXED);
-    atomic_store_explicit(&s->run_delay_base_ns, fr__monotonic_ns(), FR_RELAXED);
+    atomic_store_explicit(delay, d < 0 ? UINT64_MAX : (uint64_t)d, FR_RELAXED);
+    atomic_store_explicit(at, fr__monotonic_ns(), FR_RELAXED);
+}
+
+void fr__run_delay_attach(struct fr_slot *s)
+{
+    note_own(s, &s->run_delay_base, &s->run_delay_base_ns);
 }
 
 void fr__run_delay_exit(struct fr_slot *s)
 {
-    int64_t d = atomic_load_explicit(&on, FR_ACQUIRE)
-                    ? read_run_delay(atomic_load_explicit(&s->tid, FR_RELAXED))
-                    : -1;
-    atomic_store_explicit(&s->run_delay_exit, d < 0 ? UINT64_MAX : (uint64_t)d, FR_RELAXED);
-    atomic_store_explicit(&s->run_delay_exit_ns, fr__monotonic_ns(), FR_RELAXED);
+    note_own(s, &s->run_delay_exit, &s->run_delay_exit_ns);
 }
 
 int fr__run_delay_start(void)
