@@ -2,9 +2,10 @@
  * assafe.c - small helpers that a crash handler may call: number and time
  * formatting, string copy, a warning line, a sleep. Everything here is
  * async-signal-safe: no locale, no stdio, no malloc, only write(2),
- * nanosleep(2) and gettid(2).
+ * nanosleep(2), gettid(2), and open/read/close for a small file.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -159,4 +160,22 @@ void fr__fd_release(struct fr_fd *h)
     if (fr__fd_ours(h))
         close(h->fd);
     h->fd = -1;
+}
+
+size_t fr__read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    return n;
 }

@@ -445,6 +445,9 @@ void fr__fmt_utc(char *buf, uint64_t real_ns);          /* "YYYYMMDDTHHMMSSZ" + 
 void fr__warn(const char *a, const char *b, int err);   /* one line to stderr via write(2) */
 void fr__sleep_ms(unsigned ms);
 pid_t fr__gettid(void);
+/* Up to @cap bytes of file @path into @buf (no NUL); 0 when it cannot be
+ * opened or read. Opened, read and closed at once. */
+size_t fr__read_file(const char *path, char *buf, size_t cap);
 
 /* A descriptor the recorder opened, with the identity it had then. */
 struct fr_fd {

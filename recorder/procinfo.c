@@ -4,7 +4,6 @@
  * host name, start time. (The module map, which changes with dlopen, is read
  * at dump time by dump.c.)
  */
-#include <fcntl.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -19,27 +18,11 @@ static char host[256];
 static uint32_t host_len;
 static uint64_t start_real_ns;
 
-static uint32_t read_file(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    size_t n = 0;
-    while (n < cap) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    return (uint32_t)n;
-}
-
 void fr__procinfo_init(void)
 {
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe);
     exe_len = n > 0 ? (uint32_t)n : 0;
-    cmdline_len = read_file("/proc/self/cmdline", cmdline, sizeof cmdline);
+    cmdline_len = (uint32_t)fr__read_file("/proc/self/cmdline", cmdline, sizeof cmdline);
     while (cmdline_len && cmdline[cmdline_len - 1] == '\0') /* drop the final NUL */
         cmdline_len--;
     struct utsname u;

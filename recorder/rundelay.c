@@ -36,7 +36,6 @@
  * no schedstat (then no entry).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -95,16 +94,9 @@ static int64_t read_run_delay(uint32_t tid)
     size_t k = 16;
     k += fr__fmt_u64(path + k, tid);
     memcpy(path + k, "/schedstat", 11);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
     char buf[96];
-    ssize_t n;
-    do
-        n = read(fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n <= 0)
+    size_t n = fr__read_file(path, buf, sizeof buf - 1);
+    if (!n)
         return -1;
     buf[n] = '\0';
     /* "<on-cpu ns> <run delay ns> <timeslices>\n" */

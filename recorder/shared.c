@@ -138,19 +138,7 @@ static void refresh_maps(void)
     uint64_t st = __atomic_load_n((uint64_t *)(void *)(meta + 216), __ATOMIC_ACQUIRE);
     uint32_t idx = (uint32_t)(st >> 32) ^ 1u;
     uint8_t *buf = meta + maps_off + (uint64_t)idx * FR_SHARED_MAPS_CAP;
-    int mfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    size_t n = 0;
-    if (mfd >= 0) {
-        while (n < FR_SHARED_MAPS_CAP) {
-            ssize_t r = read(mfd, buf + n, FR_SHARED_MAPS_CAP - n);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-        }
-        close(mfd);
-    }
+    size_t n = fr__read_file("/proc/self/maps", (char *)buf, FR_SHARED_MAPS_CAP);
     store64(meta, 216, (uint64_t)idx << 32 | n);
     atomic_store(&maps_lock, 0);
 }
