@@ -388,40 +388,35 @@ static int64_t host_delay(const struct frd_dump *d, uint32_t tid, int64_t a, int
     return sum < b - a ? sum : b - a;
 }
 
+/* Does finding @x rest on a duration (a clock that cannot be calibrated
+ * gives it no verdict)? */
+static int rests_on_a_duration(const struct frd_finding *x)
+{
+    return x->kind == FRD_HUNG || x->kind == FRD_DELAYED_WAKEUP || x->kind == FRD_STARVATION ||
+           x->kind == FRD_NEVER_POLLED || x->kind == FRD_LONG_POLL;
+}
+
 /*
- * Leave out the findings on a wait that the host, not the program, made:
- * with the time the thread that ran the task (or held the poll) spent
- * waiting for a CPU taken away, the wait is within its threshold. A wait
- * with no thread that ended it (a task still waiting at the end) keeps its
- * finding: the rule needs the thread the wait was on. A wait that began
- * before the run delays the dump kept (the recorder's ring of entries had
- * overwritten older ones) is left out too: no entry there means unknown,
- * not none.
+ * Is @x a finding on a wait that the host, not the program, made: with the
+ * time the thread that ran the task (or held the poll) spent waiting for a
+ * CPU taken away, the wait is within its threshold? A wait with no thread
+ * that ended it (a task still waiting at the end) keeps its finding: the
+ * rule needs the thread the wait was on; hung is not a wait for a CPU. A
+ * wait that began before the run delays the dump kept (the recorder's ring
+ * of entries had overwritten older ones) is the host's too: no entry there
+ * means unknown, not none.
  */
-static void withhold_host_delays(const struct frd_model *m, const struct frd_thresholds *th,
-                                 struct frd_findings *out)
+static int host_made(const struct frd_finding *x, const struct frd_model *m,
+                     const struct frd_thresholds *th)
 {
     const struct frd_dump *d = m->dump;
-    if (!d->have_run_delay)
-        return;
-    size_t w = 0;
-    for (size_t i = 0; i < out->n; i++) {
-        struct frd_finding *x = &out->v[i];
-        int64_t limit = x->kind == FRD_LONG_POLL ? th->long_poll_ns : th->starvation_ns;
-        int timed = x->kind == FRD_LONG_POLL || x->kind == FRD_DELAYED_WAKEUP ||
-                    x->kind == FRD_STARVATION || x->kind == FRD_NEVER_POLLED;
-        int64_t on = x->kind == FRD_LONG_POLL ? (int64_t)x->thread : x->ran_thread;
-        if (timed && on >= 0 && (size_t)on < d->nthreads &&
-            (x->at_ns < d->run_delay_from_ns ||
-             x->duration_ns - host_delay(d, d->threads[on].tid, x->at_ns,
-                                         x->at_ns + x->duration_ns) <= limit)) {
-            free(x->cycle);
-            out->host_withheld++;
-            continue;
-        }
-        out->v[w++] = *x;
-    }
-    out->n = w;
+    int64_t limit = x->kind == FRD_LONG_POLL ? th->long_poll_ns : th->starvation_ns;
+    int64_t on = x->kind == FRD_LONG_POLL ? (int64_t)x->thread : x->ran_thread;
+    return d->have_run_delay && x->kind != FRD_HUNG && rests_on_a_duration(x) && on >= 0 &&
+           (size_t)on < d->nthreads &&
+           (x->at_ns < d->run_delay_from_ns ||
+            x->duration_ns - host_delay(d, d->threads[on].tid, x->at_ns,
+                                        x->at_ns + x->duration_ns) <= limit);
 }
 
 static struct frd_finding *add(struct cx *c, int kind, int cause, int32_t task, uint32_t thread,
@@ -1019,22 +1014,23 @@ int frd_analyze(const struct frd_model *m, const struct frd_thresholds *th,
         frd_findings_free(out);
         return -ENOMEM;
     }
-    const struct frd_clock *k = &m->dump->clock;
-    if (!k->calibrated) { /* TSC ticks with no rate: no verdict on a duration */
-        size_t w = 0;
-        for (size_t i = 0; i < out->n; i++) {
-            enum frd_kind kind = out->v[i].kind;
-            if (kind == FRD_HUNG || kind == FRD_DELAYED_WAKEUP || kind == FRD_STARVATION ||
-                kind == FRD_NEVER_POLLED || kind == FRD_LONG_POLL) {
-                free(out->v[i].cycle);
-                out->timing_withheld++;
-                continue;
-            }
-            out->v[w++] = out->v[i];
+    /* Withheld: what rests on a duration when TSC ticks have no rate, and
+     * waits the host made. */
+    int calibrated = m->dump->clock.calibrated;
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        struct frd_finding *x = &out->v[i];
+        size_t *withheld = !calibrated && rests_on_a_duration(x) ? &out->timing_withheld
+                           : host_made(x, m, th)                 ? &out->host_withheld
+                                                                 : NULL;
+        if (withheld) {
+            free(x->cycle);
+            (*withheld)++;
+            continue;
         }
-        out->n = w;
+        out->v[w++] = *x;
     }
-    withhold_host_delays(m, th, out);
+    out->n = w;
     if (out->n) /* qsort(NULL, 0, ...) is undefined: a clean run has no findings */
         qsort(out->v, out->n, sizeof(*out->v), cmp_finding);
     for (size_t i = 0; i < out->n; i++)

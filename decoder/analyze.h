@@ -141,8 +141,9 @@ struct frd_findings {
     /* Findings on a wait (delayed_wakeup, starvation, long_poll, a late
      * never_polled) left out because, less the time the host kept the
      * thread that ran it from running (the dump's RUN_DELAY entries: that
-     * thread waiting for a CPU, or the whole process held), the wait is
-     * within its threshold: a loaded machine, not the program. */
+     * thread waiting for a CPU), the wait is within its threshold, or it
+     * began before the run delays the dump still knows: a loaded machine,
+     * not the program. */
     size_t host_withheld;
 };
 
