@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cursor.h"
 #include "prefault.h"
@@ -39,6 +40,7 @@
 #endif
 
 static struct frd_prefaulter *mem_prefaulter(struct frd_model_mem *a);
+static int mem_mapped(const struct frd_model_mem *a, const void *p);
 
 /* grow's slow path: reallocate, or prefault the next step (and ask @a's
  * prefaulter for the one after it). */
@@ -47,6 +49,10 @@ static __attribute__((noinline)) int grow_slow(struct frd_model_mem *a, void **p
 {
     if (n >= *cap) {
         size_t nc = *cap ? *cap * 2 : 2;
+        /* a reserved array has room for every element there can be */
+        if (mem_mapped(a, *p))
+            return -ENOMEM;
+        frd__prefaulter_forget(mem_prefaulter(a)); /* the array may move */
         void *q = realloc(*p, nc * size);
         if (!q)
             return -ENOMEM;
@@ -91,8 +97,16 @@ struct chunk {
     max_align_t data[];
 };
 
+/* An array of a large model mapped whole (reserve()). */
+struct mapping {
+    void *p;
+    size_t len;
+};
+
 struct frd_model_mem {
     struct chunk *chunks;
+    struct mapping *maps; /* arrays reserve() mapped, freed by munmap */
+    size_t nmaps;
     char *p, *end; /* free room in the newest ordinary chunk */
     /* while the model is built: the prefaulter (prefault.h), and the next
      * ordinary chunk, which it is faulting in (NULL when it is not running) */
@@ -103,6 +117,57 @@ struct frd_model_mem {
 static struct frd_prefaulter *mem_prefaulter(struct frd_model_mem *a)
 {
     return &a->pf;
+}
+
+static int mem_mapped(const struct frd_model_mem *a, const void *p)
+{
+    for (size_t i = 0; i < a->nmaps; i++)
+        if (a->maps[i].p == p)
+            return 1;
+    return 0;
+}
+
+/*
+ * Give the growable array *@p (empty, capacity *@cap 0) room for @n elements
+ * of @size bytes that never moves: address space for all of them, mapped
+ * without reserving memory, so that only the pages it fills are ever
+ * faulted in. @n must bound the array's final length (a model's tasks
+ * cannot outnumber its events). A moved array costs more than its copy on
+ * a VM that shadows the page tables: each of its pages traps again at its
+ * first access at the new address (4-6 us a page on this project's CI VMs,
+ * about what faulting it in cost). Nothing happens when the mapping fails:
+ * the array then grows by realloc as usual.
+ */
+static void reserve(struct frd_model_mem *a, void **p, size_t *cap, size_t n, size_t size)
+{
+    if (n == 0 || n > (SIZE_MAX >> 1) / size || *cap)
+        return;
+    size_t len = (n * size + 4095) & ~(size_t)4095;
+    void *q = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (q == MAP_FAILED)
+        return;
+    struct mapping *nm = realloc(a->maps, (a->nmaps + 1) * sizeof(*nm));
+    if (!nm) {
+        munmap(q, len);
+        return;
+    }
+    a->maps = nm;
+    a->maps[a->nmaps++] = (struct mapping){q, len};
+    *p = q;
+    *cap = n;
+}
+
+/* Free an array that may have been reserve()d. */
+static void mem_free_array(struct frd_model_mem *a, void *p)
+{
+    for (size_t i = 0; a && i < a->nmaps; i++)
+        if (a->maps[i].p == p) {
+            munmap(p, a->maps[i].len);
+            a->maps[i] = a->maps[--a->nmaps];
+            return;
+        }
+    free(p);
 }
 
 /* The model is built: stop the prefaulter, free the chunk it was readying. */
@@ -752,9 +817,16 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         frd_model_free(m);
         return -ENOMEM;
     }
-    /* a large model: its arrays are faulted in by another thread, ahead */
-    if (total >= FRD_PREFAULT_EVENTS || frd__prefault_always)
+    /* a large model: its arrays are faulted in by another thread, ahead,
+     * and the two that grow with the events (tasks, each worker's polls)
+     * never move */
+    if (total >= FRD_PREFAULT_EVENTS || frd__prefault_always) {
         (void)frd__prefaulter_start(&m->mem->pf);
+        reserve(m->mem, (void **)&m->tasks, &r.cap_tasks, total, sizeof(*m->tasks));
+        for (size_t i = 0; i < d->nthreads; i++)
+            reserve(m->mem, (void **)&m->workers[i].polls, &r.ts[i].cap_polls,
+                    d->threads[i].nevents, sizeof(*m->workers[i].polls));
+    }
     m->start_ns = INT64_MAX;
     m->end_ns = frd_end_ns(d);
     size_t hn = 0;
@@ -820,6 +892,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         sift_down(heap, hn);
     }
     free(heap);
+    mem_done(m->mem); /* the arrays are filled: no more prefaulting */
     m->nevents = k;
     m->nev = m->ev ? k : 0;
 
@@ -834,7 +907,6 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     }
     free(r.ts);
     free(r.ids.s);
-    mem_done(m->mem);
     int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
     if (!scratch) {
         frd_model_free(m);
@@ -849,21 +921,23 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
 
 void frd_model_free(struct frd_model *m)
 {
+    if (m->mem)
+        mem_done(m->mem); /* before any array it may touch is freed */
     if (m->workers && m->dump)
         for (size_t i = 0; i < m->dump->nthreads; i++) {
-            free(m->workers[i].polls);
+            mem_free_array(m->mem, m->workers[i].polls);
             free(m->workers[i].parked);
         }
+    mem_free_array(m->mem, m->tasks);
     if (m->mem) {
-        mem_done(m->mem);
         for (struct chunk *c = m->mem->chunks, *next; c; c = next) {
             next = c->next;
             free(c);
         }
+        free(m->mem->maps);
         free(m->mem);
     }
     free(m->workers);
-    free(m->tasks);
     free(m->ev);
     free(m->notes);
     frd__locks_free(&m->locks);

@@ -19,18 +19,21 @@
 /* Smallest range worth a system call. */
 #define FRD_PREFAULT_MIN ((size_t)256 << 10)
 
-/* Prefault the whole pages inside [@p, @p + @n). */
-static inline void frd__prefault(void *p, size_t n)
+/* Prefault the whole pages inside [@p, @p + @n). Return: 0 when they are
+ * mapped now, -1 when the range was too small, the call failed (part of it
+ * not mapped) or the system has no MADV_POPULATE_WRITE. */
+static inline int frd__prefault(void *p, size_t n)
 {
 #ifdef MADV_POPULATE_WRITE
     uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
     uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)4095;
     if (n >= FRD_PREFAULT_MIN && b > a)
-        (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+        return madvise((void *)a, b - a, MADV_POPULATE_WRITE) == 0 ? 0 : -1;
 #else
     (void)p;
     (void)n;
 #endif
+    return -1;
 }
 
 /*
@@ -39,9 +42,19 @@ static inline void frd__prefault(void *p, size_t n)
  * so that the kernel's work of mapping and clearing those pages runs on
  * another CPU while this one decodes. Requests are hints: one that finds the
  * queue full is dropped, and pages nobody faulted in ahead fault in when
- * they are written, as without a prefaulter. Faulting in memory changes no
- * byte of it, so a request that arrives after its memory was freed or moved
- * does no harm. Its owner alone asks and stops it.
+ * they are written, as without a prefaulter.
+ *
+ * After the kernel has mapped a request's pages, the helper also loads one
+ * byte of each from user space. On a virtual machine that shadows the
+ * guest's page tables (this project's CI VMs), a page the kernel mapped
+ * still costs the first user access to it a trap into the hypervisor,
+ * 4-6 us a page there, about as much as mapping it: the load takes that
+ * trap on the helper's CPU. It reads the byte and discards it (an assembly
+ * load, outside the C memory model, so the owner may already be writing
+ * the page), and changes nothing. Because it reads, the owner must not
+ * free, move or unmap memory it asked about while a request for it may be
+ * pending: frd__prefaulter_forget first. Its owner alone asks, forgets and
+ * stops it.
  */
 #ifndef FRD_PREFAULT_QUEUE
 #define FRD_PREFAULT_QUEUE 16 /* requests waiting, at most */
@@ -63,6 +76,12 @@ int frd__prefaulter_start(struct frd_prefaulter *pf);
 /* frd__prefaulter_ask - queue [@p, @p + @n) to be faulted in; never waits
  * for it to be done. */
 void frd__prefaulter_ask(struct frd_prefaulter *pf, void *p, size_t n);
+
+/* frd__prefaulter_forget - drop what is queued and wait for the request
+ * being served: afterwards the helper touches nothing the owner asked for
+ * before, which it may then free or move. Cheap when nothing is pending;
+ * a no-op on a stopped prefaulter. */
+void frd__prefaulter_forget(struct frd_prefaulter *pf);
 
 /* frd__prefaulter_stop - drop what is queued, wait for the request being
  * served, end the thread. Stopping a stopped one does nothing. */

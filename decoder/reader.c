@@ -560,6 +560,7 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
         size_t r = ZSTD_decompressStream(dc, &ob, &in);
         if (ZSTD_isError(r)) {
             snprintf(why, whylen, "%s", ZSTD_getErrorName(r));
+            frd__prefaulter_forget(&d->priv->pf);
             free(buf);
             return -EBADMSG;
         }
@@ -575,10 +576,12 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
             if (ob.size >= FRD_SECTION_MAX) {
                 snprintf(why, whylen, "more than %u bytes (the section cap)",
                          (unsigned)FRD_SECTION_MAX);
+                frd__prefaulter_forget(&d->priv->pf);
                 free(buf);
                 return -EBADMSG;
             }
             size_t ncap = ob.size * 2 > FRD_SECTION_MAX ? FRD_SECTION_MAX : ob.size * 2;
+            frd__prefaulter_forget(&d->priv->pf); /* the buffer may move */
             uint8_t *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);
@@ -592,10 +595,14 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
             ob.size += more;
         } else if (in.pos == in.size) {
             snprintf(why, whylen, "a frame that ends early");
+            frd__prefaulter_forget(&d->priv->pf);
             free(buf);
             return -EBADMSG;
         }
     }
+    /* what is still asked for lies in this buffer, which the caller may
+     * shrink or free */
+    frd__prefaulter_forget(&d->priv->pf);
     *out = buf;
     *outlen = ob.pos;
     return 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "flightrec.h"
 #include "helpers.h"
@@ -231,4 +232,37 @@ Test(streaming, pointer_ids_each_get_an_instance, .timeout = 60)
     cr_assert_eq(r.m.ntasks, n, "%zu instances for %llu tasks", r.m.ntasks,
                  (unsigned long long)n);
     sc_result_free(&r);
+}
+
+/* The prefaulter reads a byte of each page it faulted in (prefault.h): it
+ * must change no byte its owner writes meanwhile, and after
+ * frd__prefaulter_forget the owner may unmap what it asked about (the
+ * helper reading a range unmapped under it would crash the test). Each
+ * round maps 16 MiB, asks for it a megabyte at a time, writes its first
+ * megabyte while the helper works on the rest, checks what it wrote, forgets
+ * and unmaps it at once (without the forget, this crashes in most runs). */
+Test(streaming, prefaulter_changes_nothing_and_forget_lets_memory_go, .timeout = 120)
+{
+    struct frd_prefaulter pf;
+    int rc = frd__prefaulter_start(&pf);
+    if (rc == -ENOSYS)
+        cr_skip_test("no MADV_POPULATE_WRITE on this system: nothing is prefaulted");
+    cr_assert_eq(rc, 0, "prefaulter start: %d", rc);
+    const size_t size = (size_t)16 << 20, step = (size_t)1 << 20;
+    for (int round = 0; round < 40; round++) {
+        uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        cr_assert_neq(p, MAP_FAILED);
+        for (size_t off = 0; off < size; off += step)
+            frd__prefaulter_ask(&pf, p + off, step);
+        for (size_t off = 0; off < step; off += 64)
+            p[off] = (uint8_t)(round + off + 1);
+        for (size_t off = 0; off < step; off += 64)
+            cr_assert_eq(p[off], (uint8_t)(round + off + 1), "round %d, byte %zu changed", round,
+                         off);
+        frd__prefaulter_forget(&pf);
+        munmap(p, size);
+    }
+    frd__prefaulter_stop(&pf);
+    /* a range that is not mapped is refused, not touched */
+    cr_assert_eq(frd__prefault(NULL, FRD_PREFAULT_MIN * 4), -1);
 }
