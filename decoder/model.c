@@ -257,7 +257,8 @@ static inline int grow_in(struct frd_model_mem *a, void **p, size_t n, size_t si
  */
 struct slot {
     uint32_t tag;
-    int32_t inst; /* FRD_NONE: empty */
+    uint32_t inst1; /* the instance + 1; 0: empty, so that a table fresh from
+                       calloc (pages the kernel zeroed) needs no filling */
 };
 
 struct idmap {
@@ -265,6 +266,10 @@ struct idmap {
     size_t cap, n; /* cap: a power of two, at most 2^32 */
     uint32_t reused; /* times an id was given a new instance (epoch of the
                         threads' last_inst caches, see struct tstate) */
+    /* the next table (2 * cap slots, zeroed), allocated when the map is half
+     * way to growing, so that a prefaulter can fault it in before it is
+     * filled; NULL if none yet */
+    struct slot *next;
 };
 
 static inline uint32_t hash32(uint64_t k)
@@ -289,7 +294,7 @@ static struct slot *idmap_find(const struct idmap *im, const struct frd_task *ta
     size_t j = tag & (im->cap - 1);
     for (;;) {
         struct slot *sl = &im->s[j];
-        if (sl->inst == FRD_NONE || (sl->tag == tag && tasks[sl->inst].id == id))
+        if (!sl->inst1 || (sl->tag == tag && tasks[sl->inst1 - 1].id == id))
             return sl;
         j = (j + 1) & (im->cap - 1);
     }
@@ -297,25 +302,41 @@ static struct slot *idmap_find(const struct idmap *im, const struct frd_task *ta
 
 static int32_t idmap_get(const struct idmap *im, const struct frd_task *tasks, uint64_t id)
 {
-    return im->cap ? idmap_find(im, tasks, id)->inst : FRD_NONE;
+    return im->cap ? (int32_t)(idmap_find(im, tasks, id)->inst1 - 1) : FRD_NONE;
 }
 
-/* Let @id name instance @inst (of that id) from now on. */
-static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id, int32_t inst)
+/* A zeroed table of @nc slots. */
+static struct slot *idmap_table(size_t nc)
 {
+    return nc <= ((size_t)1 << 32) ? calloc(nc, sizeof(struct slot)) : NULL;
+}
+
+/*
+ * Let @id name instance @inst (of that id) from now on. The table doubles
+ * when it is 3/4 full; at 3/8 the next one is allocated and handed to @pf
+ * (a prefaulter, prefault.h, or a stopped one) to fault in, so that the
+ * new table's pages are mapped by the time they are filled.
+ */
+static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id, int32_t inst,
+                     struct frd_prefaulter *pf)
+{
+    if (pf->impl && !im->next && im->cap >= 4096 && (im->n + 1) * 8 > im->cap * 3) {
+        im->next = idmap_table(im->cap * 2);
+        if (im->next)
+            frd__prefaulter_ask(pf, im->next, im->cap * 2 * sizeof(*im->next));
+    }
     if ((im->n + 1) * 4 > im->cap * 3) {
         size_t nc = im->cap ? im->cap * 2 : 64;
-        struct slot *ns = nc <= ((size_t)1 << 32) ? malloc(nc * sizeof(*ns)) : NULL;
+        struct slot *ns = im->next ? im->next : idmap_table(nc);
         if (!ns)
             return -ENOMEM;
-        frd__prefault(ns, nc * sizeof(*ns));
-        for (size_t i = 0; i < nc; i++)
-            ns[i].inst = FRD_NONE;
+        im->next = NULL;
+        frd__prefault(ns, nc * sizeof(*ns)); /* quick if the prefaulter did it */
         for (size_t i = 0; i < im->cap; i++) {
-            if (im->s[i].inst == FRD_NONE)
+            if (!im->s[i].inst1)
                 continue;
             size_t j = im->s[i].tag & (nc - 1);
-            while (ns[j].inst != FRD_NONE)
+            while (ns[j].inst1)
                 j = (j + 1) & (nc - 1);
             ns[j] = im->s[i];
         }
@@ -324,12 +345,12 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
         im->cap = nc;
     }
     struct slot *sl = idmap_find(im, tasks, id);
-    if (sl->inst == FRD_NONE)
+    if (!sl->inst1)
         im->n++;
     else
         im->reused++;
     sl->tag = id_tag(id);
-    sl->inst = inst;
+    sl->inst1 = (uint32_t)inst + 1;
     return 0;
 }
 
@@ -396,6 +417,14 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
         grow(m->mem, (void **)&m->tasks, &r->cap_tasks, m->ntasks, sizeof(*m->tasks)))
         return FRD_NONE;
     struct frd_task *t = &m->tasks[m->ntasks];
+    /* the task after the next one will be written soon: its lines start
+     * coming in now (they are new memory, in no cache) */
+    if (m->ntasks + 2 < r->cap_tasks) {
+        const char *ahead = (const char *)&m->tasks[m->ntasks + 2];
+        __builtin_prefetch(ahead, 1);
+        __builtin_prefetch(ahead + 64, 1);
+        __builtin_prefetch(ahead + 128, 1);
+    }
     memset(t, 0, sizeof(*t));
     t->id = id;
     t->parent_inst = FRD_NONE;
@@ -405,7 +434,7 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
     t->ready_ns = INT64_MIN;
     t->ready_wake = FRD_NONE;
     t->delay_p50_ns = t->delay_p99_ns = -1;
-    if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks))
+    if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks, mem_prefaulter(m->mem)))
         return FRD_NONE;
     return (int32_t)m->ntasks++;
 }
@@ -907,6 +936,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     }
     free(r.ts);
     free(r.ids.s);
+    free(r.ids.next);
     int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
     if (!scratch) {
         frd_model_free(m);

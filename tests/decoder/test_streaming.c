@@ -213,7 +213,9 @@ Test(streaming, cut_and_corrupted_dumps_decode_the_same_both_ways, .timeout = 12
 /* Task ids that are addresses (the adapters name a handle by its pointer):
  * all share their low bits, and every one of 20000 live tasks must get its
  * own instance. A map that let ids with the same low bits use only one slot
- * in eight filled up and never returned. */
+ * in eight filled up and never returned. Decoded twice: the second time
+ * with a prefaulter, which readies each larger table of the map ahead and
+ * reserves the tasks whole (as for a large dump). */
 Test(streaming, pointer_ids_each_get_an_instance, .timeout = 60)
 {
     sc_recorder_start(4096);
@@ -231,6 +233,15 @@ Test(streaming, pointer_ids_each_get_an_instance, .timeout = 60)
     sc_decode(path, &r);
     cr_assert_eq(r.m.ntasks, n, "%zu instances for %llu tasks", r.m.ntasks,
                  (unsigned long long)n);
+    sc_result_free(&r);
+    frd__prefault_always = 1;
+    sc_decode(path, &r);
+    frd__prefault_always = 0;
+    cr_assert_eq(r.m.ntasks, n, "with a prefaulter: %zu instances for %llu tasks", r.m.ntasks,
+                 (unsigned long long)n);
+    for (uint64_t i = 0; i < n; i++)
+        cr_assert_eq(r.m.tasks[i].id, base + 64 * i, "task %llu has id %#llx",
+                     (unsigned long long)i, (unsigned long long)r.m.tasks[i].id);
     sc_result_free(&r);
 }
 
