@@ -266,10 +266,6 @@ struct idmap {
     size_t cap, n; /* cap: a power of two, at most 2^32 */
     uint32_t reused; /* times an id was given a new instance (epoch of the
                         threads' last_inst caches, see struct tstate) */
-    /* the next table (2 * cap slots, zeroed), allocated when the map is half
-     * way to growing, so that a prefaulter can fault it in before it is
-     * filled; NULL if none yet */
-    struct slot *next;
 };
 
 static inline uint32_t hash32(uint64_t k)
@@ -311,27 +307,16 @@ static struct slot *idmap_table(size_t nc)
     return nc <= ((size_t)1 << 32) ? calloc(nc, sizeof(struct slot)) : NULL;
 }
 
-/*
- * Let @id name instance @inst (of that id) from now on. The table doubles
- * when it is 3/4 full; at 3/8 the next one is allocated and handed to @pf
- * (a prefaulter, prefault.h, or a stopped one) to fault in, so that the
- * new table's pages are mapped by the time they are filled.
- */
-static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id, int32_t inst,
-                     struct frd_prefaulter *pf)
+/* Let @id name instance @inst (of that id) from now on. The table doubles
+ * when it is 3/4 full. */
+static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id, int32_t inst)
 {
-    if (pf->impl && !im->next && im->cap >= 4096 && (im->n + 1) * 8 > im->cap * 3) {
-        im->next = idmap_table(im->cap * 2);
-        if (im->next)
-            frd__prefaulter_ask(pf, im->next, im->cap * 2 * sizeof(*im->next));
-    }
     if ((im->n + 1) * 4 > im->cap * 3) {
         size_t nc = im->cap ? im->cap * 2 : 64;
-        struct slot *ns = im->next ? im->next : idmap_table(nc);
+        struct slot *ns = idmap_table(nc);
         if (!ns)
             return -ENOMEM;
-        im->next = NULL;
-        frd__prefault(ns, nc * sizeof(*ns)); /* quick if the prefaulter did it */
+        frd__prefault(ns, nc * sizeof(*ns));
         for (size_t i = 0; i < im->cap; i++) {
             if (!im->s[i].inst1)
                 continue;
@@ -434,7 +419,7 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
     t->ready_ns = INT64_MIN;
     t->ready_wake = FRD_NONE;
     t->delay_p50_ns = t->delay_p99_ns = -1;
-    if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks, mem_prefaulter(m->mem)))
+    if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks))
         return FRD_NONE;
     return (int32_t)m->ntasks++;
 }
@@ -936,7 +921,6 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     }
     free(r.ts);
     free(r.ids.s);
-    free(r.ids.next);
     int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
     if (!scratch) {
         frd_model_free(m);

@@ -214,8 +214,7 @@ Test(streaming, cut_and_corrupted_dumps_decode_the_same_both_ways, .timeout = 12
  * all share their low bits, and every one of 20000 live tasks must get its
  * own instance. A map that let ids with the same low bits use only one slot
  * in eight filled up and never returned. Decoded twice: the second time
- * with a prefaulter, which readies each larger table of the map ahead and
- * reserves the tasks whole (as for a large dump). */
+ * with a prefaulter, which reserves the tasks whole (as for a large dump). */
 Test(streaming, pointer_ids_each_get_an_instance, .timeout = 60)
 {
     sc_recorder_start(4096);
