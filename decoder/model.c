@@ -837,9 +837,12 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     if (total >= FRD_PREFAULT_EVENTS || frd__prefault_always) {
         (void)frd__prefaulter_start(&m->mem->pf);
         reserve(m->mem, (void **)&m->tasks, &r.cap_tasks, total, sizeof(*m->tasks));
+        /* (only the threads whose polls could fill a prefault step: a
+         * dump of many small threads maps nothing per thread) */
         for (size_t i = 0; i < d->nthreads; i++)
-            reserve(m->mem, (void **)&m->workers[i].polls, &r.ts[i].cap_polls,
-                    d->threads[i].nevents, sizeof(*m->workers[i].polls));
+            if (d->threads[i].nevents >= PREFAULT_STEP / sizeof(*m->workers[i].polls))
+                reserve(m->mem, (void **)&m->workers[i].polls, &r.ts[i].cap_polls,
+                        d->threads[i].nevents, sizeof(*m->workers[i].polls));
     }
     m->start_ns = INT64_MAX;
     m->end_ns = frd_end_ns(d);
