@@ -634,7 +634,9 @@ static void task_header(FILE *out, const struct frd_view *v, int32_t ti)
     frd_task_findings(v, ti, f, sizeof(f));
     if (f[0])
         fprintf(out, ", findings: %s", f);
-    fprintf(out, "\n");
+    /* the lines below count from the instance's first event */
+    fprintf(out, "; times from its first event, %.3f ms into the recording\n",
+            rel_ms(m, t->first_ns));
 }
 
 int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filter *flt)
