@@ -318,11 +318,19 @@ int frd_text_info(FILE *out, const struct frd_view *v)
 
     if (d->crash.present) {
         const struct frd_crash *c = &d->crash;
-        char origin[128];
-        fprintf(out, "\n%scrash%s     %s (code %d), %s, at %.3f ms\n",
-                v->color ? "\033[1;31m" : "", v->color ? "\033[0m" : "",
-                frd_signal_name((int)c->signo, b2, sizeof(b2)), c->code,
-                frd_crash_origin(c, origin, sizeof(origin)), rel_ms(m, c->ns));
+        char origin[128], crash_at[64];
+        /* times count from the first event: a crash before it (or with no
+         * event at all) is said so, not given a negative time */
+        if (!m->nevents)
+            snprintf(crash_at, sizeof(crash_at), "before any event was recorded");
+        else if (c->ns < m->start_ns)
+            snprintf(crash_at, sizeof(crash_at), "%.3f ms before the first event",
+                     (double)(m->start_ns - c->ns) / 1e6);
+        else
+            snprintf(crash_at, sizeof(crash_at), "at %.3f ms", rel_ms(m, c->ns));
+        fprintf(out, "\n%scrash%s     %s (code %d), %s, %s\n", v->color ? "\033[1;31m" : "",
+                v->color ? "\033[0m" : "", frd_signal_name((int)c->signo, b2, sizeof(b2)),
+                c->code, frd_crash_origin(c, origin, sizeof(origin)), crash_at);
         const struct frd_thread *ct = NULL;
         for (size_t i = 0; i < d->nthreads; i++)
             if (d->threads[i].tid == c->tid)

@@ -382,8 +382,32 @@ Test(cli, crash_info_names_signal_task_and_function, .timeout = 60)
     snprintf(args, sizeof(args), "info '%s'", paths[0]);
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
     cr_assert_not_null(strstr(out, "SIGSEGV"), "%s", out);
+    cr_assert_not_null(strstr(out, "SIGSEGV (code 1), fault address 0x0, at "), "its time: %s", out);
     cr_assert_not_null(strstr(out, "99 \"handle_request\" <- 98 \"accept_loop\""), "%s", out);
     cr_assert_not_null(strstr(out, " in crash_here at "), "%s", out);
+}
+
+/* A process that crashes before it recorded anything. */
+static int crashing_child_at_once(void *arg)
+{
+    struct fr_config cfg = {.dump_dir = arg, .dump_signal = -1};
+    if (fr_init(&cfg))
+        return 3;
+    crash_here();
+    return 0;
+}
+
+/* info gives a crash's time from the recording's first event: with no event
+ * at all it says so, where it printed a negative time. */
+Test(cli, crash_before_any_event_says_so, .timeout = 60)
+{
+    char paths[1][512], args[700], *out, *err;
+    crash_dump_of(crashing_child_at_once, paths[0]);
+    snprintf(args, sizeof(args), "info '%s'", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "SIGSEGV"), "%s", out);
+    cr_assert_not_null(strstr(out, ", before any event was recorded\n"), "%s", out);
+    cr_assert_null(strstr(out, "at -"), "%s", out);
 }
 
 /* The spawns of the crashing task and of its parent have left the ring. */
