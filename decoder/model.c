@@ -379,7 +379,6 @@ struct replay {
     struct idmap ids;
     struct tstate *ts;
     size_t cap_tasks, cap_notes;
-    size_t max_polls; /* the most polls of one task */
 };
 
 static void note(struct replay *r, int32_t task, uint32_t thread, int64_t ns, const char *what)
@@ -418,7 +417,6 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
     t->open_poll = FRD_NONE;
     t->ready_ns = INT64_MIN;
     t->ready_wake = FRD_NONE;
-    t->delay_p50_ns = t->delay_p99_ns = -1;
     if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks))
         return FRD_NONE;
     return (int32_t)m->ntasks++;
@@ -531,8 +529,6 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         t->open_poll = (int32_t)t->npolls;
         *ref = (int32_t)t->npolls;
         t->npolls++;
-        if (t->npolls > r->max_polls)
-            r->max_polls = t->npolls;
         if (!grow(mem, (void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
             ts->stack[ts->n++] = (struct open_poll){ti, *ref};
         if (!grow(mem, (void **)&w->polls, &ts->cap_polls, w->npolls, sizeof(*w->polls)))
@@ -557,7 +553,6 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         p->end_ns = ns;
         p->result = e->type == FR_EV_POLL_READY ? FRD_POLL_READY : FRD_POLL_PENDING;
         w->busy_ns += ns - p->begin_ns;
-        t->busy_ns += ns - p->begin_ns;
         if (t->open_poll == op.poll)
             t->open_poll = FRD_NONE;
         *ref = op.poll;
@@ -723,6 +718,50 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+int frd_task_figures(const struct frd_model *m, int32_t ti, struct frd_task_figures *f)
+{
+    const struct frd_task *t = &m->tasks[ti];
+    int64_t end = t->dropped ? t->drop_ns : m->end_ns;
+    int64_t small[16], *delays = small;
+    size_t n = 0;
+    for (size_t i = 0; i < t->npolls; i++)
+        n += t->polls[i].ready_ns != INT64_MIN;
+    if (n > 16 && !(delays = malloc(n * sizeof(*delays))))
+        return -ENOMEM;
+    *f = (struct frd_task_figures){0, 0, -1, -1};
+    n = 0;
+    for (size_t i = 0; i < t->npolls; i++) {
+        const struct frd_poll *p = &t->polls[i];
+        f->busy_ns += p->end_ns - p->begin_ns;
+        if (p->ready_ns != INT64_MIN)
+            delays[n++] = p->begin_ns - p->ready_ns;
+        if (p->result == FRD_POLL_PENDING) {
+            int64_t next = i + 1 < t->npolls ? t->polls[i + 1].begin_ns : end;
+            if (next > p->end_ns)
+                f->idle_ns += next - p->end_ns;
+        }
+    }
+    if (n) {
+        if (n <= 16) {
+            /* most tasks poll once or twice: no qsort call for those */
+            for (size_t i = 1; i < n; i++) {
+                int64_t v = delays[i];
+                size_t k = i;
+                for (; k > 0 && delays[k - 1] > v; k--)
+                    delays[k] = delays[k - 1];
+                delays[k] = v;
+            }
+        } else {
+            qsort(delays, n, sizeof(*delays), cmp_i64);
+        }
+        f->delay_p50_ns = delays[(n - 1) / 2];
+        f->delay_p99_ns = delays[(n * 99 + 99) / 100 - 1];
+    }
+    if (delays != small)
+        free(delays);
+    return 0;
+}
+
 /* Each thread's covered end and the model's (the earliest), from the copy
  * times the dump gives. An exited thread records nothing more: it covers to
  * the end. */
@@ -750,42 +789,18 @@ static void coverage_ends(struct frd_model *m)
     }
 }
 
-/* Per-task figures once the replay is over. */
-static void finish_task(struct frd_model *m, struct frd_task *t, int64_t *scratch)
+/* A task once the replay is over: its polls still running end where its
+ * thread's ring stops covering (or at its drop), and its state. */
+static void finish_task(struct frd_model *m, struct frd_task *t)
 {
     int64_t end = t->dropped ? t->drop_ns : m->end_ns;
-    size_t ns = 0;
     for (size_t i = 0; i < t->npolls; i++) {
         struct frd_poll *p = &t->polls[i];
         if (p->result == FRD_POLL_RUNNING) {
             /* running as far as its thread's ring tells, no further */
             int64_t pe = t->dropped ? end : m->workers[p->thread].covered_end_ns;
             p->end_ns = pe > p->begin_ns ? pe : p->begin_ns;
-            t->busy_ns += p->end_ns - p->begin_ns;
         }
-        if (p->ready_ns != INT64_MIN)
-            scratch[ns++] = p->begin_ns - p->ready_ns;
-        if (p->result == FRD_POLL_PENDING) {
-            int64_t next = i + 1 < t->npolls ? t->polls[i + 1].begin_ns : end;
-            if (next > p->end_ns)
-                t->idle_ns += next - p->end_ns;
-        }
-    }
-    if (ns) {
-        if (ns <= 16) {
-            /* most tasks poll once or twice: no qsort call for those */
-            for (size_t i = 1; i < ns; i++) {
-                int64_t v = scratch[i];
-                size_t j = i;
-                for (; j > 0 && scratch[j - 1] > v; j--)
-                    scratch[j] = scratch[j - 1];
-                scratch[j] = v;
-            }
-        } else {
-            qsort(scratch, ns, sizeof(*scratch), cmp_i64);
-        }
-        t->delay_p50_ns = scratch[(ns - 1) / 2];
-        t->delay_p99_ns = scratch[(ns * 99 + 99) / 100 - 1];
     }
     if (t->dropped)
         t->state = FRD_TASK_DROPPED;
@@ -924,14 +939,8 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     }
     free(r.ts);
     free(r.ids.s);
-    int64_t *scratch = malloc((r.max_polls ? r.max_polls : 1) * sizeof(*scratch));
-    if (!scratch) {
-        frd_model_free(m);
-        return -ENOMEM;
-    }
     for (size_t i = 0; i < m->ntasks; i++)
-        finish_task(m, &m->tasks[i], scratch);
-    free(scratch);
+        finish_task(m, &m->tasks[i]);
     frd__model_spawn_names(m);
     return 0;
 }

@@ -79,7 +79,7 @@ enum frd_wait {
 };
 
 /* Eight-byte fields first, then four, then one: no padding inside (a model
- * holds one per task, 168 bytes). */
+ * holds one per task, 136 bytes). */
 struct frd_task {
     uint64_t id;
     uint64_t parent;
@@ -95,8 +95,8 @@ struct frd_task {
 
     int64_t drop_ns;
     int64_t ready_ns;      /* runnable since (replay state), INT64_MIN none */
-    int64_t busy_ns, idle_ns;
-    int64_t delay_p50_ns, delay_p99_ns; /* scheduling delay; -1 if no sample */
+    /* (its busy and idle time and scheduling delays: frd_task_figures,
+     * computed from its polls when asked, not kept per task) */
 
     uint32_t name;       /* string id, 0 unknown */
     int32_t parent_inst; /* FRD_NONE if unknown */
@@ -114,8 +114,20 @@ struct frd_task {
     unsigned dropped : 1;
     unsigned waiting_unpolled : 1; /* awaited outside any poll (replay state) */
 };
-_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 168,
-               "struct frd_task: 168 bytes on a 64-bit machine, no padding");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 136,
+               "struct frd_task: 136 bytes on a 64-bit machine, no padding");
+
+/* A task's figures from its polls (frd_task_figures). */
+struct frd_task_figures {
+    int64_t busy_ns; /* inside its polls, a poll running at the end counted
+                        as far as its thread's ring covers */
+    int64_t idle_ns; /* from each pending poll's end to its next poll's begin
+                        (or to its drop, or the recording's end) */
+    int64_t delay_p50_ns, delay_p99_ns; /* scheduling delay (runnable to the
+                                           poll's begin) over its polls that
+                                           know when they became runnable;
+                                           -1 when none does */
+};
 
 struct frd_span {
     int64_t begin_ns, end_ns;
@@ -233,6 +245,14 @@ int64_t frd_model_worker_parked_ns(const struct frd_model *m, uint32_t thread, i
  * that appeared at or before it), or FRD_NONE.
  */
 int32_t frd_model_task_at(const struct frd_model *m, uint64_t id, int64_t ns);
+
+/*
+ * frd_task_figures - busy and idle time and the median and 99th percentile
+ * scheduling delay of task instance @ti of a built model, computed from its
+ * polls (nanoseconds). Return: 0, or -ENOMEM (a task with more than 16
+ * polls that know their delay needs a buffer to sort them).
+ */
+int frd_task_figures(const struct frd_model *m, int32_t ti, struct frd_task_figures *f);
 
 /* frd_task_state_name - "spawned", "running", "idle", "runnable", ... */
 /* frd_wait_name - "internal", "external", "stopped", or NULL when unknown. */

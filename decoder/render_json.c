@@ -214,17 +214,22 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
             fprintf(out, ", \"parent\": %llu", (unsigned long long)t->parent);
         else
             fputs(", \"parent\": null", out);
+        struct frd_task_figures fig;
+        if (frd_task_figures(m, (int32_t)i, &fig)) {
+            free(masks);
+            return -ENOMEM;
+        }
         fprintf(out, ", \"state\": \"%s\", \"polls\": %zu, \"wakes\": %zu, \"busy_ns\": %lld, "
                 "\"idle_ns\": %lld",
-                frd_task_state_name(t->state), (size_t)t->npolls, (size_t)t->nwakes, (long long)t->busy_ns,
-                (long long)t->idle_ns);
+                frd_task_state_name(t->state), (size_t)t->npolls, (size_t)t->nwakes,
+                (long long)fig.busy_ns, (long long)fig.idle_ns);
         if (frd_wait_name(t->wait))
             fprintf(out, ", \"wait\": \"%s\"", frd_wait_name(t->wait));
         else
             fputs(", \"wait\": null", out);
-        if (t->delay_p50_ns >= 0)
+        if (fig.delay_p50_ns >= 0)
             fprintf(out, ", \"delay_p50_ns\": %lld, \"delay_p99_ns\": %lld",
-                    (long long)t->delay_p50_ns, (long long)t->delay_p99_ns);
+                    (long long)fig.delay_p50_ns, (long long)fig.delay_p99_ns);
         else
             fputs(", \"delay_p50_ns\": null, \"delay_p99_ns\": null", out);
         if (t->spawn_seen)

@@ -457,14 +457,19 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
             frd_kinds_list(masks[i], fnd, sizeof(fnd));
         else
             frd_task_findings(v, (int32_t)i, fnd, sizeof(fnd));
+        struct frd_task_figures fig;
+        if (frd_task_figures(m, (int32_t)i, &fig)) {
+            free(masks);
+            return -ENOMEM;
+        }
         fprintf(out, "%-18llu %-24s %-18s %-8s %5zu %10s %10s %10s %10s %s\n",
                 (unsigned long long)t->id, name, par,
                 t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_EXTERNAL  ? "idle-ext"
                 : t->state == FRD_TASK_IDLE && t->wait == FRD_WAIT_STOPPED ? "stopped"
                                                                            : frd_task_state_name(t->state),
-                (size_t)t->npolls, frd_fmt_dur(t->busy_ns, a, sizeof(a)),
-                frd_fmt_dur(t->idle_ns, b, sizeof(b)), dur_or_dash(t->delay_p50_ns, c, sizeof(c)),
-                dur_or_dash(t->delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
+                (size_t)t->npolls, frd_fmt_dur(fig.busy_ns, a, sizeof(a)),
+                frd_fmt_dur(fig.idle_ns, b, sizeof(b)), dur_or_dash(fig.delay_p50_ns, c, sizeof(c)),
+                dur_or_dash(fig.delay_p99_ns, e, sizeof(e)), fnd[0] ? fnd : "-");
     }
     free(masks);
     const struct frd_spawn **silent = NULL;

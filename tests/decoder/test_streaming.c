@@ -109,12 +109,15 @@ static void same_model(const struct frd_model *a, const struct frd_model *b)
     cr_assert_eq(a->ntasks, b->ntasks);
     for (size_t i = 0; i < a->ntasks; i++) {
         const struct frd_task *x = &a->tasks[i], *y = &b->tasks[i];
+        struct frd_task_figures fx, fy;
+        cr_assert_eq(frd_task_figures(a, (int32_t)i, &fx), 0);
+        cr_assert_eq(frd_task_figures(b, (int32_t)i, &fy), 0);
         cr_assert(x->id == y->id && x->name == y->name && x->parent_inst == y->parent_inst &&
-                      x->state == y->state && x->busy_ns == y->busy_ns &&
-                      x->idle_ns == y->idle_ns && x->waker_refs == y->waker_refs &&
+                      x->state == y->state && fx.busy_ns == fy.busy_ns &&
+                      fx.idle_ns == fy.idle_ns && x->waker_refs == y->waker_refs &&
                       x->waker_zero_ns == y->waker_zero_ns && x->dropped == y->dropped &&
                       x->first_ns == y->first_ns && x->last_ns == y->last_ns &&
-                      x->delay_p99_ns == y->delay_p99_ns,
+                      fx.delay_p50_ns == fy.delay_p50_ns && fx.delay_p99_ns == fy.delay_p99_ns,
                   "task %zu differs", i);
         cr_assert_eq(x->npolls, y->npolls);
         cr_assert_eq(x->nwakes, y->nwakes);
