@@ -539,6 +539,9 @@ void fr__dump_unlock(void);
 /* Test builds only: nonzero makes every event a record of its own, timed (no
  * folding), so a test can compare both encodings of one run (hooks.c). */
 extern int fr__test_no_fold;
+/* rundelay.c: write one run-delay entry as the sampler does (the caller
+ * makes sure the sampler writes none meanwhile: no thread has recorded) */
+void fr__test_run_delay_note(uint64_t from_ns, uint64_t to_ns, uint64_t delay_ns, uint32_t tid);
 /* Test builds only: called by fr_dump()'s writer after it copied a ring. */
 extern void (*fr__test_after_copy)(uint32_t tid);
 #endif

@@ -86,6 +86,13 @@ static void note(uint64_t from_ns, uint64_t to_ns, uint64_t delay_ns, uint32_t t
     atomic_store_explicit(&nentries, n + 1, FR_RELEASE);
 }
 
+#ifdef FR_TEST_HOOKS
+void fr__test_run_delay_note(uint64_t from_ns, uint64_t to_ns, uint64_t delay_ns, uint32_t tid)
+{
+    note(from_ns, to_ns, delay_ns, tid);
+}
+#endif
+
 /* The run delay of thread @tid, ns; -1 when it cannot be read (gone, no
  * schedstat in this kernel). */
 static int64_t read_run_delay(uint32_t tid)
