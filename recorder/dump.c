@@ -501,6 +501,20 @@ static void write_copied(struct dump_ctx *c)
     section_end(c);
 }
 
+/* One 32-byte entry as SPAWNS and RUN_DELAY lay theirs out (docs/format.md):
+ * three u64 fields, then two u32. */
+static void feed_entry32(struct dump_ctx *c, uint64_t a, uint64_t b, uint64_t d, uint32_t x,
+                         uint32_t y)
+{
+    uint8_t e[32];
+    fr__put64(e, a);
+    fr__put64(e + 8, b);
+    fr__put64(e + 16, d);
+    fr__put32(e + 24, x);
+    fr__put32(e + 28, y);
+    feed(c, e, sizeof e);
+}
+
 /* SPAWNS: the spawn table's whole entries (spawns.c), in batches. */
 static void write_spawns(struct dump_ctx *c)
 {
@@ -508,15 +522,9 @@ static void write_spawns(struct dump_ctx *c)
     struct fr_spawn_copy batch[64];
     for (size_t at = 0; at < FR_SPAWN_SLOTS && !c->err;) {
         size_t n = fr__spawns_copy(at, batch, sizeof batch / sizeof *batch, &at);
-        for (size_t i = 0; i < n; i++) {
-            uint8_t b[32];
-            fr__put64(b, batch[i].task);
-            fr__put64(b + 8, batch[i].parent);
-            fr__put64(b + 16, batch[i].ticks);
-            fr__put32(b + 24, batch[i].name);
-            fr__put32(b + 28, batch[i].tid);
-            feed(c, b, sizeof b);
-        }
+        for (size_t i = 0; i < n; i++)
+            feed_entry32(c, batch[i].task, batch[i].parent, batch[i].ticks, batch[i].name,
+                         batch[i].tid);
     }
     section_end(c);
 }
@@ -529,15 +537,9 @@ static void write_run_delay(struct dump_ctx *c)
     for (uint64_t at = UINT64_MAX, was = 0; at != was && !c->err;) {
         was = at;
         size_t n = fr__run_delay_copy(&at, batch, sizeof batch / sizeof *batch);
-        for (size_t i = 0; i < n; i++) {
-            uint8_t b[32];
-            fr__put64(b, batch[i].from_ns);
-            fr__put64(b + 8, batch[i].to_ns);
-            fr__put64(b + 16, batch[i].delay_ns);
-            fr__put32(b + 24, batch[i].tid);
-            fr__put32(b + 28, batch[i].older_dropped);
-            feed(c, b, sizeof b);
-        }
+        for (size_t i = 0; i < n; i++)
+            feed_entry32(c, batch[i].from_ns, batch[i].to_ns, batch[i].delay_ns, batch[i].tid,
+                         batch[i].older_dropped);
     }
     section_end(c);
 }
