@@ -491,8 +491,9 @@ static int rescued_by_other(const struct frd_model *m, int32_t ti, int32_t pi, i
             break;
         /* woken in the second half of the wait, near when the worker woke:
          * a task woken in the same burst as the victim rescued nothing */
-        if (r->task != ti && p->ready_ns != INT64_MIN &&
-            p->ready_ns > R + (vp->begin_ns - R) / 2)
+        if (r->task == ti || p->ready_from == FRD_READY_UNKNOWN)
+            continue;
+        if (frd_poll_ready_ns(&m->tasks[r->task], p) > R + (vp->begin_ns - R) / 2)
             return 1;
     }
     return 0;
@@ -620,15 +621,17 @@ static void history(struct cx *c, int32_t ti)
             x->ran_thread = p->thread;
             x->await_str = p->await_str;
         }
-        if (p->ready_ns == INT64_MIN)
+        if (p->ready_from == FRD_READY_UNKNOWN)
             continue;
-        int64_t delay = p->begin_ns - p->ready_ns;
-        if (delay <= th->starvation_ns || !frd_model_covered(m, p->ready_ns, p->begin_ns))
+        int64_t ready = frd_poll_ready_ns(t, p);
+        int64_t delay = p->begin_ns - ready;
+        if (delay <= th->starvation_ns || !frd_model_covered(m, ready, p->begin_ns))
             continue;
-        int how = p->ready_wake != FRD_NONE   ? FRD_HOW_WOKEN
+        int32_t wake = frd_poll_ready_wake(p);
+        int how = wake != FRD_NONE              ? FRD_HOW_WOKEN
                   : i == 0 && t->spawn_seen ? FRD_HOW_SPAWNED
                                             : FRD_HOW_SELF_WOKEN;
-        late(c, ti, how, p->ready_wake, (int32_t)i, p->ready_ns, p->begin_ns, p->thread);
+        late(c, ti, how, wake, (int32_t)i, ready, p->begin_ns, p->thread);
     }
 }
 
@@ -636,7 +639,7 @@ static void history(struct cx *c, int32_t ti)
  * for a wake inside its poll, the spawning worker; -1 if not a worker. */
 static int64_t queued_on(const struct frd_model *m, const struct frd_task *t, int how)
 {
-    uint32_t w = how == FRD_HOW_WOKEN        ? t->wakes[t->ready_wake].thread
+    uint32_t w = how == FRD_HOW_WOKEN        ? t->wakes[frd_task_ready_wake(t)].thread
                  : how == FRD_HOW_SELF_WOKEN ? t->polls[t->npolls - 1].thread
                                              : t->spawn_thread;
     return is_worker(m, w) ? (int64_t)w : -1;
@@ -656,20 +659,20 @@ static void at_end(struct cx *c, int32_t ti)
         /* runnable since its spawn, or since a wake that ended a wait it
          * started outside any poll (a handle started, then ready): the
          * latter is judged as any woken task */
-        int how = t->ready_wake != FRD_NONE ? FRD_HOW_WOKEN : FRD_HOW_SPAWNED;
-        int64_t R = how == FRD_HOW_WOKEN ? t->ready_ns : t->spawn_ns;
+        int how = frd_task_ready_wake(t) != FRD_NONE ? FRD_HOW_WOKEN : FRD_HOW_SPAWNED;
+        int64_t R = how == FRD_HOW_WOKEN ? frd_task_ready_ns(t) : frd_task_spawn_ns(t);
         if ((!t->spawn_seen && how == FRD_HOW_SPAWNED) || R == INT64_MIN ||
             E - R <= th->starvation_ns || !frd_model_covered(m, R, E))
             break;
-        late(c, ti, how, t->ready_wake, FRD_NONE, R, E, queued_on(m, t, how));
+        late(c, ti, how, frd_task_ready_wake(t), FRD_NONE, R, E, queued_on(m, t, how));
         break;
     }
     case FRD_TASK_RUNNABLE: {
-        int64_t R = t->ready_ns;
+        int64_t R = frd_task_ready_ns(t);
         if (E - R <= th->starvation_ns || !frd_model_covered(m, R, E))
             break;
-        int how = t->ready_wake != FRD_NONE ? FRD_HOW_WOKEN : FRD_HOW_SELF_WOKEN;
-        late(c, ti, how, t->ready_wake, FRD_NONE, R, E, queued_on(m, t, how));
+        int how = frd_task_ready_wake(t) != FRD_NONE ? FRD_HOW_WOKEN : FRD_HOW_SELF_WOKEN;
+        late(c, ti, how, frd_task_ready_wake(t), FRD_NONE, R, E, queued_on(m, t, how));
         break;
     }
     case FRD_TASK_IDLE: {
@@ -679,7 +682,7 @@ static void at_end(struct cx *c, int32_t ti)
         /* no await seen, and a part of its life the rings no longer cover:
          * what it waits on may have been said there (a loop's handle whose
          * start call, uv_udp_recv_start, fell out of the ring long ago) */
-        if (t->wait == FRD_WAIT_UNKNOWN && !(t->spawn_seen && frd_model_covered(m, t->spawn_ns, E)))
+        if (t->wait == FRD_WAIT_UNKNOWN && !(t->spawn_seen && frd_model_covered(m, frd_task_spawn_ns(t), E)))
             break;
         if (t->npolls == 0) {
             /* started outside any poll and never called back */
@@ -697,7 +700,7 @@ static void at_end(struct cx *c, int32_t ti)
         if (!frd_model_covered(m, P, E))
             break;
         /* (a): the waker count is exact only if the whole life is covered */
-        if (t->spawn_seen && frd_model_covered(m, t->spawn_ns, E) && t->waker_drops > 0 &&
+        if (t->spawn_seen && frd_model_covered(m, frd_task_spawn_ns(t), E) && t->waker_drops > 0 &&
             t->waker_refs == 0 && t->waker_zero_ns >= last->begin_ns) {
             int64_t since = t->waker_zero_ns > P ? t->waker_zero_ns : P;
             if (E - since > th->starvation_ns) {

@@ -177,7 +177,7 @@ int frd__analyze_locks(const struct frd_model *m, const struct frd_thresholds *t
     for (size_t i = 0; i < l->nstrays; i++) {
         const struct frd_lock_stray *s = &l->strays[i];
         const struct frd_task *t = &m->tasks[s->task];
-        if (!t->spawn_seen || !frd_model_covered(m, t->spawn_ns, s->ns))
+        if (!t->spawn_seen || !frd_model_covered(m, frd_task_spawn_ns(t), s->ns))
             continue; /* it may have taken the lock before the rings begin */
         const struct frd_lock *lk = &l->v[s->lock];
         struct frd_finding *x = frd__finding_new(out, FRD_PROTOCOL, FRD_CAUSE_HOOK_ORDER, s->task,

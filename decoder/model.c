@@ -414,9 +414,7 @@ static int32_t new_task(struct replay *r, uint64_t id, int64_t ns)
     t->parent_inst = FRD_NONE;
     t->first_ns = t->last_ns = ns;
     t->waker_zero_ns = INT64_MIN;
-    t->open_poll = FRD_NONE;
-    t->ready_ns = INT64_MIN;
-    t->ready_wake = FRD_NONE;
+    t->ready_ref = FRD_NONE;
     if (idmap_set(&r->ids, m->tasks, id, (int32_t)m->ntasks))
         return FRD_NONE;
     return (int32_t)m->ntasks++;
@@ -496,23 +494,23 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
     switch (e->type) {
     case FR_EV_SPAWN: {
         t->spawn_seen = 1;
-        t->spawn_ns = ns;
         t->spawn_thread = thread;
         t->name = e->str;
         t->parent = e->parent;
         if (e->parent)
             t->parent_inst = idmap_get(&r->ids, m->tasks, e->parent);
-        t->ready_ns = ns;
-        t->ready_wake = FRD_NONE;
+        t->ready_ref = FRD_NONE;
+        t->ready_from = FRD_READY_SPAWN;
         break;
     }
     case FR_EV_POLL_BEGIN: {
         ts->synced = 1;
         if (t->dropped)
             note(r, ti, thread, ns, "poll after drop");
-        if (t->open_poll != FRD_NONE)
+        if (frd_task_open_poll(t) != FRD_NONE) {
             note(r, ti, thread, ns, "poll begins while another poll of the task runs");
-        else if (!t->dropped && t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_READY)
+            t->stale_running = 1;
+        } else if (!t->dropped && t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_READY)
             note(r, ti, thread, ns, "poll after the task's poll returned ready");
         if (t->npolls >= INT32_MAX ||
             grow_in(mem, (void **)&t->polls, t->npolls, sizeof(*t->polls), 2))
@@ -522,11 +520,10 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         p->thread = thread;
         p->begin_ns = p->end_ns = ns;
         p->result = FRD_POLL_RUNNING;
-        p->ready_ns = t->ready_ns;
-        p->ready_wake = t->ready_wake;
-        t->ready_ns = INT64_MIN;
-        t->ready_wake = FRD_NONE;
-        t->open_poll = (int32_t)t->npolls;
+        p->ready_from = t->ready_from;
+        p->ready_ref = t->ready_ref;
+        t->ready_ref = FRD_NONE;
+        t->ready_from = FRD_READY_UNKNOWN;
         *ref = (int32_t)t->npolls;
         t->npolls++;
         if (!grow(mem, (void **)&ts->stack, &ts->cap, ts->n, sizeof(*ts->stack)))
@@ -553,13 +550,11 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         p->end_ns = ns;
         p->result = e->type == FR_EV_POLL_READY ? FRD_POLL_READY : FRD_POLL_PENDING;
         w->busy_ns += ns - p->begin_ns;
-        if (t->open_poll == op.poll)
-            t->open_poll = FRD_NONE;
         *ref = op.poll;
         if (p->result == FRD_POLL_PENDING && p->woken_during) {
             /* woken while it ran: it should be polled again right away */
-            t->ready_ns = ns;
-            t->ready_wake = FRD_NONE;
+            t->ready_ref = op.poll;
+            t->ready_from = FRD_READY_SELF;
         }
         break;
     }
@@ -573,14 +568,15 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
             t->await_str = e->str;
             t->await_ns = ns;
         }
-        if (t->open_poll != FRD_NONE) {
+        int32_t open = frd_task_open_poll(t);
+        if (open != FRD_NONE) {
             if (e->type != FR_EV_IDLE)
-                t->polls[t->open_poll].await_str = e->str;
+                t->polls[open].await_str = e->str;
         } else if (!t->dropped) {
             /* a loop's start call outside any poll (uv_read_start, event_add):
              * the task waits from now on, it is not runnable */
-            t->ready_ns = INT64_MIN;
-            t->ready_wake = FRD_NONE;
+            t->ready_ref = FRD_NONE;
+            t->ready_from = FRD_READY_UNKNOWN;
             t->waiting_unpolled = 1;
         }
         break;
@@ -597,25 +593,28 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         wk->by_inst = FRD_NONE;
         if (ts->n)
             wk->by_inst = ts->stack[ts->n - 1].task;
-        if (t->open_poll != FRD_NONE) {
+        int32_t running = frd_task_open_poll(t);
+        if (running != FRD_NONE) {
             wk->during_own_poll = 1;
-            t->polls[t->open_poll].woken_during = 1;
+            t->polls[running].woken_during = 1;
         } else if (((t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_PENDING) ||
                     (!t->npolls && t->waiting_unpolled)) &&
-                   t->ready_ns == INT64_MIN) {
+                   t->ready_from == FRD_READY_UNKNOWN) {
             wk->while_idle = 1;
-            t->ready_ns = ns;
-            t->ready_wake = (int32_t)t->nwakes;
+            t->ready_ref = (int32_t)t->nwakes;
+            t->ready_from = FRD_READY_WAKE;
         }
         *ref = (int32_t)t->nwakes;
         t->nwakes++;
         break;
     }
     case FR_EV_WAKER_CLONE:
-        t->waker_refs++;
+        if (t->waker_refs < INT32_MAX)
+            t->waker_refs++;
         break;
     case FR_EV_WAKER_DROP:
-        t->waker_refs--;
+        if (t->waker_refs > INT32_MIN)
+            t->waker_refs--;
         if (t->waker_drops < UINT32_MAX)
             t->waker_drops++;
         if (t->waker_refs == 0)
@@ -626,7 +625,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
             t->dropped = 1;
             t->drop_ns = ns;
         }
-        t->ready_ns = INT64_MIN;
+        t->ready_ref = FRD_NONE;
+        t->ready_from = FRD_READY_UNKNOWN;
         break;
     case FR_EV_LOCK_WAIT:
     case FR_EV_LOCK_ACQUIRE:
@@ -725,7 +725,7 @@ int frd_task_figures(const struct frd_model *m, int32_t ti, struct frd_task_figu
     int64_t small[16], *delays = small;
     size_t n = 0;
     for (size_t i = 0; i < t->npolls; i++)
-        n += t->polls[i].ready_ns != INT64_MIN;
+        n += t->polls[i].ready_from != FRD_READY_UNKNOWN;
     if (n > 16 && !(delays = malloc(n * sizeof(*delays))))
         return -ENOMEM;
     *f = (struct frd_task_figures){0, 0, -1, -1};
@@ -733,8 +733,8 @@ int frd_task_figures(const struct frd_model *m, int32_t ti, struct frd_task_figu
     for (size_t i = 0; i < t->npolls; i++) {
         const struct frd_poll *p = &t->polls[i];
         f->busy_ns += p->end_ns - p->begin_ns;
-        if (p->ready_ns != INT64_MIN)
-            delays[n++] = p->begin_ns - p->ready_ns;
+        if (p->ready_from != FRD_READY_UNKNOWN)
+            delays[n++] = p->begin_ns - frd_poll_ready_ns(t, p);
         if (p->result == FRD_POLL_PENDING) {
             int64_t next = i + 1 < t->npolls ? t->polls[i + 1].begin_ns : end;
             if (next > p->end_ns)
@@ -789,28 +789,35 @@ static void coverage_ends(struct frd_model *m)
     }
 }
 
-/* A task once the replay is over: its polls still running end where its
- * thread's ring stops covering (or at its drop), and its state. */
+/* Poll @p of @t, still running at the end of the replay, ends where its
+ * thread's ring stops covering (or at the task's drop). */
+static void end_running_poll(const struct frd_model *m, const struct frd_task *t,
+                             struct frd_poll *p)
+{
+    int64_t pe = t->dropped ? t->drop_ns : m->workers[p->thread].covered_end_ns;
+    p->end_ns = pe > p->begin_ns ? pe : p->begin_ns;
+}
+
+/* A task once the replay is over: its polls still running end (only its
+ * last can, unless one began while another ran), and its state. */
 static void finish_task(struct frd_model *m, struct frd_task *t)
 {
-    int64_t end = t->dropped ? t->drop_ns : m->end_ns;
-    for (size_t i = 0; i < t->npolls; i++) {
-        struct frd_poll *p = &t->polls[i];
-        if (p->result == FRD_POLL_RUNNING) {
-            /* running as far as its thread's ring tells, no further */
-            int64_t pe = t->dropped ? end : m->workers[p->thread].covered_end_ns;
-            p->end_ns = pe > p->begin_ns ? pe : p->begin_ns;
-        }
+    if (t->stale_running) {
+        for (size_t i = 0; i < t->npolls; i++)
+            if (t->polls[i].result == FRD_POLL_RUNNING)
+                end_running_poll(m, t, &t->polls[i]);
+    } else if (frd_task_open_poll(t) != FRD_NONE) {
+        end_running_poll(m, t, &t->polls[t->npolls - 1]);
     }
     if (t->dropped)
         t->state = FRD_TASK_DROPPED;
-    else if (t->open_poll != FRD_NONE)
+    else if (frd_task_open_poll(t) != FRD_NONE)
         t->state = FRD_TASK_RUNNING;
-    else if (t->npolls == 0 && t->ready_ns == INT64_MIN && t->waiting_unpolled)
+    else if (t->npolls == 0 && t->ready_from == FRD_READY_UNKNOWN && t->waiting_unpolled)
         t->state = FRD_TASK_IDLE; /* started (awaits), never called back yet */
     else if (t->npolls == 0)
         t->state = FRD_TASK_SPAWNED;
-    else if (t->ready_ns != INT64_MIN)
+    else if (t->ready_from != FRD_READY_UNKNOWN)
         t->state = FRD_TASK_RUNNABLE;
     else if (t->polls[t->npolls - 1].result == FRD_POLL_READY)
         t->state = FRD_TASK_READY;

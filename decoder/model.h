@@ -41,14 +41,26 @@ struct frd_mev {
 enum frd_poll_result { FRD_POLL_PENDING = 0, FRD_POLL_READY = 1, FRD_POLL_RUNNING = 2 };
 
 /* Field order keeps these small: a model holds one per poll and per wake. */
+/* What made a poll's task runnable before it (struct frd_poll's ready_from). */
+enum frd_ready {
+    FRD_READY_UNKNOWN = 0, /* not known: the ring lost it, or the task was idle */
+    FRD_READY_SPAWN = 1,   /* its spawn (the task's spawn_ns) */
+    FRD_READY_WAKE = 2,    /* wake ready_ref of the task */
+    FRD_READY_SELF = 3,    /* woken while poll ready_ref of the task ran: runnable
+                              from that poll's end */
+};
+
+/* 32 bytes: the time a poll became runnable is not kept but found where it
+ * came from (frd_poll_ready_ns). */
 struct frd_poll {
     int64_t begin_ns, end_ns; /* end_ns: the end of the recording if still running */
-    int64_t ready_ns;         /* when it became runnable (wake or spawn); INT64_MIN unknown */
     uint32_t thread;
     uint32_t await_str;       /* last fr_await label inside this poll, 0 none */
-    int32_t ready_wake;       /* the wake that made it runnable, FRD_NONE: spawn/unknown */
+    int32_t ready_ref;        /* the wake (FRD_READY_WAKE) or poll (FRD_READY_SELF)
+                                 that made it runnable; FRD_NONE otherwise */
     int8_t result;            /* enum frd_poll_result */
     int8_t woken_during;      /* a wake for this task arrived while it ran */
+    uint8_t ready_from;       /* enum frd_ready */
 };
 
 struct frd_wake {
@@ -79,22 +91,25 @@ enum frd_wait {
 };
 
 /* Eight-byte fields first, then four, then one: no padding inside (a model
- * holds one per task, 136 bytes). */
+ * holds one per task, 112 bytes). What can be found from other fields is not
+ * kept: whether a poll of it runs now (its last poll's result says,
+ * frd_task_open_poll), its spawn time (its first event's, frd_task_spawn_ns),
+ * when it became runnable (its spawn, wake or poll that made it so says,
+ * frd_task_ready_ns). */
 struct frd_task {
     uint64_t id;
     uint64_t parent;
-    int64_t spawn_ns;
-    int64_t first_ns, last_ns; /* its first and last event in the recording */
+    int64_t first_ns, last_ns; /* its first and last event in the recording (its
+                                  spawn is its first: frd_task_spawn_ns) */
     int64_t await_ns;
 
     struct frd_poll *polls;
     struct frd_wake *wakes;
 
-    int64_t waker_refs;     /* clones minus drops seen */
     int64_t waker_zero_ns;  /* last time waker_refs fell to 0, INT64_MIN never */
 
     int64_t drop_ns;
-    int64_t ready_ns;      /* runnable since (replay state), INT64_MIN none */
+    /* (when it became runnable, if it is: frd_task_ready_ns, from ready_from) */
     /* (its busy and idle time and scheduling delays: frd_task_figures,
      * computed from its polls when asked, not kept per task) */
 
@@ -105,17 +120,88 @@ struct frd_task {
     uint32_t npolls;
     uint32_t nwakes;
     uint32_t waker_drops; /* waker_drop events seen */
-    int32_t open_poll;    /* index of the poll running now (replay state) */
-    int32_t ready_wake;
+    int32_t waker_refs;   /* clones minus drops seen (saturating) */
+    int32_t ready_ref;   /* with ready_from: the wake or poll that made it
+                            runnable (frd_task_ready_ns, frd_task_ready_wake) */
 
     int8_t wait;  /* enum frd_wait, as of the end of the recording */
     int8_t state; /* enum frd_task_state at the end of the recording */
+    uint8_t ready_from; /* enum frd_ready: runnable, and since when;
+                           FRD_READY_UNKNOWN: not runnable (or not known) */
     unsigned spawn_seen : 1;
     unsigned dropped : 1;
     unsigned waiting_unpolled : 1; /* awaited outside any poll (replay state) */
+    unsigned stale_running : 1;    /* a poll began while its last one still ran:
+                                      a poll before the last may be running */
 };
-_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 136,
-               "struct frd_task: 136 bytes on a 64-bit machine, no padding");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 112,
+               "struct frd_task: 112 bytes on a 64-bit machine, no padding");
+
+/* When @t was spawned (its spawn event's time, its first), or INT64_MIN when
+ * its spawn is not in the dump. */
+static inline int64_t frd_task_spawn_ns(const struct frd_task *t)
+{
+    return t->spawn_seen ? t->first_ns : INT64_MIN;
+}
+
+/* When @from/@ref of task @t made it runnable: its spawn, wake @ref, or the
+ * end of poll @ref (it was woken while that poll ran); INT64_MIN unknown. */
+static inline int64_t frd__ready_ns(const struct frd_task *t, uint8_t from, int32_t ref)
+{
+    switch (from) {
+    case FRD_READY_SPAWN:
+        return t->first_ns;
+    case FRD_READY_WAKE:
+        return t->wakes[ref].ns;
+    case FRD_READY_SELF:
+        return t->polls[ref].end_ns;
+    default:
+        return INT64_MIN;
+    }
+}
+
+/* When @t became runnable, if it is at the end of the recording (or, while
+ * the model is built, now): ns on the dump's clock, INT64_MIN if it is not
+ * runnable or the recording does not tell. */
+static inline int64_t frd_task_ready_ns(const struct frd_task *t)
+{
+    return frd__ready_ns(t, t->ready_from, t->ready_ref);
+}
+
+/* The poll of @t running now (its last, if that has not ended), or FRD_NONE.
+ * After the model is built: a poll the task's thread had not ended when its
+ * ring was copied. */
+static inline int32_t frd_task_open_poll(const struct frd_task *t)
+{
+    return t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_RUNNING
+               ? (int32_t)t->npolls - 1
+               : FRD_NONE;
+}
+
+/*
+ * frd_poll_ready_ns - when poll @p of task @t became runnable, in ns on the
+ * dump's clock: its task's spawn, the wake that woke it, or the end of the
+ * poll during which it was woken (struct frd_poll's ready_from).
+ * Return: that time, or INT64_MIN when the recording does not tell.
+ */
+static inline int64_t frd_poll_ready_ns(const struct frd_task *t, const struct frd_poll *p)
+{
+    return frd__ready_ns(t, p->ready_from, p->ready_ref);
+}
+
+/* The wake that made @t runnable since its ready_ns (an index into its
+ * wakes), or FRD_NONE when it was not a wake (or it is not runnable). */
+static inline int32_t frd_task_ready_wake(const struct frd_task *t)
+{
+    return t->ready_from == FRD_READY_WAKE ? t->ready_ref : FRD_NONE;
+}
+
+/* The wake that made poll @p runnable (an index into its task's wakes), or
+ * FRD_NONE when it was not a wake. */
+static inline int32_t frd_poll_ready_wake(const struct frd_poll *p)
+{
+    return p->ready_from == FRD_READY_WAKE ? p->ready_ref : FRD_NONE;
+}
 
 /* A task's figures from its polls (frd_task_figures). */
 struct frd_task_figures {

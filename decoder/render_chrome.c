@@ -237,8 +237,9 @@ static void poll_args(struct cx *c, size_t ti, size_t k, int thread)
             "\"result\": \"%s\", \"await\": ",
             (unsigned long long)t->id, ti, k + 1, result_name(p->result));
     put_strid(c, p->await_str);
-    if (p->ready_ns != INT64_MIN)
-        fprintf(c->out, ", \"sched_delay_ns\": %lld", (long long)(p->begin_ns - p->ready_ns));
+    if (p->ready_from != FRD_READY_UNKNOWN)
+        fprintf(c->out, ", \"sched_delay_ns\": %lld",
+                (long long)(p->begin_ns - frd_poll_ready_ns(t, p)));
     else
         fputs(", \"sched_delay_ns\": null", c->out);
     if (thread) {
@@ -366,7 +367,7 @@ static void task_tracks(struct cx *c)
         const struct frd_task *t = &m->tasks[ti];
         uint32_t tid = task_tid(ti);
         if (t->spawn_seen) {
-            ev_open(c, 'i', "lifecycle", PID_TASKS, tid, t->spawn_ns);
+            ev_open(c, 'i', "lifecycle", PID_TASKS, tid, frd_task_spawn_ns(t));
             fputs(", \"s\": \"t\", \"name\": \"spawn\", \"args\": {\"parent\": ", c->out);
             if (t->parent)
                 fprintf(c->out, "%llu", (unsigned long long)t->parent);
@@ -379,10 +380,10 @@ static void task_tracks(struct cx *c)
         for (size_t k = 0; k < t->npolls; k++) {
             const struct frd_poll *p = &t->polls[k];
             if (k == 0 && t->spawn_seen)
-                task_span(c, ti, "runnable", t->spawn_ns, p->begin_ns, "runnable", 0);
+                task_span(c, ti, "runnable", frd_task_spawn_ns(t), p->begin_ns, "runnable", 0);
             else if (k > 0 && t->polls[k - 1].result == FRD_POLL_PENDING)
                 wait_spans(c, ti, t->polls[k - 1].end_ns, t->polls[k - 1].await_str,
-                           p->ready_ns, p->begin_ns);
+                           frd_poll_ready_ns(t, p), p->begin_ns);
             ev_open(c, 'X', "task", PID_TASKS, tid, p->begin_ns);
             put_dur(c, p->end_ns - p->begin_ns);
             fputs(", \"name\": \"poll\"", c->out);
@@ -391,10 +392,10 @@ static void task_tracks(struct cx *c)
         }
         int64_t until = t->dropped ? t->drop_ns : m->end_ns;
         if (t->npolls == 0 && t->spawn_seen) {
-            task_span(c, ti, "runnable", t->spawn_ns, until, "runnable", 0);
+            task_span(c, ti, "runnable", frd_task_spawn_ns(t), until, "runnable", 0);
         } else if (t->npolls && t->polls[t->npolls - 1].result == FRD_POLL_PENDING) {
             const struct frd_poll *p = &t->polls[t->npolls - 1];
-            int64_t ready = t->state == FRD_TASK_RUNNABLE ? t->ready_ns : INT64_MIN;
+            int64_t ready = t->state == FRD_TASK_RUNNABLE ? frd_task_ready_ns(t) : INT64_MIN;
             wait_spans(c, ti, p->end_ns, p->await_str, ready, until);
         }
         if (t->dropped) {
@@ -495,7 +496,7 @@ static unsigned long long wake_flows(struct cx *c)
         size_t wp = 0;
         for (size_t k = 0; k < t->npolls; k++) {
             const struct frd_poll *p = &t->polls[k];
-            int32_t wi = p->ready_wake;
+            int32_t wi = frd_poll_ready_wake(p);
             if (wi == FRD_NONE && k > 0 && t->polls[k - 1].woken_during &&
                 t->polls[k - 1].result == FRD_POLL_PENDING) {
                 const struct frd_poll *q = &t->polls[k - 1];

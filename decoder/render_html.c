@@ -407,9 +407,11 @@ static int put_lanes(FILE *j, struct plan *p, const struct frd_report_limits *li
             const struct frd_task *tk = &m->tasks[r->task];
             const struct frd_poll *po = &tk->polls[r->poll];
             int32_t wlane = -1;
-            long long ready = po->ready_ns == INT64_MIN ? -1 : rel(m, po->ready_ns);
-            if (po->ready_wake != FRD_NONE && (size_t)po->ready_wake < tk->nwakes) {
-                const struct frd_wake *wk = &tk->wakes[po->ready_wake];
+            int64_t ready_ns = frd_poll_ready_ns(tk, po);
+            long long ready = ready_ns == INT64_MIN ? -1 : rel(m, ready_ns);
+            int32_t wi = frd_poll_ready_wake(po);
+            if (wi != FRD_NONE && (size_t)wi < tk->nwakes) {
+                const struct frd_wake *wk = &tk->wakes[wi];
                 if (wk->thread < v->d->nthreads)
                     wlane = p->lane[wk->thread];
                 ready = rel(m, wk->ns);
@@ -452,7 +454,7 @@ static void put_tasks(FILE *j, struct plan *p)
         fprintf(j, "%s\n[\"%llu\",%d,%d,\"%s\",%lld,%lld,%lld,%lld,%zu,\"%llu\"]",
                 first ? "" : ",", (unsigned long long)t->id, name_ref(p, (int32_t)ti), parent,
                 frd_task_state_name(t->state), rel(m, t->first_ns), rel(m, t->last_ns),
-                t->spawn_seen ? rel(m, t->spawn_ns) : -1LL, t->dropped ? rel(m, t->drop_ns) : -1LL,
+                t->spawn_seen ? rel(m, frd_task_spawn_ns(t)) : -1LL, t->dropped ? rel(m, t->drop_ns) : -1LL,
                 (size_t)t->npolls, (unsigned long long)t->parent);
         first = 0;
     }

@@ -233,7 +233,7 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         else
             fputs(", \"delay_p50_ns\": null, \"delay_p99_ns\": null", out);
         if (t->spawn_seen)
-            fprintf(out, ", \"spawned_ns\": %lld", (long long)(t->spawn_ns - m->start_ns));
+            fprintf(out, ", \"spawned_ns\": %lld", (long long)(frd_task_spawn_ns(t) - m->start_ns));
         else
             fputs(", \"spawned_ns\": null", out);
         if (t->dropped)

@@ -547,7 +547,7 @@ static void task_event(FILE *out, const struct frd_view *v, const struct frd_mev
         if (p->woken_during)
             fputs(", woken while it ran", out);
         const struct frd_finding *lf =
-            p->ready_ns != INT64_MIN ? late_poll_finding(v, me->task, me->ref) : NULL;
+            p->ready_from != FRD_READY_UNKNOWN ? late_poll_finding(v, me->task, me->ref) : NULL;
         if (lf && lf->kind == FRD_STARVATION) {
             frd_culprit_phrase(m, &lf->culprit, lf->duration_ns, why, sizeof(why));
             fprintf(out, " (starved %s%s%s)", frd_fmt_dur(lf->duration_ns, d2, sizeof(d2)),
