@@ -266,6 +266,7 @@ struct idmap {
     size_t cap, n; /* cap: a power of two, at most 2^32 */
     uint32_t reused; /* times an id was given a new instance (epoch of the
                         threads' last_inst caches, see struct tstate) */
+    struct frd_prefaulter *asked; /* touching the table (idmap_size), or NULL */
 };
 
 static inline uint32_t hash32(uint64_t k)
@@ -307,6 +308,32 @@ static struct slot *idmap_table(size_t nc)
     return nc <= ((size_t)1 << 32) ? calloc(nc, sizeof(struct slot)) : NULL;
 }
 
+/*
+ * Size the empty map for @n ids before the replay (the spawns the pages
+ * hold: every spawn gives an id an instance), so that a large model does not
+ * rehash its way up, faulting in every smaller table on the way. Ids first
+ * seen without their spawn may still grow it. The table's pages are asked of
+ * @pf (when running) to be touched ahead of the probes. Nothing happens
+ * when memory is short: the map grows as usual.
+ */
+static void idmap_size(struct idmap *im, size_t n, struct frd_prefaulter *pf)
+{
+    size_t nc = 64;
+    while (nc * 3 < n * 4 && nc < ((size_t)1 << 32))
+        nc *= 2;
+    if (nc == 64 || im->cap)
+        return;
+    struct slot *s = idmap_table(nc);
+    if (!s)
+        return;
+    im->s = s;
+    im->cap = nc;
+    if (pf->impl) {
+        frd__prefaulter_ask(pf, s, nc * sizeof(*s));
+        im->asked = pf;
+    }
+}
+
 /* Let @id name instance @inst (of that id) from now on. The table doubles
  * when it is 3/4 full. */
 static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id, int32_t inst)
@@ -325,6 +352,9 @@ static int idmap_set(struct idmap *im, const struct frd_task *tasks, uint64_t id
                 j = (j + 1) & (nc - 1);
             ns[j] = im->s[i];
         }
+        if (im->asked) /* it may still be touching the table */
+            frd__prefaulter_forget(im->asked);
+        im->asked = NULL;
         free(im->s);
         im->s = ns;
         im->cap = nc;
@@ -836,9 +866,11 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     if ((flags & FRD_MODEL_TIMELINE) && !(d->flags & FRD_OPEN_EVENTS))
         return -EINVAL;
     m->dump = d;
-    size_t total = 0;
-    for (size_t i = 0; i < d->nthreads; i++)
+    size_t total = 0, spawns = 0;
+    for (size_t i = 0; i < d->nthreads; i++) {
         total += d->threads[i].nevents;
+        spawns += d->threads[i].nspawns;
+    }
     size_t nt = d->nthreads ? d->nthreads : 1;
     struct replay r = {.m = m, .d = d};
     m->workers = calloc(nt, sizeof(*m->workers));
@@ -854,18 +886,25 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
         return -ENOMEM;
     }
     /* a large model: its arrays are faulted in by another thread, ahead,
-     * and the two that grow with the events (tasks, each worker's polls)
-     * never move */
+     * and those that grow with the events (tasks, each worker's polls and
+     * parked spans) never move */
     if (total >= FRD_PREFAULT_EVENTS || frd__prefault_always) {
         (void)frd__prefaulter_start(&m->mem->pf);
         reserve(m->mem, (void **)&m->tasks, &r.cap_tasks, total, sizeof(*m->tasks));
         /* (only the threads whose polls could fill a prefault step: a
          * dump of many small threads maps nothing per thread) */
-        for (size_t i = 0; i < d->nthreads; i++)
-            if (d->threads[i].nevents >= PREFAULT_STEP / sizeof(*m->workers[i].polls))
-                reserve(m->mem, (void **)&m->workers[i].polls, &r.ts[i].cap_polls,
-                        d->threads[i].nevents, sizeof(*m->workers[i].polls));
+        for (size_t i = 0; i < d->nthreads; i++) {
+            size_t n = d->threads[i].nevents;
+            if (n >= PREFAULT_STEP / sizeof(*m->workers[i].polls))
+                reserve(m->mem, (void **)&m->workers[i].polls, &r.ts[i].cap_polls, n,
+                        sizeof(*m->workers[i].polls));
+            /* a span per unpark, and one for a thread parked at the end */
+            if (n >= PREFAULT_STEP / sizeof(*m->workers[i].parked))
+                reserve(m->mem, (void **)&m->workers[i].parked, &r.ts[i].cap_parked, n + 1,
+                        sizeof(*m->workers[i].parked));
+        }
     }
+    idmap_size(&r.ids, spawns, &m->mem->pf);
     m->start_ns = INT64_MAX;
     m->end_ns = frd_end_ns(d);
     size_t hn = 0;
@@ -959,7 +998,7 @@ void frd_model_free(struct frd_model *m)
     if (m->workers && m->dump)
         for (size_t i = 0; i < m->dump->nthreads; i++) {
             mem_free_array(m->mem, m->workers[i].polls);
-            free(m->workers[i].parked);
+            mem_free_array(m->mem, m->workers[i].parked);
         }
     mem_free_array(m->mem, m->tasks);
     if (m->mem) {

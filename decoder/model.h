@@ -63,14 +63,17 @@ struct frd_poll {
     uint8_t ready_from;       /* enum frd_ready */
 };
 
+/* 16 bytes: a thread index fits in 30 bits (FRD_THREADS_MAX). */
 struct frd_wake {
     int64_t ns;
-    uint32_t thread;
-    int32_t by_inst;      /* the task instance polling on the waking thread, FRD_NONE
-                             none (its id: tasks[by_inst].id) */
-    int8_t during_own_poll; /* the woken task was itself being polled */
-    int8_t while_idle;      /* the woken task was idle after a pending poll */
+    int32_t by_inst;               /* the task instance polling on the waking thread,
+                                      FRD_NONE none (its id: tasks[by_inst].id) */
+    uint32_t thread : 30;          /* the waking thread, an index into dump->threads */
+    uint32_t during_own_poll : 1;  /* the woken task was itself being polled */
+    uint32_t while_idle : 1;       /* the woken task was idle after a pending poll */
 };
+_Static_assert(sizeof(struct frd_wake) == 16, "struct frd_wake: 16 bytes");
+_Static_assert(FRD_THREADS_MAX <= (1u << 30), "a thread index fits struct frd_wake");
 
 enum frd_task_state {
     FRD_TASK_SPAWNED,   /* never polled */

@@ -136,13 +136,13 @@ static void record_desc(uint8_t desc[256], unsigned version)
 
 /* One record at @q (not a page's first) that check_records would accept,
  * with at least FAST_RECORD_MAX readable bytes: its ticks added to *@ticks,
- * its events to *@events, a THREAD_NAME noted in @pg. Return: the byte
+ * its events to *@events, a spawn counted and a THREAD_NAME noted in @pg. Return: the byte
  * after it, or NULL to let the checked path look at it (nothing changed). */
 static inline const uint8_t *record_unchecked(const uint8_t *q, const uint8_t desc[256],
                                               uint64_t *ticks, uint32_t *events,
                                               struct frd_page *pg)
 {
-    uint8_t d = desc[*q++];
+    uint8_t tb = *q++, d = desc[tb];
     uint64_t delta = 0, z, s = 0;
     uint32_t n = 1, k;
     if (!d)
@@ -168,6 +168,8 @@ static inline const uint8_t *record_unchecked(const uint8_t *q, const uint8_t de
             pg->has_name = 1;
             pg->name_str = (uint32_t)s;
         }
+        if ((tb & FR_REC_KIND) == FR_EV_SPAWN)
+            pg->spawns++;
     }
     *ticks += delta;
     *events += n;
@@ -232,6 +234,7 @@ static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64
             continue;
         }
         events++;
+        pg->spawns += type == FR_EV_SPAWN;
         uint8_t a = frd__args_of[type];
         if ((a & FRD_A_TASK) && frd_get_uleb(&c, &z))
             goto short_record;
@@ -393,7 +396,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
     }
     ngood = w;
 
-    size_t n = 0;
+    size_t n = 0, spawns = 0;
     t->first_whole = 0;
     for (size_t i = 0; i < ngood; i++) {
         /* a hole before this page: only what follows it is known whole */
@@ -401,6 +404,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
         if (pg[i].seq != want)
             t->first_whole = n;
         n += pg[i].events;
+        spawns += pg[i].spawns;
     }
     t->complete_head = t->pages_started == 0 || (ngood > 0 && pg[0].seq == 1 &&
                                                  pg[ngood - 1].seq == ngood);
@@ -419,6 +423,7 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
     t->pages = pg;
     t->ngood = ngood;
     t->nevents = n;
+    t->nspawns = spawns;
 }
 
 /* The ticks of the first event at or after index @k (at a page start). */

@@ -666,9 +666,16 @@ static void decode_section(struct frd_dump *d, uint64_t off, uint8_t *buf, size_
         }
         break;
     case FR_SEC_THREAD: {
+        if (d->nthreads >= FRD_THREADS_MAX) {
+            frd__error(d, off, "expected at most %u THREAD sections, found more (ignored)",
+                       FRD_THREADS_MAX);
+            break;
+        }
         struct frd_thread *t = frd__thread_new(d);
         if (t)
             frd__sec_thread(d, off, &body, t);
+        else
+            frd__error(d, off, "expected memory for a THREAD section, found none (ignored)");
         break;
     }
     case FR_SEC_END:

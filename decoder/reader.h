@@ -42,6 +42,12 @@
 #define FRD_SECTION_MAX (256u << 20)
 #endif
 
+/* THREAD sections read from one dump, at most: a recorder has 1024 slots by
+ * default (meson option max_threads), and a slot's threads over a long run
+ * come and go; more is a damaged file. The model keeps a thread index in 30
+ * bits (struct frd_wake). */
+#define FRD_THREADS_MAX (1u << 24)
+
 /* Error messages kept per dump; later ones are counted but not stored. */
 #ifndef FRD_MAX_ERRORS
 #define FRD_MAX_ERRORS 64u
@@ -157,6 +163,7 @@ struct frd_page {
     const uint8_t *body;
     uint32_t used, count; /* count: records (a version-2 record may hold several events) */
     uint32_t events;      /* events in those records */
+    uint32_t spawns;      /* spawn events among them */
     uint64_t first_ticks, last_ticks;
     uint32_t name_str;
     uint32_t has_name;
@@ -180,6 +187,7 @@ struct frd_thread {
     struct frd_page *pages; /* the good pages, in seq order (unique seqs) */
     size_t ngood;
     size_t nevents;           /* events in the good pages */
+    size_t nspawns;           /* spawn events among them */
     struct frd_event *events; /* NULL unless FRD_OPEN_EVENTS: nevents events in
                                  recording order (page seq, then record) */
 

@@ -247,6 +247,49 @@ Test(streaming, pointer_ids_each_get_an_instance, .timeout = 60)
     sc_result_free(&r);
 }
 
+/* The id map is sized before the replay from the spawns the pages hold
+ * (counted while they are checked, on the fast path and on a page's first
+ * record alike); ids first seen without their spawn must still grow it, and
+ * while the prefaulter may be touching the sized table. 30000 tasks are
+ * spawned, then 20000 more are only polled (their spawns outside the ring's
+ * reach, as for a dump of a long-running server). Decoded plain and with a
+ * prefaulter: every id has its instance, in order. */
+Test(streaming, id_map_sized_from_spawns_still_grows, .timeout = 60)
+{
+    sc_recorder_start(4096);
+    fr_thread_name("loop");
+    const uint64_t spawned = 30000, polled = 20000;
+    for (uint64_t id = 1; id <= spawned; id++) {
+        fr_spawn(id, 0, "request");
+        fr_poll_begin(id);
+        fr_poll_end(id, FR_PENDING);
+    }
+    for (uint64_t id = spawned + 1; id <= spawned + polled; id++) {
+        fr_poll_begin(id);
+        fr_poll_end(id, FR_PENDING);
+    }
+    char path[512];
+    sc_dump(path);
+    fr_shutdown();
+    for (int with_pf = 0; with_pf < 2; with_pf++) {
+        struct sc_result r;
+        frd__prefault_always = with_pf;
+        sc_decode(path, &r);
+        frd__prefault_always = 0;
+        size_t spawns = 0;
+        for (size_t i = 0; i < r.d->nthreads; i++)
+            spawns += r.d->threads[i].nspawns;
+        cr_assert_eq(spawns, spawned, "%zu spawns counted for %llu", spawns,
+                     (unsigned long long)spawned);
+        cr_assert_eq(r.m.ntasks, spawned + polled, "prefaulter %d: %zu instances", with_pf,
+                     r.m.ntasks);
+        for (uint64_t i = 0; i < spawned + polled; i++)
+            cr_assert_eq(r.m.tasks[i].id, i + 1, "prefaulter %d: task %llu has id %llu", with_pf,
+                         (unsigned long long)i, (unsigned long long)r.m.tasks[i].id);
+        sc_result_free(&r);
+    }
+}
+
 /* The prefaulter reads a byte of each page it faulted in (prefault.h): it
  * must change no byte its owner writes meanwhile, and after
  * frd__prefaulter_forget the owner may unmap what it asked about (the
