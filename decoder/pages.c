@@ -16,6 +16,7 @@
  * the cursor returns them one by one, so readers see events, never records. Holding ~3.3 bytes an event instead of a 40-byte struct is what
  * lets the decoder take dumps of tens of millions of events.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,79 @@ static int check_records(const uint8_t *p, uint32_t used, uint32_t count, uint64
     return 0;
 }
 
+/* Pages of one THREAD section whose records are checked (check_pages). */
+struct page_check {
+    struct frd_page *pg; /* found whole in the section, in file order */
+    size_t n;
+    uint32_t page_size;
+    unsigned version;
+    uint8_t desc[256];   /* record_desc for version */
+    char (*why)[160];    /* per page: empty, or why it is dropped */
+};
+
+/* Check pages [@from, @to) of @pc: each one's fields and records, filling
+ * in what check_records notes; a page found wrong gets its reason. */
+static void check_range(struct page_check *pc, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        struct frd_page *p = &pc->pg[i];
+        char *why = pc->why[i];
+        size_t whylen = sizeof(pc->why[i]);
+        if (p->used > pc->page_size - FR_PAGE_HEADER_SIZE)
+            snprintf(why, whylen, "at most %u used bytes, found %u",
+                     pc->page_size - FR_PAGE_HEADER_SIZE, p->used);
+        else if (p->seq == 0)
+            /* a page started while the dump ran may carry a seq past
+             * pages_started (read before the copy): accepted, see below */
+            snprintf(why, whylen, "a sequence number from 1, found 0");
+        else if ((uint64_t)p->count * 2 > p->used)
+            snprintf(why, whylen, "%u records in %u bytes, found too few bytes", p->count,
+                     p->used);
+        else if (check_records(p->body, p->used, p->count, p->base, pc->version, pc->desc, p, why,
+                               whylen) == 0)
+            why[0] = 0;
+    }
+}
+
+struct check_half {
+    struct page_check *pc;
+    size_t from, to;
+};
+
+static void *check_half_main(void *arg)
+{
+    struct check_half *h = arg;
+    check_range(h->pc, h->from, h->to);
+    return NULL;
+}
+
+/* Sections with at least this many bytes of pages are checked by two
+ * threads, each taking half of the pages: checking is most of what reading
+ * a section costs after inflating it, and every page checks on its own. */
+#define CHECK_SPLIT_BYTES ((size_t)4 << 20)
+int frd__check_split_always;
+
+static void check_pages(struct page_check *pc)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < pc->n; i++)
+        bytes += pc->pg[i].used;
+    if (pc->n >= 2 && (bytes >= CHECK_SPLIT_BYTES || frd__check_split_always)) {
+        /* split where half of the bytes lie */
+        size_t mid = 0, half = 0;
+        while (mid < pc->n - 1 && half < bytes / 2)
+            half += pc->pg[mid++].used;
+        struct check_half h = {pc, mid, pc->n};
+        pthread_t th;
+        if (pthread_create(&th, NULL, check_half_main, &h) == 0) {
+            check_range(pc, 0, mid);
+            pthread_join(th, NULL);
+            return;
+        }
+    }
+    check_range(pc, 0, pc->n);
+}
+
 /* By sequence number; equal ones in file order (bodies lie in file order). */
 static int cmp_page(const void *a, const void *b)
 {
@@ -319,67 +393,61 @@ void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct
                    "none", t->tid);
         return;
     }
-    uint8_t desc[256];
-    record_desc(desc, d->hdr.version);
-    size_t ngood = 0;
+    /* First the pages' headers, in order: where each is and how long. */
+    size_t nfound = 0;
     uint32_t npages = 0;
-    for (uint32_t i = 0; frd_cur_left(c) > 0; i++) {
+    char stop[200] = ""; /* why the pages could not be followed further */
+    while (frd_cur_left(c) > 0) {
         npages++;
         size_t at = c->pos + 8; /* offset in the section, for messages */
-        uint64_t seq, base;
-        uint32_t used, count;
-        if (frd_get_u64(c, &seq) || frd_get_u64(c, &base) || frd_get_u32(c, &used) ||
-            frd_get_u32(c, &count)) {
-            frd__error(d, off, "THREAD section (tid %u) byte %zu: expected a %u-byte page "
-                       "header, found %zu bytes", t->tid, at, FR_PAGE_HEADER_SIZE,
-                       frd_cur_left(c));
-            t->pages_bad++;
-            break;
-        }
-        const uint8_t *body = frd_get_bytes(c, used);
-        if (!body) {
-            /* the page runs past the section: the pages after it cannot be found */
-            frd__error(d, off, "THREAD section (tid %u) byte %zu: expected a page of %u "
-                       "bytes, found %zu bytes to the end of the section", t->tid, at, used,
-                       frd_cur_left(c));
-            t->pages_bad++;
-            break;
-        }
-        char why[160];
-        int bad = 0;
-        struct frd_page *p = &pg[ngood];
+        struct frd_page *p = &pg[nfound];
         memset(p, 0, sizeof(*p));
-        if (used > t->page_size - FR_PAGE_HEADER_SIZE) {
-            snprintf(why, sizeof(why), "at most %u used bytes, found %u",
-                     t->page_size - FR_PAGE_HEADER_SIZE, used);
-            bad = 1;
-        } else if (seq == 0) {
-            /* a page started while the dump ran may carry a seq past
-             * pages_started (read before the copy): accepted, see below */
-            snprintf(why, sizeof(why), "a sequence number from 1, found 0");
-            bad = 1;
-        } else if ((uint64_t)count * 2 > used) {
-            snprintf(why, sizeof(why), "%u records in %u bytes, found too few bytes", count,
-                     used);
-            bad = 1;
-        } else if (check_records(body, used, count, base, d->hdr.version, desc, p, why,
-                                 sizeof(why))) {
-            bad = 1;
+        if (frd_get_u64(c, &p->seq) || frd_get_u64(c, &p->base) || frd_get_u32(c, &p->used) ||
+            frd_get_u32(c, &p->count)) {
+            snprintf(stop, sizeof(stop), "byte %zu: expected a %u-byte page header, found %zu "
+                     "bytes", at, FR_PAGE_HEADER_SIZE, frd_cur_left(c));
+            break;
         }
-        if (bad) {
+        if (!(p->body = frd_get_bytes(c, p->used))) {
+            /* the page runs past the section: the pages after it cannot be found */
+            snprintf(stop, sizeof(stop), "byte %zu: expected a page of %u bytes, found %zu "
+                     "bytes to the end of the section", at, p->used, frd_cur_left(c));
+            break;
+        }
+        p->at = at;
+        nfound++;
+    }
+    t->npages = npages;
+
+    /* Then their records, each page on its own (two threads for a large
+     * section); then what was wrong with them, in page order. */
+    struct page_check pc = {.pg = pg, .n = nfound, .page_size = t->page_size,
+                            .version = d->hdr.version};
+    record_desc(pc.desc, d->hdr.version);
+    pc.why = calloc(nfound ? nfound : 1, sizeof(*pc.why));
+    if (!pc.why) {
+        free(pg);
+        frd__error(d, off, "THREAD section (tid %u): expected memory for its pages, found "
+                   "none", t->tid);
+        return;
+    }
+    check_pages(&pc);
+    size_t ngood = 0;
+    for (size_t i = 0; i < nfound; i++) {
+        if (pc.why[i][0]) {
             frd__error(d, off, "THREAD section (tid %u) byte %zu, page seq %llu: expected %s "
-                       "(page dropped)", t->tid, at, (unsigned long long)seq, why);
+                       "(page dropped)", t->tid, pg[i].at, (unsigned long long)pg[i].seq,
+                       pc.why[i]);
             t->pages_bad++;
             continue;
         }
-        p->seq = seq;
-        p->base = base;
-        p->body = body;
-        p->used = used;
-        p->count = count;
-        ngood++;
+        pg[ngood++] = pg[i];
     }
-    t->npages = npages;
+    free(pc.why);
+    if (stop[0]) {
+        frd__error(d, off, "THREAD section (tid %u) %s", t->tid, stop);
+        t->pages_bad++;
+    }
 
     qsort(pg, ngood, sizeof(*pg), cmp_page);
     /* a duplicate sequence number: keep the first, drop the others */

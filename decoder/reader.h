@@ -167,6 +167,7 @@ struct frd_page {
     uint64_t first_ticks, last_ticks;
     uint32_t name_str;
     uint32_t has_name;
+    size_t at; /* its header's offset in the THREAD section, for messages */
 };
 
 struct frd_thread {

@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <zstd.h>
 
 #include "flightrec.h"
 #include "helpers.h"
 #include "prefault.h"
+#include "reader_int.h"
 #include "scenario.h"
 
 static uint8_t *buf;
@@ -210,6 +212,121 @@ Test(streaming, cut_and_corrupted_dumps_decode_the_same_both_ways, .timeout = 12
         compare(copy, len);
     }
     free(copy);
+    free(buf);
+}
+
+/* Decode @p (@n bytes) with the pages of every THREAD section checked on one
+ * thread and on two (frd__check_split_always), and compare what each found:
+ * the same errors, pages, events. */
+static void split_check_same(const uint8_t *p, size_t n)
+{
+    struct frd_dump *one = NULL, *two = NULL;
+    char e1[256], e2[256];
+    int r1 = frd_open_mem(p, n, "x.frd", &one, e1, sizeof(e1));
+    frd__check_split_always = 1;
+    int r2 = frd_open_mem_ex(p, n, "x.frd", 0, &two, e2, sizeof(e2));
+    frd__check_split_always = 0;
+    cr_assert_eq(r1, r2);
+    if (r1 != 0) {
+        cr_assert_str_eq(e1, e2);
+        return;
+    }
+    same_dump(two, one);
+    for (size_t i = 0; i < one->nthreads; i++) {
+        const struct frd_thread *a = &one->threads[i], *b = &two->threads[i];
+        cr_assert(a->npages == b->npages && a->ngood == b->ngood && a->pages_bad == b->pages_bad &&
+                      a->nspawns == b->nspawns,
+                  "thread %zu: pages %u/%u, good %zu/%zu, bad %llu/%llu, spawns %zu/%zu", i,
+                  a->npages, b->npages, a->ngood, b->ngood, (unsigned long long)a->pages_bad,
+                  (unsigned long long)b->pages_bad, a->nspawns, b->nspawns);
+    }
+    frd_close(one);
+    frd_close(two);
+}
+
+/* Every zstd frame of @src (@n bytes) but skippable ones inflated, @flips bytes of each past
+ * its first 128 changed (inside a THREAD section: in its pages), and
+ * deflated again into a new file. Return: its length (*@out to free). */
+static size_t damage_pages(const uint8_t *src, size_t n, int flips, unsigned seed,
+                           uint8_t **out)
+{
+    size_t cap = n * 4 + 4096, used = 0;
+    uint8_t *dst = malloc(cap);
+    cr_assert_not_null(dst);
+    srand(seed);
+    for (size_t off = 0; off < n;) {
+        size_t fsz = ZSTD_findFrameCompressedSize(src + off, n - off);
+        cr_assert(!ZSTD_isError(fsz), "frame at %zu", off);
+        if ((src[off] & 0xF0) == 0x50 && src[off + 1] == 0x2A && src[off + 2] == 0x4D &&
+            src[off + 3] == 0x18) {
+            /* a skippable frame (the file header): as it is */
+            memcpy(dst + used, src + off, fsz);
+            used += fsz;
+            off += fsz;
+            continue;
+        }
+        /* (the dump streams its frames: their sizes are not in them) */
+        size_t raw = 0, room = 1 << 16;
+        uint8_t *sec = malloc(room);
+        ZSTD_DCtx *dc = ZSTD_createDCtx();
+        cr_assert(sec && dc);
+        ZSTD_inBuffer in = {src + off, fsz, 0};
+        for (;;) {
+            if (raw == room) {
+                room *= 2;
+                sec = realloc(sec, room);
+                cr_assert_not_null(sec);
+            }
+            ZSTD_outBuffer ob = {sec, room, raw};
+            size_t r = ZSTD_decompressStream(dc, &ob, &in);
+            cr_assert(!ZSTD_isError(r), "frame at %zu: %s", off, ZSTD_getErrorName(r));
+            raw = ob.pos;
+            if (r == 0)
+                break;
+        }
+        ZSTD_freeDCtx(dc);
+        for (int k = 0; k < flips && raw > 256; k++)
+            sec[128 + (size_t)rand() % (raw - 128)] ^= (uint8_t)(1 + rand() % 255);
+        size_t bound = ZSTD_compressBound(raw);
+        if (used + bound > cap) {
+            cap = (used + bound) * 2;
+            dst = realloc(dst, cap);
+            cr_assert_not_null(dst);
+        }
+        size_t z = ZSTD_compress(dst + used, bound, sec, raw, 1);
+        cr_assert(!ZSTD_isError(z));
+        used += z;
+        free(sec);
+        off += fsz;
+    }
+    *out = dst;
+    return used;
+}
+
+/* Pages checked on two threads (as for a section of 4 MiB or more) give
+ * what one thread gives: on the whole dump, cut ones, and copies whose
+ * pages were damaged (errors in page order, the same pages dropped). */
+Test(streaming, pages_checked_on_two_threads_give_the_same, .timeout = 120)
+{
+    make_dump();
+    split_check_same(buf, len);
+    for (size_t cut = len / 2; cut < len; cut += 1 + len / 7)
+        split_check_same(buf, cut);
+    int dropped = 0;
+    for (unsigned seed = 1; seed <= 12; seed++) {
+        uint8_t *bad;
+        size_t n = damage_pages(buf, len, 1 + (int)seed % 4, seed, &bad);
+        split_check_same(bad, n);
+        struct frd_dump *d = NULL;
+        char err[256];
+        if (frd_open_mem(bad, n, "x.frd", &d, err, sizeof(err)) == 0) {
+            for (size_t i = 0; i < d->nthreads; i++)
+                dropped += d->threads[i].pages_bad > 0;
+            frd_close(d);
+        }
+        free(bad);
+    }
+    cr_assert_gt(dropped, 0, "the damaged copies must drop pages somewhere");
     free(buf);
 }
 
