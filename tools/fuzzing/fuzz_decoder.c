@@ -6,7 +6,9 @@
  * decoded into arrays and the timeline kept (timeline, export), once the lean
  * way (events decoded from the pages by cursors, as info, tasks and analyze
  * do). The two must agree, down to every finding's facts and sentence; the
- * harness aborts if not.
+ * harness aborts if not. The lean open checks every THREAD section's pages
+ * on two threads (frd__check_split_always, as for a large section), the
+ * full one on one: the same errors, pages and events either way.
  * Symbolization of crash frames is left out: it opens files named by the
  * (hostile) module map; the code-address tokens in strings are rewritten
  * (module+offset only, FRD_SYM_NO_FILES) on both paths, as the CLI does before
@@ -21,6 +23,7 @@
 #include "analyze.h"
 #include "model.h"
 #include "reader.h"
+#include "reader_int.h"
 #include "render.h"
 #include "summary.h"
 #include "symbolize.h"
@@ -50,13 +53,37 @@ static int same_findings(const struct frd_findings *a, const struct frd_findings
     return 1;
 }
 
-static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_model *full,
-                 const struct frd_findings *full_f)
+/* Did two opens of one input find the same errors, pages and events? */
+static int same_pages(const struct frd_dump *a, const struct frd_dump *b)
+{
+    if (a->nerrors != b->nerrors || a->errors_all != b->errors_all ||
+        a->nthreads != b->nthreads || a->damaged != b->damaged)
+        return 0;
+    for (size_t i = 0; i < a->nerrors; i++)
+        if (strcmp(a->errors[i], b->errors[i]) != 0)
+            return 0;
+    for (size_t i = 0; i < a->nthreads; i++) {
+        const struct frd_thread *x = &a->threads[i], *y = &b->threads[i];
+        if (x->npages != y->npages || x->ngood != y->ngood || x->pages_bad != y->pages_bad ||
+            x->nevents != y->nevents || x->nspawns != y->nspawns ||
+            x->first_whole != y->first_whole)
+            return 0;
+    }
+    return 1;
+}
+
+static void lean(const uint8_t *data, size_t size, FILE *sink, const struct frd_dump *full_d,
+                 const struct frd_model *full, const struct frd_findings *full_f)
 {
     struct frd_dump *d = NULL;
     char err[256];
-    if (frd_open_mem_ex(data, size, "fuzz", 0, &d, err, sizeof err) != 0)
+    frd__check_split_always = 1;
+    int rc = frd_open_mem_ex(data, size, "fuzz", 0, &d, err, sizeof err);
+    frd__check_split_always = 0;
+    if (rc != 0)
         abort(); /* the full path opened it */
+    if (!same_pages(d, full_d))
+        abort();
     frd_symbolize_strings(d, FRD_SYM_NO_FILES);
     struct frd_model m = { 0 };
     if (frd_model_build_ex(d, 0, &m) == 0) {
@@ -138,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frd_summary_free(&sum);
         }
     }
-    lean(data, size, sink, built ? &m : NULL, analyzed ? &f : NULL);
+    lean(data, size, sink, d, built ? &m : NULL, analyzed ? &f : NULL);
     frd_findings_free(&f);
     frd_model_free(&m);
     frd_close(d);
