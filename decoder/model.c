@@ -526,9 +526,11 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
         t->spawn_seen = 1;
         t->spawn_thread = thread;
         t->name = e->str;
-        t->parent = e->parent;
-        if (e->parent)
+        if (e->parent) {
             t->parent_inst = idmap_get(&r->ids, m->tasks, e->parent);
+            if (t->parent_inst == FRD_NONE)
+                (void)frd__model_far_parent(m, ti, e->parent); /* -ENOMEM: parent unknown */
+        }
         t->ready_ref = FRD_NONE;
         t->ready_from = FRD_READY_SPAWN;
         break;
@@ -740,6 +742,35 @@ static void sift_up(struct hent *heap, size_t c)
         heap[p] = tmp;
         c = p;
     }
+}
+
+int frd__model_far_parent(struct frd_model *m, int32_t ti, uint64_t parent)
+{
+    size_t n = m->nfar_parents;
+    if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: full, double it */
+        struct frd_far_parent *v = realloc(m->far_parents, (n ? 2 * n : 4) * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        m->far_parents = v;
+    }
+    m->far_parents[m->nfar_parents++] = (struct frd_far_parent){ti, parent};
+    return 0;
+}
+
+uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t)
+{
+    if (t->parent_inst != FRD_NONE)
+        return m->tasks[t->parent_inst].id;
+    int32_t ti = (int32_t)(t - m->tasks);
+    size_t lo = 0, hi = m->nfar_parents;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->far_parents[mid].task < ti)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->nfar_parents && m->far_parents[lo].task == ti ? m->far_parents[lo].parent : 0;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -1012,6 +1043,7 @@ void frd_model_free(struct frd_model *m)
     free(m->workers);
     free(m->ev);
     free(m->notes);
+    free(m->far_parents);
     frd__locks_free(&m->locks);
     memset(m, 0, sizeof(*m));
 }

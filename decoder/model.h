@@ -94,14 +94,14 @@ enum frd_wait {
 };
 
 /* Eight-byte fields first, then four, then one: no padding inside (a model
- * holds one per task, 112 bytes). What can be found from other fields is not
+ * holds one per task, 104 bytes). What can be found from other fields is not
  * kept: whether a poll of it runs now (its last poll's result says,
  * frd_task_open_poll), its spawn time (its first event's, frd_task_spawn_ns),
  * when it became runnable (its spawn, wake or poll that made it so says,
- * frd_task_ready_ns). */
+ * frd_task_ready_ns), its parent's id (its parent's instance has it, or the
+ * model's far_parents: frd_task_parent). */
 struct frd_task {
     uint64_t id;
-    uint64_t parent;
     int64_t first_ns, last_ns; /* its first and last event in the recording (its
                                   spawn is its first: frd_task_spawn_ns) */
     int64_t await_ns;
@@ -117,7 +117,8 @@ struct frd_task {
      * computed from its polls when asked, not kept per task) */
 
     uint32_t name;       /* string id, 0 unknown */
-    int32_t parent_inst; /* FRD_NONE if unknown */
+    int32_t parent_inst; /* the parent's instance, FRD_NONE if it has no event in
+                            the dump (or none was named) */
     uint32_t spawn_thread;
     uint32_t await_str; /* last fr_await label */
     uint32_t npolls;
@@ -137,8 +138,8 @@ struct frd_task {
     unsigned stale_running : 1;    /* a poll began while its last one still ran:
                                       a poll before the last may be running */
 };
-_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 112,
-               "struct frd_task: 112 bytes on a 64-bit machine, no padding");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 104,
+               "struct frd_task: 104 bytes on a 64-bit machine, no padding");
 
 /* When @t was spawned (its spawn event's time, its first), or INT64_MIN when
  * its spawn is not in the dump. */
@@ -246,6 +247,13 @@ struct frd_protocol_note {
     char what[96];
 };
 
+/* The parent a spawn named for task instance @task when that parent has no
+ * instance in the dump (struct frd_model's far_parents). */
+struct frd_far_parent {
+    int32_t task;
+    uint64_t parent;
+};
+
 struct frd_model {
     const struct frd_dump *dump;
     size_t nevents;     /* events replayed (every event the dump holds) */
@@ -253,6 +261,8 @@ struct frd_model {
     size_t nev;         /* entries in ev (nevents with FRD_MODEL_TIMELINE, else 0) */
     struct frd_task *tasks; /* in order of first appearance */
     size_t ntasks;
+    struct frd_far_parent *far_parents; /* by task; see frd_task_parent */
+    size_t nfar_parents;
     struct frd_worker *workers; /* parallel to dump->threads */
     struct frd_protocol_note *notes;
     size_t nnotes;
@@ -266,6 +276,18 @@ struct frd_model {
     struct frd_model_mem *mem; /* where polls and wakes live (model.c) */
     struct frd_locks locks;    /* holders and waiters of locks (locks.h) */
 };
+
+/*
+ * frd_task_parent - the id of task @t's parent (@t is one of @m's tasks), as
+ * its spawn named it, or as the dump's SPAWNS section did for a task whose
+ * spawn fell before the recording window.
+ * Return: that id, or 0 when none was named.
+ */
+uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t);
+
+/* Model internals (model.c, spawns.c): note that task @ti's parent @parent
+ * has no instance in the dump. Return: 0 or -ENOMEM (then nothing changed). */
+int frd__model_far_parent(struct frd_model *m, int32_t ti, uint64_t parent);
 
 /* frd_model_build_ex flags. */
 #define FRD_MODEL_TIMELINE 1u /* keep the merged timeline in m->ev (needs a dump

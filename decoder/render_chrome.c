@@ -369,8 +369,9 @@ static void task_tracks(struct cx *c)
         if (t->spawn_seen) {
             ev_open(c, 'i', "lifecycle", PID_TASKS, tid, frd_task_spawn_ns(t));
             fputs(", \"s\": \"t\", \"name\": \"spawn\", \"args\": {\"parent\": ", c->out);
-            if (t->parent)
-                fprintf(c->out, "%llu", (unsigned long long)t->parent);
+            uint64_t parent = frd_task_parent(m, t);
+            if (parent)
+                fprintf(c->out, "%llu", (unsigned long long)parent);
             else
                 fputs("null", c->out);
             fputs(", \"thread\": ", c->out);

@@ -455,7 +455,7 @@ static void put_tasks(FILE *j, struct plan *p)
                 first ? "" : ",", (unsigned long long)t->id, name_ref(p, (int32_t)ti), parent,
                 frd_task_state_name(t->state), rel(m, t->first_ns), rel(m, t->last_ns),
                 t->spawn_seen ? rel(m, frd_task_spawn_ns(t)) : -1LL, t->dropped ? rel(m, t->drop_ns) : -1LL,
-                (size_t)t->npolls, (unsigned long long)t->parent);
+                (size_t)t->npolls, (unsigned long long)frd_task_parent(m, t));
         first = 0;
     }
     fputs("]", j);

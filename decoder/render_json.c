@@ -140,8 +140,9 @@ int frd_json_info(FILE *out, const struct frd_view *v)
             fputs(", ", out);
         task_obj(out, m, ti);
         const struct frd_task *t = &m->tasks[ti];
-        if (t->parent && t->parent_inst == FRD_NONE) /* a parent with no event in the window */
-            fprintf(out, ", {\"id\": %llu, \"name\": null}", (unsigned long long)t->parent);
+        uint64_t parent = t->parent_inst == FRD_NONE ? frd_task_parent(m, t) : 0;
+        if (parent) /* a parent with no event in the window */
+            fprintf(out, ", {\"id\": %llu, \"name\": null}", (unsigned long long)parent);
         ti = t->parent_inst;
     }
     fputs("]", out);
@@ -210,8 +211,9 @@ int frd_json_tasks(FILE *out, const struct frd_view *v)
         fprintf(out, "%s\n{\"id\": %llu, \"instance\": %zu, \"name\": ", i ? "," : "",
                 (unsigned long long)t->id, i);
         frd_json_strid(out, m->dump, t->name);
-        if (t->parent)
-            fprintf(out, ", \"parent\": %llu", (unsigned long long)t->parent);
+        uint64_t parent = frd_task_parent(m, t);
+        if (parent)
+            fprintf(out, ", \"parent\": %llu", (unsigned long long)parent);
         else
             fputs(", \"parent\": null", out);
         struct frd_task_figures fig;

@@ -99,8 +99,9 @@ const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, siz
         if (r < 0 || (size_t)r >= len - w)
             break;
         w += (size_t)r;
-        if (t->parent && t->parent_inst == FRD_NONE) {
-            snprintf(buf + w, len - w, " <- %llu", (unsigned long long)t->parent);
+        uint64_t parent = t->parent_inst == FRD_NONE ? frd_task_parent(m, t) : 0;
+        if (parent) {
+            snprintf(buf + w, len - w, " <- %llu", (unsigned long long)parent);
             break;
         }
         ti = t->parent_inst;
@@ -452,7 +453,7 @@ int frd_text_tasks(FILE *out, const struct frd_view *v)
         char name[25], a[32], b[32], c[32], e[32], fnd[96], par[24];
         if (!name_cell(m, t->name, name, sizeof(name))) /* spawned before the window, and */
             snprintf(name, sizeof(name), "%s", t->spawn_seen ? "-" : "(spawned earlier)");
-        parent_cell(t->parent, par, sizeof(par));
+        parent_cell(frd_task_parent(m, t), par, sizeof(par));
         if (masks)
             frd_kinds_list(masks[i], fnd, sizeof(fnd));
         else
@@ -633,12 +634,13 @@ static void task_header(FILE *out, const struct frd_view *v, int32_t ti)
     const struct frd_task *t = &m->tasks[ti];
     char f[96];
     put_task(out, m, ti);
-    if (t->parent) {
+    uint64_t parent = frd_task_parent(m, t);
+    if (parent) {
         fputs(" (parent ", out);
         if (t->parent_inst != FRD_NONE)
             put_task(out, m, t->parent_inst);
         else
-            fprintf(out, "task %llu", (unsigned long long)t->parent);
+            fprintf(out, "task %llu", (unsigned long long)parent);
         putc(')', out);
     }
     fprintf(out, ", %s at the end", frd_task_state_name(t->state));
