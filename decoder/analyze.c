@@ -686,8 +686,8 @@ static void at_end(struct cx *c, int32_t ti)
             break;
         if (t->npolls == 0) {
             /* started outside any poll and never called back */
-            int64_t P = t->await_ns;
-            if (E - P > th->hang_ns && frd_model_covered(m, P, E)) {
+            int64_t P = frd_task_unpolled_await_ns(m, t);
+            if (P != INT64_MIN && E - P > th->hang_ns && frd_model_covered(m, P, E)) {
                 struct frd_finding *x =
                     add(c, FRD_HUNG, FRD_CAUSE_NO_WAKE, ti, t->spawn_thread, P, E - P);
                 if (x)

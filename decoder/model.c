@@ -41,6 +41,7 @@
 
 static struct frd_prefaulter *mem_prefaulter(struct frd_model_mem *a);
 static int mem_mapped(const struct frd_model_mem *a, const void *p);
+static int unpolled_await(struct frd_model *m, int32_t ti, int64_t ns);
 
 /* grow's slow path: reallocate, or prefault the next step (and ask @a's
  * prefaulter for the one after it). */
@@ -598,7 +599,8 @@ static void step(struct replay *r, uint32_t thread, const struct frd_event *e, i
                                           : FRD_WAIT_EXTERNAL;
         if (e->type != FR_EV_IDLE) {
             t->await_str = e->str;
-            t->await_ns = ns;
+            if (!t->npolls)
+                (void)unpolled_await(m, ti, ns); /* -ENOMEM: the time is not known */
         }
         int32_t open = frd_task_open_poll(t);
         if (open != FRD_NONE) {
@@ -742,6 +744,69 @@ static void sift_up(struct hent *heap, size_t c)
         heap[p] = tmp;
         c = p;
     }
+}
+
+/* Note an await by task @ti, not polled yet, at @ns (in merge order: times
+ * never go back). Return: 0 or -ENOMEM (then nothing changed). */
+static int unpolled_await(struct frd_model *m, int32_t ti, int64_t ns)
+{
+    size_t n = m->nunpolled_awaits;
+    if (n && m->unpolled_awaits[n - 1].task == ti) {
+        m->unpolled_awaits[n - 1].ns = ns; /* the same task again: keep the last */
+        return 0;
+    }
+    if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: full, double it */
+        struct frd_unpolled_await *v =
+            realloc(m->unpolled_awaits, (n ? 2 * n : 4) * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        m->unpolled_awaits = v;
+    }
+    m->unpolled_awaits[m->nunpolled_awaits++] = (struct frd_unpolled_await){ti, ns};
+    return 0;
+}
+
+static int cmp_unpolled_await(const void *a, const void *b)
+{
+    const struct frd_unpolled_await *x = a, *y = b;
+    if (x->task != y->task)
+        return x->task < y->task ? -1 : 1;
+    return x->ns < y->ns ? -1 : x->ns > y->ns;
+}
+
+/* The replay is over: the awaits by task, each task's last only, and only
+ * for tasks still never polled. */
+static void last_unpolled_awaits(struct frd_model *m)
+{
+    struct frd_unpolled_await *v = m->unpolled_awaits;
+    size_t n = m->nunpolled_awaits, w = 0;
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_unpolled_await);
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && v[i + 1].task == v[i].task)
+            continue; /* a later one of the same task follows */
+        if (m->tasks[v[i].task].npolls == 0)
+            v[w++] = v[i];
+    }
+    m->nunpolled_awaits = w;
+}
+
+int64_t frd_task_unpolled_await_ns(const struct frd_model *m, const struct frd_task *t)
+{
+    if (t->npolls)
+        return INT64_MIN;
+    int32_t ti = (int32_t)(t - m->tasks);
+    size_t lo = 0, hi = m->nunpolled_awaits;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->unpolled_awaits[mid].task < ti)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->nunpolled_awaits && m->unpolled_awaits[lo].task == ti
+               ? m->unpolled_awaits[lo].ns
+               : INT64_MIN;
 }
 
 int frd__model_far_parent(struct frd_model *m, int32_t ti, uint64_t parent)
@@ -1019,6 +1084,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     for (size_t i = 0; i < m->ntasks; i++)
         finish_task(m, &m->tasks[i]);
     frd__model_spawn_names(m);
+    last_unpolled_awaits(m);
     return 0;
 }
 
@@ -1044,6 +1110,7 @@ void frd_model_free(struct frd_model *m)
     free(m->ev);
     free(m->notes);
     free(m->far_parents);
+    free(m->unpolled_awaits);
     frd__locks_free(&m->locks);
     memset(m, 0, sizeof(*m));
 }

@@ -94,17 +94,17 @@ enum frd_wait {
 };
 
 /* Eight-byte fields first, then four, then one: no padding inside (a model
- * holds one per task, 104 bytes). What can be found from other fields is not
+ * holds one per task, 96 bytes). What can be found from other fields is not
  * kept: whether a poll of it runs now (its last poll's result says,
  * frd_task_open_poll), its spawn time (its first event's, frd_task_spawn_ns),
  * when it became runnable (its spawn, wake or poll that made it so says,
  * frd_task_ready_ns), its parent's id (its parent's instance has it, or the
- * model's far_parents: frd_task_parent). */
+ * model's far_parents: frd_task_parent), and when a task never polled last
+ * awaited (the model's unpolled_awaits: frd_task_unpolled_await_ns). */
 struct frd_task {
     uint64_t id;
     int64_t first_ns, last_ns; /* its first and last event in the recording (its
                                   spawn is its first: frd_task_spawn_ns) */
-    int64_t await_ns;
 
     struct frd_poll *polls;
     struct frd_wake *wakes;
@@ -138,8 +138,8 @@ struct frd_task {
     unsigned stale_running : 1;    /* a poll began while its last one still ran:
                                       a poll before the last may be running */
 };
-_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 104,
-               "struct frd_task: 104 bytes on a 64-bit machine, no padding");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct frd_task) == 96,
+               "struct frd_task: 96 bytes on a 64-bit machine, no padding");
 
 /* When @t was spawned (its spawn event's time, its first), or INT64_MIN when
  * its spawn is not in the dump. */
@@ -254,6 +254,13 @@ struct frd_far_parent {
     uint64_t parent;
 };
 
+/* When task instance @task, not polled yet, last called fr_await or
+ * fr_await_external (struct frd_model's unpolled_awaits). */
+struct frd_unpolled_await {
+    int32_t task;
+    int64_t ns;
+};
+
 struct frd_model {
     const struct frd_dump *dump;
     size_t nevents;     /* events replayed (every event the dump holds) */
@@ -263,6 +270,9 @@ struct frd_model {
     size_t ntasks;
     struct frd_far_parent *far_parents; /* by task; see frd_task_parent */
     size_t nfar_parents;
+    struct frd_unpolled_await *unpolled_awaits; /* by task, one each; see
+                                                   frd_task_unpolled_await_ns */
+    size_t nunpolled_awaits;
     struct frd_worker *workers; /* parallel to dump->threads */
     struct frd_protocol_note *notes;
     size_t nnotes;
@@ -284,6 +294,15 @@ struct frd_model {
  * Return: that id, or 0 when none was named.
  */
 uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t);
+
+/*
+ * frd_task_unpolled_await_ns - when task @t of @m, if it was never polled in
+ * the recording, last awaited (fr_await or fr_await_external outside any
+ * poll: a loop's start call, uv_read_start, event_add).
+ * Return: that time in ns on the dump's clock, or INT64_MIN when @t was
+ * polled or awaited nothing before.
+ */
+int64_t frd_task_unpolled_await_ns(const struct frd_model *m, const struct frd_task *t);
 
 /* Model internals (model.c, spawns.c): note that task @ti's parent @parent
  * has no instance in the dump. Return: 0 or -ENOMEM (then nothing changed). */
