@@ -746,6 +746,47 @@ static void sift_up(struct hent *heap, size_t c)
     }
 }
 
+/* ---- side tables: what few tasks need, by task ------------------------- */
+
+/* Both begin with the task they are about (side_find reads it there). */
+_Static_assert(offsetof(struct frd_far_parent, task) == 0 &&
+                   offsetof(struct frd_unpolled_await, task) == 0,
+               "side-table entries begin with their task");
+
+/* Room for entry @n of the side table *@v (entries of @size bytes, @n in
+ * use): its capacity is implied, doubled at each power of two. Return: 0 or
+ * -ENOMEM (then nothing changed). */
+static int side_room(void **v, size_t n, size_t size)
+{
+    if (n & (n - 1))
+        return 0;
+    void *q = realloc(*v, (n ? 2 * n : 4) * size);
+    if (!q)
+        return -ENOMEM;
+    *v = q;
+    return 0;
+}
+
+/* The entry of task @ti in the side table @v (@n entries of @size bytes,
+ * sorted by task, one per task), or NULL. */
+static const void *side_find(const void *v, size_t n, size_t size, int32_t ti)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int32_t k;
+        memcpy(&k, (const char *)v + mid * size, sizeof(k));
+        if (k < ti)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int32_t k;
+    if (lo == n || (memcpy(&k, (const char *)v + lo * size, sizeof(k)), k != ti))
+        return NULL;
+    return (const char *)v + lo * size;
+}
+
 /* Note an await by task @ti, not polled yet, at @ns (in merge order: times
  * never go back). Return: 0 or -ENOMEM (then nothing changed). */
 static int unpolled_await(struct frd_model *m, int32_t ti, int64_t ns)
@@ -755,13 +796,8 @@ static int unpolled_await(struct frd_model *m, int32_t ti, int64_t ns)
         m->unpolled_awaits[n - 1].ns = ns; /* the same task again: keep the last */
         return 0;
     }
-    if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: full, double it */
-        struct frd_unpolled_await *v =
-            realloc(m->unpolled_awaits, (n ? 2 * n : 4) * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        m->unpolled_awaits = v;
-    }
+    if (side_room((void **)&m->unpolled_awaits, n, sizeof(*m->unpolled_awaits)))
+        return -ENOMEM;
     m->unpolled_awaits[m->nunpolled_awaits++] = (struct frd_unpolled_await){ti, ns};
     return 0;
 }
@@ -795,29 +831,15 @@ int64_t frd_task_unpolled_await_ns(const struct frd_model *m, const struct frd_t
 {
     if (t->npolls)
         return INT64_MIN;
-    int32_t ti = (int32_t)(t - m->tasks);
-    size_t lo = 0, hi = m->nunpolled_awaits;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->unpolled_awaits[mid].task < ti)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < m->nunpolled_awaits && m->unpolled_awaits[lo].task == ti
-               ? m->unpolled_awaits[lo].ns
-               : INT64_MIN;
+    const struct frd_unpolled_await *a = side_find(
+        m->unpolled_awaits, m->nunpolled_awaits, sizeof(*a), (int32_t)(t - m->tasks));
+    return a ? a->ns : INT64_MIN;
 }
 
 int frd__model_far_parent(struct frd_model *m, int32_t ti, uint64_t parent)
 {
-    size_t n = m->nfar_parents;
-    if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: full, double it */
-        struct frd_far_parent *v = realloc(m->far_parents, (n ? 2 * n : 4) * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        m->far_parents = v;
-    }
+    if (side_room((void **)&m->far_parents, m->nfar_parents, sizeof(*m->far_parents)))
+        return -ENOMEM;
     m->far_parents[m->nfar_parents++] = (struct frd_far_parent){ti, parent};
     return 0;
 }
@@ -826,16 +848,9 @@ uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t)
 {
     if (t->parent_inst != FRD_NONE)
         return m->tasks[t->parent_inst].id;
-    int32_t ti = (int32_t)(t - m->tasks);
-    size_t lo = 0, hi = m->nfar_parents;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->far_parents[mid].task < ti)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < m->nfar_parents && m->far_parents[lo].task == ti ? m->far_parents[lo].parent : 0;
+    const struct frd_far_parent *f =
+        side_find(m->far_parents, m->nfar_parents, sizeof(*f), (int32_t)(t - m->tasks));
+    return f ? f->parent : 0;
 }
 
 static int cmp_i64(const void *a, const void *b)
