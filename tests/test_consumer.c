@@ -43,7 +43,9 @@ Test(consumer, usr1_then_crash, .timeout = 60)
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x, want SIGSEGV", st);
 
     char paths[4][512];
-    cr_assert_eq(th_list_dumps(dir, paths, 4), 2);
+    int ndumps = th_list_dumps(dir, paths, 4);
+    cr_assert_eq(ndumps, 2, "%d dumps in %s after SIGUSR1 and a crash, want 2 (the first: %s)",
+                 ndumps, dir, ndumps > 0 ? paths[0] : "none");
     int crashes = 0;
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(th_zstd_test(paths[i]), 0, "zstd -t rejected %s", paths[i]);
