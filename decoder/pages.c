@@ -137,8 +137,9 @@ static void record_desc(uint8_t desc[256], unsigned version)
 
 /* One record at @q (not a page's first) that check_records would accept,
  * with at least FAST_RECORD_MAX readable bytes: its ticks added to *@ticks,
- * its events to *@events, a spawn counted and a THREAD_NAME noted in @pg. Return: the byte
- * after it, or NULL to let the checked path look at it (nothing changed). */
+ * its events to *@events, a spawn counted and a THREAD_NAME noted in @pg.
+ * Return: the byte after it, or NULL to let the checked path look at it
+ * (nothing changed). */
 static inline const uint8_t *record_unchecked(const uint8_t *q, const uint8_t desc[256],
                                               uint64_t *ticks, uint32_t *events,
                                               struct frd_page *pg)
