@@ -844,13 +844,36 @@ int frd__model_far_parent(struct frd_model *m, int32_t ti, uint64_t parent)
     return 0;
 }
 
-uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t)
+uint64_t frd_task_far_parent(const struct frd_model *m, const struct frd_task *t)
 {
     if (t->parent_inst != FRD_NONE)
-        return m->tasks[t->parent_inst].id;
+        return 0;
     const struct frd_far_parent *f =
         side_find(m->far_parents, m->nfar_parents, sizeof(*f), (int32_t)(t - m->tasks));
     return f ? f->parent : 0;
+}
+
+uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t)
+{
+    return t->parent_inst != FRD_NONE ? m->tasks[t->parent_inst].id
+                                      : frd_task_far_parent(m, t);
+}
+
+static int cmp_far_parent(const void *a, const void *b)
+{
+    const struct frd_far_parent *x = a, *y = b;
+    return x->task < y->task ? -1 : x->task > y->task;
+}
+
+/* The replay and the SPAWNS section are over: far parents in task order
+ * (each added its own in task order, the section's after the replay's). */
+static void sort_far_parents(struct frd_model *m)
+{
+    for (size_t i = 1; i < m->nfar_parents; i++)
+        if (m->far_parents[i - 1].task > m->far_parents[i].task) {
+            qsort(m->far_parents, m->nfar_parents, sizeof(*m->far_parents), cmp_far_parent);
+            return;
+        }
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -943,16 +966,17 @@ static void end_running_poll(const struct frd_model *m, const struct frd_task *t
  * last can, unless one began while another ran), and its state. */
 static void finish_task(struct frd_model *m, struct frd_task *t)
 {
+    int32_t open = frd_task_open_poll(t); /* (ending it leaves it running) */
     if (t->stale_running) {
         for (size_t i = 0; i < t->npolls; i++)
             if (t->polls[i].result == FRD_POLL_RUNNING)
                 end_running_poll(m, t, &t->polls[i]);
-    } else if (frd_task_open_poll(t) != FRD_NONE) {
-        end_running_poll(m, t, &t->polls[t->npolls - 1]);
+    } else if (open != FRD_NONE) {
+        end_running_poll(m, t, &t->polls[open]);
     }
     if (t->dropped)
         t->state = FRD_TASK_DROPPED;
-    else if (frd_task_open_poll(t) != FRD_NONE)
+    else if (open != FRD_NONE)
         t->state = FRD_TASK_RUNNING;
     else if (t->npolls == 0 && t->ready_from == FRD_READY_UNKNOWN && t->waiting_unpolled)
         t->state = FRD_TASK_IDLE; /* started (awaits), never called back yet */
@@ -1099,6 +1123,7 @@ int frd_model_build_ex(const struct frd_dump *d, unsigned flags, struct frd_mode
     for (size_t i = 0; i < m->ntasks; i++)
         finish_task(m, &m->tasks[i]);
     frd__model_spawn_names(m);
+    sort_far_parents(m);
     last_unpolled_awaits(m);
     return 0;
 }

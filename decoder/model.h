@@ -40,15 +40,17 @@ struct frd_mev {
 
 enum frd_poll_result { FRD_POLL_PENDING = 0, FRD_POLL_READY = 1, FRD_POLL_RUNNING = 2 };
 
-/* Field order keeps these small: a model holds one per poll and per wake. */
-/* What made a poll's task runnable before it (struct frd_poll's ready_from). */
+/* What made a poll's task runnable before it (struct frd_poll's ready_from),
+ * or a task now (struct frd_task's). */
 enum frd_ready {
     FRD_READY_UNKNOWN = 0, /* not known: the ring lost it, or the task was idle */
-    FRD_READY_SPAWN = 1,   /* its spawn (the task's spawn_ns) */
+    FRD_READY_SPAWN = 1,   /* its spawn (frd_task_spawn_ns) */
     FRD_READY_WAKE = 2,    /* wake ready_ref of the task */
     FRD_READY_SELF = 3,    /* woken while poll ready_ref of the task ran: runnable
                               from that poll's end */
 };
+
+/* Field order keeps these small: a model holds one per poll and per wake. */
 
 /* 32 bytes: the time a poll became runnable is not kept but found where it
  * came from (frd_poll_ready_ns). */
@@ -154,7 +156,7 @@ static inline int64_t frd__ready_ns(const struct frd_task *t, uint8_t from, int3
 {
     switch (from) {
     case FRD_READY_SPAWN:
-        return t->first_ns;
+        return frd_task_spawn_ns(t);
     case FRD_READY_WAKE:
         return t->wakes[ref].ns;
     case FRD_READY_SELF:
@@ -295,6 +297,10 @@ struct frd_model {
  */
 uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t);
 
+/* frd_task_far_parent - frd_task_parent when that parent has no instance in
+ * the dump (no event in the window: only its id is known), else 0. */
+uint64_t frd_task_far_parent(const struct frd_model *m, const struct frd_task *t);
+
 /*
  * frd_task_unpolled_await_ns - when task @t of @m, if it was never polled in
  * the recording, last awaited (fr_await or fr_await_external outside any
@@ -305,7 +311,9 @@ uint64_t frd_task_parent(const struct frd_model *m, const struct frd_task *t);
 int64_t frd_task_unpolled_await_ns(const struct frd_model *m, const struct frd_task *t);
 
 /* Model internals (model.c, spawns.c): note that task @ti's parent @parent
- * has no instance in the dump. Return: 0 or -ENOMEM (then nothing changed). */
+ * has no instance in the dump (the build puts the table in task order once
+ * the SPAWNS section has given its own). Return: 0 or -ENOMEM (then nothing
+ * changed). */
 int frd__model_far_parent(struct frd_model *m, int32_t ti, uint64_t parent);
 
 /* frd_model_build_ex flags. */

@@ -20,11 +20,11 @@ void frd__error(struct frd_dump *d, uint64_t off, const char *fmt, ...)
 /* Append a zeroed thread to d->threads. Return: it, or NULL (no memory). */
 struct frd_thread *frd__thread_new(struct frd_dump *d);
 
-/* Decode a THREAD section body (@c at byte 8 of the section) into @t. */
 /* Tests: nonzero checks every THREAD section's pages on two threads, however
  * small, so that the split path runs (under the sanitizers too). */
 extern int frd__check_split_always;
 
+/* Decode a THREAD section body (@c at byte 8 of the section) into @t. */
 void frd__sec_thread(struct frd_dump *d, uint64_t off, struct frd_cur *c, struct frd_thread *t);
 
 /* After ns conversion: coverage window and thread name of @t. */

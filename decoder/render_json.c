@@ -140,7 +140,7 @@ int frd_json_info(FILE *out, const struct frd_view *v)
             fputs(", ", out);
         task_obj(out, m, ti);
         const struct frd_task *t = &m->tasks[ti];
-        uint64_t parent = t->parent_inst == FRD_NONE ? frd_task_parent(m, t) : 0;
+        uint64_t parent = frd_task_far_parent(m, t);
         if (parent) /* a parent with no event in the window */
             fprintf(out, ", {\"id\": %llu, \"name\": null}", (unsigned long long)parent);
         ti = t->parent_inst;

@@ -99,7 +99,7 @@ const char *frd_task_chain(const struct frd_model *m, int32_t ti, char *buf, siz
         if (r < 0 || (size_t)r >= len - w)
             break;
         w += (size_t)r;
-        uint64_t parent = t->parent_inst == FRD_NONE ? frd_task_parent(m, t) : 0;
+        uint64_t parent = frd_task_far_parent(m, t);
         if (parent) {
             snprintf(buf + w, len - w, " <- %llu", (unsigned long long)parent);
             break;

@@ -43,12 +43,6 @@ void frd__sec_spawns(struct frd_dump *d, uint64_t off, struct frd_cur *c)
     d->nspawns += n;
 }
 
-static int cmp_far_parent(const void *a, const void *b)
-{
-    const struct frd_far_parent *x = a, *y = b;
-    return x->task < y->task ? -1 : x->task > y->task;
-}
-
 static int cmp_task(const void *a, const void *b)
 {
     const struct frd_spawn *x = *(const struct frd_spawn *const *)a,
@@ -109,7 +103,6 @@ void frd__model_spawn_names(struct frd_model *m)
     const struct frd_spawn **by_task = sorted_by_task(d);
     if (!by_task)
         return;
-    size_t far = m->nfar_parents;
     for (size_t i = 0; i < m->ntasks; i++) {
         struct frd_task *t = &m->tasks[i];
         if (t->spawn_seen || t->name)
@@ -130,9 +123,6 @@ void frd__model_spawn_names(struct frd_model *m)
         }
     }
     free(by_task);
-    /* the replay's and these are each in task order: one order for both */
-    if (m->nfar_parents > far)
-        qsort(m->far_parents, m->nfar_parents, sizeof(*m->far_parents), cmp_far_parent);
 }
 
 static int cmp_ticks(const void *a, const void *b)
