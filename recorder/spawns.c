@@ -44,11 +44,18 @@
 struct fr_spawn_entry *fr__spawns;
 int fr__spawns_on;
 
+/* Fresh zero-filled entries, faulted in and touched (fr__touch_pages): a
+ * spawn hashes to any page of the table, so the table's first use would
+ * otherwise trap all over the record path. Nobody uses them yet. */
 static void *map_entries(void *at, size_t n)
 {
-    return mmap(at, n * sizeof(struct fr_spawn_entry), PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE | (at ? MAP_FIXED : 0),
-                -1, 0);
+    size_t bytes = n * sizeof(struct fr_spawn_entry);
+    void *p = mmap(at, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE | (at ? MAP_FIXED : 0),
+                   -1, 0);
+    if (p != MAP_FAILED)
+        fr__touch_pages(p, bytes);
+    return p;
 }
 
 int fr__spawns_init(int on)
