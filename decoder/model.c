@@ -88,15 +88,16 @@ static inline int grow(struct frd_model_mem *a, void **p, size_t *cap, size_t n,
 
 /* ---- chunks for polls and wakes ----------------------------------------- */
 
-/* Bytes per chunk; a larger array gets a chunk of its own. */
-#ifndef FRD_MODEL_CHUNK
-#define FRD_MODEL_CHUNK (1u << 20)
-#endif
-
 struct chunk {
     struct chunk *next;
     max_align_t data[];
 };
+
+/* Bytes per chunk: one huge page with the header, so that a chunk can be
+ * one (frd__hugepages); a larger array gets a chunk of its own. */
+#ifndef FRD_MODEL_CHUNK
+#define FRD_MODEL_CHUNK (FRD_HUGE_PAGE - offsetof(struct chunk, data))
+#endif
 
 /* An array of a large model mapped whole (reserve()). */
 struct mapping {
@@ -148,6 +149,7 @@ static void reserve(struct frd_model_mem *a, void **p, size_t *cap, size_t n, si
                    -1, 0);
     if (q == MAP_FAILED)
         return;
+    frd__hugepages(q, len);
     struct mapping *nm = realloc(a->maps, (a->nmaps + 1) * sizeof(*nm));
     if (!nm) {
         munmap(q, len);
@@ -179,6 +181,20 @@ static void mem_done(struct frd_model_mem *a)
     a->spare = NULL;
 }
 
+/* A chunk for @size bytes, aligned to a huge page and asked to be one
+ * (frd__hugepages) when it is at least that large. */
+static struct chunk *chunk_new(size_t size)
+{
+    size_t bytes = offsetof(struct chunk, data) + size;
+    if (bytes < FRD_HUGE_PAGE)
+        return malloc(bytes);
+    void *c;
+    if (posix_memalign(&c, FRD_HUGE_PAGE, bytes) != 0)
+        return NULL;
+    frd__hugepages(c, bytes);
+    return c;
+}
+
 /* Arrays in chunks hold polls and wakes, whose widest fields are 8 bytes: 8
  * is all the alignment they need (16 would round a 24-byte wake up to 32). */
 #define MEM_ALIGN ((size_t)8)
@@ -199,7 +215,7 @@ static void *mem_alloc(struct frd_model_mem *a, size_t n)
         c = a->spare; /* faulted in by the prefaulter, or being */
         a->spare = NULL;
     } else {
-        c = malloc(sizeof(*c) + size);
+        c = chunk_new(size);
         if (!c)
             return NULL;
         if (size == FRD_MODEL_CHUNK)
@@ -211,7 +227,7 @@ static void *mem_alloc(struct frd_model_mem *a, size_t n)
     if (size == FRD_MODEL_CHUNK) {
         a->p = base + n;
         a->end = base + size;
-        if (a->pf.impl && (a->spare = malloc(sizeof(*c) + size)) != NULL)
+        if (a->pf.impl && (a->spare = chunk_new(size)) != NULL)
             frd__prefaulter_ask(&a->pf, a->spare, sizeof(*c) + size);
     }
     return base;
@@ -306,7 +322,10 @@ static int32_t idmap_get(const struct idmap *im, const struct frd_task *tasks, u
 /* A zeroed table of @nc slots. */
 static struct slot *idmap_table(size_t nc)
 {
-    return nc <= ((size_t)1 << 32) ? calloc(nc, sizeof(struct slot)) : NULL;
+    struct slot *s = nc <= ((size_t)1 << 32) ? calloc(nc, sizeof(struct slot)) : NULL;
+    if (s)
+        frd__hugepages(s, nc * sizeof(*s));
+    return s;
 }
 
 /*

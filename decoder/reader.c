@@ -546,6 +546,7 @@ static int inflate(struct frd_dump *d, const uint8_t *src, size_t n, uint8_t **o
     uint8_t *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
+    frd__hugepages(buf, cap);
     /*
      * zstd is handed the buffer a step at a time, each step prefaulted first
      * (prefault.h): the buffer is filled, but not always to its end (the
