@@ -1,22 +1,25 @@
 /*
  * bench_runtime_ab.c - the demo runtime's cost of recording, measured in one
- * process: the module built against the instrumented runtime and the one
- * built with every hook compiled out (runtime_module.c) are both loaded, and
- * their batches alternate, ROUNDS times, which one goes first alternating
- * too. Each round gives one ratio of CPU time (user + system of the whole
- * process over the batch): on this shared 2-vCPU VM the host's speed drifts
- * by more than the effect between two processes started seconds apart,
- * while two batches a few tens of milliseconds apart see the same host.
- * The recorder is on (fr_init) for the whole run; the off module calls no
- * hook.
+ * process: the module built against the instrumented runtime, the one built
+ * with every hook compiled out, and a second copy of that one (the twin;
+ * runtime_module.c) are loaded, and their batches take turns, ROUNDS
+ * times, which one goes first rotating too. Each round gives the ratio of
+ * the on batch's CPU time (user + system of the whole process over the
+ * batch) to the off batch's, and the twin's to the off batch's: the twin
+ * runs the same code as off, so its ratio is the method's own noise, shown
+ * beside the figure. On this shared 2-vCPU VM the host's speed drifts by
+ * more than the effect between two processes started seconds apart, while
+ * batches a few tens of milliseconds apart see the same host. The recorder
+ * is on (fr_init) for the whole run; the off modules call no hook.
  *
  *   bench-runtime-ab [--rounds N] [--tasks N] [--polls K] [--work ITERS]
  *                    [--workers W] [--dir DUMPDIR]
- * Prints "round I on_cpu_ns A off_cpu_ns B on_wall_ns C off_wall_ns D" per
- * round, then "overhead_pct_median X", "overhead_pct_min X",
- * "overhead_pct_max X", "overhead_pct_p25 X", "overhead_pct_p75 X" (CPU
- * time) and "wall_overhead_pct_median X". The modules are looked for next
- * to the executable.
+ * Prints "round I on_cpu_ns A off_cpu_ns B twin_cpu_ns C" per round, then
+ * "overhead_pct_median X", "overhead_pct_min X", "overhead_pct_max X",
+ * "overhead_pct_p25 X", "overhead_pct_p75 X" (CPU time),
+ * "wall_overhead_pct_median X", and "control_pct_median X",
+ * "control_pct_p25 X", "control_pct_p75 X" (the twin against off, CPU
+ * time). The modules are looked for next to the executable.
  */
 #include <dlfcn.h>
 #include <flightrec.h>
@@ -37,7 +40,7 @@ struct variant {
 
 static int load(struct variant *v, const char *dir, const char *name)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     /* RTLD_LOCAL and a module linked -Bsymbolic: each module's runtime
      * calls its own copy of the runtime's functions */
@@ -94,36 +97,43 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-runtime-ab: fr_init: %s\n", strerror(-rc));
         return 1;
     }
-    struct variant on, off;
-    if (load(&on, dir, "bench-runtime-mod-on.so") || load(&off, dir, "bench-runtime-mod-off.so"))
-        return 1;
+    enum { ON, OFF, TWIN, NVARIANTS };
+    static const char *const names[NVARIANTS] = {
+        "bench-runtime-mod-on.so", "bench-runtime-mod-off.so", "bench-runtime-mod-twin.so"};
+    struct variant v[NVARIANTS];
+    for (int k = 0; k < NVARIANTS; k++)
+        if (load(&v[k], dir, names[k]))
+            return 1;
     double *cpu = calloc(rounds, sizeof(*cpu)), *wall = calloc(rounds, sizeof(*wall));
-    if (!cpu || !wall)
+    double *control = calloc(rounds, sizeof(*control));
+    if (!cpu || !wall || !control)
         return 1;
     for (unsigned i = 0; i < rounds; i++) {
-        uint64_t on_cpu, off_cpu, on_wall, off_wall;
-        if (i % 2 == 0) {
-            on_wall = on.batch(workers, ntasks, polls, work, &on_cpu);
-            off_wall = off.batch(workers, ntasks, polls, work, &off_cpu);
-        } else {
-            off_wall = off.batch(workers, ntasks, polls, work, &off_cpu);
-            on_wall = on.batch(workers, ntasks, polls, work, &on_cpu);
+        uint64_t cpu_ns[NVARIANTS], wall_ns[NVARIANTS];
+        for (int j = 0; j < NVARIANTS; j++) {
+            int k = (int)((i + (unsigned)j) % NVARIANTS); /* who goes first rotates */
+            wall_ns[k] = v[k].batch(workers, ntasks, polls, work, &cpu_ns[k]);
         }
-        cpu[i] = pct(on_cpu, off_cpu);
-        wall[i] = pct(on_wall, off_wall);
-        printf("round %u on_cpu_ns %llu off_cpu_ns %llu on_wall_ns %llu off_wall_ns %llu\n", i,
-               (unsigned long long)on_cpu, (unsigned long long)off_cpu,
-               (unsigned long long)on_wall, (unsigned long long)off_wall);
+        cpu[i] = pct(cpu_ns[ON], cpu_ns[OFF]);
+        wall[i] = pct(wall_ns[ON], wall_ns[OFF]);
+        control[i] = pct(cpu_ns[TWIN], cpu_ns[OFF]);
+        printf("round %u on_cpu_ns %llu off_cpu_ns %llu twin_cpu_ns %llu\n", i,
+               (unsigned long long)cpu_ns[ON], (unsigned long long)cpu_ns[OFF],
+               (unsigned long long)cpu_ns[TWIN]);
     }
-    on.stop();
-    off.stop();
+    for (int k = 0; k < NVARIANTS; k++)
+        v[k].stop();
     fr_shutdown();
-    double wall_median = bench_median(wall, rounds); /* sorts */
+    double wall_median = bench_median(wall, rounds); /* each sorts */
     double cpu_median = bench_median(cpu, rounds);
+    double control_median = bench_median(control, rounds);
     printf("overhead_pct_median %.3f\noverhead_pct_min %.3f\noverhead_pct_max %.3f\n"
-           "overhead_pct_p25 %.3f\noverhead_pct_p75 %.3f\nwall_overhead_pct_median %.3f\n",
+           "overhead_pct_p25 %.3f\noverhead_pct_p75 %.3f\nwall_overhead_pct_median %.3f\n"
+           "control_pct_median %.3f\ncontrol_pct_p25 %.3f\ncontrol_pct_p75 %.3f\n",
            cpu_median, cpu[0], cpu[rounds - 1], quantile(cpu, rounds, 0.25),
-           quantile(cpu, rounds, 0.75), wall_median);
+           quantile(cpu, rounds, 0.75), wall_median, control_median,
+           quantile(control, rounds, 0.25), quantile(control, rounds, 0.75));
+    free(control);
     free(cpu);
     free(wall);
     return 0;
