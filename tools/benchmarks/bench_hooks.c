@@ -17,6 +17,12 @@
  *                 turn within each repetition, so the lock hooks compare with
  *                 fr_wake (and fr_lock_wait, which carries a string, with
  *                 fr_await) measured beside them
+ *   pending_poll_ns a pending poll's six hooks as the demo runtime calls
+ *                 them (poll begin, waker clone, await, wake, waker drop,
+ *                 poll end), per poll
+ *   pending_poll_clock_ns
+ *                 two of the floor's clock reads and stores, per pair: what
+ *                 timing a poll's start and end costs at least
  *
  * Floor, record and record_2t are measured in turn within each repetition,
  * so the ratios compare neighbours in time on a noisy machine. Prints
@@ -141,6 +147,31 @@ static double run_lock_wait(void) { ONE_HOOK_LOOP(fr_lock_wait(id, LOCK_ID, "acc
 static double run_lock_acquire(void) { ONE_HOOK_LOOP(fr_lock_acquire(id, LOCK_ID)); }
 static double run_lock_release(void) { ONE_HOOK_LOOP(fr_lock_release(id, LOCK_ID)); }
 
+/* A pending poll as the demo runtime makes it (runtime_job.h): six hooks,
+ * two of which read the clock and write a record, the four between them
+ * folded into the poll end. ns per poll. */
+static double run_pending_poll(void)
+{
+    ONE_HOOK_LOOP({
+        fr_poll_begin(id);
+        fr_waker_clone(id);
+        fr_await(id, BENCH_LABEL);
+        fr_wake(id);
+        fr_waker_drop(id);
+        fr_poll_end(id, FR_PENDING);
+    });
+}
+
+/* What any recorder that times a poll's start and end pays at least: two
+ * clock reads (the floor's, stored as the floor stores them). ns per pair. */
+static double run_clock_pair(void)
+{
+    ONE_HOOK_LOOP({
+        floor_event(2, id);
+        floor_event(3, id);
+    });
+}
+
 /* Fill a fresh thread's ring once so that the timed pass writes over
  * faulted-in pages, as an always-on recorder does. */
 static void warm_ring(void)
@@ -207,7 +238,7 @@ int main(int argc, char **argv)
     }
     double disabled[100], floor_ns[100], floor2[100], rec[100], rec2[100], ratio[100],
         ratio2[100], fratio2[100], wake[100], await_[100], lwait[100], lacq[100], lrel[100],
-        life[100], lfloor[100], lratio[100];
+        life[100], lfloor[100], lratio[100], pending[100], clock2[100];
     const char *only = bench_arg_str(argc, argv, "--only", NULL);
 
     /* Before fr_init: every hook returns after one compare. */
@@ -259,6 +290,8 @@ int main(int argc, char **argv)
         lwait[r] = run_lock_wait();
         lacq[r] = run_lock_acquire();
         lrel[r] = run_lock_release();
+        clock2[r] = run_clock_pair();
+        pending[r] = run_pending_poll();
     }
     report("disabled_ns", disabled, (size_t)reps);
     report("floor_ns", floor_ns, (size_t)reps);
@@ -276,6 +309,8 @@ int main(int argc, char **argv)
     report("hook_lock_wait_ns", lwait, (size_t)reps);
     report("hook_lock_acquire_ns", lacq, (size_t)reps);
     report("hook_lock_release_ns", lrel, (size_t)reps);
+    report("pending_poll_ns", pending, (size_t)reps);
+    report("pending_poll_clock_ns", clock2, (size_t)reps);
     fr_shutdown();
     return 0;
 }
