@@ -65,13 +65,18 @@ struct run_queue {
     struct rt_task *head, *tail;
 };
 
+/* Each worker on cache lines of its own (128 bytes: a line and the one the
+ * adjacent-line prefetcher pairs with it): a worker writes its queue and
+ * ticks at every task, and two workers sharing a line would make each
+ * other's queue operations miss, by an amount that depended on where the
+ * allocator put the array. */
 struct rt_worker {
     struct rt_runtime *rt;
     unsigned index;
     pthread_t thread;
     struct run_queue local; /* touched only by this worker's thread */
     unsigned ticks;         /* tasks taken so far; paces the injector checks */
-};
+} __attribute__((aligned(128)));
 
 struct rt_runtime {
     pthread_mutex_t lock;      /* guards injector, parked, started, shutdown */
@@ -110,6 +115,17 @@ static void *xcalloc(size_t n, size_t size)
         abort();
     }
     return p;
+}
+
+/* Zeroed room for @n objects of @size bytes, aligned to @align. */
+static void *xcalloc_aligned(size_t align, size_t n, size_t size)
+{
+    void *p;
+    if (posix_memalign(&p, align, n * size) != 0) {
+        fputs("runtime: out of memory\n", stderr);
+        abort();
+    }
+    return memset(p, 0, n * size);
 }
 
 uint64_t rt_now_ns(void)
@@ -395,7 +411,7 @@ struct rt_runtime *rt_create(unsigned workers)
     atomic_init(&rt->next_id, 1);
     atomic_init(&rt->live, 0);
     rt->nworkers = workers;
-    rt->workers = xcalloc(workers, sizeof(*rt->workers));
+    rt->workers = xcalloc_aligned(_Alignof(struct rt_worker), workers, sizeof(*rt->workers));
     rt__timers_start(&rt->timers);
     for (unsigned i = 0; i < workers; i++) {
         struct rt_worker *w = &rt->workers[i];
