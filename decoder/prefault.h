@@ -43,14 +43,13 @@ static inline int frd__prefault(void *p, size_t n)
 /*
  * frd__hugepages - ask for transparent huge pages (MADV_HUGEPAGE) for the
  * whole huge pages inside [@p, @p + @n), memory the decoder is about to
- * fill. A hint: where the
- * system has them only on request (THP "madvise", Debian's default) this
- * gives them; where it has none, nothing happens. On a VM that shadows the
- * guest's page tables, each 4 KiB page's first user access traps into the
- * hypervisor (~8 us a page on the VM of the README's cost table); a huge
- * page takes one fault for 512 of them. What it then costs is the kernel
- * clearing it, and the host backing it when the guest memory under it was
- * not in use lately.
+ * fill. A hint: where the system has them only on request (THP "madvise",
+ * Debian's default) this gives them; where it has none, nothing happens.
+ * On a VM that shadows the guest's page tables, each 4 KiB page's first
+ * user access traps into the hypervisor (~8 us a page on the VM of the
+ * README's cost table); a huge page takes one fault for 512 of them. What
+ * it then costs is the kernel clearing it, and the host backing it when the
+ * guest memory under it was not in use lately.
  */
 static inline void frd__hugepages(void *p, size_t n)
 {

@@ -44,16 +44,17 @@
 struct fr_spawn_entry *fr__spawns;
 int fr__spawns_on;
 
-/* Fresh zero-filled entries, faulted in and touched (fr__touch_pages): a
- * spawn hashes to any page of the table, so the table's first use would
- * otherwise trap all over the record path. Nobody uses them yet. */
-static void *map_entries(void *at, size_t n)
+/* Fresh zero-filled entries, faulted in, and with @touch also touched
+ * (fr__touch_pages): a spawn hashes to any page of the table, so the
+ * table's first use would otherwise trap all over the record path. Nobody
+ * uses them yet. */
+static void *map_entries(void *at, size_t n, int touch)
 {
     size_t bytes = n * sizeof(struct fr_spawn_entry);
     void *p = mmap(at, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE | (at ? MAP_FIXED : 0),
                    -1, 0);
-    if (p != MAP_FAILED)
+    if (p != MAP_FAILED && touch)
         fr__touch_pages(p, bytes);
     return p;
 }
@@ -66,7 +67,7 @@ int fr__spawns_init(int on)
     if (fr__spawns) {
         fr__spawns_reset();
     } else {
-        void *p = map_entries(NULL, FR_SPAWN_SLOTS);
+        void *p = map_entries(NULL, FR_SPAWN_SLOTS, 1);
         if (p == MAP_FAILED)
             return -errno;
         fr__spawns = p; /* zero-filled */
@@ -77,10 +78,12 @@ int fr__spawns_init(int on)
 
 /* Recording is off (fr_init before the epoch is bumped) or this is a fork
  * child's only thread: nobody writes the table meanwhile. Fresh zero pages
- * in place, rather than writing over the parent's copy-on-write ones. */
+ * in place, rather than writing over the parent's copy-on-write ones; not
+ * touched, so that fork() costs the host no more than the mapping (a child
+ * that execs at once never spawns). */
 void fr__spawns_reset(void)
 {
-    if (fr__spawns && map_entries(fr__spawns, FR_SPAWN_SLOTS) == MAP_FAILED)
+    if (fr__spawns && map_entries(fr__spawns, FR_SPAWN_SLOTS, 0) == MAP_FAILED)
         memset(fr__spawns, 0, FR_SPAWN_SLOTS * sizeof(struct fr_spawn_entry));
 }
 
@@ -90,7 +93,7 @@ struct fr_spawn_entry *fr__spawn_young_claim(struct fr_spawn_entry *kept)
         memset(kept, 0, FR_SPAWN_YOUNG * sizeof(*kept)); /* the slot's last thread's tasks */
         return kept;
     }
-    void *p = map_entries(NULL, FR_SPAWN_YOUNG);
+    void *p = map_entries(NULL, FR_SPAWN_YOUNG, 1);
     return p == MAP_FAILED ? NULL : p;
 }
 
