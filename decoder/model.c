@@ -96,7 +96,7 @@ struct chunk {
 /* Bytes per chunk: one huge page with the header, so that a chunk can be
  * one (frd__hugepages); a larger array gets a chunk of its own. */
 #ifndef FRD_MODEL_CHUNK
-#define FRD_MODEL_CHUNK (FRD_HUGE_PAGE - offsetof(struct chunk, data))
+#define FRD_MODEL_CHUNK (FRD_HUGE_PAGE - sizeof(struct chunk))
 #endif
 
 /* An array of a large model mapped whole (reserve()). */
@@ -185,7 +185,7 @@ static void mem_done(struct frd_model_mem *a)
  * (frd__hugepages) when it is at least that large. */
 static struct chunk *chunk_new(size_t size)
 {
-    size_t bytes = offsetof(struct chunk, data) + size;
+    size_t bytes = sizeof(struct chunk) + size;
     if (bytes < FRD_HUGE_PAGE)
         return malloc(bytes);
     void *c;

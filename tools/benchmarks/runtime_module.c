@@ -1,9 +1,10 @@
 /*
  * runtime_module.c - runtime_job.h's workload as a loadable module, built
- * twice like bench-runtime-{on,off}: against the instrumented demo runtime
- * (bench-runtime-mod-on.so) and against the copy with every hook compiled
- * out (bench-runtime-mod-off.so). bench_runtime_ab.c loads both into one
- * process and alternates their batches. Each module has its own runtime,
+ * like bench-runtime-{on,off}: against the instrumented demo runtime
+ * (bench-runtime-mod-on.so) and, twice, against the copy with every hook
+ * compiled out (bench-runtime-mod-off.so and its twin,
+ * bench-runtime-mod-twin.so). bench_runtime_ab.c loads the three into one
+ * process and runs their batches in turn. Each module has its own runtime,
  * created at its first batch, with its own worker threads.
  */
 #include "runtime_module.h"

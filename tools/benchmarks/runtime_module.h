@@ -1,5 +1,5 @@
 /*
- * runtime_module.h - what runtime_module.c's two builds export, for
+ * runtime_module.h - what runtime_module.c's builds export, for
  * bench_runtime_ab.c, which finds them with dlsym.
  */
 #ifndef FR_BENCH_RUNTIME_MODULE_H
