@@ -596,6 +596,10 @@ int fr__init(const struct fr_config *cfg);
 int fr__dumper_start(void);
 void fr__dumper_stop(void);
 void fr__dumper_restart_in_child(void);
+/* Wake a sleeping dumper that has a request waiting: the dump signal's
+ * handler leaves that wake to the run-delay sampler when it wakes soon
+ * (signal.c). Called by the sampler after each of its wakes. */
+void fr__dumper_kick(void);
 FR_API void fr__signal_claimed(int sig, int how); /* for the adapters' wrappers */
 FR_API int fr__poller_enter(void);                /* adapter.c */
 FR_API int fr__poller_leave(void);
@@ -643,6 +647,9 @@ int fr__run_delay_on(void);    /* the sampler runs: dumps carry RUN_DELAY */
 void fr__run_delay_attach(struct fr_slot *s);
 /* At a thread's exit (before EXITED): the same, for its last waits. */
 void fr__run_delay_exit(struct fr_slot *s);
+/* The sampler runs and wakes again within @ns of now (it then calls
+ * fr__dumper_kick). Async-signal-safe: two atomic loads and a vDSO clock read. */
+int fr__run_delay_wakes_within(uint64_t ns);
 void fr__run_delay_stop(void);
 void fr__run_delay_restart_in_child(void);
 /* Copy whole entries from *@at (UINT64_MAX: the oldest kept) into @out, at

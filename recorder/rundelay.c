@@ -32,6 +32,10 @@
  * does so with plain loads only. The decoder withholds a timing finding whose
  * wait, less what the host held its thread, is within the threshold.
  *
+ * After each wake it also wakes a dumper thread that a dump signal asked
+ * while it slept (fr__dumper_kick): the handler leaves that wake, its one
+ * costly system call, to this thread when it wakes soon (signal.c).
+ *
  * Off with FR_NO_RUN_DELAY (FLIGHTREC_RUN_DELAY=0), and where the kernel has
  * no schedstat (then no entry).
  */
@@ -69,6 +73,9 @@ static struct {
 /* The sampler sleeps on this word (a futex: no descriptor of ours that a
  * daemon closing every descriptor could take from us, or we from it). */
 static _Atomic uint32_t quit;
+/* When the sampler wakes next (CLOCK_MONOTONIC ns; 0: not sleeping on a
+ * deadline), for the dump signal's handler: fr__run_delay_wakes_within. */
+static _Atomic uint64_t next_wake_ns;
 static pthread_t thread;
 static int running;
 
@@ -210,6 +217,7 @@ static void *sampler_main(void *arg)
     prctl(PR_SET_NAME, "flightrec-sched", 0, 0, 0);
     const uint64_t base = (uint64_t)FR_RUN_DELAY_PERIOD_MS * 1000000u;
     uint64_t period = base, deadline = fr__monotonic_ns() + period;
+    atomic_store(&next_wake_ns, deadline);
     while (!atomic_load_explicit(&quit, FR_ACQUIRE)) {
         /* until the deadline (absolute, CLOCK_MONOTONIC), or fr_shutdown */
         struct timespec ts = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
@@ -229,13 +237,28 @@ static void *sampler_main(void *arg)
         now = fr__monotonic_ns();
         if (deadline < now) /* held for more than a period: no catching up */
             deadline = now + period;
+        /* A dump signal that came meanwhile left its wake to us (signal.c):
+         * the next deadline is published first, so a handler that read the
+         * previous one set its request before this look. */
+        atomic_store(&next_wake_ns, deadline);
+        fr__dumper_kick();
     }
+    atomic_store(&next_wake_ns, 0);
+    fr__dumper_kick();
     return NULL;
 }
 
 int fr__run_delay_on(void)
 {
     return atomic_load_explicit(&on, FR_ACQUIRE);
+}
+
+int fr__run_delay_wakes_within(uint64_t ns)
+{
+    if (!atomic_load(&on))
+        return 0;
+    uint64_t at = atomic_load(&next_wake_ns);
+    return at != 0 && at <= fr__monotonic_ns() + ns;
 }
 
 /* The calling thread (slot @s) notes its own run delay into *@delay
@@ -269,6 +292,7 @@ int fr__run_delay_start(void)
     }
     atomic_store_explicit(&nentries, 0, FR_RELEASE);
     atomic_store_explicit(&quit, 0, FR_RELEASE);
+    atomic_store(&next_wake_ns, 0);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -2,9 +2,9 @@
  * signal.c - the dump signal and the dumper threads.
  *
  * The handler does one thing: set a bit in a dumper's request word and, if
- * that dumper sleeps on it, wake it with one FUTEX_WAKE (errno preserved; no
- * descriptor, so a daemon that closes every descriptor keeps its dump
- * signal). The dumper, blocked in FUTEX_WAIT, takes every request that
+ * that dumper sleeps on it, see that it is woken (no descriptor, so a daemon
+ * that closes every descriptor keeps its dump signal). The dumper, blocked in
+ * FUTEX_WAIT, takes every request that
  * arrived and writes one dump. Signals that arrive while a dump is being
  * written are coalesced into one more dump after it, without a system call
  * in the handler. The application's threads are never stopped: the dumper
@@ -18,6 +18,21 @@
  * each bound to one half of them, and the handler wakes the one whose half
  * does not hold the CPU it runs on (sched_getcpu). Both are SCHED_BATCH: on
  * their own CPUs they do not preempt on wake-up either.
+ *
+ * Who wakes the dumper. A FUTEX_WAKE of a thread asleep on another CPU is
+ * the handler's only system call, and its costliest part: in a VM, the
+ * wake's interrupt to the other vCPU took ~30 us, as much as the signal's
+ * delivery and return (bench-dump). So when the run-delay sampler
+ * (rundelay.c), which wakes every FR_RUN_DELAY_PERIOD_MS while the program
+ * records, will wake within DEFER_NS, the handler only sets the bit and the
+ * sampler wakes the dumper (fr__dumper_kick): the dump starts up to 45 ms
+ * later (20 ms while the program records steadily), and the signalled
+ * thread pays the delivery alone. With the sampler
+ * off, or sleeping longer because nothing was recorded, the handler wakes the
+ * dumper itself, errno preserved. Ordering: the handler sets its bit before
+ * it reads the sampler's next deadline, and the sampler publishes that
+ * deadline before it looks at the bits; so a handler that read a deadline
+ * already passed has its bit seen by the look that follows it.
  *
  * Which signal. SIGUSR1 unless fr_config.dump_signal or FLIGHTREC_SIGNAL says
  * otherwise. The default is a proposal, not a claim: a program that already
@@ -67,6 +82,9 @@
 #define REQ_QUIT 4u
 #define REQ_SLEEPING 0x80000000u /* the dumper waits (or is about to) */
 #define MAX_DUMPERS 2
+/* The handler leaves the wake to the sampler when it wakes within this: one
+ * period doubled (a thread that recorded nothing in one period), and slack. */
+#define DEFER_NS ((uint64_t)(2u * FR_RUN_DELAY_PERIOD_MS + 5u) * 1000000u)
 struct dumper {
     pthread_t th;
     unsigned req;  /* __atomic builtins only */
@@ -130,7 +148,21 @@ static struct dumper *dumper_for_here(void)
 static void on_dump_signal(int sig)
 {
     (void)sig;
-    ask(dumper_for_here(), REQ_DUMP);
+    struct dumper *d = dumper_for_here();
+    /* the bit first, then the deadline (seq_cst both; see "Who wakes") */
+    unsigned old = __atomic_fetch_or(&d->req, REQ_DUMP, __ATOMIC_SEQ_CST);
+    if ((old & REQ_SLEEPING) && !fr__run_delay_wakes_within(DEFER_NS))
+        ask(d, 0); /* clears REQ_SLEEPING and wakes, errno preserved */
+}
+
+void fr__dumper_kick(void)
+{
+    int n = __atomic_load_n(&ndumpers, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) {
+        unsigned w = __atomic_load_n(&dumpers[i].req, __ATOMIC_SEQ_CST);
+        if ((w & REQ_SLEEPING) && (w & ~REQ_SLEEPING))
+            ask(&dumpers[i], 0);
+    }
 }
 
 /* A request for every dumper thread ('n' a retune, 'q' quit); never blocks. */

@@ -195,6 +195,29 @@ pid_t th_gettid(void)
     return (pid_t)syscall(SYS_gettid);
 }
 
+int th_each_thread(int (*fn)(pid_t tid, const char *comm, void *arg), void *arg)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f)) {
+            comm[strcspn(comm, "\n")] = '\0';
+            rc = fn((pid_t)atoi(e->d_name), comm, arg);
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return rc;
+}
+
 /* ---- planted crashes ------------------------------------------------------ */
 
 static volatile int *volatile null_ptr; /* volatile: the compiler cannot see it is NULL */

@@ -52,6 +52,10 @@ int th_run_child(int (*fn)(void *), void *arg);
 
 pid_t th_gettid(void);
 
+/* Call @fn(tid, comm, @arg) for each thread of this process, comm without
+ * its newline, until @fn returns nonzero. Return: that value, or 0. */
+int th_each_thread(int (*fn)(pid_t tid, const char *comm, void *arg), void *arg);
+
 /* The crashes the crash tests plant, each in a frame of its own (never
  * inlined) so that a backtrace can be checked to reach it: a write through a
  * NULL pointer (SIGSEGV), endless recursion with 512-byte frames (a stack

@@ -7,10 +7,16 @@
  * executable as a preloaded adapter would be) keeps it and the dump signal
  * moves; a signal every application thread blocks still reaches the dumper.
  * The dumper thread's name ("flightrec:sig12") tells the current signal.
+ * The signalled thread makes no system call while the run-delay sampler
+ * wakes the dumper in its place, and wakes it itself when the sampler is off.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -25,30 +31,20 @@
 
 /* The dump signal the dumper thread's name announces: the number, -1 for
  * "nosig", 0 if no dumper thread is found. */
+static int announced(pid_t tid, const char *comm, void *arg)
+{
+    (void)tid;
+    (void)arg;
+    if (strcmp(comm, "flightrec:nosig") == 0)
+        return -1;
+    if (strncmp(comm, "flightrec:sig", 13) == 0)
+        return atoi(comm + 13);
+    return 0;
+}
+
 static int announced_signal(void)
 {
-    DIR *d = opendir("/proc/self/task");
-    cr_assert(d);
-    int sig = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (fgets(comm, sizeof comm, f)) {
-            if (strncmp(comm, "flightrec:nosig", 15) == 0)
-                sig = -1;
-            else if (strncmp(comm, "flightrec:sig", 13) == 0)
-                sig = atoi(comm + 13);
-        }
-        fclose(f);
-    }
-    closedir(d);
-    return sig;
+    return th_each_thread(announced, NULL);
 }
 
 /* Waits up to 3 s for the dumper to announce @want. */
@@ -213,4 +209,108 @@ Test(dumpsignal, blocked_in_every_application_thread)
     cr_assert_eq(wait_announced(SIGUSR1), SIGUSR1);
     kill(getpid(), SIGUSR1); /* only the dumper thread can take it */
     cr_assert_eq(th_wait_for_dumps(th_tmpdir(), 1, 5000), 1);
+}
+
+/*
+ * The victim: records without end, under a seccomp filter of its own (not
+ * the process's: no TSYNC) that turns its futex() calls into SIGSYS, which
+ * on_sigsys counts. The call is not made, so a wake the handler attempts
+ * does not happen. Nothing else in its loop makes a system call.
+ */
+static _Atomic int futex_calls, victim_ready, victim_stop;
+
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    if (si->si_syscall == SYS_futex)
+        atomic_fetch_add(&futex_calls, 1);
+}
+
+static void *filtered_victim(void *arg)
+{
+    (void)arg;
+    fr_thread_name("victim");
+    fr_spawn(1000, 0, "v"); /* the thread's first event: attach, before the filter */
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_futex, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+    cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    cr_assert_eq(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog), 0, "seccomp: %s",
+                 strerror(errno));
+    atomic_store(&victim_ready, 1);
+    for (uint64_t i = 1001; !atomic_load(&victim_stop); i++) {
+        fr_spawn(i, 0, NULL);
+        fr_poll_begin(i);
+        fr_poll_end(i, FR_READY);
+        fr_drop(i);
+    }
+    return NULL;
+}
+
+/* Start the victim, let the sampler see it record, send it the dump signal
+ * and wait up to @ms for the dump. Return: dumps found. */
+static int signal_filtered_victim(unsigned ms)
+{
+    struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };
+    sigaction(SIGSYS, &sa, NULL);
+    cr_assert_eq(start("USR1"), 0);
+    cr_assert_eq(wait_announced(SIGUSR1), SIGUSR1);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, filtered_victim, NULL), 0);
+    while (!atomic_load(&victim_ready))
+        sched_yield();
+    struct timespec settle = { 0, 100 * 1000 * 1000 }; /* a few sampler periods */
+    nanosleep(&settle, NULL);
+    pthread_kill(t, SIGUSR1);
+    int n = th_wait_for_dumps(th_tmpdir(), 1, ms);
+    atomic_store(&victim_stop, 1);
+    pthread_join(t, NULL);
+    return n;
+}
+
+Test(dumpsignal, sampler_wakes_the_dumper_for_a_busy_thread)
+{
+    unsetenv("FLIGHTREC_RUN_DELAY");
+    cr_assert_eq(signal_filtered_victim(5000), 1, "the dump came, woken by the sampler");
+    cr_expect_eq(atomic_load(&futex_calls), 0, "the signalled thread made %d futex calls",
+                 atomic_load(&futex_calls));
+    fr_shutdown();
+}
+
+struct sending {
+    int sig, sent;
+};
+
+static int signal_dumper(pid_t tid, const char *comm, void *arg)
+{
+    struct sending *s = arg;
+    if (strncmp(comm, "flightrec:sig", 13) == 0)
+        s->sent += syscall(SYS_tgkill, getpid(), tid, s->sig) == 0;
+    return 0;
+}
+
+/* Send @sig to flightrec's dumper threads themselves (as `flightrec dump`
+ * does). Return: how many were sent. */
+static int signal_dumpers(int sig)
+{
+    struct sending s = { sig, 0 };
+    th_each_thread(signal_dumper, &s);
+    return s.sent;
+}
+
+Test(dumpsignal, handler_wakes_the_dumper_without_the_sampler)
+{
+    setenv("FLIGHTREC_RUN_DELAY", "0", 1);
+    /* The filter skips the handler's wake: the dumper, marked awake by the
+     * handler, sleeps on until a signal of its own interrupts its wait. */
+    cr_expect_eq(signal_filtered_victim(200), 0, "no dump without the wake");
+    cr_expect_geq(atomic_load(&futex_calls), 1, "the handler woke the dumper itself");
+    cr_assert_geq(signal_dumpers(SIGUSR1), 1);
+    cr_expect_geq(th_wait_for_dumps(th_tmpdir(), 1, 5000), 1, "the request was kept");
+    fr_shutdown();
 }

@@ -5,7 +5,6 @@
  * polls give none; it is off by default.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,24 +36,24 @@ __attribute__((noinline)) void parse_giant_config(unsigned ms)
     __asm__ volatile("" ::: "memory"); /* no tail call: this frame stays on the stack */
 }
 
+struct named {
+    const char *name;
+    int n;
+};
+
+static int count_named(pid_t tid, const char *comm, void *arg)
+{
+    (void)tid;
+    struct named *c = arg;
+    c->n += strncmp(comm, c->name, strlen(c->name)) == 0;
+    return 0;
+}
+
 static int count_threads_named(const char *name)
 {
-    DIR *d = opendir("/proc/self/task");
-    cr_assert(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0)
-            n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
+    struct named c = { name, 0 };
+    th_each_thread(count_named, &c);
+    return c.n;
 }
 
 static void start(unsigned stall_ms)
