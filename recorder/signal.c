@@ -235,18 +235,19 @@ static void *dumper_main(void *arg)
     for (;;) {
         uint64_t wait_ns = d == &dumpers[0] ? calibration_due() : 0;
         unsigned w = __atomic_exchange_n(&d->req, 0, __ATOMIC_ACQ_REL);
-        if (w & REQ_QUIT)
-            break;
-        if (w & REQ_RETUNE)
+        if ((w & REQ_RETUNE) && !(w & REQ_QUIT))
             dumper_retune();
         /* Two dumpers asked at once: the second waits for the first's dump
          * and writes one more, as one dumper would for a signal that came
-         * during its dump. */
+         * during its dump. A dump asked before fr_shutdown is written before
+         * the dumper quits (the sampler's last wake, or the quit, wakes it). */
         if ((w & REQ_DUMP) && fr__dump_lock(10000) == 0) {
             fr__dump_write(FR_CTX_NORMAL, FR_TRIGGER_SIGNAL, current_signal(), "signal", NULL,
                            NULL, 0);
             fr__dump_unlock();
         }
+        if (w & REQ_QUIT)
+            break;
         if (w)
             continue; /* what came during the dump is served before sleeping */
         unsigned expect = 0;

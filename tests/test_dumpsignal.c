@@ -303,6 +303,14 @@ static int signal_dumpers(int sig)
     return s.sent;
 }
 
+Test(dumpsignal, a_dump_asked_just_before_shutdown_is_written)
+{
+    unsetenv("FLIGHTREC_RUN_DELAY");
+    signal_filtered_victim(0); /* the dumper is woken by the sampler, later */
+    fr_shutdown();
+    cr_expect_eq(th_wait_for_dumps(th_tmpdir(), 1, 0), 1, "the asked dump was written");
+}
+
 Test(dumpsignal, handler_wakes_the_dumper_without_the_sampler)
 {
     setenv("FLIGHTREC_RUN_DELAY", "0", 1);
