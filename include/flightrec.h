@@ -128,6 +128,7 @@ FR_API int fr_init(const struct fr_config *cfg);
  * fr_shutdown - stop recording, stop the dumper thread, restore the signal
  * handlers that were installed before fr_init(). Hooks become no-ops. Ring
  * memory is kept so that threads still inside a hook never touch freed memory.
+ * A dump the dump signal asked for and not yet written is written first.
  */
 FR_API void fr_shutdown(void);
 
