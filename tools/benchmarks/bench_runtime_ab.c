@@ -7,19 +7,25 @@
  * the on batch's CPU time (user + system of the whole process over the
  * batch) to the off batch's, and the twin's to the off batch's: the twin
  * runs the same code as off, so its ratio is the method's own noise, shown
- * beside the figure. On this shared 2-vCPU VM the host's speed drifts by
+ * beside the figure. A fourth module, floor (hooks_floor.h), only reads the
+ * clock and stores 16 bytes inline at each poll's begin and end: its ratio
+ * to off is what any recorder that times polls would cost here, the
+ * physical limit of the on ratio. On this shared 2-vCPU VM the host's speed drifts by
  * more than the effect between two processes started seconds apart, while
  * batches a few tens of milliseconds apart see the same host. The recorder
  * is on (fr_init) for the whole run; the off modules call no hook.
  *
  *   bench-runtime-ab [--rounds N] [--tasks N] [--polls K] [--work ITERS]
  *                    [--workers W] [--dir DUMPDIR]
- * Prints "round I on_cpu_ns A off_cpu_ns B twin_cpu_ns C" per round, then
+ * Prints "round I on_cpu_ns A off_cpu_ns B twin_cpu_ns C floor_cpu_ns D" per
+ * round, then
  * "overhead_pct_median X", "overhead_pct_min X", "overhead_pct_max X",
  * "overhead_pct_p25 X", "overhead_pct_p75 X" (CPU time),
- * "wall_overhead_pct_median X", and "control_pct_median X",
+ * "wall_overhead_pct_median X", "control_pct_median X",
  * "control_pct_p25 X", "control_pct_p75 X" (the twin against off, CPU
- * time). The modules are looked for next to the executable.
+ * time), and "floor_pct_median X", "floor_pct_p25 X", "floor_pct_p75 X"
+ * (floor against off, CPU time). The modules are looked for next to the
+ * executable.
  */
 #include <dlfcn.h>
 #include <flightrec.h>
@@ -97,16 +103,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-runtime-ab: fr_init: %s\n", strerror(-rc));
         return 1;
     }
-    enum { ON, OFF, TWIN, NVARIANTS };
+    enum { ON, OFF, TWIN, FLOOR, NVARIANTS };
     static const char *const names[NVARIANTS] = {
-        "bench-runtime-mod-on.so", "bench-runtime-mod-off.so", "bench-runtime-mod-twin.so"};
+        "bench-runtime-mod-on.so", "bench-runtime-mod-off.so", "bench-runtime-mod-twin.so",
+        "bench-runtime-mod-floor.so"};
     struct variant v[NVARIANTS];
     for (int k = 0; k < NVARIANTS; k++)
         if (load(&v[k], dir, names[k]))
             return 1;
     double *cpu = calloc(rounds, sizeof(*cpu)), *wall = calloc(rounds, sizeof(*wall));
-    double *control = calloc(rounds, sizeof(*control));
-    if (!cpu || !wall || !control)
+    double *control = calloc(rounds, sizeof(*control)), *floor = calloc(rounds, sizeof(*floor));
+    if (!cpu || !wall || !control || !floor)
         return 1;
     for (unsigned i = 0; i < rounds; i++) {
         uint64_t cpu_ns[NVARIANTS], wall_ns[NVARIANTS];
@@ -117,9 +124,10 @@ int main(int argc, char **argv)
         cpu[i] = pct(cpu_ns[ON], cpu_ns[OFF]);
         wall[i] = pct(wall_ns[ON], wall_ns[OFF]);
         control[i] = pct(cpu_ns[TWIN], cpu_ns[OFF]);
-        printf("round %u on_cpu_ns %llu off_cpu_ns %llu twin_cpu_ns %llu\n", i,
+        floor[i] = pct(cpu_ns[FLOOR], cpu_ns[OFF]);
+        printf("round %u on_cpu_ns %llu off_cpu_ns %llu twin_cpu_ns %llu floor_cpu_ns %llu\n", i,
                (unsigned long long)cpu_ns[ON], (unsigned long long)cpu_ns[OFF],
-               (unsigned long long)cpu_ns[TWIN]);
+               (unsigned long long)cpu_ns[TWIN], (unsigned long long)cpu_ns[FLOOR]);
     }
     for (int k = 0; k < NVARIANTS; k++)
         v[k].stop();
@@ -127,12 +135,16 @@ int main(int argc, char **argv)
     double wall_median = bench_median(wall, rounds); /* each sorts */
     double cpu_median = bench_median(cpu, rounds);
     double control_median = bench_median(control, rounds);
+    double floor_median = bench_median(floor, rounds);
     printf("overhead_pct_median %.3f\noverhead_pct_min %.3f\noverhead_pct_max %.3f\n"
            "overhead_pct_p25 %.3f\noverhead_pct_p75 %.3f\nwall_overhead_pct_median %.3f\n"
            "control_pct_median %.3f\ncontrol_pct_p25 %.3f\ncontrol_pct_p75 %.3f\n",
            cpu_median, cpu[0], cpu[rounds - 1], quantile(cpu, rounds, 0.25),
            quantile(cpu, rounds, 0.75), wall_median, control_median,
            quantile(control, rounds, 0.25), quantile(control, rounds, 0.75));
+    printf("floor_pct_median %.3f\nfloor_pct_p25 %.3f\nfloor_pct_p75 %.3f\n", floor_median,
+           quantile(floor, rounds, 0.25), quantile(floor, rounds, 0.75));
+    free(floor);
     free(control);
     free(cpu);
     free(wall);

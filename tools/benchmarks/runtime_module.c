@@ -3,7 +3,9 @@
  * like bench-runtime-{on,off}: against the instrumented demo runtime
  * (bench-runtime-mod-on.so) and, twice, against the copy with every hook
  * compiled out (bench-runtime-mod-off.so and its twin,
- * bench-runtime-mod-twin.so). bench_runtime_ab.c loads the three into one
+ * bench-runtime-mod-twin.so), and against the copy whose poll begin and end
+ * only read the clock and store (bench-runtime-mod-floor.so, hooks_floor.h).
+ * bench_runtime_ab.c loads the four into one
  * process and runs their batches in turn. Each module has its own runtime,
  * created at its first batch, with its own worker threads.
  */
