@@ -27,12 +27,12 @@
  * records, will wake within DEFER_NS, the handler only sets the bit and the
  * sampler wakes the dumper (fr__dumper_kick): the dump starts up to 45 ms
  * later (20 ms while the program records steadily), and the signalled
- * thread pays the delivery alone. With the sampler
- * off, or sleeping longer because nothing was recorded, the handler wakes the
- * dumper itself, errno preserved. Ordering: the handler sets its bit before
- * it reads the sampler's next deadline, and the sampler publishes that
- * deadline before it looks at the bits; so a handler that read a deadline
- * already passed has its bit seen by the look that follows it.
+ * thread pays the delivery alone. With the sampler off, or sleeping longer
+ * because nothing was recorded, the handler wakes the dumper itself, errno
+ * preserved. Ordering: the handler sets its bit before it reads the
+ * sampler's next deadline, and the sampler publishes that deadline before it
+ * looks at the bits; so a handler that read a deadline already passed has
+ * its bit seen by the look that follows it.
  *
  * Which signal. SIGUSR1 unless fr_config.dump_signal or FLIGHTREC_SIGNAL says
  * otherwise. The default is a proposal, not a claim: a program that already
