@@ -1,31 +1,29 @@
 /*
  * bench_runtime_ab.c - the demo runtime's cost of recording, measured in one
- * process: the module built against the instrumented runtime, the one built
- * with every hook compiled out, and a second copy of that one (the twin;
- * runtime_module.c) are loaded, and their batches take turns, ROUNDS
- * times, which one goes first rotating too. Each round gives the ratio of
- * the on batch's CPU time (user + system of the whole process over the
- * batch) to the off batch's, and the twin's to the off batch's: the twin
- * runs the same code as off, so its ratio is the method's own noise, shown
- * beside the figure. A fourth module, floor (hooks_floor.h), only reads the
- * clock and stores 16 bytes inline at each poll's begin and end: its ratio
- * to off is what any recorder that times polls would cost here, the
- * physical limit of the on ratio. On this shared 2-vCPU VM the host's speed drifts by
- * more than the effect between two processes started seconds apart, while
- * batches a few tens of milliseconds apart see the same host. The recorder
- * is on (fr_init) for the whole run; the off modules call no hook.
+ * process. Four modules (runtime_module.c) are loaded: the one built against
+ * the instrumented runtime (on), the one built with every hook compiled out
+ * (off), a second copy of that one (the twin), and one whose poll begin and
+ * end only read the clock and store 16 bytes inline (the floor,
+ * hooks_floor.h). Their batches take turns, ROUNDS times, which one goes
+ * first rotating too. Each round gives the ratio of the on batch's CPU time
+ * (user + system of the whole process over the batch) to the off batch's,
+ * and the twin's and the floor's to the off batch's: the twin runs the same
+ * code as off, so its ratio is the method's own noise, shown beside the
+ * figure; the floor's is what any recorder that times polls would cost here.
+ * On this shared 2-vCPU VM the host's speed drifts by more than the effect
+ * between two processes started seconds apart, while batches a few tens of
+ * milliseconds apart see the same host. The recorder is on (fr_init) for the
+ * whole run; the off modules call no hook.
  *
  *   bench-runtime-ab [--rounds N] [--tasks N] [--polls K] [--work ITERS]
  *                    [--workers W] [--dir DUMPDIR]
  * Prints "round I on_cpu_ns A off_cpu_ns B twin_cpu_ns C floor_cpu_ns D" per
- * round, then
- * "overhead_pct_median X", "overhead_pct_min X", "overhead_pct_max X",
- * "overhead_pct_p25 X", "overhead_pct_p75 X" (CPU time),
- * "wall_overhead_pct_median X", "control_pct_median X",
- * "control_pct_p25 X", "control_pct_p75 X" (the twin against off, CPU
- * time), and "floor_pct_median X", "floor_pct_p25 X", "floor_pct_p75 X"
- * (floor against off, CPU time). The modules are looked for next to the
- * executable.
+ * round, then for each ratio, in percent, its median, min, max and
+ * quartiles over the rounds ("NAME_median X", "NAME_min X", "NAME_max X",
+ * "NAME_p25 X", "NAME_p75 X"): overhead_pct (on, CPU time),
+ * wall_overhead_pct (on, wall time), control_pct (the twin, CPU time) and
+ * floor_pct (the floor, CPU time), each against off. The modules are looked
+ * for next to the executable.
  */
 #include <dlfcn.h>
 #include <flightrec.h>
@@ -74,6 +72,15 @@ static double quantile(const double *sorted, size_t n, double q)
     return sorted[(size_t)(q * (double)(n - 1) + 0.5)];
 }
 
+/* "NAME_median", "_min", "_max", "_p25" and "_p75" lines for the @n ratios
+ * at @v (sorted in place). */
+static void summarise(const char *name, double *v, size_t n)
+{
+    double m = bench_median(v, n);
+    printf("%s_median %.3f\n%s_min %.3f\n%s_max %.3f\n%s_p25 %.3f\n%s_p75 %.3f\n", name, m,
+           name, v[0], name, v[n - 1], name, quantile(v, n, 0.25), name, quantile(v, n, 0.75));
+}
+
 int main(int argc, char **argv)
 {
     unsigned rounds = (unsigned)bench_arg_int(argc, argv, "--rounds", 40);
@@ -111,20 +118,25 @@ int main(int argc, char **argv)
     for (int k = 0; k < NVARIANTS; k++)
         if (load(&v[k], dir, names[k]))
             return 1;
-    double *cpu = calloc(rounds, sizeof(*cpu)), *wall = calloc(rounds, sizeof(*wall));
-    double *control = calloc(rounds, sizeof(*control)), *floor = calloc(rounds, sizeof(*floor));
-    if (!cpu || !wall || !control || !floor)
-        return 1;
+    /* per round: on vs off in CPU time and in wall time, the twin and the
+     * floor vs off in CPU time */
+    enum { CPU, WALL, CONTROL, FLOOR_CPU, NRATIOS };
+    static const char *const ratio_names[NRATIOS] = {"overhead_pct", "wall_overhead_pct",
+                                                     "control_pct", "floor_pct"};
+    double *ratio[NRATIOS];
+    for (int r = 0; r < NRATIOS; r++)
+        if (!(ratio[r] = calloc(rounds, sizeof(double))))
+            return 1;
     for (unsigned i = 0; i < rounds; i++) {
         uint64_t cpu_ns[NVARIANTS], wall_ns[NVARIANTS];
         for (int j = 0; j < NVARIANTS; j++) {
             int k = (int)((i + (unsigned)j) % NVARIANTS); /* who goes first rotates */
             wall_ns[k] = v[k].batch(workers, ntasks, polls, work, &cpu_ns[k]);
         }
-        cpu[i] = pct(cpu_ns[ON], cpu_ns[OFF]);
-        wall[i] = pct(wall_ns[ON], wall_ns[OFF]);
-        control[i] = pct(cpu_ns[TWIN], cpu_ns[OFF]);
-        floor[i] = pct(cpu_ns[FLOOR], cpu_ns[OFF]);
+        ratio[CPU][i] = pct(cpu_ns[ON], cpu_ns[OFF]);
+        ratio[WALL][i] = pct(wall_ns[ON], wall_ns[OFF]);
+        ratio[CONTROL][i] = pct(cpu_ns[TWIN], cpu_ns[OFF]);
+        ratio[FLOOR_CPU][i] = pct(cpu_ns[FLOOR], cpu_ns[OFF]);
         printf("round %u on_cpu_ns %llu off_cpu_ns %llu twin_cpu_ns %llu floor_cpu_ns %llu\n", i,
                (unsigned long long)cpu_ns[ON], (unsigned long long)cpu_ns[OFF],
                (unsigned long long)cpu_ns[TWIN], (unsigned long long)cpu_ns[FLOOR]);
@@ -132,21 +144,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < NVARIANTS; k++)
         v[k].stop();
     fr_shutdown();
-    double wall_median = bench_median(wall, rounds); /* each sorts */
-    double cpu_median = bench_median(cpu, rounds);
-    double control_median = bench_median(control, rounds);
-    double floor_median = bench_median(floor, rounds);
-    printf("overhead_pct_median %.3f\noverhead_pct_min %.3f\noverhead_pct_max %.3f\n"
-           "overhead_pct_p25 %.3f\noverhead_pct_p75 %.3f\nwall_overhead_pct_median %.3f\n"
-           "control_pct_median %.3f\ncontrol_pct_p25 %.3f\ncontrol_pct_p75 %.3f\n",
-           cpu_median, cpu[0], cpu[rounds - 1], quantile(cpu, rounds, 0.25),
-           quantile(cpu, rounds, 0.75), wall_median, control_median,
-           quantile(control, rounds, 0.25), quantile(control, rounds, 0.75));
-    printf("floor_pct_median %.3f\nfloor_pct_p25 %.3f\nfloor_pct_p75 %.3f\n", floor_median,
-           quantile(floor, rounds, 0.25), quantile(floor, rounds, 0.75));
-    free(floor);
-    free(control);
-    free(cpu);
-    free(wall);
+    for (int r = 0; r < NRATIOS; r++) {
+        summarise(ratio_names[r], ratio[r], rounds);
+        free(ratio[r]);
+    }
     return 0;
 }
