@@ -18,7 +18,14 @@
  * Floor: in each repetition the victim also gets SIGUSR2, whose handler (the
  * benchmark's own) is empty: delivery and sigreturn alone, measured the same
  * way. signal_stall_preempted counts the stalls during which the victim was
- * switched out. Prints "name value" lines.
+ * switched out.
+ *
+ * Self: the sender also sends SIGUSR2 to itself, on its own CPU, after a
+ * millisecond of spinning so that the CPU is awake (signal_self_us, from the
+ * call to its return): the tgkill system call, delivery, the empty handler
+ * and sigreturn, with no interrupt from another CPU. The floor minus this is
+ * what interrupting a thread running on another CPU costs. Prints "name
+ * value" lines.
  *
  *   bench-dump --dir DUMP_DIR [--reps N]
  */
@@ -164,6 +171,25 @@ static void choose_cpus(void)
         }
 }
 
+/* signal_self_us: @reps SIGUSR2s sent by this thread to itself, each after
+ * a millisecond of spinning; the median and worst in us into @med, @max. */
+static void self_signal(int reps, double *med, double *max)
+{
+    double us[40];
+    *max = 0;
+    for (int r = 0; r < reps; r++) {
+        uint64_t spin = bench_now_ns();
+        while (bench_now_ns() - spin < 1000000)
+            ;
+        uint64_t t0 = bench_now_ns();
+        pthread_kill(pthread_self(), SIGUSR2);
+        us[r] = (double)(bench_now_ns() - t0) / 1e3;
+        if (us[r] > *max)
+            *max = us[r];
+    }
+    *med = bench_median(us, (size_t)reps);
+}
+
 static int count_dumps(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -223,6 +249,8 @@ int main(int argc, char **argv)
     choose_cpus();
     if (sender_cpu >= 0)
         pin(sender_cpu); /* after fr_init and the fillers: only main and the victim */
+    double self_med, self_max;
+    self_signal(reps, &self_med, &self_max);
     pthread_create(&vt, NULL, victim, NULL);
     while (!atomic_load(&victim_ready))
         usleep(1000);
@@ -279,6 +307,7 @@ int main(int argc, char **argv)
     printf("signal_floor_us %.3f\nsignal_floor_us_max %.3f\nsignal_floor_preempted %d\n"
            "signal_pinned %d\n",
            m, floor_worst, floor_preempted, victim_cpu >= 0);
+    printf("signal_self_us %.3f\nsignal_self_us_max %.3f\n", self_med, self_max);
     /* Without the repetitions in which the victim was switched out (by the
      * dumper or by anything else running on its CPU): -1 when none is left. */
     printf("signal_stall_unpreempted_us %.3f\nsignal_stall_unpreempted_us_max %.3f\n"
