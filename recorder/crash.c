@@ -11,11 +11,18 @@
  *  - re-entrancy: a fault inside the handler (SA_NODEFER lets it reach us)
  *    salvages the frames already written and gives up at once, ending the
  *    process with the original signal, not the handler's own fault;
- *  - chaining: afterwards the handler that was installed before fr_init is
- *    restored and the signal re-raised, so the application's own handler
- *    runs, and the exit status and core dump are the original signal's. A
- *    synchronous fault re-executes on return; a sent signal (kill, raise,
- *    abort: si_code <= 0) is re-sent with tgkill;
+ *  - chaining: afterwards the program's own action is restored and the
+ *    signal re-raised, so the application's own handler runs, and the exit
+ *    status and core dump are the original signal's. A synchronous fault
+ *    re-executes on return; a sent signal (kill, raise, abort: si_code <= 0)
+ *    is re-sent with tgkill. The program's action is the one installed before
+ *    fr_init, or one it installed after, through the adapters'
+ *    sigaction/signal wrappers (fr__crash_claimed): the wrapper lets the real
+ *    call replace our handler, then ours goes back in front and the new
+ *    action becomes the one chained to, and a query through the wrapper
+ *    returns the program's action, never ours (fr__crash_view). Without the
+ *    adapters, a handler installed after fr_init replaces ours, and that
+ *    signal no longer dumps;
  *  - its own stack: the kernel runs the handler on whatever alternate stack
  *    the thread has (ours from registry.c, or a small one the program set
  *    itself, e.g. 8 KiB) or on the thread's own stack; the handler moves at
@@ -123,10 +130,12 @@ void fr__call_on_stack(void *stack_top, void (*fn)(void *), void *arg)
 }
 #endif
 
+/* Our own sigaction calls go through fr__own_sigaction: the adapters'
+ * wrappers, which interpose sigaction when they are loaded, leave them alone. */
 static void restore_all(void)
 {
     for (int i = 0; i < NCRASH; i++)
-        sigaction(crash_signals[i], &old_actions[i], NULL);
+        fr__own_sigaction(crash_signals[i], &old_actions[i], NULL);
 }
 
 /* Give the signal back to whoever had it before us, and make it happen. */
@@ -243,7 +252,7 @@ static int earlier_handler_first(int sig, siginfo_t *si, ucontext_t *uc)
         old->sa_handler(sig);
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     struct sigaction cur;
-    if (sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+    if (fr__own_sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
         cur.sa_sigaction == on_crash)
         return 1; /* returned, still ours: retry the instruction and see */
     /* It gave the signal up (SIG_DFL, or another handler): a crash. Dump it
@@ -297,6 +306,60 @@ static void on_crash(int sig, siginfo_t *si, void *ucv)
     errno = saved;
 }
 
+static void our_action(struct sigaction *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sa_sigaction = on_crash;
+    /* SA_ONSTACK: stack overflow. SA_NODEFER: a fault inside the handler
+     * reaches it again (salvage) instead of killing the process silently. */
+    sa->sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa->sa_mask);
+}
+
+/* Our handler holds the crash signal @i's index and no crash is being
+ * handled (its chain puts the program's actions back, and the program's
+ * handler may then change them as it likes). */
+static int holding(int i)
+{
+    return i >= 0 && installed && !in_crash && atomic_load(&crash_owner) == 0;
+}
+
+/*
+ * fr__crash_claimed - the program just set crash signal @sig's disposition
+ * through an adapter's wrapper, and the real call replaced our handler: its
+ * action becomes the one we chain to, and ours goes back in front of it.
+ * Async-signal-safe. Return: 1 if @sig is a crash signal we hold, else 0.
+ */
+int fr__crash_claimed(int sig)
+{
+    int i = old_index(sig);
+    if (!holding(i))
+        return 0;
+    struct sigaction cur, ours;
+    if (fr__own_sigaction(sig, NULL, &cur) != 0)
+        return 1;
+    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_crash)
+        return 1; /* ours still */
+    our_action(&ours);
+    if (fr__own_sigaction(sig, &ours, NULL) == 0)
+        old_actions[i] = cur;
+    return 1;
+}
+
+/*
+ * fr__crash_view - for the adapters' wrappers: if we hold crash signal @sig,
+ * the action the program believes it has (the one we chain to) in @view.
+ * Return: 1 if so, else 0 (@view untouched).
+ */
+int fr__crash_view(int sig, struct sigaction *view)
+{
+    int i = old_index(sig);
+    if (!holding(i))
+        return 0;
+    *view = old_actions[i];
+    return 1;
+}
+
 int fr__crash_install(void)
 {
     if (fr__cfg.flags & FR_NO_CRASH_HANDLERS)
@@ -313,17 +376,12 @@ int fr__crash_install(void)
     if (uerr)
         return uerr;
     struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_crash;
-    /* SA_ONSTACK: stack overflow. SA_NODEFER: a fault inside the handler
-     * reaches it again (salvage) instead of killing the process silently. */
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
+    our_action(&sa);
     for (int i = 0; i < NCRASH; i++) {
-        if (sigaction(crash_signals[i], &sa, &old_actions[i]) != 0) {
+        if (fr__own_sigaction(crash_signals[i], &sa, &old_actions[i]) != 0) {
             int err = -errno;
             for (int j = 0; j < i; j++)
-                sigaction(crash_signals[j], &old_actions[j], NULL);
+                fr__own_sigaction(crash_signals[j], &old_actions[j], NULL);
             fr__unwind_stop();
             return err;
         }

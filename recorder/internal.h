@@ -607,6 +607,8 @@ int fr__signal_parse(const char *s);              /* "USR2", "RTMIN+3", "12"; -1
 int fr__crash_install(void);
 void fr__crash_uninstall(void);
 void fr__crash_reset_after_fork(void);
+int fr__crash_claimed(int sig);                          /* adapters' wrappers, via signal.c */
+int fr__crash_view(int sig, struct sigaction *view);     /* adapters' wrappers, via termination.c */
 /* unwind.c: backtraces taken by an unwinder thread, bounded in time */
 int fr__unwind_start(void);          /* fr_init: warm up libunwind, start the thread */
 void fr__unwind_stop(void);          /* fr_shutdown */

@@ -485,12 +485,18 @@ int fr__dumper_start(void)
  * signalfd: @how 1), through a call the adapters wrap. If @sig is the dump
  * signal, the program keeps what it asked for and the dump signal moves to
  * the first free one (none if every candidate is taken); SIG_DFL on the dump
- * signal means the program does not care, and our handler goes back. Our own
- * calls are ignored. Async-signal-safe apart from the warning's write().
+ * signal means the program does not care, and our handler goes back. On a
+ * crash signal our handler goes back in front of the program's new action
+ * (fr__crash_claimed). Our own calls are ignored. Async-signal-safe apart
+ * from the warning's write().
  */
 FR_API void fr__signal_claimed(int sig, int how)
 {
-    if (own_call || sig <= 0 || sig > 64 || !dumper_running)
+    if (own_call || sig <= 0 || sig > 64)
+        return;
+    if (fr__crash_claimed(sig))
+        return; /* a crash signal: ours stays in front of the program's handler */
+    if (!dumper_running)
         return;
     int expect = 0;
     if (!atomic_compare_exchange_strong(&moving, &expect, 1))

@@ -194,13 +194,18 @@ int fr__termination_claimed(int sig)
 
 /*
  * fr__signal_view - for the adapters' sigaction/signal wrappers: if @sig is
- * chained behind a dump, store the action the program believes it has in
+ * chained behind a dump (a dump_on signal here, or a crash signal: crash.c's
+ * fr__crash_view), store the action the program believes it has in
  * @view (what a query must return instead of our handler). Return: 1 if so,
  * else 0 (@view untouched).
  */
 FR_API int fr__signal_view(int sig, struct sigaction *view)
 {
-    if (sig <= 0 || sig > 64 || !(installed & FR_DUMP_ON(sig)) || fr__in_own_sigaction())
+    if (fr__in_own_sigaction())
+        return 0;
+    if (fr__crash_view(sig, view))
+        return 1; /* a crash signal (crash.c) */
+    if (sig <= 0 || sig > 64 || !(installed & FR_DUMP_ON(sig)))
         return 0;
     *view = prog[sig];
     return 1;
