@@ -760,6 +760,15 @@ static void walk_frames(struct frd_dump *d, const uint8_t *buf, size_t len, size
             decode_section(d, off, sec, seclen);
         }
         off += fsz;
+        if (d->have_end && off < len) {
+            /* END is the dump's last frame: what follows is not this dump's
+             * (another dump appended to it, `cat A.frd B.frd`), and merging
+             * two processes' threads would make one history of both */
+            frd__error(d, off, "expected the end of the file after the END section, found "
+                       "%zu more bytes (another dump appended?): ignored, this dump ends "
+                       "here", len - off);
+            break;
+        }
     }
     d->stopped_at = off;
 }

@@ -82,6 +82,39 @@ Test(damage, whole_dump_is_whole, .timeout = 60)
     frd_close(d);
 }
 
+/* Two dumps one after the other (`cat A.frd A.frd`): the first is read
+ * whole, alone, and what follows its END is reported, not merged in. */
+Test(damage, a_dump_appended_to_another_is_not_merged_into_it, .timeout = 60)
+{
+    make_dump();
+    uint8_t *two = malloc(2 * len);
+    cr_assert_not_null(two);
+    memcpy(two, buf, len);
+    memcpy(two + len, buf, len);
+    struct frd_dump *one, *d;
+    char err[256];
+    cr_assert_eq(frd_open_mem(buf, len, "one.frd", &one, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(frd_open_mem(two, 2 * len, "two.frd", &d, err, sizeof(err)), 0, "%s", err);
+    cr_assert(d->have_end);
+    cr_assert_eq(d->nthreads, one->nthreads, "threads of both dumps: %zu, one has %zu",
+                 d->nthreads, one->nthreads);
+    cr_assert_eq(d->stopped_at, len);
+    cr_assert_eq(d->nerrors, 1);
+    char want[64];
+    snprintf(want, sizeof want, "two.frd: offset %zu: expected the end of the file", len);
+    cr_assert_not_null(strstr(d->errors[0], want), "%s", d->errors[0]);
+    struct frd_model m1, m2;
+    cr_assert_eq(frd_model_build(one, &m1), 0);
+    cr_assert_eq(frd_model_build(d, &m2), 0);
+    cr_assert_eq(m2.nevents, m1.nevents);
+    cr_assert_eq(m2.nnotes, 0, "protocol notes from a merged history: %zu", m2.nnotes);
+    frd_model_free(&m1);
+    frd_model_free(&m2);
+    frd_close(one);
+    frd_close(d);
+    free(two);
+}
+
 Test(damage, cut_at_every_offset, .timeout = 120)
 {
     make_dump();
