@@ -98,9 +98,11 @@ const char *frd_task_label(const struct frd_model *m, int32_t ti, char *buf, siz
     const struct frd_task *t = &m->tasks[ti];
     size_t n = 0;
     const char *s = frd_string(m->dump, t->name, &n);
-    if (s)
-        snprintf(buf, len, "task %llu \"%.*s\"", (unsigned long long)t->id,
-                 (int)(n > 48 ? 48 : n), s);
+    if (s && n > FRD_TASK_NAME_SHOWN)
+        snprintf(buf, len, "task %llu \"%.*s...\"", (unsigned long long)t->id,
+                 FRD_TASK_NAME_SHOWN - 3, s);
+    else if (s)
+        snprintf(buf, len, "task %llu \"%.*s\"", (unsigned long long)t->id, (int)n, s);
     else
         snprintf(buf, len, "task %llu", (unsigned long long)t->id);
     return buf;
@@ -138,7 +140,7 @@ const char *frd_culprit_phrase(const struct frd_model *m, const struct frd_culpr
     buf[0] = 0;
     if (c->task == FRD_NONE || (size_t)c->task >= m->ntasks || c->thread >= m->dump->nthreads)
         return buf;
-    char tl[96], n[32], d1[32], d2[32], th[48];
+    char tl[FRD_TASK_LABEL_MAX], n[32], d1[32], d2[32], th[48];
     snprintf(buf, len, "behind %s: %s poll%s, %s of the %s on %s",
              frd_task_label(m, c->task, tl, sizeof(tl)), fmt_count(c->polls, n, sizeof(n)),
              c->polls == 1 ? "" : "s", frd_fmt_dur(c->busy_ns, d1, sizeof(d1)),
@@ -764,7 +766,7 @@ static void put(struct sb *s, const char *fmt, ...)
 static void put_how(struct sb *s, const struct frd_model *m, const struct frd_finding *x)
 {
     const struct frd_task *t = &m->tasks[x->task];
-    char th[48], tl[96];
+    char th[48], tl[FRD_TASK_LABEL_MAX];
     switch (x->how) {
     case FRD_HOW_WOKEN: {
         if (x->wake == FRD_NONE || (size_t)x->wake >= t->nwakes) {
@@ -827,7 +829,7 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
                                unsigned flags, char *buf, size_t len)
 {
     struct sb s = {buf, len, 0};
-    char tl[96], th[48], d1[32], d2[32], lab[128];
+    char tl[FRD_TASK_LABEL_MAX], th[48], d1[32], d2[32], lab[128];
     buf[0] = 0;
     if (!len)
         return buf;

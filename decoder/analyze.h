@@ -126,7 +126,7 @@ struct frd_finding {
     int32_t lock_holder;
     struct frd_cycle_link *cycle; /* deadlock: the cycle, malloc'ed (frd_findings_free) */
     size_t ncycle;
-    char message[384];   /* the sentence, written by frd_finding_format */
+    char message[512];   /* the sentence, written by frd_finding_format */
 };
 
 struct frd_findings {
@@ -206,9 +206,17 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
 const char *frd_culprit_phrase(const struct frd_model *m, const struct frd_culprit *c,
                                int64_t wait_ns, char *buf, size_t len);
 
+/* frd_task_label's name: shown whole up to this many bytes; a longer one is
+ * cut to fit with "..." (an adapter's names end in a module offset, which a
+ * silent cut would turn into another address). A label buffer of
+ * FRD_TASK_LABEL_MAX bytes holds any label whole. */
+#define FRD_TASK_NAME_SHOWN 160
+#define FRD_TASK_LABEL_MAX (FRD_TASK_NAME_SHOWN + 32)
+
 /*
  * frd_task_label - `task 7 "fetch"` for task index @ti of @m into @buf (the
- * name cut at 48 bytes), or `task 7` when the name is unknown. Return: @buf.
+ * name whole up to FRD_TASK_NAME_SHOWN bytes, else cut and ended with "..."),
+ * or `task 7` when the name is unknown. Return: @buf.
  */
 const char *frd_task_label(const struct frd_model *m, int32_t ti, char *buf, size_t len);
 

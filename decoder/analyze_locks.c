@@ -225,7 +225,7 @@ static void holder_doing(const struct frd_model *m, int32_t h, char *buf, size_t
 const char *frd__lock_phrase(const struct frd_model *m, const struct frd_finding *x, char *buf,
                              size_t len)
 {
-    char tl[96], lt[64], doing[160];
+    char tl[FRD_TASK_LABEL_MAX], lt[64], doing[160];
     size_t w = 0;
     buf[0] = 0;
 #define PUT(...)                                                                                   \

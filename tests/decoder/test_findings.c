@@ -4,6 +4,7 @@
  * exactly: the right kind, the right task, nothing else; a clean run has none.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "flightrec.h"
@@ -149,6 +150,39 @@ Test(findings, starvation_names_the_long_poll)
     cr_assert_not_null(strstr(st->message, "task 41 \"hog\""), "%s", st->message);
     cr_assert_eq(r.f.n, 2, "%s", sc_describe(&r));
     cr_assert_geq(st->duration_ns, 6 * SC_LONG_POLL_MS * 1000000LL);
+    sc_result_free(&r);
+}
+
+/* An adapter's task name ends in a module offset: a message that cut it
+ * would name another address. Whole up to FRD_TASK_NAME_SHOWN bytes, and a
+ * longer one says it was cut. */
+Test(findings, a_long_task_name_is_whole_in_the_message)
+{
+    static const char name[] = "uv async libisc-9.18.49-1~deb12u3-Debian.so+0x29270";
+    char longer[FRD_TASK_NAME_SHOWN + 40];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    fr_spawn(41, 0, name);
+    sc_run(w1, hog, NULL);
+    fr_spawn(61, 0, longer);
+    sc_run(w2, sc_poll_ready_drop, ARG(61));
+
+    struct sc_result r;
+    decode_now(&r);
+    const struct frd_finding *lp = sc_find(&r, FRD_LONG_POLL, 41);
+    cr_assert_not_null(lp, "%s", sc_describe(&r));
+    char want[96];
+    snprintf(want, sizeof want, "task 41 \"%s\"", name);
+    cr_assert_not_null(strstr(lp->message, want), "%s", lp->message);
+    int32_t ti = -1;
+    for (size_t i = 0; i < r.m.ntasks; i++)
+        if (r.m.tasks[i].id == 61)
+            ti = (int32_t)i;
+    cr_assert_geq(ti, 0);
+    char label[FRD_TASK_LABEL_MAX];
+    frd_task_label(&r.m, ti, label, sizeof label);
+    cr_assert_eq(strlen(label), strlen("task 61 \"\"") + FRD_TASK_NAME_SHOWN, "%s", label);
+    cr_assert_not_null(strstr(label, "xxx...\""), "%s", label);
     sc_result_free(&r);
 }
 
