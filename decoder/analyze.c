@@ -401,7 +401,9 @@ static int rests_on_a_duration(const struct frd_finding *x)
 /*
  * Is @x a finding on a wait that the host, not the program, made: with the
  * time the thread that ran the task (or held the poll) spent waiting for a
- * CPU taken away, the wait is within its threshold? A wait with no thread
+ * CPU taken away, the wait is within its threshold? A dump that lost its run
+ * delays (frd_run_delay_lost) knows none of that time: every such wait is
+ * unknown, as one before the run delays the dump kept is. A wait with no thread
  * that ended it (a task still waiting at the end) keeps its finding: the
  * rule needs the thread the wait was on; hung is not a wait for a CPU. A
  * wait that began before the run delays the dump kept (the recorder's ring
@@ -414,9 +416,10 @@ static int host_made(const struct frd_finding *x, const struct frd_model *m,
     const struct frd_dump *d = m->dump;
     int64_t limit = x->kind == FRD_LONG_POLL ? th->long_poll_ns : th->starvation_ns;
     int64_t on = x->kind == FRD_LONG_POLL ? (int64_t)x->thread : x->ran_thread;
-    return d->have_run_delay && x->kind != FRD_HUNG && rests_on_a_duration(x) && on >= 0 &&
-           (size_t)on < d->nthreads &&
-           (x->at_ns < d->run_delay_from_ns ||
+    int lost = frd_run_delay_lost(d);
+    return (d->have_run_delay || lost) && x->kind != FRD_HUNG && rests_on_a_duration(x) &&
+           on >= 0 && (size_t)on < d->nthreads &&
+           (lost || x->at_ns < d->run_delay_from_ns ||
             x->duration_ns - host_delay(d, d->threads[on].tid, x->at_ns,
                                         x->at_ns + x->duration_ns) <= limit);
 }

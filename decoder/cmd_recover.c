@@ -214,6 +214,38 @@ static int sec_end(struct rec *r)
 }
 
 /* PROCESS: pid, ppid, start, then the four blobs, each checked. */
+/*
+ * RUN_DELAY from the run-delay sampler's entry ring in the file (header 240:
+ * its offset, 248: its entries; docs/format.md): the entries whole when the
+ * process died, oldest first, as a dump writes them. Only when the header
+ * says the sampler ran (FR_HDR_RUN_DELAY): a file without the ring (an older
+ * recorder) or with a damaged one gets no section, and the decoder then knows
+ * the run delays were lost, rather than reading "none waited" into them.
+ */
+static void write_run_delay(struct rec *r)
+{
+    uint64_t off = get64(r->meta + 240), cap = get64(r->meta + 248);
+    if (!(r->flags & FR_HDR_RUN_DELAY) || !off || !cap || cap > (1u << 20) ||
+        !in_meta(r, off, 16 + 40 * cap))
+        return;
+    const uint8_t *ring = r->meta + off;
+    uint64_t n = get64(ring);
+    sec_begin(r, FR_SEC_RUN_DELAY);
+    int first = 1;
+    for (uint64_t i = n > cap ? n - cap : 0; i < n; i++) {
+        const uint8_t *e = ring + 16 + 40 * (i % cap);
+        if (get64(e) != i + 1)
+            continue; /* being written when the process died */
+        rb_u64(&r->sec, get64(e + 8));  /* from_ns */
+        rb_u64(&r->sec, get64(e + 16)); /* to_ns */
+        rb_u64(&r->sec, get64(e + 24)); /* delay_ns */
+        rb_u32(&r->sec, get32(e + 32)); /* tid */
+        rb_u32(&r->sec, first && i > 0); /* older entries were overwritten */
+        first = 0;
+    }
+    sec_end(r);
+}
+
 static void write_process(struct rec *r)
 {
     const uint8_t *p = r->meta + r->proc_off, *end = p + r->proc_cap;
@@ -490,7 +522,7 @@ static int recover(struct rec *r, int force)
     rb_u64(&hb, now_ns);
     rb_u64(&hb, 0);
     rb_u32(&hb, r->max_threads);
-    rb_u32(&hb, r->flags & FR_HDR_TSC);
+    rb_u32(&hb, r->flags & (FR_HDR_TSC | FR_HDR_RUN_DELAY));
     memcpy(h + 8 + 64, "recovered", 9);
     rb_put(&r->out, h, sizeof h);
 
@@ -512,6 +544,7 @@ static int recover(struct rec *r, int force)
     free(order);
     if (err)
         return fail(r, "cannot read a ring (file cut short?)");
+    write_run_delay(r);
     sec_begin(r, FR_SEC_RECOVERY);
     rb_u32(&r->sec, r->threads);
     rb_u32(&r->sec, r->pages_kept);

@@ -342,6 +342,17 @@ int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks);
 int64_t frd_end_ns(const struct frd_dump *d);
 
 /*
+ * frd_run_delay_lost - the recorder's run-delay sampler ran (header flag
+ * FR_HDR_RUN_DELAY) but the dump has no RUN_DELAY section: it was cut short,
+ * or recovered from shared rings. How long the host kept any thread from
+ * running is then unknown, not zero. Return: 1 if so, else 0.
+ */
+static inline int frd_run_delay_lost(const struct frd_dump *d)
+{
+    return (d->hdr.flags & FR_HDR_RUN_DELAY) && !d->have_run_delay;
+}
+
+/*
  * A cursor over one thread's events in recording order, decoding them from
  * the validated pages as it goes (no allocation). Fields are private.
  */

@@ -396,9 +396,10 @@ int frd_json_findings(FILE *out, const struct frd_view *v)
     free(silent);
     fprintf(out, "{\"events\": %zu, \"tasks\": %zu, \"threads\": %zu, \"window_ns\": %lld, "
             "\"silent_tasks\": %zd, \"timing_withheld\": %zu, \"host_withheld\": %zu, "
-            "\"findings\": [",
+            "\"run_delay_lost\": %s, \"findings\": [",
             m->nevents, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns),
-            nsilent > 0 ? nsilent : 0, v->f->timing_withheld, v->f->host_withheld);
+            nsilent > 0 ? nsilent : 0, v->f->timing_withheld, v->f->host_withheld,
+            frd_run_delay_lost(m->dump) ? "true" : "false");
     for (size_t i = 0; i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
         fprintf(out, "%s\n {\"kind\": \"%s\", \"task\": ", i ? "," : "", frd_kind_name(x->kind));

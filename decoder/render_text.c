@@ -236,6 +236,13 @@ static void text_triggers(FILE *out, const struct frd_view *v)
  * RUN_DELAY entries) in all, and the most between two readings. */
 static void text_run_delays(FILE *out, const struct frd_dump *d, const struct frd_model *m)
 {
+    if (frd_run_delay_lost(d)) {
+        fprintf(out, "run delay lost: the sampler ran but this dump has no RUN_DELAY section "
+                "(%s); findings on a wait are withheld\n",
+                d->hdr.trigger == FR_TRIGGER_RECOVERED ? "recovered after the process died"
+                                                       : "cut short");
+        return;
+    }
     if (!d->have_run_delay)
         return; /* an older recorder, or FLIGHTREC_RUN_DELAY=0 */
     uint64_t total = 0, worst = 0;
@@ -818,7 +825,13 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
         fprintf(out, "%zu finding%s resting on a duration withheld: the dump's clock could not "
                 "be calibrated (info lists why)\n", v->f->timing_withheld,
                 v->f->timing_withheld == 1 ? "" : "s");
-    if (v->f->host_withheld)
+    if (v->f->host_withheld && frd_run_delay_lost(m->dump))
+        fprintf(out, "%zu finding%s on a wait withheld: this dump lost its run delays (%s), so "
+                "how long the host kept each thread from running is unknown\n",
+                v->f->host_withheld, v->f->host_withheld == 1 ? "" : "s",
+                m->dump->hdr.trigger == FR_TRIGGER_RECOVERED ? "recovered after the process died"
+                                                              : "cut short");
+    else if (v->f->host_withheld)
         fprintf(out, "%zu finding%s on a wait withheld: the host kept the thread from running "
                 "(waiting for a CPU) for all but the threshold of it (info shows the run delays)\n",
                 v->f->host_withheld, v->f->host_withheld == 1 ? "" : "s");

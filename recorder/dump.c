@@ -244,7 +244,7 @@ static void write_header(struct dump_ctx *c, enum fr_trigger trigger, int signo,
     fr__put64(h + 40, real_ns);
     fr__put64(h + 48, seq);
     fr__put32(h + 56, FR_MAX_THREADS);
-    fr__put32(h + 60, fr__clock_tsc ? FR_HDR_TSC : 0);
+    fr__put32(h + 60, (fr__clock_tsc ? FR_HDR_TSC : 0) | (fr__run_delay_on() ? FR_HDR_RUN_DELAY : 0));
     if (reason)
         strncpy((char *)h + 64, reason, FR_REASON_MAX - 1);
     put_raw(c, b, sizeof b);

@@ -636,6 +636,9 @@ int fr__in_own_sigaction(void);
 #ifndef FR_RUN_DELAY_ENTRIES
 #define FR_RUN_DELAY_ENTRIES 4096u
 #endif
+/* The entry ring's bytes: a u64 count and a reserved u64, then 40 bytes an
+ * entry (rundelay.c; the shared rings file holds it so, docs/format.md). */
+#define FR_RUN_DELAY_RING_BYTES (16u + 40u * FR_RUN_DELAY_ENTRIES)
 
 struct fr_run_delay_copy {
     uint64_t from_ns, to_ns, delay_ns; /* CLOCK_MONOTONIC */
@@ -644,6 +647,10 @@ struct fr_run_delay_copy {
 };
 int fr__run_delay_start(void); /* no-op with FR_NO_RUN_DELAY; 0 or -errno */
 int fr__run_delay_on(void);    /* the sampler runs: dumps carry RUN_DELAY */
+/* Keep the entry ring in @mem (FR_RUN_DELAY_RING_BYTES, zeroed, 8-byte
+ * aligned: the shared rings file's region), or in private memory again
+ * (NULL). Before the sampler starts, or when the file is closed. */
+void fr__run_delay_share(void *mem);
 /* At a thread's attach (its first event, before LIVE): its run delay so far,
  * into @s. One open, read and close; async-signal-safe. */
 void fr__run_delay_attach(struct fr_slot *s);

@@ -29,7 +29,10 @@
  * Entries go into a fixed ring (this thread is its only writer; a per-entry
  * sequence word makes a copy taken meanwhile skip the entry being written).
  * Every dump copies it as the RUN_DELAY section (format.h); the crash handler
- * does so with plain loads only. The decoder withholds a timing finding whose
+ * does so with plain loads only. With shared rings the ring itself lives in
+ * the .rings file (shared.c), so `flightrec recover` writes the section too;
+ * every dump's header says whether the sampler ran (FR_HDR_RUN_DELAY), so a
+ * dump that lost the section is told from one that never had it. The decoder withholds a timing finding whose
  * wait, less what the host held its thread, is within the threshold.
  *
  * After each wake it also wakes a dumper thread that a dump signal asked
@@ -51,15 +54,28 @@
 
 #include "internal.h"
 
+/* The entry ring, laid out as the shared rings file holds it (docs/format.md,
+ * "Shared rings file"): with FR_SHARED_RINGS it lives there (shared.c hands
+ * it over, fr__run_delay_share), so `flightrec recover` finds it after a
+ * SIGKILL; else in this process's memory. */
 struct rd_entry {
     _Atomic uint64_t seq; /* n + 1 once entry n is whole; 0 while written */
     _Atomic uint64_t from_ns, to_ns, delay_ns;
     _Atomic uint32_t tid;
+    uint32_t reserved;
 };
+struct rd_ring {
+    _Atomic uint64_t nentries; /* entries ever written (this epoch) */
+    uint64_t reserved;
+    struct rd_entry e[FR_RUN_DELAY_ENTRIES];
+};
+_Static_assert(sizeof(struct rd_entry) == 40 && sizeof(struct rd_ring) == FR_RUN_DELAY_RING_BYTES,
+               "the run-delay ring's layout is the shared rings file's");
 
-static struct rd_entry entries[FR_RUN_DELAY_ENTRIES];
-static _Atomic uint64_t nentries; /* entries ever written (this epoch) */
-static _Atomic int on;            /* the sampler runs */
+static struct rd_ring private_ring;
+/* Loaded once per use: a ring handed over meanwhile is used from the next. */
+static struct rd_ring *_Atomic ring = &private_ring;
+static _Atomic int on; /* the sampler runs */
 
 /* What the sampler last read of each slot's thread. */
 static struct {
@@ -79,10 +95,16 @@ static _Atomic uint64_t next_wake_ns;
 static pthread_t thread;
 static int running;
 
+void fr__run_delay_share(void *mem)
+{
+    atomic_store_explicit(&ring, mem ? (struct rd_ring *)mem : &private_ring, FR_RELEASE);
+}
+
 static void note(uint64_t from_ns, uint64_t to_ns, uint64_t delay_ns, uint32_t tid)
 {
-    uint64_t n = atomic_load_explicit(&nentries, FR_RELAXED);
-    struct rd_entry *e = &entries[n % FR_RUN_DELAY_ENTRIES];
+    struct rd_ring *r = atomic_load_explicit(&ring, FR_ACQUIRE);
+    uint64_t n = atomic_load_explicit(&r->nentries, FR_RELAXED);
+    struct rd_entry *e = &r->e[n % FR_RUN_DELAY_ENTRIES];
     atomic_store_explicit(&e->seq, 0, FR_RELAXED);
     /* release stores: a reader that sees a new field sees seq 0 too */
     atomic_store_explicit(&e->from_ns, from_ns, FR_RELEASE);
@@ -90,7 +112,7 @@ static void note(uint64_t from_ns, uint64_t to_ns, uint64_t delay_ns, uint32_t t
     atomic_store_explicit(&e->delay_ns, delay_ns, FR_RELEASE);
     atomic_store_explicit(&e->tid, tid, FR_RELEASE);
     atomic_store_explicit(&e->seq, n + 1, FR_RELEASE);
-    atomic_store_explicit(&nentries, n + 1, FR_RELEASE);
+    atomic_store_explicit(&r->nentries, n + 1, FR_RELEASE);
 }
 
 #ifdef FR_TEST_HOOKS
@@ -290,7 +312,7 @@ int fr__run_delay_start(void)
         seen[i].delay_ns = UINT64_MAX;
         seen[i].exit_gen = 0;
     }
-    atomic_store_explicit(&nentries, 0, FR_RELEASE);
+    atomic_store_explicit(&atomic_load(&ring)->nentries, 0, FR_RELEASE);
     atomic_store_explicit(&quit, 0, FR_RELEASE);
     atomic_store(&next_wake_ns, 0);
     sigset_t all, old;
@@ -330,14 +352,15 @@ void fr__run_delay_restart_in_child(void)
 
 size_t fr__run_delay_copy(uint64_t *at, struct fr_run_delay_copy *out, size_t max)
 {
-    uint64_t n = atomic_load_explicit(&nentries, FR_ACQUIRE);
+    struct rd_ring *r = atomic_load_explicit(&ring, FR_ACQUIRE);
+    uint64_t n = atomic_load_explicit(&r->nentries, FR_ACQUIRE);
     uint64_t i = *at;
     int first_copy = i == UINT64_MAX;
     if (i == UINT64_MAX || i + FR_RUN_DELAY_ENTRIES < n) /* the start, or overtaken */
         i = n > FR_RUN_DELAY_ENTRIES ? n - FR_RUN_DELAY_ENTRIES : 0;
     size_t k = 0;
     for (; i < n && k < max; i++) {
-        struct rd_entry *e = &entries[i % FR_RUN_DELAY_ENTRIES];
+        struct rd_entry *e = &r->e[i % FR_RUN_DELAY_ENTRIES];
         if (atomic_load_explicit(&e->seq, FR_ACQUIRE) != i + 1)
             continue; /* being rewritten */
         struct fr_run_delay_copy c = {

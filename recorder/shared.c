@@ -7,7 +7,8 @@
  * O_NOFOLLOW, through a directory descriptor opened O_NOFOLLOW, as dumps are).
  * Its layout is in docs/format.md ("Shared rings file"): a metadata area
  * (process information, clock pairs, a mirror of the slot registry, a
- * mirror of the interned strings, the module map) and then one ring per
+ * mirror of the interned strings, the module map, the run-delay sampler's
+ * entry ring, rundelay.c's own) and then one ring per
  * registry slot, slot i at rings_off + i * ring_bytes. The file grows as
  * slots are first used (fallocate, never shrinking).
  *
@@ -60,7 +61,7 @@ static _Atomic uint32_t arena_used;
 static _Atomic int grow_lock, maps_lock, open_lock;
 static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
-static uint64_t proc_off, slots_off, strtab_off, arena_off, maps_off, rings_off;
+static uint64_t proc_off, slots_off, strtab_off, arena_off, maps_off, rundelay_off, rings_off;
 
 
 static uint64_t align_page(uint64_t v)
@@ -186,7 +187,8 @@ int fr__shared_open(void)
     strtab_off = slots_off + (uint64_t)FR_MAX_THREADS * SLOT_ENTRY;
     arena_off = strtab_off + (uint64_t)FR_INTERN_SLOTS * STR_ENTRY;
     maps_off = arena_off + ARENA_CAP;
-    rings_off = align_page(maps_off + 2u * FR_SHARED_MAPS_CAP);
+    rundelay_off = maps_off + 2u * FR_SHARED_MAPS_CAP;
+    rings_off = align_page(rundelay_off + FR_RUN_DELAY_RING_BYTES);
     meta_len = (size_t)rings_off;
 
     dirfd_ = open(fr__cfg.dump_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -232,7 +234,10 @@ int fr__shared_open(void)
     fr__put32(meta + 16, (uint32_t)getpid());
     fr__put32(meta + 20, (uint32_t)getppid());
     fr__put32(meta + 24, FR_PAGE_SIZE);
-    fr__put32(meta + 28, fr__clock_tsc ? FR_HDR_TSC : 0);
+    /* the sampler starts in fr_init after this file, unless switched off
+     * (fr_init fails if it cannot start) */
+    fr__put32(meta + 28, (fr__clock_tsc ? FR_HDR_TSC : 0) |
+                             ((fr__cfg.flags & FR_NO_RUN_DELAY) ? 0 : FR_HDR_RUN_DELAY));
     fr__put64(meta + 32, fr__cfg.ring_bytes / FR_PAGE_SIZE * FR_PAGE_SIZE);
     fr__put32(meta + 40, FR_MAX_THREADS);
     fr__put32(meta + 44, fr__clock_tsc ? FR_CLOCK_TSC : FR_CLOCK_MONOTONIC);
@@ -248,6 +253,11 @@ int fr__shared_open(void)
     fr__put64(meta + 200, maps_off);
     fr__put64(meta + 208, FR_SHARED_MAPS_CAP);
     fr__put64(meta + 224, rings_off);
+    fr__put64(meta + 240, rundelay_off);
+    fr__put64(meta + 248, FR_RUN_DELAY_ENTRIES);
+    /* the run-delay sampler's entries from now on (a fork child's sampler
+     * may run already: its entries so far stay in its memory) */
+    fr__run_delay_share(meta + rundelay_off);
     write_process();
     fr__shared_clock();
     refresh_maps();
@@ -267,6 +277,7 @@ void fr__shared_close(void)
     close(fd);
     close(dirfd_);
     fd = dirfd_ = -1;
+    fr__run_delay_share(NULL); /* a sampler writing now still finds the mapping */
     __atomic_store_n(&meta, NULL, __ATOMIC_RELEASE); /* left mapped: see above */
 }
 
@@ -279,6 +290,7 @@ void fr__shared_after_fork(void)
         close(dirfd_);
     }
     fd = dirfd_ = -1;
+    fr__run_delay_share(NULL); /* no sampler runs in the child yet */
     if (meta)
         munmap(meta, meta_len);
     meta = NULL;

@@ -137,6 +137,10 @@ Test(shared, sigkill_at_a_random_moment_recovers_every_thread_in_sequence)
     cr_assert(d->have_end);
     cr_assert(!d->damaged, "%s", d->nerrors ? d->errors[0] : "");
     cr_assert(d->clock.calibrated);
+    /* the sampler ran, and its run delays are in the .rings file */
+    cr_assert(d->hdr.flags & FR_HDR_RUN_DELAY);
+    cr_assert(d->have_run_delay);
+    cr_assert_not(frd_run_delay_lost(d));
     int seen = 0;
     for (size_t i = 0; i < d->nthreads; i++) {
         const struct frd_thread *t = &d->threads[i];

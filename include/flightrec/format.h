@@ -55,6 +55,11 @@ enum fr_trigger {
 };
 
 #define FR_HDR_TSC 0x1u /* event ticks are TSC cycles (else CLOCK_MONOTONIC ns) */
+/* The run-delay sampler ran: the dump's RUN_DELAY section says how long its
+ * threads waited for a CPU. With this bit and no RUN_DELAY section, the dump
+ * lost it (cut short, or recovered from shared rings): how long the host kept
+ * a thread from running is unknown, not zero. */
+#define FR_HDR_RUN_DELAY 0x2u
 
 /* ---- sections: one zstd frame each -------------------------------------- */
 /*

@@ -319,6 +319,48 @@ Test(rundelay, long_poll_in_the_first_poll_of_a_thread_that_exits_is_withheld)
     assert_withheld_for(&r, atomic_load(&fresh_tid), FRD_LONG_POLL);
 }
 
+/* A dump that lost its RUN_DELAY section (cut short, or recovered from
+ * shared rings: the header says the sampler ran) knows nothing of the host's
+ * share of a wait: the long poll is withheld, as a wait before the entries
+ * the dump kept is. Its twin below: the sampler off, nothing was lost, and
+ * the same wait keeps its verdict. */
+Test(rundelay, long_poll_in_a_dump_that_lost_its_run_delays_is_withheld)
+{
+    sc_run(w0, sc_spawn, ARG(31));
+    sc_run(w0, poll_blocked_in_a_call, NULL);
+    struct sc_result r;
+    decode_after_a_reading(&r);
+    cr_assert(r.d->hdr.flags & FR_HDR_RUN_DELAY);
+    cr_assert_not(frd_run_delay_lost(r.d));
+    cr_assert_eq(count_kind(&r.f, FRD_LONG_POLL), 1, "%s", sc_describe(&r));
+    r.d->have_run_delay = 0; /* as a dump cut before the section reads */
+    cr_assert(frd_run_delay_lost(r.d));
+    struct frd_findings f = analyze_again(&r);
+    cr_assert_eq(count_kind(&f, FRD_LONG_POLL), 0, "%zu findings", f.n);
+    cr_assert_eq(f.host_withheld, 1);
+    frd_findings_free(&f);
+    sc_result_free(&r);
+}
+
+Test(rundelay, long_poll_twin_with_the_sampler_off_keeps_its_verdict)
+{
+    fr_shutdown();
+    setenv("FLIGHTREC_RUN_DELAY", "0", 1);
+    sc_recorder_start(0);
+    unsetenv("FLIGHTREC_RUN_DELAY");
+    sc_run(w0, sc_spawn, ARG(31));
+    sc_run(w0, poll_blocked_in_a_call, NULL);
+    char path[512];
+    sc_dump(path);
+    struct sc_result r;
+    sc_decode(path, &r);
+    cr_assert_not(r.d->hdr.flags & FR_HDR_RUN_DELAY);
+    cr_assert_not(frd_run_delay_lost(r.d));
+    cr_assert_eq(count_kind(&r.f, FRD_LONG_POLL), 1, "%s", sc_describe(&r));
+    cr_assert_eq(r.f.host_withheld, 0);
+    sc_result_free(&r);
+}
+
 /* Off (FLIGHTREC_RUN_DELAY=0): no sampler, and no RUN_DELAY section, so that
  * no one reads "none waited" into a dump that never looked. */
 Test(rundelay, off_writes_no_section)

@@ -8,13 +8,22 @@
  * The recorder here is the test build (FR_TEST_HOOKS): fr__test_run_delay_note
  * writes an entry as the sampler does. No thread records in these tests, so
  * the sampler itself writes none meanwhile.
+ *
+ * With shared rings the ring lives in the .rings file, so a process that
+ * dies without a dump (SIGKILL, _exit) leaves its run delays to `flightrec
+ * recover`, and the analyses keep their verdicts on its waits.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "flightrec.h"
+#include "helpers.h"
 #include "reader.h"
 #include "scenario.h"
 
@@ -75,5 +84,47 @@ Test(rundelay_ring, a_ring_that_has_not_wrapped_flags_nothing)
     cr_assert_eq(d->nrun_delays, 100, "%zu entries kept", d->nrun_delays);
     cr_assert_eq(d->run_delay_from_ns, INT64_MIN, "known from the start: %lld",
                  (long long)d->run_delay_from_ns);
+    frd_close(d);
+}
+
+static int recorded_then_gone(void *arg)
+{
+    (void)arg;
+    setenv("FLIGHTREC_SHARED_RINGS", "1", 1);
+    sc_recorder_start(64);
+    note_entries(RING_ENTRIES + 10); /* wrapped: the oldest kept is flagged */
+    _exit(0); /* no fr_shutdown, no atexit: the .rings file stays, as after SIGKILL */
+}
+
+Test(rundelay_ring, a_recovered_dump_has_the_run_delays)
+{
+    th_tmpdir(); /* made here, so that the child records into this test's directory */
+    int st = th_run_child(recorded_then_gone, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    char rings[600] = "", cmd[1400], out[600] = "";
+    DIR *dir = opendir(th_tmpdir());
+    cr_assert_not_null(dir);
+    for (struct dirent *e; (e = readdir(dir));)
+        if (strstr(e->d_name, ".rings"))
+            snprintf(rings, sizeof rings, "%s/%s", th_tmpdir(), e->d_name);
+    closedir(dir);
+    cr_assert(rings[0], "no .rings file left");
+    snprintf(cmd, sizeof cmd, "%s recover '%s' --force 2>/dev/null", FLIGHTREC_CLI, rings);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cr_assert_not_null(fgets(out, sizeof out, p), "recover printed nothing");
+    cr_assert_eq(pclose(p), 0);
+    out[strcspn(out, "\n")] = '\0';
+    char err[256];
+    struct frd_dump *d = NULL;
+    cr_assert_eq(frd_open(out, &d, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(d->hdr.trigger, FR_TRIGGER_RECOVERED);
+    cr_assert(d->have_run_delay, "the recovered dump has no RUN_DELAY section");
+    cr_assert_not(frd_run_delay_lost(d));
+    cr_assert_eq(d->nrun_delays, RING_ENTRIES, "%zu entries", d->nrun_delays);
+    cr_assert_eq(d->run_delays[d->nrun_delays - 1].delay_ns, 1000000ull + RING_ENTRIES + 9,
+                 "the newest entry is the last one noted");
+    cr_assert_eq(d->run_delays[0].tid, TID);
+    cr_assert_neq(d->run_delay_from_ns, INT64_MIN, "older entries were overwritten: said");
     frd_close(d);
 }
