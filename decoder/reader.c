@@ -200,10 +200,15 @@ static int parse_header(struct frd_dump *d, const uint8_t *buf, size_t len, size
         return -EBADMSG;
     }
     if (magic != FR_SKIPPABLE_MAGIC) {
+        /* "FLIGHTRR": a shared rings file, which recover turns into a dump */
+        int rings = len >= 8 && memcmp(buf, "FLIGHTRR", 8) == 0;
         snprintf(err, errlen,
                  "%s: offset 0: expected skippable-frame magic 0x%08x, found 0x%08x "
-                 "(not a flightrec dump)",
-                 d->path, FR_SKIPPABLE_MAGIC, magic);
+                 "(%s)",
+                 d->path, FR_SKIPPABLE_MAGIC, magic,
+                 rings ? "a shared rings file, not a dump: `flightrec recover` makes a dump "
+                         "of it"
+                       : "not a flightrec dump");
         return -EBADMSG;
     }
     if (size < 64 + FR_REASON_MAX) {

@@ -725,7 +725,9 @@ int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filt
                 default:
                     fprintf(out, "%s ", frd_event_name(e->type));
                     put_task(out, m, me->task);
-                    if (e->str) {
+                    /* a spawn's string is the name put_task just printed */
+                    if (e->str && !(e->type == FR_EV_SPAWN && me->task != FRD_NONE &&
+                                    m->tasks[me->task].name == e->str)) {
                         fputs(" \"", out);
                         put_str(out, m->dump, e->str);
                         putc('"', out);
@@ -845,6 +847,9 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
         else if (nsilent > 0)
             fprintf(out, "no findings: no task did anything in the recording (%zd alive at the "
                     "dump, from the spawn table: tasks lists them)\n", nsilent);
+        else if (m->dump->damaged && !m->nevents)
+            fputs("no findings: no event could be read (the dump is damaged: see the errors "
+                  "on standard error)\n", out);
         else
             fputs("no findings: no task was recorded (a program whose event loop flightrec has "
                   "no adapter for, or a runtime that calls no hook)\n", out);

@@ -202,6 +202,30 @@ Test(cli, thread_timeline_tells_a_poll_end_without_its_begin, .timeout = 60)
     cr_assert_not_null(strstr(out, "(* = older history of this thread was overwritten)"), "%s", out);
 }
 
+static void spawn_and_await(void *a)
+{
+    (void)a;
+    fr_spawn(77, 0, "fetch");
+    fr_await(77, "socket");
+}
+
+/* A spawn in a thread's timeline names its task once (the spawn's string is
+ * the name); another event's string, an await's label, follows its task. */
+Test(cli, thread_timeline_names_a_spawned_task_once, .timeout = 60)
+{
+    char path[512], args[700], *out, *err;
+    sc_recorder_start(64);
+    struct sc_worker *w = sc_worker_start("worker-1");
+    sc_run(w, spawn_and_await, NULL);
+    sc_dump(path);
+    snprintf(args, sizeof(args), "timeline '%s' --thread %u", path, sc_worker_tid(w));
+    sc_worker_stop(w);
+    fr_shutdown();
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "spawn task 77 \"fetch\"\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "await task 77 \"fetch\" \"socket\"\n"), "%s", out);
+}
+
 /* The row of task @id in `tasks` output @out, from its NAME column on. */
 static const char *tasks_row(const char *out, const char *id)
 {

@@ -82,6 +82,17 @@ Test(damage, whole_dump_is_whole, .timeout = 60)
     frd_close(d);
 }
 
+/* A shared rings file handed to the reader: refused, and told where it goes. */
+Test(damage, a_shared_rings_file_is_pointed_to_recover)
+{
+    static const uint8_t rings[64] = "FLIGHTRR";
+    struct frd_dump *d = NULL;
+    char err[256] = "";
+    cr_assert_eq(frd_open_mem(rings, sizeof rings, "x.rings", &d, err, sizeof(err)), -EBADMSG);
+    cr_assert_not_null(strstr(err, "x.rings: offset 0: "), "%s", err);
+    cr_assert_not_null(strstr(err, "flightrec recover"), "%s", err);
+}
+
 /* Two dumps one after the other (`cat A.frd A.frd`): the first is read
  * whole, alone, and what follows its END is reported, not merged in. */
 Test(damage, a_dump_appended_to_another_is_not_merged_into_it, .timeout = 60)
