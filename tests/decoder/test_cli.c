@@ -177,17 +177,26 @@ static void long_marking_poll(void *a)
     fr_poll_end(98, FR_PENDING);
 }
 
-Test(cli, thread_timeline_tells_a_poll_end_without_its_begin, .timeout = 60)
+/* Record @fn on a worker with a @ring_kb ring, dump into @path, and return
+ * `timeline PATH --thread WORKER`'s output. */
+static char *worker_timeline(unsigned ring_kb, void (*fn)(void *), char path[512])
 {
-    char path[512], args[700], *out, *err;
-    sc_recorder_start(16);
+    char args[700], *out, *err;
+    sc_recorder_start(ring_kb);
     struct sc_worker *w = sc_worker_start("worker-1");
-    sc_run(w, long_marking_poll, NULL);
+    sc_run(w, fn, NULL);
     sc_dump(path);
     snprintf(args, sizeof(args), "timeline '%s' --thread %u", path, sc_worker_tid(w));
     sc_worker_stop(w);
     fr_shutdown();
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    return out;
+}
+
+Test(cli, thread_timeline_tells_a_poll_end_without_its_begin, .timeout = 60)
+{
+    char path[512], args[700], *err;
+    char *out = worker_timeline(16, long_marking_poll, path);
     const char *tail = strlen(out) > 600 ? out + strlen(out) - 600 : out;
     /* (named "long" when the spawn table kept its name) */
     const char *line = strstr(out, "a poll of task 98");
@@ -213,15 +222,8 @@ static void spawn_and_await(void *a)
  * the name); another event's string, an await's label, follows its task. */
 Test(cli, thread_timeline_names_a_spawned_task_once, .timeout = 60)
 {
-    char path[512], args[700], *out, *err;
-    sc_recorder_start(64);
-    struct sc_worker *w = sc_worker_start("worker-1");
-    sc_run(w, spawn_and_await, NULL);
-    sc_dump(path);
-    snprintf(args, sizeof(args), "timeline '%s' --thread %u", path, sc_worker_tid(w));
-    sc_worker_stop(w);
-    fr_shutdown();
-    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    char path[512];
+    const char *out = worker_timeline(64, spawn_and_await, path);
     cr_assert_not_null(strstr(out, "spawn task 77 \"fetch\"\n"), "%s", out);
     cr_assert_not_null(strstr(out, "await task 77 \"fetch\" \"socket\"\n"), "%s", out);
 }
