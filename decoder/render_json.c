@@ -396,10 +396,25 @@ int frd_json_findings(FILE *out, const struct frd_view *v)
     free(silent);
     fprintf(out, "{\"events\": %zu, \"tasks\": %zu, \"threads\": %zu, \"window_ns\": %lld, "
             "\"silent_tasks\": %zd, \"timing_withheld\": %zu, \"host_withheld\": %zu, "
-            "\"run_delay_lost\": %s, \"findings\": [",
+            "\"run_delay_lost\": %s, \"crash\": ",
             m->nevents, m->ntasks, m->dump->nthreads, (long long)(m->end_ns - m->start_ns),
             nsilent > 0 ? nsilent : 0, v->f->timing_withheld, v->f->host_withheld,
             frd_run_delay_lost(m->dump) ? "true" : "false");
+    const struct frd_crash *c = &m->dump->crash;
+    if (c->present) {
+        char sig[32];
+        int32_t ti = c->task ? frd_model_task_at(m, c->task, c->ns) : FRD_NONE;
+        fprintf(out, "{\"signal\": \"%s\", \"thread\": %u, \"task\": ",
+                frd_signal_name((int)c->signo, sig, sizeof(sig)), c->tid);
+        if (c->task && ti == FRD_NONE)
+            fprintf(out, "{\"id\": %llu, \"name\": null}", (unsigned long long)c->task);
+        else
+            task_obj(out, m, ti);
+        putc('}', out);
+    } else {
+        fputs("null", out);
+    }
+    fputs(", \"findings\": [", out);
     for (size_t i = 0; i < v->f->n; i++) {
         const struct frd_finding *x = &v->f->v[i];
         fprintf(out, "%s\n {\"kind\": \"%s\", \"task\": ", i ? "," : "", frd_kind_name(x->kind));

@@ -802,6 +802,30 @@ int frd_text_timeline(FILE *out, const struct frd_view *v, const struct frd_filt
 
 /* ---- findings ----------------------------------------------------------- */
 
+/* analyze's line on a crash dump: the signal, the thread, and the task being
+ * polled there with its async call chain; info has the backtrace. */
+static void text_crash_line(FILE *out, const struct frd_model *m)
+{
+    const struct frd_crash *c = &m->dump->crash;
+    char sig[32], chain[512];
+    fprintf(out, "crash: %s on thread %u", frd_signal_name((int)c->signo, sig, sizeof(sig)),
+            c->tid);
+    int32_t ti = c->task ? frd_model_task_at(m, c->task, c->ns) : FRD_NONE;
+    int ring = 0;
+    for (size_t i = 0; i < m->dump->nthreads; i++)
+        ring |= m->dump->threads[i].tid == c->tid;
+    if (ti != FRD_NONE)
+        fprintf(out, " while it polled task %s", frd_task_chain(m, ti, chain, sizeof(chain)));
+    else if (c->task)
+        fprintf(out, " while it polled task %llu (no events of it left in the rings)",
+                (unsigned long long)c->task);
+    else if (ring)
+        fputs(", no task being polled there", out);
+    else
+        fputs(" (no ring: which task ran there is unknown)", out);
+    fputs("; info shows the backtrace\n", out);
+}
+
 /* Do findings @a and @b share one cause (the same culprit on the same worker)? */
 static int same_cause(const struct frd_finding *a, const struct frd_finding *b)
 {
@@ -820,6 +844,8 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
             frd_fmt_dur(v->th->starvation_ns, d2, sizeof(d2)),
             frd_fmt_dur(v->th->long_poll_ns, d3, sizeof(d3)),
             frd_fmt_dur(v->th->hang_ns, d4, sizeof(d4)));
+    if (m->dump->crash.present)
+        text_crash_line(out, m);
     const struct frd_spawn **silent = NULL;
     ssize_t nsilent = frd_silent_tasks(m, &silent);
     free(silent);

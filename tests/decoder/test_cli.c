@@ -302,7 +302,7 @@ Test(cli, tasks_names_tasks_whose_spawn_left_the_ring)
     /* analyze counts it, and makes no finding of it */
     snprintf(args, sizeof(args), "analyze '%s' --json", path);
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
-    cr_assert_not_null(strstr(out, "\"silent_tasks\": 1, \"timing_withheld\": 0, \"host_withheld\": 0, \"run_delay_lost\": false, \"findings\": []"),
+    cr_assert_not_null(strstr(out, "\"silent_tasks\": 1, \"timing_withheld\": 0, \"host_withheld\": 0, \"run_delay_lost\": false, \"crash\": null, \"findings\": []"),
                        "%s", out);
     snprintf(args, sizeof(args), "analyze '%s'", path);
     cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
@@ -411,6 +411,26 @@ Test(cli, crash_info_names_signal_task_and_function, .timeout = 60)
     cr_assert_not_null(strstr(out, "SIGSEGV (code 1), fault address 0x0, at "), "its time: %s", out);
     cr_assert_not_null(strstr(out, "99 \"handle_request\" <- 98 \"accept_loop\""), "%s", out);
     cr_assert_not_null(strstr(out, " in crash_here at "), "%s", out);
+}
+
+/* analyze names the crash too, in its text and its --json; a dump that is no
+ * crash says crash null (tasks_names_tasks_whose_spawn_left_the_ring). */
+Test(cli, crash_analyze_names_the_crashing_task, .timeout = 60)
+{
+    char paths[1][512], args[700], *out, *err;
+    crash_dump_of(crashing_child, paths[0]);
+    snprintf(args, sizeof(args), "analyze '%s'", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\ncrash: SIGSEGV on thread "), "%s", out);
+    cr_assert_not_null(strstr(out, " while it polled task 99 \"handle_request\" <- 98 "
+                                   "\"accept_loop\"; info shows the backtrace\n"),
+                       "%s", out);
+    snprintf(args, sizeof(args), "analyze '%s' --json", paths[0]);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"crash\": {\"signal\": \"SIGSEGV\", \"thread\": "), "%s",
+                       out);
+    cr_assert_not_null(strstr(out, "\"task\": {\"id\": 99, \"name\": \"handle_request\"}}"),
+                       "%s", out);
 }
 
 /* A process that crashes before it recorded anything. */
