@@ -608,6 +608,20 @@ static const char *stuck_at(const struct frd_model *m, const struct frd_task *t,
     return buf;
 }
 
+/*
+ * Is thread @w a pool that exists to run blocking work: libuv's thread pool,
+ * named "uv-pool" by the libuv adapter (a uv_queue_work callback is a poll
+ * there)? A long poll on it that ended is what the pool is for, not blocking
+ * in async code: no long_poll. One still running at the dump after the hang
+ * threshold is stuck there (on a lock, a device): that is a long_poll. Work
+ * queued behind a long one that waits still gives its starvation, with the
+ * long work item as the culprit.
+ */
+static int blocking_pool(const struct frd_model *m, uint32_t w)
+{
+    return w < m->dump->nthreads && strcmp(m->dump->threads[w].name, FRD_BLOCKING_POOL) == 0;
+}
+
 /* Findings along the task's history: long polls and late polls. */
 static void history(struct cx *c, int32_t ti)
 {
@@ -617,7 +631,10 @@ static void history(struct cx *c, int32_t ti)
     for (size_t i = 0; i < t->npolls && !c->nomem; i++) {
         const struct frd_poll *p = &t->polls[i];
         int64_t dur = p->end_ns - p->begin_ns;
-        if (dur > th->long_poll_ns && (p->result != FRD_POLL_RUNNING || running_covered(m, p))) {
+        int pool = blocking_pool(m, p->thread);
+        if (dur > (pool ? th->hang_ns : th->long_poll_ns) &&
+            (pool ? p->result == FRD_POLL_RUNNING && running_covered(m, p)
+                  : p->result != FRD_POLL_RUNNING || running_covered(m, p))) {
             struct frd_finding *x =
                 add(c, FRD_LONG_POLL, FRD_CAUSE_BLOCKING, ti, p->thread, p->begin_ns, dur);
             if (!x)

@@ -153,6 +153,32 @@ Test(findings, starvation_names_the_long_poll)
     sc_result_free(&r);
 }
 
+static void pool_work(void *a)
+{
+    fr_poll_begin(TASK(a));
+    sc_spin_ms(6 * SC_LONG_POLL_MS);
+    fr_poll_end(TASK(a), FR_PENDING);
+    fr_wake(TASK(a));
+}
+
+/* libuv's thread pool (the adapter names its threads "uv-pool") runs
+ * blocking work by design: a long work callback there is no long_poll. Its
+ * twin, the same poll on a worker, is. */
+Test(findings, a_long_poll_on_a_blocking_pool_is_none)
+{
+    struct sc_worker *pool = sc_worker_start(FRD_BLOCKING_POOL);
+    fr_spawn(71, 0, "uv work slow_cb");
+    sc_run(pool, pool_work, ARG(71));
+    fr_spawn(72, 0, "uv timer slow_cb");
+    sc_run(w1, pool_work, ARG(72));
+    struct sc_result r;
+    decode_now(&r);
+    sc_worker_stop(pool);
+    cr_assert_null(sc_find(&r, FRD_LONG_POLL, 71), "%s", sc_describe(&r));
+    cr_assert_not_null(sc_find(&r, FRD_LONG_POLL, 72), "%s", sc_describe(&r));
+    sc_result_free(&r);
+}
+
 /* An adapter's task name ends in a module offset: a message that cut it
  * would name another address. Whole up to FRD_TASK_NAME_SHOWN bytes, and a
  * longer one says it was cut. */

@@ -108,7 +108,9 @@ def main():
     if not t.check(len(frd) == 1, f"{case}: one dump written", frd):
         t.bail("no dump")
     dump = frd[0]
-    an = run_cli(cli, "analyze", dump, "--json", *THRESHOLDS)
+    # a work item stuck in the pool is a finding once it ran past --hang-ms
+    stuck = ["--hang-ms", "250"] if case == "pool-stuck" else []
+    an = run_cli(cli, "analyze", dump, "--json", *THRESHOLDS, *stuck)
     tasks = run_cli(cli, "tasks", dump, "--json")["tasks"]
     info = run_cli(cli, "info", dump, "--json")
     findings = an["findings"]
