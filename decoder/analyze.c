@@ -504,6 +504,22 @@ static int rescued_by_other(const struct frd_model *m, int32_t ti, int32_t pi, i
     return 0;
 }
 
+/* The worker task @t was made runnable on (the one it was queued on) before
+ * poll @pi (FRD_NONE: runnable at the end): its spawn's, its waker's, or that
+ * of its poll during which it was woken; -1 when the recording does not say. */
+static int64_t runnable_on(const struct frd_task *t, int how, int32_t wake, int32_t pi)
+{
+    if (how == FRD_HOW_WOKEN && wake != FRD_NONE)
+        return t->wakes[wake].thread;
+    if (how == FRD_HOW_SPAWNED && t->spawn_seen)
+        return t->spawn_thread;
+    if (how == FRD_HOW_SELF_WOKEN) {
+        int32_t before = pi != FRD_NONE ? pi - 1 : (int32_t)t->npolls - 1;
+        return before >= 0 ? (int64_t)t->polls[before].thread : -1;
+    }
+    return -1;
+}
+
 static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, int64_t R, int64_t B,
                  int64_t queued)
 {
@@ -539,6 +555,14 @@ static void late(struct cx *c, int32_t ti, int how, int32_t wake, int32_t pi, in
          * the runtime outside any poll), and a culprit busy for a sliver
          * of the wait would be named as its cause. No verdict. */
         if (kind == FRD_STARVATION && !probe.workers_busy)
+            return;
+        /* Nor when the culprit held neither the worker the task was queued
+         * on nor the one that ran it: a long poll on a third worker never
+         * stood in its way (a libuv loop's tasks run on their loop's thread
+         * alone; one loop busy says nothing of another still starting up). */
+        int64_t on = runnable_on(t, how, wake, pi);
+        if (kind == FRD_STARVATION && any.task != FRD_NONE && on >= 0 &&
+            (int64_t)any.thread != on && (int64_t)any.thread != queued)
             return;
     }
     /* A parked worker that wakes late and polls the victim first was slow to

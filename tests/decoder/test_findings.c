@@ -179,6 +179,69 @@ Test(findings, a_long_poll_on_a_blocking_pool_is_none)
     sc_result_free(&r);
 }
 
+static void self_woken_pending(void *a)
+{
+    fr_poll_begin(TASK(a));
+    fr_wake(TASK(a)); /* runnable again from this poll's end, on this worker */
+    fr_poll_end(TASK(a), FR_PENDING);
+}
+
+static void hog_long(void *a)
+{
+    fr_poll_begin(TASK(a));
+    sc_spin_ms(8 * SC_STARVATION_MS);
+    fr_poll_end(TASK(a), FR_READY);
+}
+
+static void outside_any_poll(void *a)
+{
+    (void)a;
+    sc_spin_ms(6 * SC_STARVATION_MS); /* the loop's own start-up: nothing recorded */
+}
+
+/* A task runnable on worker-2, which then spent the wait outside any poll
+ * (a loop thread still starting up), while worker-1 ran a long poll: that
+ * poll never stood in its way (a libuv loop's tasks run on its thread
+ * alone), so no starvation, and no verdict on what held worker-2. Its twin:
+ * a task queued on worker-1 behind the same poll and run at last by
+ * worker-2 starves behind it (the golden dump's shape). */
+Test(findings, a_long_poll_on_another_worker_is_no_culprit)
+{
+    sc_run(w2, sc_spawn, ARG(81));
+    sc_run(w2, self_woken_pending, ARG(81));
+    fr_spawn(82, 0, "hog");
+    sc_start(w1, hog_long, ARG(82));
+    sc_run(w2, outside_any_poll, NULL);
+    sc_run(w2, sc_poll_ready_drop, ARG(81));
+    sc_wait(w1);
+
+    struct sc_result r;
+    decode_now(&r);
+    cr_assert_not_null(sc_find(&r, FRD_LONG_POLL, 82), "%s", sc_describe(&r));
+    cr_assert_null(sc_find(&r, FRD_STARVATION, 81), "%s", sc_describe(&r));
+    sc_result_free(&r);
+}
+
+static void spawn_then_hog(void *a)
+{
+    fr_spawn(TASK(a), 0, "queued");
+    hog_long(ARG(TASK(a) + 1));
+}
+
+Test(findings, a_task_queued_behind_a_long_poll_starves_though_another_worker_runs_it)
+{
+    fr_spawn(84, 0, "hog");
+    sc_run(w1, spawn_then_hog, ARG(83)); /* 83 queued on worker-1, behind 84 */
+    sc_run(w2, sc_poll_ready_drop, ARG(83)); /* stolen at last by worker-2 */
+
+    struct sc_result r;
+    decode_now(&r);
+    const struct frd_finding *st = sc_find(&r, FRD_STARVATION, 83);
+    cr_assert_not_null(st, "%s", sc_describe(&r));
+    cr_assert_not_null(strstr(st->message, "task 84 \"hog\""), "%s", st->message);
+    sc_result_free(&r);
+}
+
 /* An adapter's task name ends in a module offset: a message that cut it
  * would name another address. Whole up to FRD_TASK_NAME_SHOWN bytes, and a
  * longer one says it was cut. */
