@@ -437,6 +437,50 @@ static void *poll_and_drop(void *arg)
     return NULL;
 }
 
+/* Right after `kill -9` the process is a zombie until its parent reaps it
+ * (and stays one under a parent that never does): it writes nothing more,
+ * so recover takes its file without --force. */
+Test(shared, a_killed_process_not_yet_reaped_is_recovered)
+{
+    cr_assert_eq(pipe(ready_pipe), 0);
+    th_tmpdir();
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        start_shared();
+        fr_thread_name("zombie-to-be");
+        fr_wake(1);
+        if (write(ready_pipe[1], "r", 1) != 1)
+            _exit(94);
+        for (;;)
+            pause();
+    }
+    char c;
+    cr_assert_eq(read(ready_pipe[0], &c, 1), 1);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    char stat_path[64], st[256] = "";
+    snprintf(stat_path, sizeof stat_path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 500; i++) { /* until the kernel made it a zombie */
+        FILE *f = fopen(stat_path, "r");
+        cr_assert_not_null(f);
+        size_t n = fread(st, 1, sizeof st - 1, f);
+        fclose(f);
+        st[n] = '\0';
+        if (strstr(st, ") Z "))
+            break;
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    cr_assert_not_null(strstr(st, ") Z "), "%s", st);
+    char args[700], out[1024];
+    snprintf(args, sizeof args, "%ld --dir %s", (long)pid, th_tmpdir());
+    int rc = run_recover(args, out, sizeof out);
+    int wst;
+    cr_assert_eq(waitpid(pid, &wst, 0), pid);
+    cr_assert_eq(rc, 0, "recover refused the zombie's file");
+    cr_assert(strstr(out, ".frd"), "recover printed '%s'", out);
+}
+
 /* A .rings file whose second clock pair was damaged on disk: the decoder
  * says so and keeps the events in order (ticks taken as ns), rather than
  * calibrating on the bad pair, which squeezed the recording into a few ns
