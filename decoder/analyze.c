@@ -643,7 +643,7 @@ static const char *stuck_at(const struct frd_model *m, const struct frd_task *t,
  */
 static int blocking_pool(const struct frd_model *m, uint32_t w)
 {
-    return w < m->dump->nthreads && strcmp(m->dump->threads[w].name, FRD_BLOCKING_POOL) == 0;
+    return w < m->dump->nthreads && strcmp(m->dump->threads[w].name, FR_BLOCKING_POOL_THREAD) == 0;
 }
 
 /* Findings along the task's history: long polls and late polls. */

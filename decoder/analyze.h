@@ -206,10 +206,6 @@ const char *frd_finding_format(const struct frd_model *m, const struct frd_findi
 const char *frd_culprit_phrase(const struct frd_model *m, const struct frd_culprit *c,
                                int64_t wait_ns, char *buf, size_t len);
 
-/* The thread name of a pool that runs blocking work by design (the libuv
- * adapter's pool threads): its long polls give no long_poll. */
-#define FRD_BLOCKING_POOL "uv-pool"
-
 /* frd_task_label's name: shown whole up to this many bytes; a longer one is
  * cut to fit with "..." (an adapter's names end in a module offset, which a
  * silent cut would turn into another address). A label buffer of

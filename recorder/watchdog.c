@@ -25,6 +25,10 @@
  * The dump comes while the poll is still running, so the history that led to
  * it is still in the rings. One dump per poll, and at most stall_dumps stall
  * dumps per stall_window_s seconds: a storm of stalls gives a few dumps.
+ * Threads of a pool made to block (named FR_BLOCKING_POOL_THREAD: libuv's
+ * thread pool) are left alone: a long work callback there is the pool's job
+ * while the loop runs on, and the sampler signal would cut its blocking call
+ * short (EINTR).
  *
  * The sampler signal is the first of SIGRTMAX-7 .. SIGRTMAX-10 that the
  * program leaves alone (default disposition, not blocked); the dump signal's
@@ -302,6 +306,15 @@ static void stall(struct fr_slot *s, uint64_t task, uint64_t begin, double npt)
     }
 }
 
+/* Is slot @s's thread one of a pool made to block (FR_BLOCKING_POOL_THREAD)?
+ * A rename racing this read can only make it answer wrongly once. */
+static int blocking_pool(const struct fr_slot *s)
+{
+    static const char pool[] = FR_BLOCKING_POOL_THREAD;
+    uint32_t n = atomic_load_explicit(&s->name_len, FR_ACQUIRE);
+    return n == sizeof pool - 1 && memcmp(s->name, pool, n) == 0;
+}
+
 static void scan(void)
 {
     struct fr_clock_pair now;
@@ -328,6 +341,8 @@ static void scan(void)
         uint64_t t = fr__ticks();
         if (t <= begin || (double)(t - begin) * npt < (double)limit_ns)
             continue;
+        if (blocking_pool(s))
+            continue; /* blocking there is the pool's job, and the loop runs on */
         uint32_t gen = atomic_load_explicit(&s->gen, FR_RELAXED);
         if (reported_ticks[i] == begin && reported_gen[i] == gen)
             continue; /* this poll has had its dump */

@@ -193,6 +193,25 @@ Test(watchdog, healthy_polls_give_no_dump)
     cr_assert_eq(th_list_dumps(th_tmpdir(), paths, MAX_DUMPS_LISTED), 0);
 }
 
+/* libuv's thread pool blocks by design: a long work callback there (a thread
+ * named FR_BLOCKING_POOL_THREAD) gets no stall dump, and no sampler signal
+ * cuts its sleep short. (Its twin is the first test: the same on a worker.) */
+Test(watchdog, a_pool_made_to_block_is_left_alone)
+{
+    start(100);
+    fr_thread_name(FR_BLOCKING_POOL_THREAD);
+    fr_spawn(5, 0, "uv work slow_cb");
+    fr_poll_begin(5);
+    struct timespec ts = { 0, 400 * 1000000L };
+    int r = nanosleep(&ts, NULL);
+    int err = errno;
+    fr_poll_end(5, FR_PENDING);
+    fr_shutdown();
+    cr_assert_eq(r, 0, "the pool's sleep was cut short: %s", strerror(err));
+    char paths[MAX_DUMPS_LISTED][512];
+    cr_assert_eq(th_list_dumps(th_tmpdir(), paths, MAX_DUMPS_LISTED), 0);
+}
+
 Test(watchdog, off_by_default)
 {
     unsetenv("FLIGHTREC_STALL_MS");

@@ -55,6 +55,12 @@ enum fr_trigger {
 };
 
 #define FR_HDR_TSC 0x1u /* event ticks are TSC cycles (else CLOCK_MONOTONIC ns) */
+/* The name of a thread that belongs to a pool made to run blocking work
+ * (libuv's thread pool; the libuv adapter names its threads so): a long poll
+ * there is what the pool is for. The stall watchdog leaves such threads
+ * alone, and the decoder gives their finished long polls no long_poll. */
+#define FR_BLOCKING_POOL_THREAD "uv-pool"
+
 /* The run-delay sampler ran: the dump's RUN_DELAY section says how long its
  * threads waited for a CPU. With this bit and no RUN_DELAY section, the dump
  * lost it (cut short, or recovered from shared rings): how long the host kept

@@ -192,7 +192,7 @@ static void tramp_work(uv_work_t *req)
         return; /* not reached */
     if (!named) {
         named = 1;
-        fr_thread_name("uv-pool");
+        fr_thread_name(FR_BLOCKING_POOL_THREAD); /* "uv-pool" */
     }
     uint64_t task = e->task;
     uv_work_cb cb = (uv_work_cb)e->cb;

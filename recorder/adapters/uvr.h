@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "flightrec.h"
+#include "flightrec/format.h" /* FR_BLOCKING_POOL_THREAD */
 
 /* Everything declared below is private to the adapter; only the uv_*
  * functions it defines are exported. */

@@ -166,7 +166,7 @@ static void pool_work(void *a)
  * twin, the same poll on a worker, is. */
 Test(findings, a_long_poll_on_a_blocking_pool_is_none)
 {
-    struct sc_worker *pool = sc_worker_start(FRD_BLOCKING_POOL);
+    struct sc_worker *pool = sc_worker_start(FR_BLOCKING_POOL_THREAD);
     fr_spawn(71, 0, "uv work slow_cb");
     sc_run(pool, pool_work, ARG(71));
     fr_spawn(72, 0, "uv timer slow_cb");
