@@ -32,8 +32,9 @@
  * does so with plain loads only. With shared rings the ring itself lives in
  * the .rings file (shared.c), so `flightrec recover` writes the section too;
  * every dump's header says whether the sampler ran (FR_HDR_RUN_DELAY), so a
- * dump that lost the section is told from one that never had it. The decoder withholds a timing finding whose
- * wait, less what the host held its thread, is within the threshold.
+ * dump that lost the section is told from one that never had it. The
+ * decoder withholds a timing finding whose wait, less what the host held its
+ * thread, is within the threshold.
  *
  * After each wake it also wakes a dumper thread that a dump signal asked
  * while it slept (fr__dumper_kick): the handler leaves that wake, its one
