@@ -9,7 +9,9 @@
  * libflightrec-event.so when it loads libevent 2.1, both when that cannot be
  * known (a script, a static binary, a program that loads neither and may
  * dlopen one, like python with uvloop). The recorder's settings go in the
- * environment (FLIGHTREC_DIR, FLIGHTREC_STALL_MS, FLIGHTREC_SIGNAL) and then
+ * environment (FLIGHTREC_DIR, FLIGHTREC_STALL_MS, FLIGHTREC_SIGNAL, and
+ * FLIGHTREC_RUN_PID: this pid, so that a process CMD execs that runs no loop
+ * of the adapters', `sh` or `sleep`, runs unrecorded and unchanged) and then
  * flightrec execs the command: same pid, same standard streams, and the
  * command's own exit status or death by signal. flightrec writes nothing on
  * standard output, and one line on standard error saying where dumps go.
@@ -43,7 +45,8 @@ static const char usage_run[] =
     "known, e.g. for a script), ahead of any LD_PRELOAD already set. CMD keeps\n"
     "flightrec's pid, standard streams and exit status; flightrec prints nothing\n"
     "on standard output and one line on standard error: where dumps go and how\n"
-    "to take one (flightrec dump PID).\n"
+    "to take one (flightrec dump PID). A process CMD execs is recorded only if\n"
+    "it links libuv or libevent (not a sh or sleep it runs).\n"
     "\n"
     "  --dir DIR      dump directory, an existing one (FLIGHTREC_DIR; default:\n"
     "                 the FLIGHTREC_DIR already set, else the current directory)\n"
@@ -307,7 +310,13 @@ int frd_cmd_run(int argc, char **argv)
     if (old && *old)
         snprintf(preload + strlen(preload), cap - strlen(preload), ":%s", old);
     const char *cur_sig = getenv("FLIGHTREC_SIGNAL");
-    if (setenv("LD_PRELOAD", preload, 1) || (dir && setenv("FLIGHTREC_DIR", absdir, 1)) ||
+    /* the process recorded: CMD, which keeps this pid; what it execs under
+     * another pid inherits LD_PRELOAD but records only if it runs a loop the
+     * adapters know (recorder/adapters/common.c, fra_start) */
+    char runpid[24];
+    snprintf(runpid, sizeof(runpid), "%ld", (long)getpid());
+    if (setenv("LD_PRELOAD", preload, 1) || setenv("FLIGHTREC_RUN_PID", runpid, 1) ||
+        (dir && setenv("FLIGHTREC_DIR", absdir, 1)) ||
         (stall && setenv("FLIGHTREC_STALL_MS", stall, 1)) ||
         setenv("FLIGHTREC_SIGNAL", sig ? sig : cur_sig && *cur_sig ? cur_sig : "auto", 1)) {
         fprintf(stderr, "flightrec: run: setting the environment: %s\n", strerror(errno));

@@ -24,10 +24,13 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 /* The names of the loaded objects, for fra_real's search (pointers into
  * the loader's own records, valid while the objects stay loaded). */
@@ -262,6 +265,29 @@ int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespe
     }
     int parked = poll_enter(!t || t->tv_sec != 0 || t->tv_nsec != 0);
     return poll_leave(epfd, ev, f(epfd, ev, max, t, ss), parked);
+}
+
+/* ---- starting the recorder ------------------------------------------------ */
+
+void fra_start(int uses_loop, const char *who)
+{
+    int saved = errno;
+    const char *run = getenv("FLIGHTREC_RUN_PID");
+    char *end = NULL;
+    long pid = run && *run ? strtol(run, &end, 10) : 0;
+    int named = run && *run && end && *end == '\0' && pid > 0;
+    if (named && pid != (long)getpid() && !uses_loop) {
+        errno = saved;
+        return; /* a child of the recorded program that runs no loop of ours */
+    }
+    int rc = fr_init(NULL);
+    if (rc < 0 && rc != -EALREADY) { /* -EALREADY: the other adapter or the program came first */
+        char msg[128];
+        int n = snprintf(msg, sizeof(msg), "%s: fr_init failed: %s\n", who, strerror(-rc));
+        if (n > 0 && write(2, msg, (size_t)n) < 0)
+            n = 0;
+    }
+    errno = saved;
 }
 
 /* ---- the signals ---------------------------------------------------------- */

@@ -44,6 +44,19 @@ void fra_set_ready_hook(void (*hook)(int fd, uint32_t events));
  */
 const char *fra_label(const char *prefix, const void *addr);
 
+/*
+ * fra_start - the adapter's fr_init, from its constructor, for a process that
+ * should be recorded. `flightrec run` names the process it runs
+ * (FLIGHTREC_RUN_PID): that one is recorded, whatever it loads, as is any
+ * process when the variable is unset (LD_PRELOAD set by hand). A process
+ * that process execs under another pid inherits LD_PRELOAD, and is recorded
+ * only if @uses_loop (the loop library is loaded in it at the constructor: a
+ * wrapper script's server is recorded, `sh` or `sleep` run by system() is
+ * not, and runs with no thread, handler or dump signal of ours). @who names
+ * the adapter in the message printed when fr_init fails.
+ */
+void fra_start(int uses_loop, const char *who);
+
 /* fra_caller - the call site of the function that calls it, for fra_label. */
 #define fra_caller() ((const void *)((const char *)__builtin_return_address(0) - 1))
 

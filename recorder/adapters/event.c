@@ -984,6 +984,6 @@ __attribute__((constructor(102))) static void fra_event_start(void)
     }
     ensure_slots();
     fra_set_ready_hook(on_ready);
-    (void)fr_init(NULL); /* -EALREADY when the other adapter or the program came first */
+    fra_start(real_version_number != NULL, "flightrec-event");
     errno = saved;
 }

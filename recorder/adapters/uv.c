@@ -361,11 +361,5 @@ __attribute__((constructor)) static void uvr_init(void)
     }
     fra_set_ready_hook(ready_hook);
 
-    int rc = fr_init(NULL);
-    if (rc < 0 && rc != -EALREADY) {
-        char msg[96];
-        int n = snprintf(msg, sizeof(msg), "flightrec-uv: fr_init failed: %s\n", strerror(-rc));
-        if (n > 0 && write(2, msg, (size_t)n) < 0)
-            return;
-    }
+    fra_start(__atomic_load_n(&uvr_located, __ATOMIC_ACQUIRE), "flightrec-uv");
 }

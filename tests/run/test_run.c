@@ -380,6 +380,36 @@ Test(run, real_adapters_from_the_build_tree)
 }
 
 /*
+ * What CMD execs inherits LD_PRELOAD, but only a process that runs a loop
+ * the adapters know is recorded: /bin/sleep keeps its one thread and dies of
+ * SIGUSR1 as it would; a libuv child of CMD is recorded (its threads include
+ * the recorder's).
+ */
+Test(run, a_child_that_runs_no_loop_is_not_recorded, .timeout = 60)
+{
+    char uv[PATH_MAX + 32];
+    snprintf(uv, sizeof(uv), "%s/libflightrec-uv.so", REAL_ADAPTER_DIR);
+    struct stat st;
+    if (stat(uv, &st) != 0)
+        cr_skip_test("the libuv adapter is not built in %s", REAL_ADAPTER_DIR);
+    need(PROG_UV, "libuv (libuv1-dev)");
+    const char *env[] = {"FLIGHTREC_ADAPTER_DIR", NULL};
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/children", th_tmpdir());
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    struct run r;
+    const char *argv[] = {"--dir", dir, "--", PROG_UV, "children", NULL};
+    run_cli(&r, argv, env);
+    cr_assert(exited(&r, 0), "status 0x%x: %s", r.status, r.err);
+    char *v = field(r.out, "plain_child_threads");
+    cr_assert(v && strcmp(v, "1") == 0, "sleep's threads: %s\n%s", v ? v : "none", r.out);
+    v = field(r.out, "plain_child_signal");
+    cr_assert(v && atoi(v) == SIGUSR1, "sleep ended by signal %s\n%s", v ? v : "none", r.out);
+    v = field(r.out, "uv_child_threads");
+    cr_assert(v && atoi(v) >= 3, "the libuv child's threads: %s\n%s", v ? v : "none", r.out);
+}
+
+/*
  * The whole path with the build tree's real libuv adapter: `flightrec run`
  * a libuv program, `flightrec dump PID` (the signal learned from the
  * process), and the dump's task for its timer named after the callback.
