@@ -379,6 +379,18 @@ Test(run, real_adapters_from_the_build_tree)
     cr_assert_str_eq(field(r.out, "mapped"), "uv,event,");
 }
 
+/* Skips the test, saying why, without the build tree's libuv adapter or the
+ * libuv test program. */
+static void need_real_uv_adapter(void)
+{
+    char uv[PATH_MAX + 32];
+    snprintf(uv, sizeof(uv), "%s/libflightrec-uv.so", REAL_ADAPTER_DIR);
+    struct stat st;
+    if (stat(uv, &st) != 0)
+        cr_skip_test("the libuv adapter is not built in %s", REAL_ADAPTER_DIR);
+    need(PROG_UV, "libuv (libuv1-dev)");
+}
+
 /*
  * What CMD execs inherits LD_PRELOAD, but only a process that runs a loop
  * the adapters know is recorded: /bin/sleep keeps its one thread and dies of
@@ -387,12 +399,7 @@ Test(run, real_adapters_from_the_build_tree)
  */
 Test(run, a_child_that_runs_no_loop_is_not_recorded, .timeout = 60)
 {
-    char uv[PATH_MAX + 32];
-    snprintf(uv, sizeof(uv), "%s/libflightrec-uv.so", REAL_ADAPTER_DIR);
-    struct stat st;
-    if (stat(uv, &st) != 0)
-        cr_skip_test("the libuv adapter is not built in %s", REAL_ADAPTER_DIR);
-    need(PROG_UV, "libuv (libuv1-dev)");
+    need_real_uv_adapter();
     const char *env[] = {"FLIGHTREC_ADAPTER_DIR", NULL};
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/children", th_tmpdir());
@@ -416,12 +423,7 @@ Test(run, a_child_that_runs_no_loop_is_not_recorded, .timeout = 60)
  */
 Test(run, real_uv_adapter_run_dump_and_symbols, .timeout = 60)
 {
-    char uv[PATH_MAX + 32];
-    snprintf(uv, sizeof(uv), "%s/libflightrec-uv.so", REAL_ADAPTER_DIR);
-    struct stat st;
-    if (stat(uv, &st) != 0)
-        cr_skip_test("the libuv adapter is not built in %s", REAL_ADAPTER_DIR);
-    need(PROG_UV, "libuv (libuv1-dev)");
+    need_real_uv_adapter();
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/uvdumps", th_tmpdir());
     cr_assert_eq(mkdir(dir, 0700), 0);
