@@ -12,11 +12,16 @@
  *      signal-safe (dump.c);
  *   2. then exactly what the program would have had: its handler, called with
  *      its sa_mask blocked and its flags honoured (SA_SIGINFO, SA_RESETHAND);
- *      SIG_IGN: nothing; SIG_DFL: the default action, which for the signals we
+ *      SIG_DFL: the default action, which for the signals we
  *      accept ends the process by that signal (the handler restores SIG_DFL and
  *      sends the signal to its own thread; it is delivered when the handler
  *      returns), so the exit status and any core dump are unchanged. The shared
  *      rings file (shared.c) is removed first: the dump holds its history.
+ *
+ * A signal the program ignores (SIG_IGN, at fr_init or set later) gets no
+ * handler of ours and no dump: it ends nothing, and an ignore stays in place
+ * for the programs it execs (a handler would be reset to the default there),
+ * as nohup's SIGHUP must.
  *
  * A program that sets its own handler after fr_init, through the adapters'
  * sigaction/signal wrappers, is chained the same way: the wrapper lets the
@@ -42,7 +47,8 @@
 #endif
 
 static struct sigaction prog[65]; /* the program's action, as it believes */
-static uint64_t installed;        /* bit n-1: our handler is on signal n */
+static uint64_t wanted;           /* bit n-1: signal n is a dump_on signal */
+static uint64_t installed;        /* bit n-1: our handler is on signal n (not ignored) */
 static _Atomic int dumping;       /* one termination dump at a time */
 
 static int acceptable(int sig)
@@ -128,6 +134,11 @@ static void on_termination(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
+static int ignored(const struct sigaction *a)
+{
+    return !(a->sa_flags & SA_SIGINFO) && a->sa_handler == SIG_IGN;
+}
+
 static int put_ours(int sig, struct sigaction *prev)
 {
     struct sigaction sa;
@@ -152,6 +163,15 @@ int fr__termination_install(void)
         if (!acceptable(sig))
             return -EINVAL;
         struct sigaction prev;
+        if (fr__own_sigaction(sig, NULL, &prev) != 0) {
+            int err = -errno;
+            fr__termination_uninstall();
+            return err;
+        }
+        wanted |= FR_DUMP_ON(sig);
+        prog[sig] = prev;
+        if (ignored(&prev))
+            continue; /* stays ignored: no dump (see the header) */
         int err = put_ours(sig, &prev);
         if (err) {
             fr__termination_uninstall();
@@ -169,26 +189,33 @@ void fr__termination_uninstall(void)
         if (installed & FR_DUMP_ON(sig))
             fr__own_sigaction(sig, &prog[sig], NULL);
     installed = 0;
+    wanted = 0;
 }
 
 /*
  * fr__termination_claimed - the program just changed @sig's disposition
  * through an adapter's wrapper (the real call is done). If @sig dumps, the
- * new action becomes the program's and ours goes back in front of it.
+ * new action becomes the program's and ours goes back in front of it; an
+ * ignore (SIG_IGN) stays as the program set it, with no handler of ours.
  * Return: 1 if @sig is one of ours.
  */
 int fr__termination_claimed(int sig)
 {
-    if (sig <= 0 || sig > 64 || !(installed & FR_DUMP_ON(sig)))
+    if (sig <= 0 || sig > 64 || !(wanted & FR_DUMP_ON(sig)))
         return 0;
     struct sigaction cur;
     if (fr__own_sigaction(sig, NULL, &cur) != 0)
         return 1;
     if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_termination)
         return 1; /* ours still (a query, or our own call) */
+    prog[sig] = cur;
+    if (ignored(&cur)) {
+        installed &= ~FR_DUMP_ON(sig);
+        return 1;
+    }
     struct sigaction prev;
     if (put_ours(sig, &prev) == 0)
-        prog[sig] = cur;
+        installed |= FR_DUMP_ON(sig);
     return 1;
 }
 
