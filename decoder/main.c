@@ -107,8 +107,9 @@ static const char usage_locks[] =
     "at the end and who is still waiting, and the tasks that waited longest.\n"
     "\n"
     "  --json   {\"locks\": [{\"lock\", \"name\", \"acquisitions\", \"contended\",\n"
-    "           \"wait_total_ns\", \"wait_max_ns\", \"hold_max_ns\", \"holder\" (task id\n"
-    "           or null), \"holders\", \"waiting\", \"top_waiters\": [{\"task\", \"name\",\n"
+    "           \"wait_total_ns\", \"wait_max_ns\", \"hold_max_ns\" (null: no hold\n"
+    "           released), \"holder\" (task id or null), \"holders\", \"waiting\",\n"
+    "           \"top_waiters\": [{\"task\", \"name\",\n"
     "           \"wait_total_ns\"}]}]}, sorted by wait_total_ns\n";
 
 static const char usage_timeline[] =

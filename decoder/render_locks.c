@@ -137,9 +137,14 @@ int frd_json_locks(FILE *out, const struct frd_view *v)
         frd_json_strid(out, m->dump, k->name);
         fprintf(out,
                 ", \"acquisitions\": %llu, \"contended\": %llu, \"wait_total_ns\": %lld, "
-                "\"wait_max_ns\": %lld, \"hold_max_ns\": %lld, \"holder\": ",
+                "\"wait_max_ns\": %lld, \"hold_max_ns\": ",
                 (unsigned long long)k->acquisitions, (unsigned long long)k->contended,
-                (long long)r[i].wait_total, (long long)r[i].wait_max, (long long)k->hold_max_ns);
+                (long long)r[i].wait_total, (long long)r[i].wait_max);
+        if (k->hold_max_task != FRD_NONE) /* null: no hold was released in the recording */
+            fprintf(out, "%lld", (long long)k->hold_max_ns);
+        else
+            fputs("null", out);
+        fputs(", \"holder\": ", out);
         if (k->nholders)
             fprintf(out, "%llu", (unsigned long long)m->tasks[k->holders[0].task].id);
         else

@@ -157,6 +157,13 @@ Test(locks, ab_ba_on_two_workers_is_one_deadlock)
     cr_assert_not_null(strstr(out, want), "%s", out);
     free(out);
     free(err);
+    /* neither lock was ever released: no hold to measure, said as null */
+    snprintf(args, sizeof(args), "locks '%s' --json", path);
+    cr_assert_eq(sc_cli(args, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "\"hold_max_ns\": null"), "%s", out);
+    cr_assert_null(strstr(out, "\"hold_max_ns\": 0"), "%s", out);
+    free(out);
+    free(err);
     sc_result_free(&r);
 }
 
