@@ -16,6 +16,11 @@ int frd_cmd_dump(int argc, char **argv);
 /* flightrec run [--dir DIR] [--stall-ms N] [--signal SIG] -- CMD [ARGS...];
  * returns only when CMD could not be executed */
 int frd_cmd_run(int argc, char **argv);
+/* frd_process_alive - process @pid exists and is not a zombie (killed, not
+ * yet reaped: it writes nothing more). From /proc/PID/stat; a file we may
+ * not open (hidepid) counts as alive. (cmd_dump.c) */
+int frd_process_alive(long pid);
+
 /* flightrec recover FILE|PID [--dir DIR] [--force] (cmd_recover.c) */
 int frd_cmd_recover(int argc, char **argv);
 

@@ -302,8 +302,7 @@ static int blocked_everywhere(long pid, int sig)
     return threads > 0 && blocked == threads;
 }
 
-/* The process exists and is not a zombie (a zombie never writes a dump). */
-static int alive(long pid)
+int frd_process_alive(long pid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
@@ -484,7 +483,7 @@ int frd_cmd_dump(int argc, char **argv)
                         "signal is not in place yet); try again\n", pid);
         return 1;
     }
-    if (announced == -ENOENT && !alive(pid))
+    if (announced == -ENOENT && !frd_process_alive(pid))
         announced = -ESRCH;
     if (announced < 0 && announced != -ENOENT) {
         if (announced == -ESRCH)
@@ -606,7 +605,7 @@ int frd_cmd_dump(int argc, char **argv)
     int64_t deadline = now_ns() + (int64_t)(timeout_s * 1e9);
     int status = 1;
     for (;;) {
-        int running = alive(pid);
+        int running = frd_process_alive(pid);
         r = scan(dir, pid, &seen, found, sizeof(found)); /* after the liveness check */
         if (r == 1) {
             printf("%s%s%s\n", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", found);

@@ -20,7 +20,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,24 +388,6 @@ static int write_thread(struct rec *r, uint32_t i, uint8_t *ring, struct pg *ord
     return sec_end(r);
 }
 
-/* A zombie (killed, not yet reaped: right after `kill -9`, or a child of a
- * parent that never waits) writes nothing more: dead for our purpose. */
-static int process_alive(uint32_t pid)
-{
-    if (pid == 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
-        return 0;
-    char path[64], stat[512];
-    snprintf(path, sizeof path, "/proc/%u/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 1;
-    size_t n = fread(stat, 1, sizeof stat - 1, f);
-    fclose(f);
-    stat[n] = '\0';
-    const char *close = strrchr(stat, ')'); /* the name may hold spaces and parens */
-    return !(close && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X'));
-}
-
 /* The newest flightrec-<pid>-*.rings in @dir, into @out. */
 static int find_for_pid(const char *dir, const char *pid, char *out, size_t len)
 {
@@ -503,7 +484,7 @@ static int recover(struct rec *r, int force)
     int rc = load(r);
     if (rc)
         return rc;
-    if (process_alive(r->pid) && !force) {
+    if (r->pid > 0 && frd_process_alive((long)r->pid) && !force) {
         fprintf(stderr,
                 "flightrec: recover: %s: process %u is still running; use `flightrec dump %u` "
                 "(or --force to read its rings anyway)\n",
