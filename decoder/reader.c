@@ -843,6 +843,15 @@ static void calibrate(struct frd_dump *d)
     k->calibrated = 1;
 }
 
+const struct frd_thread *frd_thread_by_tid(const struct frd_dump *d, uint32_t tid)
+{
+    const struct frd_thread *t = NULL;
+    for (size_t i = 0; i < d->nthreads; i++)
+        if (d->threads[i].tid == tid)
+            t = &d->threads[i];
+    return t;
+}
+
 int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks)
 {
     return frd__ticks_to_ns(&d->clock, ticks);

@@ -342,6 +342,13 @@ int64_t frd_ticks_to_ns(const struct frd_dump *d, uint64_t ticks);
 int64_t frd_end_ns(const struct frd_dump *d);
 
 /*
+ * frd_thread_by_tid - the THREAD section of thread @tid in @d: the last one
+ * (a tid the kernel reused names the newest thread), or NULL when @tid has
+ * no ring in the dump.
+ */
+const struct frd_thread *frd_thread_by_tid(const struct frd_dump *d, uint32_t tid);
+
+/*
  * frd_run_delay_lost - the recorder's run-delay sampler ran (header flag
  * FR_HDR_RUN_DELAY) but the dump has no RUN_DELAY section: it was cut short,
  * or recovered from shared rings. How long the host kept any thread from

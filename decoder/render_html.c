@@ -312,13 +312,9 @@ static void put_crash(FILE *j, const struct plan *p)
     fputs(", \"origin\": ", j);
     frd_json_cstr(j, frd_crash_origin(c, origin, sizeof(origin)));
     fprintf(j, ", \"at_ns\": %lld, \"tid\": %u", rel(v->m, c->ns), c->tid);
-    int32_t lane = -1;
-    const char *tname = NULL;
-    for (size_t i = 0; i < v->d->nthreads; i++)
-        if (v->d->threads[i].tid == c->tid) {
-            lane = p->lane[i];
-            tname = v->d->threads[i].name;
-        }
+    const struct frd_thread *ct = frd_thread_by_tid(v->d, c->tid);
+    int32_t lane = ct ? p->lane[ct - v->d->threads] : -1;
+    const char *tname = ct ? ct->name : NULL;
     fprintf(j, ", \"lane\": %d, \"thread\": ", lane);
     frd_json_cstr(j, tname);
     fprintf(j, ", \"task_id\": \"%llu\", \"chain\": [", (unsigned long long)c->task);

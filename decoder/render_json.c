@@ -26,6 +26,20 @@ static void task_obj(FILE *out, const struct frd_model *m, int32_t ti)
     putc('}', out);
 }
 
+/* The task polled on the crashing thread: task_obj's shape, {"id", "name":
+ * null} for one with no events left in the rings, null for none (or no
+ * crash). Return: its instance, FRD_NONE when it has none. */
+static int32_t crash_task_obj(FILE *out, const struct frd_model *m)
+{
+    const struct frd_crash *c = &m->dump->crash;
+    int32_t ti = c->present && c->task ? frd_model_task_at(m, c->task, c->ns) : FRD_NONE;
+    if (c->present && c->task && ti == FRD_NONE)
+        fprintf(out, "{\"id\": %llu, \"name\": null}", (unsigned long long)c->task);
+    else
+        task_obj(out, m, ti);
+    return ti;
+}
+
 /* [{"ip", "function", "file", "line", "module", "offset"}, ...] members,
  * without the brackets: the crash's backtrace and the stall's stack alike
  * (a name the symbolizer did not find is null). */
@@ -128,12 +142,8 @@ int frd_json_info(FILE *out, const struct frd_view *v)
     /* crash */
     const struct frd_crash *c = &d->crash;
     fprintf(out, ", \"crash_thread\": %u", c->present ? c->tid : 0);
-    int32_t ti = c->present && c->task ? frd_model_task_at(m, c->task, c->ns) : FRD_NONE;
     fputs(", \"crash_task\": ", out);
-    if (c->present && c->task && ti == FRD_NONE)
-        fprintf(out, "{\"id\": %llu, \"name\": null}", (unsigned long long)c->task);
-    else
-        task_obj(out, m, ti);
+    int32_t ti = crash_task_obj(out, m);
     fputs(", \"crash_task_chain\": [", out);
     for (int depth = 0; ti != FRD_NONE && depth < 16; depth++) {
         if (depth)
@@ -403,13 +413,9 @@ int frd_json_findings(FILE *out, const struct frd_view *v)
     const struct frd_crash *c = &m->dump->crash;
     if (c->present) {
         char sig[32];
-        int32_t ti = c->task ? frd_model_task_at(m, c->task, c->ns) : FRD_NONE;
         fprintf(out, "{\"signal\": \"%s\", \"thread\": %u, \"task\": ",
                 frd_signal_name((int)c->signo, sig, sizeof(sig)), c->tid);
-        if (c->task && ti == FRD_NONE)
-            fprintf(out, "{\"id\": %llu, \"name\": null}", (unsigned long long)c->task);
-        else
-            task_obj(out, m, ti);
+        crash_task_obj(out, m);
         putc('}', out);
     } else {
         fputs("null", out);

@@ -200,10 +200,8 @@ static void text_triggers(FILE *out, const struct frd_view *v)
     const struct frd_stall *s = &d->stall;
     if (!s->present)
         return;
-    const char *tn = "";
-    for (size_t i = 0; i < d->nthreads; i++)
-        if (d->threads[i].tid == s->tid)
-            tn = d->threads[i].name;
+    const struct frd_thread *st = frd_thread_by_tid(d, s->tid);
+    const char *tn = st ? st->name : "";
     fprintf(out, "\n%sstall%s     one poll has held thread %u \"", v->color ? "\033[1;33m" : "",
             v->color ? "\033[0m" : "", s->tid);
     frd_text_str(out, tn, strlen(tn));
@@ -339,10 +337,7 @@ int frd_text_info(FILE *out, const struct frd_view *v)
         fprintf(out, "\n%scrash%s     %s (code %d), %s, %s\n", v->color ? "\033[1;31m" : "",
                 v->color ? "\033[0m" : "", frd_signal_name((int)c->signo, b2, sizeof(b2)),
                 c->code, frd_crash_origin(c, origin, sizeof(origin)), crash_at);
-        const struct frd_thread *ct = NULL;
-        for (size_t i = 0; i < d->nthreads; i++)
-            if (d->threads[i].tid == c->tid)
-                ct = &d->threads[i];
+        const struct frd_thread *ct = frd_thread_by_tid(d, c->tid);
         fprintf(out, "thread    %u ", c->tid);
         if (ct) {
             putc('"', out);
@@ -811,15 +806,12 @@ static void text_crash_line(FILE *out, const struct frd_model *m)
     fprintf(out, "crash: %s on thread %u", frd_signal_name((int)c->signo, sig, sizeof(sig)),
             c->tid);
     int32_t ti = c->task ? frd_model_task_at(m, c->task, c->ns) : FRD_NONE;
-    int ring = 0;
-    for (size_t i = 0; i < m->dump->nthreads; i++)
-        ring |= m->dump->threads[i].tid == c->tid;
     if (ti != FRD_NONE)
         fprintf(out, " while it polled task %s", frd_task_chain(m, ti, chain, sizeof(chain)));
     else if (c->task)
         fprintf(out, " while it polled task %llu (no events of it left in the rings)",
                 (unsigned long long)c->task);
-    else if (ring)
+    else if (frd_thread_by_tid(m->dump, c->tid))
         fputs(", no task being polled there", out);
     else
         fputs(" (no ring: which task ran there is unknown)", out);
