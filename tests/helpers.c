@@ -241,3 +241,36 @@ __attribute__((noinline)) void th_crash_abort(void)
 {
     abort();
 }
+
+int th_count_rings(const char *dir, char *path, size_t len)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 6 && strcmp(e->d_name + l - 6, ".rings") == 0) {
+            n++;
+            if (path)
+                snprintf(path, len, "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+int th_recover(const char *cli, const char *args, char *out, size_t len)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s recover %s 2>/dev/null", cli, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    if (out) {
+        out[0] = '\0';
+        if (fgets(out, (int)len, p))
+            out[strcspn(out, "\n")] = '\0';
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

@@ -64,4 +64,13 @@ void th_crash_null(void);
 int th_crash_recurse(int depth);
 void th_crash_abort(void);
 
+/* The shared rings files (*.rings) in @dir: their count, and the path of
+ * the last one read into @path (@len bytes) unless @path is NULL. */
+int th_count_rings(const char *dir, char *path, size_t len);
+
+/* Run `@cli recover ARGS` (@args pasted into a shell command line) and
+ * return its exit status (-1 if it did not exit); the first line it printed
+ * goes to @out (@len bytes) unless @out is NULL. */
+int th_recover(const char *cli, const char *args, char *out, size_t len);
+
 #endif

@@ -7,7 +7,6 @@
  * no file; recover refuses a live process's file unless --force.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,41 +45,6 @@ static void *recorder(void *arg)
     return NULL;
 }
 
-static int count_rings(const char *dir, char *path, size_t len)
-{
-    DIR *d = opendir(dir);
-    cr_assert(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l > 6 && strcmp(e->d_name + l - 6, ".rings") == 0) {
-            n++;
-            if (path)
-                snprintf(path, len, "%s/%s", dir, e->d_name);
-        }
-    }
-    closedir(d);
-    return n;
-}
-
-/* Runs `flightrec recover ARGS` and returns its exit status; stdout's first
- * line goes to @out. */
-static int run_recover(const char *args, char *out, size_t len)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s recover %s 2>/dev/null", FLIGHTREC_CLI, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    if (out) {
-        out[0] = '\0';
-        if (fgets(out, (int)len, p))
-            out[strcspn(out, "\n")] = '\0';
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void start_shared(void)
 {
     setenv("FLIGHTREC_SHARED_RINGS", "1", 1);
@@ -88,7 +52,9 @@ static void start_shared(void)
     cr_assert_eq(fr_init(&cfg), 0);
 }
 
-Test(shared, sigkill_at_a_random_moment_recovers_every_thread_in_sequence)
+/* Fork a child that records with shared rings and runs @body, which writes
+ * to ready_pipe once it has recorded; return the child's pid once it has. */
+static pid_t recording_child(void (*body)(void))
 {
     cr_assert_eq(pipe(ready_pipe), 0);
     th_tmpdir();
@@ -96,18 +62,29 @@ Test(shared, sigkill_at_a_random_moment_recovers_every_thread_in_sequence)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         start_shared();
-        /* the second clock calibration pair comes ~50 ms after fr_init */
-        struct timespec cal = { 0, 120 * 1000 * 1000 };
-        nanosleep(&cal, NULL);
-        pthread_t th[THREADS];
-        for (int t = 0; t < THREADS; t++)
-            pthread_create(&th[t], NULL, recorder, (void *)(intptr_t)t);
-        for (int t = 0; t < THREADS; t++)
-            pthread_join(th[t], NULL);
+        body();
         _exit(0);
     }
     char c;
     cr_assert_eq(read(ready_pipe[0], &c, 1), 1);
+    return pid;
+}
+
+static void numbered_threads(void)
+{
+    /* the second clock calibration pair comes ~50 ms after fr_init */
+    struct timespec cal = { 0, 120 * 1000 * 1000 };
+    nanosleep(&cal, NULL);
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++)
+        pthread_create(&th[t], NULL, recorder, (void *)(intptr_t)t);
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+}
+
+Test(shared, sigkill_at_a_random_moment_recovers_every_thread_in_sequence)
+{
+    pid_t pid = recording_child(numbered_threads);
     struct timespec seed;
     clock_gettime(CLOCK_MONOTONIC, &seed);
     struct timespec ts = { 0, (long)(seed.tv_nsec % 50) * 1000000L }; /* 0-49 ms more */
@@ -118,14 +95,14 @@ Test(shared, sigkill_at_a_random_moment_recovers_every_thread_in_sequence)
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 
     char rings[1024], out[1024];
-    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1, "one .rings file left");
+    cr_assert_eq(th_count_rings(th_tmpdir(), rings, sizeof rings), 1, "one .rings file left");
     struct stat sb;
     cr_assert_eq(stat(rings, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600);
 
     char args[1200];
     snprintf(args, sizeof args, "%ld --dir %s", (long)pid, th_tmpdir());
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
     cr_assert(strstr(out, ".frd"), "recover printed '%s'", out);
     cr_assert_eq(th_zstd_test(out), 0);
 
@@ -202,19 +179,19 @@ Test(shared, a_normal_exit_and_shutdown_leave_no_file)
         if (fr_init(&cfg) != 0)
             _exit(2);
         fr_wake(1);
-        if (count_rings(sub, NULL, 0) != 1)
+        if (th_count_rings(sub, NULL, 0) != 1)
             _exit(3);
         exit(0); /* atexit removes it */
     }
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
-    cr_assert_eq(count_rings(sub, NULL, 0), 0);
+    cr_assert_eq(th_count_rings(sub, NULL, 0), 0);
     rmdir(sub);
 
     start_shared();
     fr_wake(1);
-    cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 1);
+    cr_assert_eq(th_count_rings(th_tmpdir(), NULL, 0), 1);
     /* a dump of a process with shared rings is an ordinary dump */
     char path[1024];
     cr_assert_eq(fr_dump("api", path, sizeof path), 0);
@@ -222,7 +199,7 @@ Test(shared, a_normal_exit_and_shutdown_leave_no_file)
     cr_assert_eq(d->hdr.trigger, FR_TRIGGER_API);
     frd_close(d);
     fr_shutdown();
-    cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 0);
+    cr_assert_eq(th_count_rings(th_tmpdir(), NULL, 0), 0);
     unsetenv("FLIGHTREC_SHARED_RINGS");
 }
 
@@ -233,12 +210,12 @@ Test(shared, recover_refuses_a_live_process_unless_forced)
     for (uint64_t n = 1; n <= 100; n++)
         fr_wake(n);
     char rings[1024], out[1024];
-    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
-    cr_assert_eq(run_recover(rings, out, sizeof out), 1);
+    cr_assert_eq(th_count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, rings, out, sizeof out), 1);
     cr_assert_eq(out[0], '\0');
     char args[1200];
     snprintf(args, sizeof args, "%s --force", rings);
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
     struct frd_dump *d = th_open(out);
     const struct frd_thread *t = th_thread(d, (uint32_t)th_gettid());
     cr_assert(t);
@@ -256,13 +233,13 @@ Test(shared, off_by_default)
     struct fr_config cfg = { .dump_dir = th_tmpdir() };
     cr_assert_eq(fr_init(&cfg), 0);
     fr_wake(1);
-    cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 0);
+    cr_assert_eq(th_count_rings(th_tmpdir(), NULL, 0), 0);
     fr_shutdown();
     setenv("FLIGHTREC_SHARED_RINGS", "yes", 1);
     cr_assert_eq(fr_init(&cfg), -EINVAL);
     unsetenv("FLIGHTREC_SHARED_RINGS");
-    cr_assert_eq(run_recover("/nonexistent.rings", NULL, 0), 1);
-    cr_assert_eq(run_recover("", NULL, 0), 2);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, "/nonexistent.rings", NULL, 0), 1);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, "", NULL, 0), 2);
 }
 
 /* A fork child records into a file of its own, never into its parent's. */
@@ -273,29 +250,29 @@ Test(shared, a_fork_child_gets_its_own_file)
     for (uint64_t n = 1; n <= 10; n++)
         fr_wake(n);
     char rings[1024];
-    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    cr_assert_eq(th_count_rings(th_tmpdir(), rings, sizeof rings), 1);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         for (uint64_t n = 1; n <= 1000; n++)
             fr_wake(1000 + n);
-        _exit(count_rings(th_tmpdir(), NULL, 0) == 2 ? 0 : 3); /* _exit: its file stays */
+        _exit(th_count_rings(th_tmpdir(), NULL, 0) == 2 ? 0 : 3); /* _exit: its file stays */
     }
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
-    cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 2);
+    cr_assert_eq(th_count_rings(th_tmpdir(), NULL, 0), 2);
 
     char args[1200], out[1024];
     snprintf(args, sizeof args, "%s --force", rings);
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
     struct frd_dump *d = th_open(out);
     const struct frd_thread *t = th_thread(d, (uint32_t)th_gettid());
     cr_assert(t);
     cr_assert_eq(t->nevents, 11, "the parent's ring holds its own 11 events only");
     frd_close(d);
     snprintf(args, sizeof args, "%ld --dir %s", (long)pid, th_tmpdir());
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
     d = th_open(out);
     cr_assert_eq(d->hdr.pid, (uint32_t)pid);
     size_t events = 0;
@@ -304,7 +281,7 @@ Test(shared, a_fork_child_gets_its_own_file)
     cr_assert_eq(events, 1000, "the child's file holds the child's 1000 wakes");
     frd_close(d);
     fr_shutdown();
-    cr_assert_eq(count_rings(th_tmpdir(), NULL, 0), 1, "the parent removes its own only");
+    cr_assert_eq(th_count_rings(th_tmpdir(), NULL, 0), 1, "the parent removes its own only");
     unsetenv("FLIGHTREC_SHARED_RINGS");
 }
 
@@ -331,7 +308,7 @@ Test(shared, torn_pages_are_dropped_and_damaged_files_refused)
     for (uint64_t n = 1; n <= 30000; n++)
         fr_wake(n);
     char rings[1024], copy[1100], out[1024];
-    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    cr_assert_eq(th_count_rings(th_tmpdir(), rings, sizeof rings), 1);
     snprintf(copy, sizeof copy, "%s/copy.rings", th_tmpdir());
     size_t len;
     char *b = th_read_file(rings, &len);
@@ -368,7 +345,7 @@ Test(shared, torn_pages_are_dropped_and_damaged_files_refused)
 
     char args[1200];
     snprintf(args, sizeof args, "%s --force", copy);
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
     struct frd_dump *d = th_open(out);
     cr_assert(d->recovery.present);
     cr_assert_eq(d->recovery.pages_torn, 1);
@@ -393,7 +370,7 @@ Test(shared, torn_pages_are_dropped_and_damaged_files_refused)
     /* cut inside this thread's ring: the rest is recovered, this thread is
      * left out (and said so on stderr) */
     copy_file(rings, copy, (size_t)(ring + 100));
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
     d = th_open(out);
     cr_assert_null(th_thread(d, (uint32_t)th_gettid()));
     frd_close(d);
@@ -401,13 +378,13 @@ Test(shared, torn_pages_are_dropped_and_damaged_files_refused)
     size_t cuts[] = { 3000, 5000, 200000 };
     for (size_t i = 0; i < 3; i++) {
         copy_file(rings, copy, cuts[i]);
-        cr_assert_eq(run_recover(args, out, sizeof out), 1, "cut at %zu", cuts[i]);
+        cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 1, "cut at %zu", cuts[i]);
     }
     memcpy(b, "NOTRINGS", 8);
     f = fopen(copy, "wb");
     fwrite(b, 1, len, f);
     fclose(f);
-    cr_assert_eq(run_recover(args, out, sizeof out), 1);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 1);
     free(b);
     fr_shutdown();
     unsetenv("FLIGHTREC_SHARED_RINGS");
@@ -440,23 +417,19 @@ static void *poll_and_drop(void *arg)
 /* Right after `kill -9` the process is a zombie until its parent reaps it
  * (and stays one under a parent that never does): it writes nothing more,
  * so recover takes its file without --force. */
+static void record_then_wait(void)
+{
+    fr_thread_name("zombie-to-be");
+    fr_wake(1);
+    if (write(ready_pipe[1], "r", 1) != 1)
+        _exit(94);
+    for (;;)
+        pause();
+}
+
 Test(shared, a_killed_process_not_yet_reaped_is_recovered)
 {
-    cr_assert_eq(pipe(ready_pipe), 0);
-    th_tmpdir();
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        start_shared();
-        fr_thread_name("zombie-to-be");
-        fr_wake(1);
-        if (write(ready_pipe[1], "r", 1) != 1)
-            _exit(94);
-        for (;;)
-            pause();
-    }
-    char c;
-    cr_assert_eq(read(ready_pipe[0], &c, 1), 1);
+    pid_t pid = recording_child(record_then_wait);
     cr_assert_eq(kill(pid, SIGKILL), 0);
     char stat_path[64], st[256] = "";
     snprintf(stat_path, sizeof stat_path, "/proc/%d/stat", (int)pid);
@@ -474,7 +447,7 @@ Test(shared, a_killed_process_not_yet_reaped_is_recovered)
     cr_assert_not_null(strstr(st, ") Z "), "%s", st);
     char args[700], out[1024];
     snprintf(args, sizeof args, "%ld --dir %s", (long)pid, th_tmpdir());
-    int rc = run_recover(args, out, sizeof out);
+    int rc = th_recover(FLIGHTREC_CLI, args, out, sizeof out);
     int wst;
     cr_assert_eq(waitpid(pid, &wst, 0), pid);
     cr_assert_eq(rc, 0, "recover refused the zombie's file");
@@ -508,10 +481,10 @@ Test(shared, a_damaged_clock_pair_is_said_and_changes_no_order)
     pthread_join(th, NULL);
     char rings[1024], copy[1100], out[1024], args[1200];
     static char json[1 << 20];
-    cr_assert_eq(count_rings(th_tmpdir(), rings, sizeof rings), 1);
+    cr_assert_eq(th_count_rings(th_tmpdir(), rings, sizeof rings), 1);
     /* the file as it is: the slow poll is a long_poll */
     snprintf(args, sizeof args, "%s --force", rings);
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
     analyze_json(out, json, sizeof json);
     cr_assert_not_null(strstr(json, "\"timing_withheld\": 0, "), "%s", json);
     cr_assert_not_null(strstr(json, "{\"kind\": \"long_poll\", \"task\": 500"), "%s", json);
@@ -530,7 +503,7 @@ Test(shared, a_damaged_clock_pair_is_said_and_changes_no_order)
     fclose(f);
     free(b);
     snprintf(args, sizeof args, "%s --force", copy);
-    cr_assert_eq(run_recover(args, out, sizeof out), 0);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
 
     struct frd_dump *d = th_open(out);
     int said = 0;

@@ -14,11 +14,9 @@
  * recover`, and the analyses keep their verdicts on its waits.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,20 +99,11 @@ Test(rundelay_ring, a_recovered_dump_has_the_run_delays)
     th_tmpdir(); /* made here, so that the child records into this test's directory */
     int st = th_run_child(recorded_then_gone, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
-    char rings[600] = "", cmd[1400], out[600] = "";
-    DIR *dir = opendir(th_tmpdir());
-    cr_assert_not_null(dir);
-    for (struct dirent *e; (e = readdir(dir));)
-        if (strstr(e->d_name, ".rings"))
-            snprintf(rings, sizeof rings, "%s/%s", th_tmpdir(), e->d_name);
-    closedir(dir);
-    cr_assert(rings[0], "no .rings file left");
-    snprintf(cmd, sizeof cmd, "%s recover '%s' --force 2>/dev/null", FLIGHTREC_CLI, rings);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    cr_assert_not_null(fgets(out, sizeof out, p), "recover printed nothing");
-    cr_assert_eq(pclose(p), 0);
-    out[strcspn(out, "\n")] = '\0';
+    char rings[600], args[700], out[600];
+    cr_assert_eq(th_count_rings(th_tmpdir(), rings, sizeof rings), 1, "one .rings file left");
+    snprintf(args, sizeof args, "'%s' --force", rings);
+    cr_assert_eq(th_recover(FLIGHTREC_CLI, args, out, sizeof out), 0);
+    cr_assert(out[0], "recover printed nothing");
     char err[256];
     struct frd_dump *d = NULL;
     cr_assert_eq(frd_open(out, &d, err, sizeof(err)), 0, "%s", err);
