@@ -646,6 +646,19 @@ static int blocking_pool(const struct frd_model *m, uint32_t w)
     return w < m->dump->nthreads && strcmp(m->dump->threads[w].name, FR_BLOCKING_POOL_THREAD) == 0;
 }
 
+/* Is poll @p, @dur ns long, a long_poll? A pool made to block gives one only
+ * for a poll stuck there (blocking_pool); the thread's name is looked at only
+ * for a poll past a threshold, not for every poll. */
+static int is_long_poll(const struct frd_model *m, const struct frd_thresholds *th,
+                        const struct frd_poll *p, int64_t dur)
+{
+    if (dur <= th->long_poll_ns && dur <= th->hang_ns)
+        return 0;
+    if (blocking_pool(m, p->thread))
+        return dur > th->hang_ns && p->result == FRD_POLL_RUNNING && running_covered(m, p);
+    return dur > th->long_poll_ns && (p->result != FRD_POLL_RUNNING || running_covered(m, p));
+}
+
 /* Findings along the task's history: long polls and late polls. */
 static void history(struct cx *c, int32_t ti)
 {
@@ -655,10 +668,7 @@ static void history(struct cx *c, int32_t ti)
     for (size_t i = 0; i < t->npolls && !c->nomem; i++) {
         const struct frd_poll *p = &t->polls[i];
         int64_t dur = p->end_ns - p->begin_ns;
-        int pool = blocking_pool(m, p->thread);
-        if (dur > (pool ? th->hang_ns : th->long_poll_ns) &&
-            (pool ? p->result == FRD_POLL_RUNNING && running_covered(m, p)
-                  : p->result != FRD_POLL_RUNNING || running_covered(m, p))) {
+        if (is_long_poll(m, th, p, dur)) {
             struct frd_finding *x =
                 add(c, FRD_LONG_POLL, FRD_CAUSE_BLOCKING, ti, p->thread, p->begin_ns, dur);
             if (!x)
