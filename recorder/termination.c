@@ -86,6 +86,12 @@ int fr__termination_parse(const char *s, uint64_t *mask)
     return 0;
 }
 
+/* @a ignores its signal (SIG_IGN). */
+static int ignored(const struct sigaction *a)
+{
+    return !(a->sa_flags & SA_SIGINFO) && a->sa_handler == SIG_IGN;
+}
+
 static void on_termination(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
@@ -101,7 +107,7 @@ static void on_termination(int sig, siginfo_t *si, void *uc)
     }
 
     struct sigaction act = prog[sig];
-    if (!(act.sa_flags & SA_SIGINFO) && act.sa_handler == SIG_IGN) {
+    if (ignored(&act)) { /* the program ignored it while this one was in flight */
         errno = saved;
         return;
     }
@@ -134,11 +140,6 @@ static void on_termination(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
-static int ignored(const struct sigaction *a)
-{
-    return !(a->sa_flags & SA_SIGINFO) && a->sa_handler == SIG_IGN;
-}
-
 static int put_ours(int sig, struct sigaction *prev)
 {
     struct sigaction sa;
@@ -169,9 +170,10 @@ int fr__termination_install(void)
             return err;
         }
         wanted |= FR_DUMP_ON(sig);
-        prog[sig] = prev;
-        if (ignored(&prev))
+        if (ignored(&prev)) {
+            prog[sig] = prev;
             continue; /* stays ignored: no dump (see the header) */
+        }
         int err = put_ours(sig, &prev);
         if (err) {
             fr__termination_uninstall();

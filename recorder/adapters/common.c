@@ -284,8 +284,10 @@ void fra_start(int uses_loop, const char *who)
     if (rc < 0 && rc != -EALREADY) { /* -EALREADY: the other adapter or the program came first */
         char msg[128];
         int n = snprintf(msg, sizeof(msg), "%s: fr_init failed: %s\n", who, strerror(-rc));
-        if (n > 0 && write(2, msg, (size_t)n) < 0)
-            n = 0;
+        if (n > 0) {
+            ssize_t w = write(2, msg, (size_t)n);
+            (void)w; /* nothing else to tell if standard error is gone */
+        }
     }
     errno = saved;
 }
