@@ -47,7 +47,6 @@ static const char usage_recover[] =
     "  --dir DIR   where to look for PID's file (default: the current directory)\n"
     "  --force     read the file even though its process is still alive\n";
 
-#define RINGS_MAGIC "FLIGHTRR"
 #define META_SIZE 4096u
 
 struct rbuf {
@@ -148,7 +147,7 @@ static int load(struct rec *r)
     uint8_t h[META_SIZE];
     if (r->size < META_SIZE || read_at(r->fd, h, sizeof h, 0) != 0)
         return fail(r, "too short for a shared rings file");
-    if (memcmp(h, RINGS_MAGIC, 8) != 0)
+    if (memcmp(h, FR_RINGS_MAGIC, 8) != 0)
         return fail(r, "not a flightrec shared rings file (bad magic)");
     if (get32(h + 8) != (1u | 4096u << 16) || get32(h + 12) != FR_ENDIAN_MARK)
         return fail(r, "unsupported shared rings version or byte order");

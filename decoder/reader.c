@@ -200,8 +200,8 @@ static int parse_header(struct frd_dump *d, const uint8_t *buf, size_t len, size
         return -EBADMSG;
     }
     if (magic != FR_SKIPPABLE_MAGIC) {
-        /* "FLIGHTRR": a shared rings file, which recover turns into a dump */
-        int rings = len >= 8 && memcmp(buf, "FLIGHTRR", 8) == 0;
+        /* a shared rings file, which recover turns into a dump */
+        int rings = len >= 8 && memcmp(buf, FR_RINGS_MAGIC, 8) == 0;
         snprintf(err, errlen,
                  "%s: offset 0: expected skippable-frame magic 0x%08x, found 0x%08x "
                  "(%s)",

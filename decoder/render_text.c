@@ -230,6 +230,14 @@ static void text_triggers(FILE *out, const struct frd_view *v)
     free(fr);
 }
 
+/* Why dump @d lost its run delays (frd_run_delay_lost): recover writes them
+ * from the .rings file, so a recovered dump lost them to a damaged ring. */
+static const char *lost_why(const struct frd_dump *d)
+{
+    return d->hdr.trigger == FR_TRIGGER_RECOVERED ? "recovered from a damaged run-delay ring"
+                                                  : "cut short";
+}
+
 /* "run delay" line: how long recorded threads waited for a CPU (the dump's
  * RUN_DELAY entries) in all, and the most between two readings. */
 static void text_run_delays(FILE *out, const struct frd_dump *d, const struct frd_model *m)
@@ -237,8 +245,7 @@ static void text_run_delays(FILE *out, const struct frd_dump *d, const struct fr
     if (frd_run_delay_lost(d)) {
         fprintf(out, "run delay lost: the sampler ran but this dump has no RUN_DELAY section "
                 "(%s); findings on a wait are withheld\n",
-                d->hdr.trigger == FR_TRIGGER_RECOVERED ? "recovered after the process died"
-                                                       : "cut short");
+                lost_why(d));
         return;
     }
     if (!d->have_run_delay)
@@ -849,8 +856,7 @@ int frd_text_findings(FILE *out, const struct frd_view *v)
         fprintf(out, "%zu finding%s on a wait withheld: this dump lost its run delays (%s), so "
                 "how long the host kept each thread from running is unknown\n",
                 v->f->host_withheld, v->f->host_withheld == 1 ? "" : "s",
-                m->dump->hdr.trigger == FR_TRIGGER_RECOVERED ? "recovered after the process died"
-                                                              : "cut short");
+                lost_why(m->dump));
     else if (v->f->host_withheld)
         fprintf(out, "%zu finding%s on a wait withheld: the host kept the thread from running "
                 "(waiting for a CPU) for all but the threshold of it (info shows the run delays)\n",

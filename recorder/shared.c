@@ -227,7 +227,7 @@ int fr__shared_open(void)
     atomic_store(&file_size, rings_off);
     atomic_store(&arena_used, 0);
 
-    memcpy(meta, "FLIGHTRR", 8);
+    memcpy(meta, FR_RINGS_MAGIC, 8);
     fr__put16(meta + 8, 1);
     fr__put16(meta + 10, 4096);
     fr__put32(meta + 12, FR_ENDIAN_MARK);

@@ -23,6 +23,7 @@
 /* ---- frame 0: zstd skippable frame carrying the file header ------------- */
 #define FR_SKIPPABLE_MAGIC 0x184D2A5Au /* in zstd's skippable range 0x184D2A5? */
 #define FR_FILE_MAGIC "FLIGHTRC"       /* 8 bytes, no NUL */
+#define FR_RINGS_MAGIC "FLIGHTRR"      /* a shared rings file's first 8 bytes */
 #define FR_ENDIAN_MARK 0x01020304u     /* written as LE; reads 0x04030201 if swapped */
 
 /*
